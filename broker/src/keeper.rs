@@ -1,0 +1,612 @@
+//! The queue keeper: the I/O shell around [`crate::queue::Queue`].
+//!
+//! It is an ordinary MQTT client (so it works unchanged against any MQTT
+//! 3.1.1 broker) that owns the queues' storage. One task runs the loop:
+//!
+//! 1. take every message waiting (a batch: puts, credits, acks, statuses);
+//! 2. apply them to the in-memory queues and write the changes to sled;
+//! 3. flush sled once for the whole batch (group commit), and only then
+//!    publish the put confirms;
+//! 4. hand out deliveries against credit; publish stats every 500 ms.
+//!
+//! Nothing is confirmed before it is on disk, and all queue state is rebuilt
+//! from sled on start, so a kill -9 of the keeper loses no confirmed message.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use contracts::queue::{
+    AckMessage, Confirm, Credit, DeadLetter, Delivery, QueueFigures, QueueStats, Requeue,
+};
+use contracts::status::{NodeState, NodeStatus};
+use contracts::topics::Topics;
+use contracts::Envelope;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::queue::{Effect, Item, Policy, Queue};
+use crate::store::{Store, StoreError};
+
+/// How often the keeper publishes `pizza/q/stats`.
+pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// Most dead letters listed on a queue's retained `dlq/items` topic.
+const DLQ_LISTED: usize = 200;
+/// Most messages taken into one batch before flushing.
+const MAX_BATCH: usize = 4_096;
+
+/// Errors that stop the keeper.
+#[derive(Debug, thiserror::Error)]
+pub enum KeeperError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The MQTT client's request channel closed: its event loop is gone.
+    #[error("the keeper lost its MQTT client: {0}")]
+    Client(#[from] rumqttc::ClientError),
+}
+
+/// How to run the keeper.
+#[derive(Debug, Clone)]
+pub struct KeeperOptions {
+    /// Broker host.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// MQTT client id of the keeper.
+    pub client_id: String,
+    /// Username and password, when the broker asks for them.
+    pub credentials: Option<(String, String)>,
+    /// Topic prefix.
+    pub topics: Topics,
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// Retry and DLQ policy for every queue.
+    pub policy: Policy,
+    /// A consumer silent (no heartbeat, credit or ack) this long while holding
+    /// deliveries loses them.
+    pub lease: Duration,
+    /// Queues that exist (and show in stats) before anything is put on them.
+    pub queues: Vec<String>,
+}
+
+/// What the MQTT event loop hands the keeper.
+enum Input {
+    Connected,
+    Publish { topic: String, payload: Bytes },
+}
+
+/// Work collected while applying one batch, done after the flush.
+#[derive(Default)]
+struct Batch {
+    /// (queue, producer) -> event ids to confirm.
+    confirms: BTreeMap<(String, String), Vec<Uuid>>,
+    /// Event ids stored in this batch, per queue (to deduplicate within it).
+    fresh: HashMap<String, BTreeSet<Uuid>>,
+    /// Storage was written: flush before confirming.
+    dirty: bool,
+    /// Dead letters added: publish alerts for them.
+    buried: Vec<DeadLetter>,
+    /// Queues whose DLQ listing changed.
+    dlq_changed: BTreeSet<String>,
+}
+
+/// The keeper's state: queues, storage, and its MQTT client.
+pub struct Keeper {
+    opts: KeeperOptions,
+    store: Store,
+    queues: BTreeMap<String, Queue>,
+    client: AsyncClient,
+    next_seq: u64,
+    started: Instant,
+    /// Last time each consumer showed a sign of life, in keeper ms.
+    last_seen: HashMap<String, u64>,
+    /// Counters at the last stats, for rates.
+    last_counts: HashMap<String, (u64, u64)>,
+    last_stats: Instant,
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+fn wall_ms() -> u64 {
+    OffsetDateTime::now_utc().unix_timestamp_nanos() as u64 / 1_000_000
+}
+
+/// Queue names are path segments of topics; keep them plain.
+fn valid_queue_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Keeper {
+    /// Opens storage, rebuilds every queue from it, and connects.
+    pub fn open(opts: KeeperOptions) -> Result<(Keeper, EventLoop), KeeperError> {
+        let store = Store::open(&opts.data_dir)?;
+        let mut names: BTreeSet<String> = store.queue_names().into_iter().collect();
+        names.extend(opts.queues.iter().cloned());
+        let base = wall_ms();
+        let mut queues = BTreeMap::new();
+        for name in names {
+            let mut q = Queue::new(name.clone(), opts.policy, base);
+            let items = store.load(&name)?;
+            let restored = items.len();
+            for mut item in items {
+                if item.attempt > 0 && item.redelivery.is_none() {
+                    item.redelivery = Some("the keeper restarted while it was delivered".into());
+                }
+                q.push(item);
+            }
+            if restored > 0 {
+                tracing::info!(queue = %name, restored, "queue rebuilt from storage");
+            }
+            queues.insert(name, q);
+        }
+        let next_seq = store.next_seq()?;
+
+        let mut mqtt = MqttOptions::new(&opts.client_id, &opts.host, opts.port);
+        mqtt.set_clean_session(false)
+            .set_keep_alive(Duration::from_secs(10))
+            .set_inflight(1_000)
+            .set_max_packet_size(crate::server::MAX_PAYLOAD * 2, crate::server::MAX_PAYLOAD * 2);
+        if let Some((u, p)) = &opts.credentials {
+            mqtt.set_credentials(u, p);
+        }
+        let (client, eventloop) = AsyncClient::new(mqtt, 10_000);
+        let keeper = Keeper {
+            opts,
+            store,
+            queues,
+            client,
+            next_seq,
+            started: Instant::now(),
+            last_seen: HashMap::new(),
+            last_counts: HashMap::new(),
+            last_stats: Instant::now(),
+        };
+        Ok((keeper, eventloop))
+    }
+
+    fn ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Runs the keeper until its MQTT client or its storage fails.
+    pub async fn run(mut self, eventloop: EventLoop) -> Result<(), KeeperError> {
+        // Unbounded on purpose: the event loop must never wait on the keeper,
+        // or the keeper's own publishes (which the event loop sends) could
+        // deadlock against it. The broker's in-flight window bounds the flow.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(pump(eventloop, tx));
+
+        let mut stats = tokio::time::interval(STATS_INTERVAL);
+        stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let wake = self
+                .queues
+                .values()
+                .filter_map(Queue::next_due)
+                .min()
+                .map(|due| Duration::from_millis(due.saturating_sub(self.ms())))
+                .unwrap_or(STATS_INTERVAL);
+            let mut batch = Batch::default();
+            tokio::select! {
+                first = rx.recv() => {
+                    let Some(first) = first else { return Ok(()) };
+                    self.handle(first, &mut batch).await?;
+                    let mut taken = 1;
+                    while taken < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(input) => self.handle(input, &mut batch).await?,
+                            Err(_) => break,
+                        }
+                        taken += 1;
+                    }
+                }
+                _ = tokio::time::sleep(wake) => {}
+                _ = stats.tick() => {
+                    self.expire_leases(&mut batch)?;
+                    self.publish_stats().await?;
+                }
+            }
+            self.finish(batch).await?;
+        }
+    }
+
+    /// Flush, confirm, alert, then deliver: the order is the guarantee.
+    async fn finish(&mut self, batch: Batch) -> Result<(), KeeperError> {
+        if batch.dirty {
+            self.store.set_next_seq(self.next_seq)?;
+            self.store.flush().await?;
+        }
+        for ((queue, producer), event_ids) in batch.confirms {
+            let topic = self.opts.topics.confirm(&queue, &producer);
+            self.publish(topic, &Confirm { event_ids }, false).await?;
+        }
+        for letter in &batch.buried {
+            self.alert(letter).await?;
+        }
+        for queue in &batch.dlq_changed {
+            self.publish_dlq(queue).await?;
+        }
+        self.deliver().await
+    }
+
+    async fn deliver(&mut self) -> Result<(), KeeperError> {
+        let now = self.ms();
+        let mut out = Vec::new();
+        for (name, q) in self.queues.iter_mut() {
+            q.tick(now);
+            for d in q.dispatch() {
+                // The attempt count is saved unflushed: losing it in a crash
+                // costs at most one uncounted attempt.
+                self.store.save(name, &d.item)?;
+                out.push((name.clone(), d));
+            }
+        }
+        for (queue, d) in out {
+            let topic = self.opts.topics.deliver(&queue, &d.consumer);
+            let delivery = Delivery {
+                delivery_id: d.delivery_id,
+                attempt: d.item.attempt,
+                redelivery: d.item.redelivery,
+                incarnation: d.incarnation,
+                envelope: d.item.envelope,
+            };
+            self.publish(topic, &delivery, false).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, input: Input, batch: &mut Batch) -> Result<(), KeeperError> {
+        let (topic, payload) = match input {
+            Input::Connected => return self.subscribe().await,
+            Input::Publish { topic, payload } => (topic, payload),
+        };
+        if let Some(node) = self.opts.topics.parse_status_topic(&topic) {
+            let node = node.to_string();
+            return self.on_status(&node, &payload, batch);
+        }
+        let Some((queue, verb, client)) = self.opts.topics.parse_queue_topic(&topic) else {
+            return Ok(());
+        };
+        let (queue, verb, client) = (queue.to_string(), verb.to_string(), client.map(str::to_string));
+        if !valid_queue_name(&queue) {
+            tracing::warn!(%topic, "ignored: queue names are lowercase letters, digits, '-' and '_'");
+            return Ok(());
+        }
+        match (verb.as_str(), client) {
+            ("put", None) => self.on_put(&queue, &payload, batch),
+            ("credit", Some(consumer)) => self.on_credit(&queue, &consumer, &payload, batch),
+            ("ack", Some(consumer)) => self.on_ack(&queue, &consumer, &payload, batch),
+            ("dlq", Some(cmd)) if cmd == "requeue" => self.on_requeue(&queue, &payload, batch),
+            _ => Ok(()),
+        }
+    }
+
+    async fn subscribe(&mut self) -> Result<(), KeeperError> {
+        let t = &self.opts.topics;
+        let p = t.prefix();
+        let filters = [
+            format!("{p}/q/+/put"),
+            format!("{p}/q/+/credit/+"),
+            format!("{p}/q/+/ack/+"),
+            format!("{p}/q/+/dlq/requeue"),
+            t.all_status(),
+        ];
+        for f in filters {
+            self.client.subscribe(f, QoS::AtLeastOnce).await?;
+        }
+        let names: Vec<String> = self.queues.keys().cloned().collect();
+        for q in names {
+            self.publish_dlq(&q).await?;
+        }
+        tracing::info!(client = %self.opts.client_id, "keeper connected and subscribed");
+        Ok(())
+    }
+
+    fn queue(&mut self, name: &str) -> &mut Queue {
+        let (policy, base) = (self.opts.policy, wall_ms());
+        self.queues
+            .entry(name.to_string())
+            .or_insert_with(|| Queue::new(name, policy, base))
+    }
+
+    fn on_put(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
+        let envelope: Envelope = match serde_json::from_slice(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "malformed put sent to the DLQ");
+                let letter = DeadLetter {
+                    id: 0,
+                    queue: queue.to_string(),
+                    reason: format!("malformed envelope: {e}"),
+                    attempts: 0,
+                    at: now_rfc3339(),
+                    envelope: None,
+                    raw: Some(String::from_utf8_lossy(payload).into_owned()),
+                };
+                return self.bury(letter, batch);
+            }
+        };
+        let id = envelope.event_id;
+        let source = envelope.source.clone();
+        let fresh = batch.fresh.entry(queue.to_string()).or_default();
+        let duplicate = fresh.contains(&id) || self.store.seen(queue, &id)?;
+        if !duplicate {
+            fresh.insert(id);
+            let item = Item {
+                seq: self.next_seq,
+                attempt: 0,
+                redelivery: None,
+                envelope,
+            };
+            self.next_seq += 1;
+            self.store.save(queue, &item)?;
+            self.queue(queue).put(item);
+            batch.dirty = true;
+        }
+        // A duplicate is confirmed again: its first confirm may have been lost.
+        if !source.is_empty() {
+            batch.confirms.entry((queue.to_string(), source)).or_default().push(id);
+        }
+        Ok(())
+    }
+
+    fn on_credit(
+        &mut self,
+        queue: &str,
+        consumer: &str,
+        payload: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), KeeperError> {
+        let credit: Credit = match serde_json::from_slice(payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(queue, consumer, error = %e, "ignored malformed credit");
+                return Ok(());
+            }
+        };
+        let now = self.ms();
+        self.last_seen.insert(consumer.to_string(), now);
+        let effects = self.queue(queue).credit(consumer, credit.credit, &credit.incarnation);
+        self.apply(queue, effects, batch)
+    }
+
+    fn on_ack(&mut self, queue: &str, consumer: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
+        let acks = match serde_json::from_slice::<AckMessage>(payload) {
+            Ok(a) => a.into_acks(),
+            Err(e) => {
+                tracing::warn!(queue, consumer, error = %e, "ignored malformed ack");
+                return Ok(());
+            }
+        };
+        let now = self.ms();
+        self.last_seen.insert(consumer.to_string(), now);
+        let mut effects = Vec::with_capacity(acks.len());
+        let q = self.queue(queue);
+        for a in acks {
+            effects.push(q.ack(consumer, &a.delivery_id, a.outcome, a.reason, now));
+        }
+        self.apply(queue, effects, batch)
+    }
+
+    fn on_status(&mut self, node: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
+        let Ok(status) = serde_json::from_slice::<NodeStatus>(payload) else {
+            return Ok(());
+        };
+        let now = self.ms();
+        self.last_seen.insert(node.to_string(), now);
+        if status.state == NodeState::Offline {
+            self.consumer_gone(node, batch)?;
+        }
+        Ok(())
+    }
+
+    fn consumer_gone(&mut self, node: &str, batch: &mut Batch) -> Result<(), KeeperError> {
+        let names: Vec<String> = self.queues.keys().cloned().collect();
+        for name in names {
+            let q = self.queue(&name);
+            if q.has_consumer(node) {
+                let effects = q.offline(node);
+                if !effects.is_empty() {
+                    tracing::info!(queue = %name, consumer = node, returned = effects.len(), "consumer offline: deliveries returned to the queue");
+                }
+                self.apply(&name, effects, batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes deliveries back from consumers that have been silent too long
+    /// (a paused or wedged process whose connection the broker still keeps).
+    fn expire_leases(&mut self, batch: &mut Batch) -> Result<(), KeeperError> {
+        let now = self.ms();
+        let lease = self.opts.lease.as_millis() as u64;
+        let silent: BTreeSet<String> = self
+            .queues
+            .values()
+            .flat_map(|q| q.consumer_figures())
+            .filter(|c| c.online && c.in_flight > 0)
+            .filter(|c| now.saturating_sub(*self.last_seen.get(&c.id).unwrap_or(&0)) > lease)
+            .map(|c| c.id)
+            .collect();
+        for node in silent {
+            tracing::warn!(consumer = %node, "lease expired: no sign of life; deliveries returned");
+            self.consumer_gone(&node, batch)?;
+        }
+        Ok(())
+    }
+
+    fn on_requeue(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
+        let req: Requeue = match serde_json::from_slice(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "ignored malformed requeue");
+                return Ok(());
+            }
+        };
+        for letter in self.store.exhume(queue, &req.ids, req.all)? {
+            let Some(envelope) = letter.envelope else {
+                tracing::warn!(queue, id = letter.id, "dropped a malformed dead letter on requeue: it has no envelope to deliver");
+                continue;
+            };
+            self.store.forget(queue, &envelope.event_id)?;
+            let item = Item {
+                seq: self.next_seq,
+                attempt: 0,
+                redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
+                envelope,
+            };
+            self.next_seq += 1;
+            self.store.save(queue, &item)?;
+            self.queue(queue).put(item);
+        }
+        batch.dirty = true;
+        batch.dlq_changed.insert(queue.to_string());
+        Ok(())
+    }
+
+    fn apply(&mut self, queue: &str, effects: Vec<Effect>, batch: &mut Batch) -> Result<(), KeeperError> {
+        for effect in effects {
+            match effect {
+                Effect::Done(seq) => self.store.remove(queue, seq)?,
+                Effect::Requeued(item) => self.store.save(queue, &item)?,
+                Effect::Dead { item, reason } => {
+                    self.store.remove(queue, item.seq)?;
+                    tracing::warn!(queue, order_id = %item.envelope.order_id, %reason, "dead-lettered");
+                    let letter = DeadLetter {
+                        id: 0,
+                        queue: queue.to_string(),
+                        reason,
+                        attempts: item.attempt,
+                        at: now_rfc3339(),
+                        envelope: Some(item.envelope),
+                        raw: None,
+                    };
+                    self.bury(letter, batch)?;
+                }
+                Effect::Ignored => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn bury(&mut self, letter: DeadLetter, batch: &mut Batch) -> Result<(), KeeperError> {
+        let queue = letter.queue.clone();
+        let letter = self.store.bury(letter)?;
+        batch.dirty = true;
+        batch.dlq_changed.insert(queue.clone());
+        batch.buried.push(letter);
+        self.queue(&queue);
+        Ok(())
+    }
+
+    /// Publishes a `queue.dead_lettered` alert event for a new dead letter.
+    async fn alert(&self, letter: &DeadLetter) -> Result<(), KeeperError> {
+        let (order_id, trace_id, event_id) = match &letter.envelope {
+            Some(e) => (e.order_id.clone(), e.trace_id.clone(), Some(e.event_id)),
+            None => (String::new(), contracts::envelope::new_trace_id(), None),
+        };
+        let payload = contracts::events::QueueDeadLettered {
+            queue: letter.queue.clone(),
+            reason: letter.reason.clone(),
+            event_id,
+            order_id: Some(order_id.clone()).filter(|o| !o.is_empty()),
+            attempts: letter.attempts,
+        };
+        // seq 0: an alert is about the order, not a step in its life.
+        let mut alert = Envelope::new(
+            contracts::events::kind::QUEUE_DEAD_LETTERED,
+            order_id,
+            0,
+            trace_id,
+            self.opts.client_id.clone(),
+            serde_json::to_value(&payload).unwrap_or_default(),
+        );
+        alert.causation_id = event_id;
+        let topic = self.opts.topics.event(contracts::events::kind::QUEUE_DEAD_LETTERED);
+        self.publish(topic, &alert, false).await
+    }
+
+    /// Publishes the newest dead letters of `queue`, retained.
+    async fn publish_dlq(&self, queue: &str) -> Result<(), KeeperError> {
+        let mut letters = self.store.dead_letters(queue)?;
+        let skip = letters.len().saturating_sub(DLQ_LISTED);
+        letters.drain(..skip);
+        self.publish(self.opts.topics.dlq_items(queue), &letters, true).await
+    }
+
+    async fn publish_stats(&mut self) -> Result<(), KeeperError> {
+        let secs = self.last_stats.elapsed().as_secs_f64().max(0.001);
+        self.last_stats = Instant::now();
+        let mut figures = Vec::with_capacity(self.queues.len());
+        for (name, q) in &self.queues {
+            let (last_put, last_done) = self.last_counts.get(name).copied().unwrap_or((0, 0));
+            let c = q.counters;
+            figures.push(QueueFigures {
+                name: name.clone(),
+                ready: q.ready(),
+                delayed: q.delayed(),
+                in_flight: q.in_flight(),
+                dlq: self.store.dead_count(name)?,
+                in_rate: (c.put - last_put) as f64 / secs,
+                out_rate: (c.done - last_done) as f64 / secs,
+                put_total: c.put,
+                done_total: c.done,
+                redelivered_total: c.redelivered,
+                consumers: q.consumer_figures(),
+            });
+            self.last_counts.insert(name.clone(), (c.put, c.done));
+        }
+        let stats = QueueStats {
+            at: now_rfc3339(),
+            queues: figures,
+        };
+        self.publish(self.opts.topics.queue_stats(), &stats, true).await
+    }
+
+    async fn publish<T: serde::Serialize>(&self, topic: String, body: &T, retain: bool) -> Result<(), KeeperError> {
+        let payload = serde_json::to_vec(body).unwrap_or_default();
+        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await?;
+        Ok(())
+    }
+}
+
+/// Drives the MQTT event loop, forwarding what matters to the keeper and
+/// reconnecting with capped backoff.
+async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Input>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                let topic = p.topic;
+                if tx.send(Input::Publish { topic, payload: p.payload }).is_err() {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                // Subscribing again is harmless and covers a broker restart
+                // that lost our session (rumqttc does not re-subscribe).
+                if tx.send(Input::Connected).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "keeper lost the broker; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The broker process: an embedded MQTT server (rumqttd) and, in the same
+//! process, the keeper of the durable work queues (sled).
+//!
+//! - [`server`]: rumqttd, configured with bounded memory and optional auth.
+//! - [`queue`]: one work queue as plain data (credit, per-key FIFO, retries,
+//!   leases, DLQ), tested without sockets.
+//! - [`store`]: the queues' sled storage, with group-commit flushes.
+//! - [`keeper`]: the MQTT client that runs the queues over ordinary topics.
+//!
+//! [`serve`] runs both; `pizza-node broker` is its command line.
+
+pub mod auth;
+pub mod keeper;
+pub mod queue;
+pub mod server;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use contracts::topics::Topics;
+
+pub use keeper::{Keeper, KeeperError, KeeperOptions};
+pub use queue::Policy;
+pub use server::ServerOptions;
+
+/// Errors that stop the broker process.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The MQTT server could not start.
+    #[error("the MQTT server could not start on {addr}: {reason}; is the port already in use?")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The keeper failed.
+    #[error(transparent)]
+    Keeper(#[from] KeeperError),
+}
+
+/// Everything `pizza-node broker` is told.
+#[derive(Debug, Clone)]
+pub struct BrokerOptions {
+    /// The MQTT server's listeners and users.
+    pub server: ServerOptions,
+    /// Where the queues are stored.
+    pub data_dir: PathBuf,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Retry and DLQ policy.
+    pub policy: Policy,
+    /// Consumer lease.
+    pub lease: Duration,
+}
+
+/// Runs the MQTT server and the keeper until the keeper fails. The server has
+/// no shutdown API; the process exiting stops it.
+pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
+    let addr = opts.server.listen;
+    // rumqttd only logs a failed bind on its own thread; try the address
+    // first so that a taken port is a clear error here.
+    let listen_error = |e: std::io::Error| BrokerError::Listen {
+        addr,
+        reason: e.to_string(),
+    };
+    drop(std::net::TcpListener::bind(addr).map_err(listen_error)?);
+    if let Some(v5) = opts.server.listen_v5 {
+        drop(std::net::TcpListener::bind(v5).map_err(|e| BrokerError::Listen {
+            addr: v5,
+            reason: e.to_string(),
+        })?);
+    }
+    server::spawn(&opts.server).map_err(listen_error)?;
+    tracing::info!(%addr, "MQTT server listening");
+
+    // The keeper logs in like anyone else; with a users file it takes the
+    // first user's credentials.
+    let credentials = opts
+        .server
+        .users
+        .as_ref()
+        .and_then(|u| u.iter().min_by_key(|(name, _)| name.as_str()))
+        .map(|(u, p)| (u.clone(), p.clone()));
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let topics = Topics::new(&opts.prefix);
+    let keeper_opts = KeeperOptions {
+        host,
+        port: addr.port(),
+        client_id: format!("{}-keeper", topics.prefix().replace('/', "-")),
+        credentials,
+        topics,
+        data_dir: opts.data_dir,
+        policy: opts.policy,
+        lease: opts.lease,
+        queues: vec![contracts::queue::KITCHEN.into(), contracts::queue::DELIVERY.into()],
+    };
+    let (keeper, eventloop) = Keeper::open(keeper_opts)?;
+    keeper.run(eventloop).await?;
+    Ok(())
+}

@@ -1,0 +1,645 @@
+//! One durable work queue as plain data: the keeper's decisions, with no I/O.
+//!
+//! The keeper ([`crate::keeper`]) feeds this in puts, credits, acks and the
+//! clock, persists what it returns, and publishes the deliveries it hands out.
+//! Everything here is a function of its inputs (time is passed in as
+//! milliseconds), which is what lets the tests below check the guarantees
+//! without a broker:
+//!
+//! - **credit**: a consumer never holds more deliveries than its credit;
+//! - **per-key FIFO**: at most one message per key is in flight, and one key's
+//!   messages go out in put order (only the head of a key is ever eligible);
+//! - **retries**: `retry` re-queues the message at its key's head after an
+//!   exponential backoff; past `max_attempts` it is dead-lettered;
+//! - **leases**: when a consumer goes offline or reconnects as a new
+//!   incarnation, its deliveries return to the queue, marked as redeliveries.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+
+use contracts::queue::{ConsumerFigures, Outcome};
+use contracts::Envelope;
+
+/// Retry and dead-letter policy of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Deliveries tried before a message is dead-lettered.
+    pub max_attempts: u32,
+    /// Backoff after the first retry; doubled on each further one.
+    pub backoff_base_ms: u64,
+    /// Backoff ceiling.
+    pub backoff_max_ms: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            max_attempts: 5,
+            backoff_base_ms: 200,
+            backoff_max_ms: 10_000,
+        }
+    }
+}
+
+impl Policy {
+    /// How long to wait before delivering again after `attempt` failed.
+    pub fn backoff_ms(&self, attempt: u32) -> u64 {
+        let doublings = attempt.saturating_sub(1).min(20);
+        self.backoff_base_ms
+            .saturating_mul(1u64 << doublings)
+            .min(self.backoff_max_ms)
+    }
+}
+
+/// A message stored in a queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Position in the queue, unique and increasing in put order.
+    pub seq: u64,
+    /// Deliveries tried so far.
+    pub attempt: u32,
+    /// Why the next delivery is a redelivery, if it is one.
+    pub redelivery: Option<String>,
+    /// The message.
+    pub envelope: Envelope,
+}
+
+impl Item {
+    /// The partition key: the order id, or the event id when there is none.
+    pub fn key(&self) -> String {
+        if self.envelope.order_id.is_empty() {
+            self.envelope.event_id.to_string()
+        } else {
+            self.envelope.order_id.clone()
+        }
+    }
+}
+
+/// One delivery to send: the keeper publishes it to `consumer`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    /// Who gets it.
+    pub consumer: String,
+    /// The consumer's incarnation it is meant for.
+    pub incarnation: String,
+    /// Unique id of this delivery.
+    pub delivery_id: String,
+    /// The item (with `attempt` already counting this delivery).
+    pub item: Item,
+}
+
+/// What an ack (or a lease expiry) did to a message; the keeper persists it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Done: delete `seq` from storage.
+    Done(u64),
+    /// Back in the queue with a new attempt count: update storage.
+    Requeued(Item),
+    /// Moved to the DLQ: delete from the queue, add to the DLQ.
+    Dead {
+        /// The message.
+        item: Item,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing to do: an unknown or stale delivery id.
+    Ignored,
+}
+
+#[derive(Debug, Clone)]
+struct Consumer {
+    credit: u32,
+    incarnation: String,
+    in_flight: u32,
+    online: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Lease {
+    seq: u64,
+    consumer: String,
+}
+
+/// The state of one work queue.
+#[derive(Debug)]
+pub struct Queue {
+    name: String,
+    policy: Policy,
+    items: HashMap<u64, Item>,
+    /// Each key's messages in put order. The head is the only one that may be
+    /// eligible, delayed or in flight: that is the per-key FIFO guarantee.
+    by_key: HashMap<String, VecDeque<u64>>,
+    /// Key heads ready to deliver now, oldest first.
+    eligible: BTreeSet<u64>,
+    /// Key heads waiting out a backoff: (due time, seq).
+    delayed: BTreeSet<(u64, u64)>,
+    leases: HashMap<String, Lease>,
+    /// Deliveries taken back from a consumer, kept so that a late `done` for
+    /// work that was in fact finished is not done twice.
+    released: HashMap<String, u64>,
+    consumers: BTreeMap<String, Consumer>,
+    /// The consumer served last; the next delivery goes to the one after it.
+    last_served: Option<String>,
+    next_delivery: u64,
+    /// Counters since start.
+    pub counters: Counters,
+}
+
+/// Running totals of a queue, for the stats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Puts accepted.
+    pub put: u64,
+    /// Messages done.
+    pub done: u64,
+    /// Redeliveries (retries and lease expiries).
+    pub redelivered: u64,
+    /// Messages dead-lettered.
+    pub dead: u64,
+}
+
+impl Queue {
+    /// An empty queue. `delivery_base` seeds delivery ids so that ids stay
+    /// unique across keeper restarts (pass the clock in ms).
+    pub fn new(name: impl Into<String>, policy: Policy, delivery_base: u64) -> Self {
+        Queue {
+            name: name.into(),
+            policy,
+            items: HashMap::new(),
+            by_key: HashMap::new(),
+            eligible: BTreeSet::new(),
+            delayed: BTreeSet::new(),
+            leases: HashMap::new(),
+            released: HashMap::new(),
+            consumers: BTreeMap::new(),
+            last_served: None,
+            next_delivery: delivery_base,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a stored message at the tail of its key. Used for fresh puts and
+    /// when rebuilding from storage (in seq order).
+    pub fn push(&mut self, item: Item) {
+        let seq = item.seq;
+        let keyed = self.by_key.entry(item.key()).or_default();
+        keyed.push_back(seq);
+        if keyed.len() == 1 {
+            self.eligible.insert(seq);
+        }
+        self.items.insert(seq, item);
+    }
+
+    /// Records an accepted put (counted for the in-rate).
+    pub fn put(&mut self, item: Item) {
+        self.counters.put += 1;
+        self.push(item);
+    }
+
+    /// A consumer announced its credit. A new incarnation returns every
+    /// delivery held by the previous one to the queue.
+    pub fn credit(&mut self, consumer: &str, credit: u32, incarnation: &str) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let stale = self
+            .consumers
+            .get(consumer)
+            .is_some_and(|c| c.incarnation != incarnation);
+        if stale {
+            effects = self.release(consumer, &format!("consumer {consumer} reconnected"));
+        }
+        let c = self.consumers.entry(consumer.to_string()).or_insert(Consumer {
+            credit,
+            incarnation: incarnation.to_string(),
+            in_flight: 0,
+            online: true,
+        });
+        c.credit = credit;
+        c.incarnation = incarnation.to_string();
+        c.online = true;
+        effects
+    }
+
+    /// A consumer went offline (its last will arrived, or its lease ran out):
+    /// its deliveries go back to the queue.
+    pub fn offline(&mut self, consumer: &str) -> Vec<Effect> {
+        let effects = self.release(consumer, &format!("consumer {consumer} went offline"));
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.online = false;
+            c.credit = 0;
+        }
+        effects
+    }
+
+    fn release(&mut self, consumer: &str, why: &str) -> Vec<Effect> {
+        let ids: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.consumer == consumer)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut effects = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(lease) = self.leases.remove(&id) {
+                self.released.insert(id, lease.seq);
+                effects.push(self.requeue(lease.seq, why.to_string(), 0));
+            }
+        }
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.in_flight = 0;
+        }
+        effects
+    }
+
+    /// Puts an in-flight head back: eligible after `delay_ms`, or dead if it
+    /// has used up its attempts.
+    fn requeue(&mut self, seq: u64, why: String, due: u64) -> Effect {
+        let Some(item) = self.items.get_mut(&seq) else {
+            return Effect::Ignored;
+        };
+        if item.attempt >= self.policy.max_attempts {
+            let reason = format!("gave up after {} attempts: {why}", item.attempt);
+            return self.kill(seq, reason);
+        }
+        item.redelivery = Some(why);
+        let item = item.clone();
+        self.counters.redelivered += 1;
+        if due == 0 {
+            self.eligible.insert(seq);
+        } else {
+            self.delayed.insert((due, seq));
+        }
+        Effect::Requeued(item)
+    }
+
+    /// Removes a key head for good and lets the key's next message go.
+    fn remove_head(&mut self, seq: u64) -> Option<Item> {
+        let item = self.items.remove(&seq)?;
+        self.eligible.remove(&seq);
+        let key = item.key();
+        if let Some(keyed) = self.by_key.get_mut(&key) {
+            keyed.retain(|s| *s != seq);
+            match keyed.front() {
+                Some(next) => {
+                    self.eligible.insert(*next);
+                }
+                None => {
+                    self.by_key.remove(&key);
+                }
+            }
+        }
+        Some(item)
+    }
+
+    fn kill(&mut self, seq: u64, reason: String) -> Effect {
+        match self.remove_head(seq) {
+            Some(item) => {
+                self.counters.dead += 1;
+                Effect::Dead { item, reason }
+            }
+            None => Effect::Ignored,
+        }
+    }
+
+    /// A consumer acknowledged a delivery.
+    pub fn ack(
+        &mut self,
+        consumer: &str,
+        delivery_id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+        now: u64,
+    ) -> Effect {
+        let Some(lease) = self.leases.remove(delivery_id) else {
+            // A late ack for a delivery we took back. If the work was done and
+            // the message has not gone out again, finishing it here saves a
+            // second effect; in any other case the redelivery stands.
+            if outcome == Outcome::Done {
+                if let Some(seq) = self.released.remove(delivery_id) {
+                    if self.eligible.contains(&seq) || self.delayed.iter().any(|(_, s)| *s == seq) {
+                        self.delayed.retain(|(_, s)| *s != seq);
+                        if self.remove_head(seq).is_some() {
+                            self.counters.done += 1;
+                            return Effect::Done(seq);
+                        }
+                    }
+                }
+            }
+            return Effect::Ignored;
+        };
+        if let Some(c) = self.consumers.get_mut(&lease.consumer) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        if lease.consumer != consumer {
+            tracing::warn!(queue = %self.name, delivery_id, consumer, owner = %lease.consumer, "ack from a consumer that does not hold the delivery; accepted");
+        }
+        match outcome {
+            Outcome::Done => {
+                self.remove_head(lease.seq);
+                self.counters.done += 1;
+                Effect::Done(lease.seq)
+            }
+            Outcome::Retry => {
+                let why = format!("retry: {}", reason.unwrap_or_else(|| "no reason given".into()));
+                let attempt = self.items.get(&lease.seq).map_or(1, |i| i.attempt);
+                self.requeue(lease.seq, why, now + self.policy.backoff_ms(attempt))
+            }
+            Outcome::Reject => {
+                let why = format!("rejected by {consumer}: {}", reason.unwrap_or_else(|| "no reason given".into()));
+                self.kill(lease.seq, why)
+            }
+        }
+    }
+
+    /// Moves messages whose backoff has run out back to eligible.
+    pub fn tick(&mut self, now: u64) {
+        while let Some(&(due, seq)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            self.eligible.insert(seq);
+        }
+    }
+
+    /// When the next delayed message becomes due, if any.
+    pub fn next_due(&self) -> Option<u64> {
+        self.delayed.first().map(|(due, _)| *due)
+    }
+
+    /// Hands out as many deliveries as credit allows: oldest eligible message
+    /// first, consumers in turn starting after the one served last.
+    pub fn dispatch(&mut self) -> Vec<Dispatch> {
+        let mut out = Vec::new();
+        while !self.eligible.is_empty() {
+            let Some(consumer) = self.next_consumer() else {
+                break;
+            };
+            let Some(seq) = self.eligible.pop_first() else {
+                break;
+            };
+            let Some(item) = self.items.get_mut(&seq) else {
+                continue;
+            };
+            item.attempt += 1;
+            let item = item.clone();
+            self.next_delivery += 1;
+            let delivery_id = format!("{}-{}-{}", self.name, seq, self.next_delivery);
+            self.leases.insert(
+                delivery_id.clone(),
+                Lease {
+                    seq,
+                    consumer: consumer.clone(),
+                },
+            );
+            let c = self.consumers.get_mut(&consumer).expect("chosen from consumers");
+            c.in_flight += 1;
+            out.push(Dispatch {
+                consumer: consumer.clone(),
+                incarnation: c.incarnation.clone(),
+                delivery_id,
+                item,
+            });
+            self.last_served = Some(consumer);
+        }
+        out
+    }
+
+    /// The next consumer with free credit, round robin.
+    fn next_consumer(&self) -> Option<String> {
+        let free = |c: &Consumer| c.online && c.in_flight < c.credit;
+        let after = self.last_served.as_deref().unwrap_or("");
+        self.consumers
+            .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
+            .chain(self.consumers.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(after))))
+            .find(|(_, c)| free(c))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Messages waiting (eligible now or held behind their key's head).
+    pub fn ready(&self) -> u64 {
+        (self.items.len() - self.leases.len() - self.delayed.len()) as u64
+    }
+
+    /// Messages waiting out a backoff.
+    pub fn delayed(&self) -> u64 {
+        self.delayed.len() as u64
+    }
+
+    /// Messages delivered and not acknowledged.
+    pub fn in_flight(&self) -> u64 {
+        self.leases.len() as u64
+    }
+
+    /// Whether the queue holds `seq`.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.items.contains_key(&seq)
+    }
+
+    /// The consumers as the stats show them.
+    pub fn consumer_figures(&self) -> Vec<ConsumerFigures> {
+        self.consumers
+            .iter()
+            .map(|(id, c)| ConsumerFigures {
+                id: id.clone(),
+                credit: c.credit,
+                in_flight: c.in_flight,
+                online: c.online,
+            })
+            .collect()
+    }
+
+    /// Whether `consumer` is known to this queue.
+    pub fn has_consumer(&self, consumer: &str) -> bool {
+        self.consumers.contains_key(consumer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(seq: u64, key: &str) -> Item {
+        Item {
+            seq,
+            attempt: 0,
+            redelivery: None,
+            envelope: Envelope::new("kitchen.ticket", key, 1, "t", "test", serde_json::Value::Null),
+        }
+    }
+
+    fn queue() -> Queue {
+        Queue::new("q", Policy::default(), 0)
+    }
+
+    #[test]
+    fn delivers_only_against_credit() {
+        let mut q = queue();
+        for s in 1..=5 {
+            q.put(item(s, &format!("o{s}")));
+        }
+        assert!(q.dispatch().is_empty(), "no consumer, no delivery");
+        q.credit("k1", 2, "i1");
+        let d = q.dispatch();
+        assert_eq!(d.len(), 2);
+        assert_eq!(q.ready(), 3);
+        assert_eq!(q.in_flight(), 2);
+        assert!(q.dispatch().is_empty(), "credit used up");
+        q.ack("k1", &d[0].delivery_id, Outcome::Done, None, 0);
+        assert_eq!(q.dispatch().len(), 1);
+    }
+
+    #[test]
+    fn never_two_in_flight_per_key_and_fifo_within_key() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.put(item(2, "a"));
+        q.put(item(3, "b"));
+        q.credit("k1", 10, "i1");
+        let d = q.dispatch();
+        let seqs: Vec<u64> = d.iter().map(|d| d.item.seq).collect();
+        assert_eq!(seqs, vec![1, 3], "second 'a' waits behind the first");
+        q.ack("k1", &d[0].delivery_id, Outcome::Done, None, 0);
+        let d2 = q.dispatch();
+        assert_eq!(d2.len(), 1);
+        assert_eq!(d2[0].item.seq, 2);
+    }
+
+    #[test]
+    fn competing_consumers_take_turns() {
+        let mut q = queue();
+        for s in 1..=10 {
+            q.put(item(s, &format!("o{s}")));
+        }
+        q.credit("k1", 1, "i1");
+        q.credit("k2", 1, "i2");
+        let mut served = HashMap::<String, u32>::new();
+        for _ in 0..5 {
+            for d in q.dispatch() {
+                *served.entry(d.consumer.clone()).or_default() += 1;
+                q.ack(&d.consumer, &d.delivery_id, Outcome::Done, None, 0);
+            }
+        }
+        assert_eq!(served.get("k1"), Some(&5));
+        assert_eq!(served.get("k2"), Some(&5));
+    }
+
+    #[test]
+    fn retry_backs_off_then_redelivers_marked() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        let d = q.dispatch().remove(0);
+        let e = q.ack("k1", &d.delivery_id, Outcome::Retry, Some("oven jammed".into()), 1_000);
+        assert!(matches!(e, Effect::Requeued(_)));
+        assert!(q.dispatch().is_empty(), "still backing off");
+        assert_eq!(q.next_due(), Some(1_000 + Policy::default().backoff_ms(1)));
+        q.tick(10_000);
+        let again = q.dispatch().remove(0);
+        assert_eq!(again.item.attempt, 2);
+        assert_eq!(again.item.redelivery.as_deref(), Some("retry: oven jammed"));
+    }
+
+    #[test]
+    fn retries_past_max_attempts_go_to_the_dlq_and_free_the_key() {
+        let mut q = Queue::new("q", Policy { max_attempts: 2, backoff_base_ms: 0, backoff_max_ms: 0 }, 0);
+        q.put(item(1, "a"));
+        q.put(item(2, "a"));
+        q.credit("k1", 1, "i1");
+        let d = q.dispatch().remove(0);
+        q.ack("k1", &d.delivery_id, Outcome::Retry, None, 0);
+        q.tick(0);
+        let d = q.dispatch().remove(0);
+        let e = q.ack("k1", &d.delivery_id, Outcome::Retry, Some("still broken".into()), 0);
+        match e {
+            Effect::Dead { item, reason } => {
+                assert_eq!(item.seq, 1);
+                assert!(reason.contains("2 attempts"), "{reason}");
+                assert!(reason.contains("still broken"), "{reason}");
+            }
+            other => panic!("expected dead, got {other:?}"),
+        }
+        assert_eq!(q.dispatch()[0].item.seq, 2, "the key moves on");
+    }
+
+    #[test]
+    fn reject_dead_letters_at_once() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        let d = q.dispatch().remove(0);
+        let e = q.ack("k1", &d.delivery_id, Outcome::Reject, Some("no such pizza".into()), 0);
+        assert!(matches!(e, Effect::Dead { ref reason, .. } if reason.contains("no such pizza")));
+        assert_eq!(q.ready() + q.in_flight(), 0);
+    }
+
+    #[test]
+    fn offline_consumer_loses_its_deliveries_to_the_others() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.put(item(2, "b"));
+        q.credit("k1", 2, "i1");
+        assert_eq!(q.dispatch().len(), 2);
+        q.credit("k2", 2, "i2");
+        let effects = q.offline("k1");
+        assert_eq!(effects.len(), 2);
+        let d = q.dispatch();
+        assert_eq!(d.len(), 2);
+        assert!(d.iter().all(|d| d.consumer == "k2"));
+        assert!(d.iter().all(|d| d.item.redelivery.as_deref() == Some("consumer k1 went offline")));
+    }
+
+    #[test]
+    fn new_incarnation_releases_the_old_ones_deliveries() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        let old = q.dispatch().remove(0);
+        q.credit("k1", 1, "i2");
+        let d = q.dispatch().remove(0);
+        assert_eq!(d.incarnation, "i2");
+        assert_eq!(d.item.attempt, 2);
+        assert_eq!(q.ack("k1", &old.delivery_id, Outcome::Done, None, 0), Effect::Ignored);
+        assert_eq!(q.in_flight(), 1);
+    }
+
+    #[test]
+    fn late_done_for_a_released_delivery_finishes_it_if_not_resent() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        let d = q.dispatch().remove(0);
+        q.offline("k1");
+        assert_eq!(q.ack("k1", &d.delivery_id, Outcome::Done, None, 0), Effect::Done(1));
+        assert_eq!(q.ready(), 0);
+    }
+
+    #[test]
+    fn a_message_that_kills_every_consumer_ends_in_the_dlq() {
+        let mut q = Queue::new("q", Policy { max_attempts: 3, ..Policy::default() }, 0);
+        q.put(item(1, "poison"));
+        let mut dead = false;
+        for round in 0..5 {
+            q.credit("k1", 1, &format!("i{round}"));
+            if q.dispatch().is_empty() {
+                break;
+            }
+            dead |= q.offline("k1").iter().any(|e| matches!(e, Effect::Dead { .. }));
+        }
+        assert!(dead);
+        assert_eq!(q.ready() + q.in_flight(), 0);
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = Policy { max_attempts: 9, backoff_base_ms: 100, backoff_max_ms: 1_000 };
+        assert_eq!(p.backoff_ms(1), 100);
+        assert_eq!(p.backoff_ms(2), 200);
+        assert_eq!(p.backoff_ms(4), 800);
+        assert_eq!(p.backoff_ms(5), 1_000);
+        assert_eq!(p.backoff_ms(60), 1_000);
+    }
+}

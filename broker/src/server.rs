@@ -1,0 +1,97 @@
+//! The embedded MQTT server: rumqttd configured for this project.
+//!
+//! rumqttd keeps every message in in-memory segments until they rotate
+//! (~340 B per message). Its defaults (100 MiB x 10 segments) let RSS climb
+//! past 300 MB, so we use 1 MiB x 10 segments per topic filter: the router's
+//! log for one filter is bounded by ~10 MiB, and a node that is offline longer
+//! than that window relies on the durable queues, not on the broker's memory.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+/// Bytes per router segment.
+pub const SEGMENT_SIZE: usize = 1024 * 1024;
+/// Segments kept per topic filter.
+pub const SEGMENT_COUNT: usize = 10;
+/// Largest accepted MQTT payload.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+
+/// What the embedded server listens on and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// MQTT 3.1.1 listener.
+    pub listen: SocketAddr,
+    /// Optional MQTT 5 listener.
+    pub listen_v5: Option<SocketAddr>,
+    /// Optional rumqttd console (HTTP) listener.
+    pub console: Option<SocketAddr>,
+    /// `user -> password`; `None` lets anyone connect.
+    pub users: Option<HashMap<String, String>>,
+}
+
+fn settings(name: &str, listen: SocketAddr, users: &Option<HashMap<String, String>>) -> ServerSettings {
+    ServerSettings {
+        name: name.to_string(),
+        listen,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: ConnectionSettings {
+            connection_timeout_ms: 10_000,
+            max_payload_size: MAX_PAYLOAD,
+            max_inflight_count: 500,
+            auth: users.clone(),
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    }
+}
+
+/// The rumqttd configuration for `opts`.
+pub fn config(opts: &ServerOptions) -> Config {
+    let mut v4 = HashMap::new();
+    v4.insert("1".to_string(), settings("v4", opts.listen, &opts.users));
+    let v5 = opts.listen_v5.map(|addr| {
+        let mut m = HashMap::new();
+        m.insert("1".to_string(), settings("v5", addr, &opts.users));
+        m
+    });
+    Config {
+        id: 0,
+        router: RouterConfig {
+            max_connections: 1_000,
+            max_outgoing_packet_count: 500,
+            max_segment_size: SEGMENT_SIZE,
+            max_segment_count: SEGMENT_COUNT,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(v4),
+        v5,
+        ws: None,
+        cluster: None,
+        console: opts.console.map(|addr| {
+            // Its reload handle is private, so set the one public field.
+            let mut console = rumqttd::ConsoleSettings::default();
+            console.listen = addr.to_string();
+            console
+        }),
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    }
+}
+
+/// Starts rumqttd on its own threads. It has no shutdown API: it stops when
+/// the process exits.
+pub fn spawn(opts: &ServerOptions) -> std::io::Result<()> {
+    let mut broker = rumqttd::Broker::new(config(opts));
+    std::thread::Builder::new().name("rumqttd".into()).spawn(move || {
+        if let Err(e) = broker.start() {
+            tracing::error!(error = %e, "the MQTT server stopped");
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! The Pizza Platform wire contract.
+//!
+//! Every byte that crosses a process boundary is one of the types in this
+//! crate, serialised as JSON (snake_case). The crate does no I/O, so the
+//! broker, the nodes, the control room and any test can share it.
+//!
+//! - [`envelope`]: the [`Envelope`] every domain event and queue item travels in.
+//! - [`queue`]: the durable work-queue protocol spoken with the keeper.
+//! - [`topics`]: the MQTT topic names, built in one place.
+//! - [`status`]: node heartbeats and control-room commands.
+//! - [`events`]: one type per domain event payload.
+//! - [`order`]: the order state machine, a pure fold over envelopes.
+//! - [`api`]: REST request and response bodies.
+
+pub mod api;
+pub mod envelope;
+pub mod events;
+pub mod order;
+pub mod queue;
+pub mod status;
+pub mod topics;
+
+pub use envelope::{Envelope, SCHEMA_VERSION};

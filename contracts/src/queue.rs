@@ -1,0 +1,222 @@
+//! The durable work-queue protocol, spoken between producers, consumers and
+//! the keeper over ordinary MQTT topics (see [`crate::topics`]).
+//!
+//! ```text
+//! producer --put(Envelope)--> keeper --confirm(Confirm)--> producer
+//! consumer --credit(Credit)-> keeper --deliver(Delivery)-> consumer
+//! consumer --ack(AckBatch)--> keeper
+//! ```
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Envelope;
+
+/// Queue of paid orders waiting for a kitchen.
+pub const KITCHEN: &str = "kitchen";
+/// Queue of cooked orders waiting for a driver.
+pub const DELIVERY: &str = "delivery";
+
+/// The dead-letter queue name of `queue`, e.g. `kitchen.dlq`.
+pub fn dlq_name(queue: &str) -> String {
+    format!("{queue}.dlq")
+}
+
+/// Keeper -> producer: these puts are stored durably (flushed to disk).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Confirm {
+    /// Event ids of the confirmed envelopes; one message confirms a batch.
+    pub event_ids: Vec<Uuid>,
+}
+
+/// Consumer -> keeper: how many unacknowledged deliveries this consumer can
+/// hold at once (a kitchen with two free ovens says 2).
+///
+/// Credit is a window, not an increment: the keeper delivers while the
+/// consumer's in-flight count is below `credit`. Sending it again is harmless,
+/// which lets a consumer repeat it as a heartbeat. Credit 0 pauses delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credit {
+    /// Maximum unacknowledged deliveries.
+    pub credit: u32,
+    /// Identifies one connection of the consumer. A new incarnation tells the
+    /// keeper that deliveries sent to the previous one are gone: it returns
+    /// them to the queue at once.
+    pub incarnation: String,
+}
+
+/// Keeper -> consumer: one message to work on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delivery {
+    /// Unique id of this delivery; the ack names it.
+    pub delivery_id: String,
+    /// 1 on first delivery, incremented on every redelivery.
+    pub attempt: u32,
+    /// Why this is a redelivery (`None` on the first attempt), e.g.
+    /// "consumer kitchen-1 went offline" or "retry: oven jammed".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivery: Option<String>,
+    /// The consumer incarnation this delivery was meant for; a consumer drops
+    /// deliveries addressed to an earlier incarnation of itself.
+    pub incarnation: String,
+    /// The message itself.
+    pub envelope: Envelope,
+}
+
+/// What the consumer did with a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Handled: delete it.
+    Done,
+    /// Transient failure: deliver again later, with backoff.
+    Retry,
+    /// Can never succeed: move it to the dead-letter queue now.
+    Reject,
+}
+
+/// One acknowledgement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    /// The delivery being acknowledged.
+    pub delivery_id: String,
+    /// What happened to it.
+    pub outcome: Outcome,
+    /// Why, for retry and reject; shown in the DLQ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Consumer -> keeper: one or many acks in one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AckMessage {
+    /// Several acks at once.
+    Batch {
+        /// The acks.
+        acks: Vec<Ack>,
+    },
+    /// A single ack.
+    One(Ack),
+}
+
+impl AckMessage {
+    /// The acks carried, whatever the form.
+    pub fn into_acks(self) -> Vec<Ack> {
+        match self {
+            AckMessage::Batch { acks } => acks,
+            AckMessage::One(a) => vec![a],
+        }
+    }
+}
+
+/// Anyone -> keeper: move dead letters back to their queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requeue {
+    /// Dead-letter ids to move back; empty with `all` to move every one.
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    /// Move every dead letter of the queue back.
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// One message in a dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// Id within the DLQ, used to re-queue it.
+    pub id: u64,
+    /// The queue it came from.
+    pub queue: String,
+    /// Why it is here.
+    pub reason: String,
+    /// How many deliveries were tried.
+    pub attempts: u32,
+    /// When it arrived, RFC 3339.
+    pub at: String,
+    /// The envelope, when the message was well-formed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+    /// The raw payload (lossy UTF-8), when it could not be parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+/// Keeper -> everyone, every 500 ms on [`crate::topics::Topics::queue_stats`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// When these figures were taken, RFC 3339.
+    pub at: String,
+    /// One entry per queue.
+    pub queues: Vec<QueueFigures>,
+}
+
+/// The figures of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueFigures {
+    /// Queue name.
+    pub name: String,
+    /// Messages ready to deliver now (including ones held back behind an
+    /// in-flight message of the same key).
+    pub ready: u64,
+    /// Messages waiting out a retry backoff.
+    pub delayed: u64,
+    /// Messages delivered and not yet acknowledged.
+    pub in_flight: u64,
+    /// Messages in this queue's DLQ.
+    pub dlq: u64,
+    /// Puts per second over the last interval.
+    pub in_rate: f64,
+    /// Acks `done` per second over the last interval.
+    pub out_rate: f64,
+    /// Total puts accepted since the keeper started.
+    pub put_total: u64,
+    /// Total messages done since the keeper started.
+    pub done_total: u64,
+    /// Total redeliveries since the keeper started.
+    pub redelivered_total: u64,
+    /// Consumers that announced credit.
+    pub consumers: Vec<ConsumerFigures>,
+}
+
+/// One consumer as the keeper sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsumerFigures {
+    /// Consumer (node) id.
+    pub id: String,
+    /// Its announced credit.
+    pub credit: u32,
+    /// Deliveries it holds unacknowledged.
+    pub in_flight: u32,
+    /// Whether it is connected, as far as the keeper knows.
+    pub online: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ack_accepts_one_or_many() {
+        let one: AckMessage =
+            serde_json::from_str(r#"{"delivery_id":"d1","outcome":"done"}"#).unwrap();
+        assert_eq!(one.into_acks().len(), 1);
+        let many: AckMessage = serde_json::from_str(
+            r#"{"acks":[{"delivery_id":"d1","outcome":"retry","reason":"busy"},{"delivery_id":"d2","outcome":"reject"}]}"#,
+        )
+        .unwrap();
+        let acks = many.into_acks();
+        assert_eq!(acks[0].outcome, Outcome::Retry);
+        assert_eq!(acks[1].outcome, Outcome::Reject);
+    }
+
+    #[test]
+    fn dlq_name_appends_suffix() {
+        assert_eq!(dlq_name(KITCHEN), "kitchen.dlq");
+    }
+}

@@ -1,0 +1,135 @@
+//! MQTT topic names, built in one place so that no two parts spell them
+//! differently. Every topic lives under a configurable prefix (default `pizza`).
+
+/// Builds topic names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topics {
+    prefix: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Topics::new("pizza")
+    }
+}
+
+impl Topics {
+    /// Topics under `prefix` (trailing slashes are ignored).
+    pub fn new(prefix: &str) -> Self {
+        Topics {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The prefix, without trailing slash.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// `pizza/events/<kind>`: a domain event.
+    pub fn event(&self, kind: &str) -> String {
+        format!("{}/events/{kind}", self.prefix)
+    }
+
+    /// `pizza/events/#`: every domain event.
+    pub fn all_events(&self) -> String {
+        format!("{}/events/#", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/put`.
+    pub fn put(&self, queue: &str) -> String {
+        format!("{}/q/{queue}/put", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/confirm/<client>`.
+    pub fn confirm(&self, queue: &str, client: &str) -> String {
+        format!("{}/q/{queue}/confirm/{client}", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/credit/<consumer>`.
+    pub fn credit(&self, queue: &str, consumer: &str) -> String {
+        format!("{}/q/{queue}/credit/{consumer}", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/deliver/<consumer>`.
+    pub fn deliver(&self, queue: &str, consumer: &str) -> String {
+        format!("{}/q/{queue}/deliver/{consumer}", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/ack/<consumer>`.
+    pub fn ack(&self, queue: &str, consumer: &str) -> String {
+        format!("{}/q/{queue}/ack/{consumer}", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/dlq/requeue`: move dead letters back.
+    pub fn requeue(&self, queue: &str) -> String {
+        format!("{}/q/{queue}/dlq/requeue", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/dlq/items`: retained list of the queue's dead letters.
+    pub fn dlq_items(&self, queue: &str) -> String {
+        format!("{}/q/{queue}/dlq/items", self.prefix)
+    }
+
+    /// `pizza/q/stats`: the keeper's figures every 500 ms.
+    pub fn queue_stats(&self) -> String {
+        format!("{}/q/stats", self.prefix)
+    }
+
+    /// `pizza/nodes/<id>/status`: retained heartbeat, LWT = offline.
+    pub fn status(&self, node: &str) -> String {
+        format!("{}/nodes/{node}/status", self.prefix)
+    }
+
+    /// `pizza/nodes/+/status`.
+    pub fn all_status(&self) -> String {
+        format!("{}/nodes/+/status", self.prefix)
+    }
+
+    /// `pizza/control/<id>`: commands for one node.
+    pub fn control(&self, node: &str) -> String {
+        format!("{}/control/{node}", self.prefix)
+    }
+
+    /// Splits a queue topic into (queue, verb, client), e.g.
+    /// `pizza/q/kitchen/ack/k1` -> `("kitchen", "ack", Some("k1"))`.
+    /// Returns `None` for anything that is not a queue topic.
+    pub fn parse_queue_topic<'a>(&self, topic: &'a str) -> Option<(&'a str, &'a str, Option<&'a str>)> {
+        let rest = topic.strip_prefix(self.prefix.as_str())?.strip_prefix("/q/")?;
+        let mut parts = rest.splitn(3, '/');
+        let queue = parts.next()?;
+        let verb = parts.next()?;
+        let client = parts.next();
+        Some((queue, verb, client))
+    }
+
+    /// The node id in a status topic.
+    pub fn parse_status_topic<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/nodes/")?
+            .strip_suffix("/status")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_and_parses_queue_topics() {
+        let t = Topics::new("pizza/");
+        assert_eq!(t.ack("kitchen", "k1"), "pizza/q/kitchen/ack/k1");
+        assert_eq!(
+            t.parse_queue_topic("pizza/q/kitchen/ack/k1"),
+            Some(("kitchen", "ack", Some("k1")))
+        );
+        assert_eq!(t.parse_queue_topic("pizza/q/kitchen/put"), Some(("kitchen", "put", None)));
+        assert_eq!(
+            t.parse_queue_topic("pizza/q/kitchen/dlq/requeue"),
+            Some(("kitchen", "dlq", Some("requeue")))
+        );
+        assert_eq!(t.parse_queue_topic("other/q/kitchen/put"), None);
+        assert_eq!(t.parse_status_topic("pizza/nodes/k1/status"), Some("k1"));
+    }
+}

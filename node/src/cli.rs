@@ -1,0 +1,295 @@
+//! The `pizza-node` command line. The control room runs the same entry point
+//! by re-executing itself, so one binary carries every role.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use contracts::queue::Outcome;
+use contracts::Envelope;
+
+use crate::config::{BrokerAddr, CommonArgs};
+use crate::runtime::{Node, NodeConfig};
+
+/// Run one Pizza Platform node headless.
+#[derive(Debug, Parser)]
+#[command(name = "pizza-node", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The MQTT broker with the durable work-queue keeper.
+    Broker(BrokerArgs),
+    /// Put test messages on a work queue and wait for their confirms.
+    Put(PutArgs),
+    /// Consume a work queue, printing one JSON line per delivery.
+    Consume(ConsumeArgs),
+}
+
+/// `pizza-node broker`.
+#[derive(Debug, clap::Args)]
+pub struct BrokerArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// MQTT 3.1.1 listener.
+    #[arg(long, env = "PIZZA_LISTEN", default_value = "127.0.0.1:1883")]
+    listen: SocketAddr,
+    /// Also listen for MQTT 5 here.
+    #[arg(long, env = "PIZZA_LISTEN_V5")]
+    listen_v5: Option<SocketAddr>,
+    /// Serve rumqttd's HTTP console here (off by default).
+    #[arg(long, env = "PIZZA_CONSOLE")]
+    console: Option<SocketAddr>,
+    /// Require a login: a file of user:password lines.
+    #[arg(long, env = "PIZZA_USERS")]
+    users: Option<PathBuf>,
+    /// Deliveries tried before a message goes to the DLQ.
+    #[arg(long, env = "PIZZA_MAX_ATTEMPTS", default_value_t = 5)]
+    max_attempts: u32,
+    /// First retry backoff in ms (doubles each retry, capped at 10 s).
+    #[arg(long, env = "PIZZA_RETRY_BASE_MS", default_value_t = 200)]
+    retry_base_ms: u64,
+    /// A consumer silent this long while holding deliveries loses them.
+    #[arg(long, env = "PIZZA_LEASE_MS", default_value_t = 15_000)]
+    lease_ms: u64,
+}
+
+/// `pizza-node put`.
+#[derive(Debug, clap::Args)]
+pub struct PutArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Queue to put on.
+    #[arg(long, default_value = "kitchen")]
+    queue: String,
+    /// How many messages.
+    #[arg(long, default_value_t = 10)]
+    count: u64,
+    /// Spread the messages over this many keys (order ids), round robin.
+    #[arg(long, default_value_t = 10)]
+    keys: u64,
+    /// Messages per second (0: as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Give up waiting for confirms after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_s: u64,
+}
+
+/// `pizza-node consume`.
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Queue to consume.
+    #[arg(long, default_value = "kitchen")]
+    queue: String,
+    /// Deliveries held at once.
+    #[arg(long, default_value_t = 1)]
+    credit: u32,
+    /// Simulated work per delivery, in ms.
+    #[arg(long, default_value_t = 0)]
+    work_ms: u64,
+    /// How to acknowledge every delivery.
+    #[arg(long, value_enum, default_value_t = AckWith::Done)]
+    ack: AckWith,
+}
+
+/// The outcome `pizza-node consume` acks with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AckWith {
+    /// Handled.
+    Done,
+    /// Try again later.
+    Retry,
+    /// Dead-letter it.
+    Reject,
+}
+
+/// Parses the process arguments and runs; the exit code says how it went.
+pub fn main() -> ExitCode {
+    run(Cli::parse())
+}
+
+/// Runs a parsed command line on a fresh tokio runtime.
+pub fn run(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pizza-node: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("pizza-node: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Broker(a) => broker(a).await,
+        Command::Put(a) => put(a).await,
+        Command::Consume(a) => consume(a).await,
+    }
+}
+
+fn init_logs(common: &CommonArgs) -> anyhow::Result<crate::logging::LogGuard> {
+    crate::logging::init(common.log_format, common.log_file.as_deref()).context("cannot open the log file")
+}
+
+/// Starts the node runtime for a role from the common flags.
+pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node> {
+    let id = common.id_or(role);
+    let broker: BrokerAddr = common.broker.parse()?;
+    let cfg = NodeConfig {
+        data_dir: common.data_dir_for(&id),
+        id,
+        role: role.to_string(),
+        broker,
+        prefix: common.prefix.clone(),
+    };
+    let dir = cfg.data_dir.display().to_string();
+    Node::start(cfg)
+        .await
+        .with_context(|| format!("cannot start the node (data directory {dir})"))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
+    let _logs = init_logs(&a.common)?;
+    let users = match &a.users {
+        Some(path) => Some(broker::auth::read_users(path)?),
+        None => {
+            if !a.listen.ip().is_loopback() {
+                tracing::warn!(listen = %a.listen, "no --users file: anyone who can reach this address can connect; pass --users FILE or listen on 127.0.0.1");
+            }
+            None
+        }
+    };
+    let id = a.common.id_or("broker");
+    let opts = broker::BrokerOptions {
+        server: broker::ServerOptions {
+            listen: a.listen,
+            listen_v5: a.listen_v5,
+            console: a.console,
+            users,
+        },
+        data_dir: a.common.data_dir_for(&id),
+        prefix: a.common.prefix.clone(),
+        policy: broker::Policy {
+            max_attempts: a.max_attempts.max(1),
+            backoff_base_ms: a.retry_base_ms,
+            backoff_max_ms: 10_000,
+        },
+        lease: Duration::from_millis(a.lease_ms),
+    };
+    tokio::select! {
+        r = broker::serve(opts) => r?,
+        _ = terminated() => tracing::info!("broker stopping"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints one JSON line to stdout and flushes it, so a reader (a test, a
+/// pipe) sees it at once.
+fn print_line(value: &serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{value}");
+    let _ = out.flush();
+}
+
+async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
+    let _logs = init_logs(&a.common)?;
+    let node = start_node(&a.common, "producer").await?;
+    let producer = node.producer();
+    let pace = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
+    let mut ids = Vec::with_capacity(a.count as usize);
+    let run = contracts::envelope::new_trace_id();
+    for i in 0..a.count {
+        let key = format!("{}-k{}", &run[..8], i % a.keys.max(1));
+        let seq = i / a.keys.max(1) + 1;
+        let env = Envelope::new("test.message", key.clone(), seq, run.clone(), node.id(), serde_json::json!({ "n": i }));
+        producer.put(&a.queue, &env).await?;
+        print_line(&serde_json::json!({ "put": env.event_id, "key": key, "seq": seq }));
+        ids.push(env.event_id);
+        if let Some(p) = pace {
+            tokio::time::sleep(p).await;
+        }
+    }
+    let waited = tokio::time::timeout(Duration::from_secs(a.timeout_s), node.link().outbox().drained()).await;
+    let confirmed = ids.iter().filter(|id| producer.confirmed(id)).count();
+    print_line(&serde_json::json!({ "confirmed": confirmed, "of": ids.len() }));
+    node.shutdown().await;
+    Ok(if waited.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let _logs = init_logs(&a.common)?;
+    let node = start_node(&a.common, "consumer").await?;
+    let mut consumer = node.consumer(&a.queue, a.credit).await?;
+    let outcome = match a.ack {
+        AckWith::Done => Outcome::Done,
+        AckWith::Retry => Outcome::Retry,
+        AckWith::Reject => Outcome::Reject,
+    };
+    loop {
+        let delivery = tokio::select! {
+            d = consumer.next() => d,
+            _ = terminated() => None,
+            _ = node.stop_requested() => None,
+        };
+        let Some(d) = delivery else { break };
+        print_line(&serde_json::json!({
+            "consumer": node.id(),
+            "delivery_id": d.delivery_id,
+            "event_id": d.envelope.event_id,
+            "key": d.envelope.order_id,
+            "seq": d.envelope.seq,
+            "attempt": d.attempt,
+            "redelivery": d.redelivery,
+        }));
+        if a.work_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(a.work_ms)).await;
+        }
+        let reason = (outcome != Outcome::Done).then(|| format!("consume --ack {:?}", a.ack).to_lowercase());
+        consumer.ack(&d.delivery_id, outcome, reason).await?;
+    }
+    node.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

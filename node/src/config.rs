@@ -1,0 +1,105 @@
+//! Flags every `pizza-node` subcommand shares, each also read from a
+//! `PIZZA_*` environment variable.
+
+use std::path::PathBuf;
+
+use crate::error::NodeError;
+
+/// How the node logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The common flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Node id: the MQTT client id and the name shown everywhere. Defaults to
+    /// the role name.
+    #[arg(long, env = "PIZZA_ID")]
+    pub id: Option<String>,
+    /// The broker: mqtt://HOST:PORT or mqtt://USER:PASSWORD@HOST:PORT.
+    #[arg(long, env = "PIZZA_BROKER", default_value = "mqtt://127.0.0.1:1883")]
+    pub broker: String,
+    /// Where the node keeps its state (outbox, inbox, queues). Defaults to
+    /// ./data/<id>.
+    #[arg(long, env = "PIZZA_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "PIZZA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    /// Log to this file instead of stderr.
+    #[arg(long, env = "PIZZA_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Topic prefix.
+    #[arg(long, env = "PIZZA_PREFIX", default_value = "pizza")]
+    pub prefix: String,
+}
+
+impl CommonArgs {
+    /// The node id, or `default` when none was given.
+    pub fn id_or(&self, default: &str) -> String {
+        self.id.clone().unwrap_or_else(|| default.to_string())
+    }
+
+    /// The data directory for node `id`.
+    pub fn data_dir_for(&self, id: &str) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data").join(id))
+    }
+}
+
+/// A parsed `mqtt://` address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerAddr {
+    /// Host name or IP.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Username and password, if given.
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::str::FromStr for BrokerAddr {
+    type Err = NodeError;
+
+    fn from_str(url: &str) -> Result<Self, NodeError> {
+        let bad = || NodeError::BrokerUrl(url.to_string());
+        let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+        let rest = rest.trim_end_matches('/');
+        let (credentials, hostport) = match rest.rsplit_once('@') {
+            Some((cred, hp)) => {
+                let (u, p) = cred.split_once(':').ok_or_else(bad)?;
+                (Some((u.to_string(), p.to_string())), hp)
+            }
+            None => (None, rest),
+        };
+        let (host, port) = hostport.rsplit_once(':').ok_or_else(bad)?;
+        let port = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(BrokerAddr {
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port,
+            credentials,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_broker_urls() {
+        let a: BrokerAddr = "mqtt://127.0.0.1:1883".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.credentials), ("127.0.0.1", 1883, None));
+        let a: BrokerAddr = "mqtt://ada:s3cret@localhost:2000".parse().unwrap();
+        assert_eq!(a.credentials, Some(("ada".into(), "s3cret".into())));
+        assert!("mqtt://localhost".parse::<BrokerAddr>().is_err());
+        assert!("mqtt://:1883".parse::<BrokerAddr>().is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! Errors of the node runtime.
+
+/// What can go wrong in the node runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The node's sled database failed.
+    #[error("node storage failed: {0}; check that the data directory is writable and that no other node with this id uses it")]
+    Storage(#[from] sled::Error),
+    /// A value did not (de)serialise.
+    #[error("could not encode or decode a message: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The MQTT client is gone (the node is shutting down).
+    #[error("the node's MQTT connection is closed: {0}")]
+    Closed(#[from] rumqttc::ClientError),
+    /// A `--broker` URL could not be understood.
+    #[error("bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)")]
+    BrokerUrl(String),
+    /// Timed out waiting for something.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(std::time::Duration, String),
+}

@@ -1,0 +1,23 @@
+//! The node runtime shared by every Pizza Platform service, and the roles.
+//!
+//! - [`link`]: the one MQTT connection (reconnect, resubscribe, routing,
+//!   manual acks, outbox confirmation).
+//! - [`outbox`] / [`inbox`]: what must not be lost, what must not be done twice.
+//! - [`queue`]: [`QueueProducer`] and [`QueueConsumer`] over the keeper protocol.
+//! - [`runtime`]: [`Node`]: heartbeat, control topic, faults.
+//! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
+//! - [`cli`]: the `pizza-node` command line, also run by the control room.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod inbox;
+pub mod link;
+pub mod logging;
+pub mod outbox;
+pub mod queue;
+pub mod runtime;
+
+pub use error::NodeError;
+pub use queue::{QueueConsumer, QueueProducer};
+pub use runtime::{Node, NodeConfig};

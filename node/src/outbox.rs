@@ -1,0 +1,141 @@
+//! The outbox: messages a node must not lose, kept in sled from before they
+//! are sent until the receiver has them.
+//!
+//! A queue put leaves the outbox when the keeper's confirm arrives (the put is
+//! then on the keeper's disk); an event leaves it on its PUBACK (the broker
+//! has it). Whatever is still here is sent again after a timeout, after every
+//! reconnect and after a restart; receivers deduplicate by event id, so a
+//! second copy is harmless.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::NodeError;
+
+/// What confirms an outbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confirmation {
+    /// The keeper's confirm on the put's queue.
+    Keeper,
+    /// The broker's PUBACK.
+    PubAck,
+}
+
+/// One message waiting for its confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The message's event id.
+    pub id: Uuid,
+    /// Where it goes.
+    pub topic: String,
+    /// The JSON payload.
+    pub payload: String,
+    /// What removes it.
+    pub confirmation: Confirmation,
+}
+
+/// The outbox, a sled tree keyed by event id.
+pub struct Outbox {
+    tree: sled::Tree,
+    db: sled::Db,
+    emptied: Notify,
+}
+
+impl Outbox {
+    /// Opens the outbox in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
+        Ok(Outbox {
+            tree: db.open_tree("outbox")?,
+            db: db.clone(),
+            emptied: Notify::new(),
+        })
+    }
+
+    /// Stores an entry and flushes, so it survives a kill -9 from here on.
+    pub async fn add(&self, entry: &Entry) -> Result<(), NodeError> {
+        self.tree.insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Removes confirmed entries; returns how many were here.
+    pub fn confirm(&self, ids: &[Uuid]) -> Result<usize, NodeError> {
+        let mut removed = 0;
+        for id in ids {
+            if self.tree.remove(id.as_bytes())?.is_some() {
+                removed += 1;
+            }
+        }
+        if removed > 0 && self.tree.is_empty() {
+            self.emptied.notify_waiters();
+        }
+        Ok(removed)
+    }
+
+    /// Whether `id` is still waiting.
+    pub fn contains(&self, id: &Uuid) -> bool {
+        self.tree.contains_key(id.as_bytes()).unwrap_or(false)
+    }
+
+    /// Every entry waiting.
+    pub fn pending(&self) -> Result<Vec<Entry>, NodeError> {
+        self.tree
+            .iter()
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// How many entries wait.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    /// Waits until every entry is confirmed.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.emptied.notified();
+            if self.is_empty() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_stay_until_confirmed_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::new_v4();
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let outbox = Outbox::open(&db).unwrap();
+            let entry = Entry {
+                id,
+                topic: "pizza/q/kitchen/put".into(),
+                payload: "{}".into(),
+                confirmation: Confirmation::Keeper,
+            };
+            outbox.add(&entry).await.unwrap();
+            assert_eq!(outbox.confirm(&[Uuid::new_v4()]).unwrap(), 0);
+            assert_eq!(outbox.len(), 1);
+        }
+        let db = sled::open(dir.path()).unwrap();
+        let outbox = Outbox::open(&db).unwrap();
+        assert_eq!(outbox.pending().unwrap()[0].id, id);
+        assert_eq!(outbox.confirm(&[id]).unwrap(), 1);
+        assert!(outbox.is_empty());
+        outbox.drained().await;
+    }
+}

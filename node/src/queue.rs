@@ -1,0 +1,160 @@
+//! The work-queue client API the roles use: [`QueueProducer`] puts through
+//! the outbox, [`QueueConsumer`] takes deliveries against credit and acks them.
+
+use std::sync::{Arc, Mutex};
+
+use contracts::queue::{Ack, AckMessage, Credit, Delivery, Outcome};
+use contracts::Envelope;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::error::NodeError;
+use crate::link::{Incoming, Link};
+use crate::outbox::{Confirmation, Entry};
+
+/// Puts messages on work queues. A put is durable locally (outbox) when
+/// [`QueueProducer::put`] returns, and durable at the keeper once confirmed.
+#[derive(Clone)]
+pub struct QueueProducer {
+    link: Link,
+}
+
+impl QueueProducer {
+    /// A producer over `link`.
+    pub fn new(link: Link) -> Self {
+        QueueProducer { link }
+    }
+
+    /// Writes `envelope` to the outbox and sends it to `queue`'s keeper.
+    pub async fn put(&self, queue: &str, envelope: &Envelope) -> Result<(), NodeError> {
+        let entry = Entry {
+            id: envelope.event_id,
+            topic: self.link.topics().put(queue),
+            payload: serde_json::to_string(envelope)?,
+            confirmation: Confirmation::Keeper,
+        };
+        self.link.publish_durable(entry).await
+    }
+
+    /// Whether the keeper has confirmed `event_id` (it left the outbox).
+    pub fn confirmed(&self, event_id: &Uuid) -> bool {
+        !self.link.outbox().contains(event_id)
+    }
+}
+
+/// Takes deliveries from one queue.
+///
+/// It announces its credit as soon as its subscription is in place, and with
+/// a fresh incarnation after every reconnect, so the keeper takes back what
+/// the previous connection held. Deliveries for an older incarnation are
+/// dropped here: the keeper has already given them to someone else.
+pub struct QueueConsumer {
+    queue: String,
+    link: Link,
+    rx: mpsc::UnboundedReceiver<Incoming>,
+    state: Arc<Mutex<CreditState>>,
+}
+
+struct CreditState {
+    credit: u32,
+    incarnation: String,
+}
+
+fn lock(m: &Mutex<CreditState>) -> std::sync::MutexGuard<'_, CreditState> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl QueueConsumer {
+    /// Subscribes to `queue`'s deliveries for this node and announces `credit`.
+    pub async fn start(link: Link, queue: &str, credit: u32) -> Result<Self, NodeError> {
+        let rx = link.subscribe(link.topics().deliver(queue, link.id())).await?;
+        let state = Arc::new(Mutex::new(CreditState {
+            credit,
+            incarnation: new_incarnation(link.id()),
+        }));
+        let consumer = QueueConsumer {
+            queue: queue.to_string(),
+            link: link.clone(),
+            rx,
+            state: state.clone(),
+        };
+        tokio::spawn(announce_on_reconnect(link, queue.to_string(), state));
+        consumer.announce().await?;
+        Ok(consumer)
+    }
+
+    /// The queue consumed.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    async fn announce(&self) -> Result<(), NodeError> {
+        announce(&self.link, &self.queue, &self.state).await
+    }
+
+    /// Changes the credit (e.g. an oven freed or broke) and announces it.
+    pub async fn set_credit(&self, credit: u32) -> Result<(), NodeError> {
+        lock(&self.state).credit = credit;
+        self.announce().await
+    }
+
+    /// The next delivery, or `None` when the link is gone.
+    pub async fn next(&mut self) -> Option<Delivery> {
+        loop {
+            let msg = self.rx.recv().await?;
+            let parsed = serde_json::from_slice::<Delivery>(&msg.payload);
+            // The keeper's lease protocol covers a delivery lost from here on,
+            // so the MQTT message itself can be acknowledged at once.
+            msg.ack().await;
+            match parsed {
+                Ok(d) if d.incarnation == lock(&self.state).incarnation => return Some(d),
+                Ok(d) => {
+                    tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection")
+                }
+                Err(e) => tracing::warn!(queue = %self.queue, error = %e, "ignored a malformed delivery"),
+            }
+        }
+    }
+
+    /// Acknowledges a delivery.
+    pub async fn ack(&self, delivery_id: &str, outcome: Outcome, reason: Option<String>) -> Result<(), NodeError> {
+        self.ack_many(vec![Ack {
+            delivery_id: delivery_id.to_string(),
+            outcome,
+            reason,
+        }])
+        .await
+    }
+
+    /// Acknowledges several deliveries in one message.
+    pub async fn ack_many(&self, acks: Vec<Ack>) -> Result<(), NodeError> {
+        let topic = self.link.topics().ack(&self.queue, self.link.id());
+        self.link.publish_json(topic, &AckMessage::Batch { acks }, false).await
+    }
+}
+
+fn new_incarnation(id: &str) -> String {
+    format!("{id}-{}", &Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Result<(), NodeError> {
+    let credit = {
+        let s = lock(state);
+        Credit {
+            credit: s.credit,
+            incarnation: s.incarnation.clone(),
+        }
+    };
+    link.publish_json(link.topics().credit(queue, link.id()), &credit, false).await
+}
+
+async fn announce_on_reconnect(link: Link, queue: String, state: Arc<Mutex<CreditState>>) {
+    let mut epoch = link.epoch();
+    epoch.borrow_and_update();
+    while epoch.changed().await.is_ok() {
+        lock(&state).incarnation = new_incarnation(link.id());
+        if announce(&link, &queue, &state).await.is_err() {
+            return;
+        }
+    }
+}

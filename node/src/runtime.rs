@@ -1,0 +1,270 @@
+//! The node runtime every role shares: storage, the MQTT link, the heartbeat,
+//! the control topic and the faults it sets.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use contracts::status::{Control, Faults, NodeState, NodeStatus};
+use contracts::topics::Topics;
+use contracts::Envelope;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+use crate::config::BrokerAddr;
+use crate::error::NodeError;
+use crate::inbox::Inbox;
+use crate::link::{Incoming, Link, LinkOptions};
+use crate::outbox::{Confirmation, Entry, Outbox};
+use crate::queue::{QueueConsumer, QueueProducer};
+
+/// How often the retained status is published.
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Node id (MQTT client id).
+    pub id: String,
+    /// Role name, e.g. `kitchen`.
+    pub role: String,
+    /// The broker.
+    pub broker: BrokerAddr,
+    /// Where the node's sled database lives.
+    pub data_dir: PathBuf,
+    /// Topic prefix.
+    pub prefix: String,
+}
+
+/// Counters shown in the heartbeat.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages handled successfully.
+    pub handled: AtomicU64,
+    /// Messages whose handling failed.
+    pub failed: AtomicU64,
+    /// Messages being handled now.
+    pub in_flight: AtomicU64,
+}
+
+struct Shared {
+    role: String,
+    started_at: String,
+    inbox: Inbox,
+    counters: Counters,
+    faults: watch::Sender<Faults>,
+    state: watch::Sender<NodeState>,
+    figures: Mutex<BTreeMap<String, serde_json::Value>>,
+}
+
+/// A running node: cheap to clone, shared by the role's tasks.
+#[derive(Clone)]
+pub struct Node {
+    link: Link,
+    shared: Arc<Shared>,
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+impl Node {
+    /// Opens the node's storage, connects, and starts the heartbeat and the
+    /// control listener.
+    pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
+        let db = sled::Config::new().path(&cfg.data_dir).flush_every_ms(Some(200)).open()?;
+        let outbox = Outbox::open(&db)?;
+        let inbox = Inbox::open(&db)?;
+        let link = Link::connect(
+            LinkOptions {
+                id: cfg.id.clone(),
+                role: cfg.role.clone(),
+                host: cfg.broker.host.clone(),
+                port: cfg.broker.port,
+                credentials: cfg.broker.credentials.clone(),
+                topics: Topics::new(&cfg.prefix),
+                keep_alive: Duration::from_secs(5),
+            },
+            outbox,
+        );
+        let (faults, _) = watch::channel(Faults::default());
+        let (state, _) = watch::channel(NodeState::Up);
+        let node = Node {
+            link,
+            shared: Arc::new(Shared {
+                role: cfg.role,
+                started_at: now_rfc3339(),
+                inbox,
+                counters: Counters::default(),
+                faults,
+                state,
+                figures: Mutex::new(BTreeMap::new()),
+            }),
+        };
+        let control = node.link.subscribe(node.link.topics().control(&cfg.id)).await?;
+        tokio::spawn(node.clone().control_loop(control));
+        tokio::spawn(node.clone().heartbeat_loop());
+        Ok(node)
+    }
+
+    /// The node id.
+    pub fn id(&self) -> &str {
+        self.link.id()
+    }
+
+    /// The role.
+    pub fn role(&self) -> &str {
+        &self.shared.role
+    }
+
+    /// The MQTT link.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Topic names.
+    pub fn topics(&self) -> &Topics {
+        self.link.topics()
+    }
+
+    /// Handled-message ids.
+    pub fn inbox(&self) -> &Inbox {
+        &self.shared.inbox
+    }
+
+    /// The heartbeat counters.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+
+    /// Faults active now.
+    pub fn faults(&self) -> Faults {
+        self.shared.faults.borrow().clone()
+    }
+
+    /// Watches the faults (e.g. to drop credit to 0 on pause).
+    pub fn watch_faults(&self) -> watch::Receiver<Faults> {
+        self.shared.faults.subscribe()
+    }
+
+    /// Sets one of the role's own figures shown in the heartbeat.
+    pub fn set_figure(&self, key: &str, value: impl Into<serde_json::Value>) {
+        self.shared
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), value.into());
+    }
+
+    /// A producer for work queues.
+    pub fn producer(&self) -> QueueProducer {
+        QueueProducer::new(self.link.clone())
+    }
+
+    /// A consumer of `queue` with `credit`.
+    pub async fn consumer(&self, queue: &str, credit: u32) -> Result<QueueConsumer, NodeError> {
+        QueueConsumer::start(self.link.clone(), queue, credit).await
+    }
+
+    /// Publishes a domain event through the outbox (kept until its PUBACK).
+    pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
+        let entry = Entry {
+            id: envelope.event_id,
+            topic: self.topics().event(&envelope.kind),
+            payload: serde_json::to_string(envelope)?,
+            confirmation: Confirmation::PubAck,
+        };
+        self.link.publish_durable(entry).await
+    }
+
+    /// Subscribes to domain events matching `filter` (e.g. `pizza/events/#`).
+    pub async fn events(&self, filter: impl Into<String>) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
+        self.link.subscribe(filter).await
+    }
+
+    /// Resolves when the control room asks this node to stop.
+    pub async fn stop_requested(&self) {
+        let mut state = self.shared.state.subscribe();
+        let _ = state.wait_for(|s| *s == NodeState::Stopping).await;
+    }
+
+    /// Marks the node as stopping (shown in its status).
+    pub fn begin_stop(&self) {
+        self.shared.state.send_replace(NodeState::Stopping);
+    }
+
+    /// The current status, as the heartbeat publishes it.
+    pub fn status(&self) -> NodeStatus {
+        let c = &self.shared.counters;
+        let faults = self.faults();
+        let mut state = *self.shared.state.borrow();
+        if state == NodeState::Up && faults.paused {
+            state = NodeState::Paused;
+        }
+        NodeStatus {
+            id: self.id().to_string(),
+            role: self.shared.role.clone(),
+            pid: std::process::id(),
+            state,
+            started_at: self.shared.started_at.clone(),
+            at: now_rfc3339(),
+            handled: c.handled.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            in_flight: c.in_flight.load(Ordering::Relaxed),
+            outbox: self.link.outbox().len() as u64,
+            faults,
+            figures: self.shared.figures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+        }
+    }
+
+    /// Publishes the offline status and disconnects cleanly.
+    pub async fn shutdown(&self) {
+        let mut last = self.status();
+        last.state = NodeState::Offline;
+        self.link.close(&last).await;
+    }
+
+    async fn heartbeat_loop(self) {
+        let topic = self.topics().status(self.id());
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        loop {
+            tick.tick().await;
+            if self.link.publish_json(topic.clone(), &self.status(), true).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn control_loop(self, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+        while let Some(msg) = rx.recv().await {
+            match serde_json::from_slice::<Control>(&msg.payload) {
+                Ok(cmd) => {
+                    tracing::info!(command = ?cmd, "control command");
+                    self.obey(cmd);
+                }
+                Err(e) => tracing::warn!(error = %e, "ignored a malformed control command"),
+            }
+            msg.ack().await;
+        }
+    }
+
+    /// Applies a control command.
+    pub fn obey(&self, cmd: Control) {
+        let faults = &self.shared.faults;
+        match cmd {
+            Control::SetFaults { faults: f } => {
+                faults.send_replace(f);
+            }
+            Control::ClearFaults => {
+                faults.send_replace(Faults::default());
+            }
+            Control::Pause => faults.send_modify(|f| f.paused = true),
+            Control::Resume => faults.send_modify(|f| f.paused = false),
+            Control::Stop => self.begin_stop(),
+        }
+    }
+}
