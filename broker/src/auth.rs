@@ -51,7 +51,9 @@ pub fn parse_users(text: &str, path: &str) -> Result<HashMap<String, String>, Us
         }
     }
     if users.is_empty() {
-        return Err(UsersError::Empty { path: path.to_string() });
+        return Err(UsersError::Empty {
+            path: path.to_string(),
+        });
     }
     Ok(users)
 }
@@ -80,7 +82,10 @@ mod tests {
     #[test]
     fn names_the_bad_line() {
         let e = parse_users("ada:x\nnopassword\n", "users.txt").unwrap_err();
-        assert_eq!(e.to_string(), "users file users.txt, line 2: expected 'user:password'");
+        assert_eq!(
+            e.to_string(),
+            "users file users.txt, line 2: expected 'user:password'"
+        );
         assert!(parse_users("# nothing\n", "f").is_err());
     }
 }

@@ -140,8 +140,11 @@ impl Keeper {
             let items = store.load(&name)?;
             let restored = items.len();
             for mut item in items {
-                if item.attempt > 0 && item.redelivery.is_none() {
-                    item.redelivery = Some("the keeper restarted while it was delivered".into());
+                // Attempt counts are saved unflushed, so any restored item may
+                // have been delivered before the crash: say so.
+                if item.redelivery.is_none() {
+                    item.redelivery =
+                        Some("the keeper restarted; this may have been delivered before".into());
                 }
                 q.push(item);
             }
@@ -356,7 +359,11 @@ impl Keeper {
         }
         // A duplicate is confirmed again: its first confirm may have been lost.
         if !source.is_empty() {
-            batch.confirms.entry((queue.to_string(), source)).or_default().push(id);
+            batch
+                .confirms
+                .entry((queue.to_string(), source))
+                .or_default()
+                .push(id);
         }
         Ok(())
     }
@@ -377,11 +384,19 @@ impl Keeper {
         };
         let now = self.ms();
         self.last_seen.insert(consumer.to_string(), now);
-        let effects = self.queue(queue).credit(consumer, credit.credit, &credit.incarnation);
+        let effects = self
+            .queue(queue)
+            .credit(consumer, credit.credit, &credit.incarnation);
         self.apply(queue, effects, batch)
     }
 
-    fn on_ack(&mut self, queue: &str, consumer: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
+    fn on_ack(
+        &mut self,
+        queue: &str,
+        consumer: &str,
+        payload: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), KeeperError> {
         let acks = match serde_json::from_slice::<AckMessage>(payload) {
             Ok(a) => a.into_acks(),
             Err(e) => {
@@ -456,7 +471,11 @@ impl Keeper {
         };
         for letter in self.store.exhume(queue, &req.ids, req.all)? {
             let Some(envelope) = letter.envelope else {
-                tracing::warn!(queue, id = letter.id, "dropped a malformed dead letter on requeue: it has no envelope to deliver");
+                tracing::warn!(
+                    queue,
+                    id = letter.id,
+                    "dropped a malformed dead letter on requeue: it has no envelope to deliver"
+                );
                 continue;
             };
             self.store.forget(queue, &envelope.event_id)?;
@@ -533,7 +552,10 @@ impl Keeper {
             serde_json::to_value(&payload).unwrap_or_default(),
         );
         alert.causation_id = event_id;
-        let topic = self.opts.topics.event(contracts::events::kind::QUEUE_DEAD_LETTERED);
+        let topic = self
+            .opts
+            .topics
+            .event(contracts::events::kind::QUEUE_DEAD_LETTERED);
         self.publish(topic, &alert, false).await
     }
 
@@ -542,7 +564,8 @@ impl Keeper {
         let mut letters = self.store.dead_letters(queue)?;
         let skip = letters.len().saturating_sub(DLQ_LISTED);
         letters.drain(..skip);
-        self.publish(self.opts.topics.dlq_items(queue), &letters, true).await
+        self.publish(self.opts.topics.dlq_items(queue), &letters, true)
+            .await
     }
 
     async fn publish_stats(&mut self) -> Result<(), KeeperError> {
@@ -574,9 +597,16 @@ impl Keeper {
         self.publish(self.opts.topics.queue_stats(), &stats, true).await
     }
 
-    async fn publish<T: serde::Serialize>(&self, topic: String, body: &T, retain: bool) -> Result<(), KeeperError> {
+    async fn publish<T: serde::Serialize>(
+        &self,
+        topic: String,
+        body: &T,
+        retain: bool,
+    ) -> Result<(), KeeperError> {
         let payload = serde_json::to_vec(body).unwrap_or_default();
-        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await?;
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await?;
         Ok(())
     }
 }
@@ -589,7 +619,13 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Input>) {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 let topic = p.topic;
-                if tx.send(Input::Publish { topic, payload: p.payload }).is_err() {
+                if tx
+                    .send(Input::Publish {
+                        topic,
+                        payload: p.payload,
+                    })
+                    .is_err()
+                {
                     return;
                 }
             }

@@ -99,7 +99,10 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         data_dir: opts.data_dir,
         policy: opts.policy,
         lease: opts.lease,
-        queues: vec![contracts::queue::KITCHEN.into(), contracts::queue::DELIVERY.into()],
+        queues: vec![
+            contracts::queue::KITCHEN.into(),
+            contracts::queue::DELIVERY.into(),
+        ],
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
     keeper.run(eventloop).await?;

@@ -348,7 +348,10 @@ impl Queue {
                 self.requeue(lease.seq, why, now + self.policy.backoff_ms(attempt))
             }
             Outcome::Reject => {
-                let why = format!("rejected by {consumer}: {}", reason.unwrap_or_else(|| "no reason given".into()));
+                let why = format!(
+                    "rejected by {consumer}: {}",
+                    reason.unwrap_or_else(|| "no reason given".into())
+                );
                 self.kill(lease.seq, why)
             }
         }
@@ -414,7 +417,10 @@ impl Queue {
         let after = self.last_served.as_deref().unwrap_or("");
         self.consumers
             .range::<str, _>((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded))
-            .chain(self.consumers.range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(after))))
+            .chain(
+                self.consumers
+                    .range::<str, _>((std::ops::Bound::Unbounded, std::ops::Bound::Included(after))),
+            )
             .find(|(_, c)| free(c))
             .map(|(id, _)| id.clone())
     }
@@ -533,7 +539,13 @@ mod tests {
         q.put(item(1, "a"));
         q.credit("k1", 1, "i1");
         let d = q.dispatch().remove(0);
-        let e = q.ack("k1", &d.delivery_id, Outcome::Retry, Some("oven jammed".into()), 1_000);
+        let e = q.ack(
+            "k1",
+            &d.delivery_id,
+            Outcome::Retry,
+            Some("oven jammed".into()),
+            1_000,
+        );
         assert!(matches!(e, Effect::Requeued(_)));
         assert!(q.dispatch().is_empty(), "still backing off");
         assert_eq!(q.next_due(), Some(1_000 + Policy::default().backoff_ms(1)));
@@ -545,7 +557,15 @@ mod tests {
 
     #[test]
     fn retries_past_max_attempts_go_to_the_dlq_and_free_the_key() {
-        let mut q = Queue::new("q", Policy { max_attempts: 2, backoff_base_ms: 0, backoff_max_ms: 0 }, 0);
+        let mut q = Queue::new(
+            "q",
+            Policy {
+                max_attempts: 2,
+                backoff_base_ms: 0,
+                backoff_max_ms: 0,
+            },
+            0,
+        );
         q.put(item(1, "a"));
         q.put(item(2, "a"));
         q.credit("k1", 1, "i1");
@@ -553,7 +573,13 @@ mod tests {
         q.ack("k1", &d.delivery_id, Outcome::Retry, None, 0);
         q.tick(0);
         let d = q.dispatch().remove(0);
-        let e = q.ack("k1", &d.delivery_id, Outcome::Retry, Some("still broken".into()), 0);
+        let e = q.ack(
+            "k1",
+            &d.delivery_id,
+            Outcome::Retry,
+            Some("still broken".into()),
+            0,
+        );
         match e {
             Effect::Dead { item, reason } => {
                 assert_eq!(item.seq, 1);
@@ -571,7 +597,13 @@ mod tests {
         q.put(item(1, "a"));
         q.credit("k1", 1, "i1");
         let d = q.dispatch().remove(0);
-        let e = q.ack("k1", &d.delivery_id, Outcome::Reject, Some("no such pizza".into()), 0);
+        let e = q.ack(
+            "k1",
+            &d.delivery_id,
+            Outcome::Reject,
+            Some("no such pizza".into()),
+            0,
+        );
         assert!(matches!(e, Effect::Dead { ref reason, .. } if reason.contains("no such pizza")));
         assert_eq!(q.ready() + q.in_flight(), 0);
     }
@@ -589,7 +621,9 @@ mod tests {
         let d = q.dispatch();
         assert_eq!(d.len(), 2);
         assert!(d.iter().all(|d| d.consumer == "k2"));
-        assert!(d.iter().all(|d| d.item.redelivery.as_deref() == Some("consumer k1 went offline")));
+        assert!(d
+            .iter()
+            .all(|d| d.item.redelivery.as_deref() == Some("consumer k1 went offline")));
     }
 
     #[test]
@@ -602,7 +636,10 @@ mod tests {
         let d = q.dispatch().remove(0);
         assert_eq!(d.incarnation, "i2");
         assert_eq!(d.item.attempt, 2);
-        assert_eq!(q.ack("k1", &old.delivery_id, Outcome::Done, None, 0), Effect::Ignored);
+        assert_eq!(
+            q.ack("k1", &old.delivery_id, Outcome::Done, None, 0),
+            Effect::Ignored
+        );
         assert_eq!(q.in_flight(), 1);
     }
 
@@ -613,13 +650,23 @@ mod tests {
         q.credit("k1", 1, "i1");
         let d = q.dispatch().remove(0);
         q.offline("k1");
-        assert_eq!(q.ack("k1", &d.delivery_id, Outcome::Done, None, 0), Effect::Done(1));
+        assert_eq!(
+            q.ack("k1", &d.delivery_id, Outcome::Done, None, 0),
+            Effect::Done(1)
+        );
         assert_eq!(q.ready(), 0);
     }
 
     #[test]
     fn a_message_that_kills_every_consumer_ends_in_the_dlq() {
-        let mut q = Queue::new("q", Policy { max_attempts: 3, ..Policy::default() }, 0);
+        let mut q = Queue::new(
+            "q",
+            Policy {
+                max_attempts: 3,
+                ..Policy::default()
+            },
+            0,
+        );
         q.put(item(1, "poison"));
         let mut dead = false;
         for round in 0..5 {
@@ -635,7 +682,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        let p = Policy { max_attempts: 9, backoff_base_ms: 100, backoff_max_ms: 1_000 };
+        let p = Policy {
+            max_attempts: 9,
+            backoff_base_ms: 100,
+            backoff_max_ms: 1_000,
+        };
         assert_eq!(p.backoff_ms(1), 100);
         assert_eq!(p.backoff_ms(2), 200);
         assert_eq!(p.backoff_ms(4), 800);

@@ -88,10 +88,12 @@ pub fn config(opts: &ServerOptions) -> Config {
 /// the process exits.
 pub fn spawn(opts: &ServerOptions) -> std::io::Result<()> {
     let mut broker = rumqttd::Broker::new(config(opts));
-    std::thread::Builder::new().name("rumqttd".into()).spawn(move || {
-        if let Err(e) = broker.start() {
-            tracing::error!(error = %e, "the MQTT server stopped");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("rumqttd".into())
+        .spawn(move || {
+            if let Err(e) = broker.start() {
+                tracing::error!(error = %e, "the MQTT server stopped");
+            }
+        })?;
     Ok(())
 }

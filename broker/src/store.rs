@@ -24,7 +24,9 @@ use crate::queue::Item;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed (disk full, corrupt files, another process holds the lock).
-    #[error("queue storage failed: {0}; check the data directory is writable and not used by another broker")]
+    #[error(
+        "queue storage failed: {0}; check the data directory is writable and not used by another broker"
+    )]
     Sled(#[from] sled::Error),
     /// A stored record did not decode.
     #[error("queue storage holds a record that does not decode ({0}); the data directory may be from another version")]
@@ -87,7 +89,12 @@ impl Store {
             .db
             .tree_names()
             .iter()
-            .filter_map(|n| std::str::from_utf8(n).ok()?.strip_prefix("items/").map(str::to_string))
+            .filter_map(|n| {
+                std::str::from_utf8(n)
+                    .ok()?
+                    .strip_prefix("items/")
+                    .map(str::to_string)
+            })
             .collect();
         names.sort();
         names
@@ -116,8 +123,10 @@ impl Store {
             redelivery: item.redelivery.clone(),
             envelope: item.envelope.clone(),
         };
-        self.items(queue)?.insert(key(item.seq), serde_json::to_vec(&stored)?)?;
-        self.seen_tree(queue)?.insert(item.envelope.event_id.as_bytes(), &key(item.seq))?;
+        self.items(queue)?
+            .insert(key(item.seq), serde_json::to_vec(&stored)?)?;
+        self.seen_tree(queue)?
+            .insert(item.envelope.event_id.as_bytes(), &key(item.seq))?;
         Ok(())
     }
 
@@ -169,7 +178,10 @@ impl Store {
     pub fn exhume(&self, queue: &str, ids: &[u64], all: bool) -> Result<Vec<DeadLetter>, StoreError> {
         let tree = self.dlq(queue)?;
         let wanted: Vec<u64> = if all {
-            tree.iter().keys().filter_map(|k| k.ok().map(|k| unkey(&k))).collect()
+            tree.iter()
+                .keys()
+                .filter_map(|k| k.ok().map(|k| unkey(&k)))
+                .collect()
         } else {
             ids.to_vec()
         };

@@ -35,8 +35,7 @@ pub mod error_code {
 }
 
 /// What the customer sees when payment cannot be reached (503).
-pub const PAYMENT_UNAVAILABLE_MESSAGE: &str =
-    "Payment system is not responding, please try again later";
+pub const PAYMENT_UNAVAILABLE_MESSAGE: &str = "Payment system is not responding, please try again later";
 
 /// Who ordered, and where to deliver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,10 +112,7 @@ impl PlaceOrder {
             if !(MIN_QTY..=MAX_QTY).contains(&item.qty) {
                 return Err(FieldError::new(
                     format!("items[{i}].qty"),
-                    format!(
-                        "qty must be between {MIN_QTY} and {MAX_QTY}, got {}",
-                        item.qty
-                    ),
+                    format!("qty must be between {MIN_QTY} and {MAX_QTY}, got {}", item.qty),
                 ));
             }
             if !is_on_menu(&item.pizza) {
@@ -424,25 +420,16 @@ mod tests {
     fn validation_names_the_exact_field() {
         assert_eq!(blamed(|o| o.customer.name = "   ".into()), "customer.name");
         assert_eq!(blamed(|o| o.customer.name = String::new()), "customer.name");
-        assert_eq!(
-            blamed(|o| o.customer.address = "\t\n".into()),
-            "customer.address"
-        );
+        assert_eq!(blamed(|o| o.customer.address = "\t\n".into()), "customer.address");
         assert_eq!(
             blamed(|o| o.customer.address = "x".repeat(201)),
             "customer.address"
         );
-        assert_eq!(
-            blamed(|o| o.customer.name = "x".repeat(201)),
-            "customer.name"
-        );
+        assert_eq!(blamed(|o| o.customer.name = "x".repeat(201)), "customer.name");
         assert_eq!(blamed(|o| o.items.clear()), "items");
         assert_eq!(blamed(|o| o.items[0].qty = 0), "items[0].qty");
         assert_eq!(blamed(|o| o.items[1].qty = 21), "items[1].qty");
-        assert_eq!(
-            blamed(|o| o.items[1].pizza = "hawaii".into()),
-            "items[1].pizza"
-        );
+        assert_eq!(blamed(|o| o.items[1].pizza = "hawaii".into()), "items[1].pizza");
     }
 
     #[test]
@@ -538,8 +525,7 @@ mod tests {
         assert_eq!(o.items[0].qty, 2);
 
         assert_eq!(
-            serde_json::to_value(ErrorBody::validation(FieldError::new("items[0].qty", "m")))
-                .unwrap(),
+            serde_json::to_value(ErrorBody::validation(FieldError::new("items[0].qty", "m"))).unwrap(),
             json!({"error": {"code": "validation", "message": "m", "field": "items[0].qty"}})
         );
         // No field: the key is left out, not null.

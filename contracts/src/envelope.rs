@@ -87,7 +87,14 @@ mod tests {
 
     #[test]
     fn round_trips_as_snake_case_json() {
-        let e = Envelope::new("order.paid", "o-1", 2, new_trace_id(), "order-1", serde_json::json!({"a": 1}));
+        let e = Envelope::new(
+            "order.paid",
+            "o-1",
+            2,
+            new_trace_id(),
+            "order-1",
+            serde_json::json!({"a": 1}),
+        );
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"event_id\""));
         assert!(text.contains("\"occurred_at\""));
@@ -107,6 +114,8 @@ mod tests {
     fn trace_ids_are_w3c_shaped() {
         let t = new_trace_id();
         assert_eq!(t.len(), 32);
-        assert!(t.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(t
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
 }

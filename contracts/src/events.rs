@@ -114,14 +114,7 @@ pub fn envelope<E: Event>(
     source: impl Into<String>,
 ) -> Result<Envelope, serde_json::Error> {
     let payload = serde_json::to_value(event)?;
-    Ok(Envelope::new(
-        E::KIND,
-        order_id,
-        seq,
-        trace_id,
-        source,
-        payload,
-    ))
+    Ok(Envelope::new(E::KIND, order_id, seq, trace_id, source, payload))
 }
 
 /// Decodes the payload of `env` as `E`, checking first that `env` is of kind
@@ -400,10 +393,7 @@ mod tests {
             let (noun, verb) = k.split_once('.').expect("noun.verb");
             for part in [noun, verb] {
                 assert!(!part.is_empty(), "{k}");
-                assert!(
-                    part.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
-                    "{k}"
-                );
+                assert!(part.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{k}");
             }
         }
     }
@@ -449,12 +439,8 @@ mod tests {
         check(OrderQueued {
             queue: "kitchen".into(),
         });
-        check(OrderCooking {
-            kitchen: "k".into(),
-        });
-        check(OrderReady {
-            kitchen: "k".into(),
-        });
+        check(OrderCooking { kitchen: "k".into() });
+        check(OrderReady { kitchen: "k".into() });
         check(DriverAssigned {
             driver: "d".into(),
             kitchen: None,
@@ -466,9 +452,7 @@ mod tests {
         check(PaymentRefunded {
             payment_id: "p".into(),
         });
-        check(CustomerNotified {
-            message: "m".into(),
-        });
+        check(CustomerNotified { message: "m".into() });
         check(QueueDeadLettered {
             queue: "kitchen".into(),
             reason: "max attempts".into(),
@@ -505,16 +489,7 @@ mod tests {
 
     #[test]
     fn payloads_reject_unknown_fields() {
-        let mut env = envelope(
-            &OrderReady {
-                kitchen: "k".into(),
-            },
-            "o",
-            1,
-            "t",
-            "s",
-        )
-        .unwrap();
+        let mut env = envelope(&OrderReady { kitchen: "k".into() }, "o", 1, "t", "s").unwrap();
         env.payload["oven"] = json!(3);
         let err = decode::<OrderReady>(&env).unwrap_err();
         assert!(matches!(err, DecodeError::Payload { .. }), "{err}");

@@ -66,15 +66,7 @@ pub enum OrderState {
 use OrderState::*;
 
 /// The states that still expect events that move them.
-const NON_TERMINAL: &[OrderState] = &[
-    Placed,
-    Paid,
-    Queued,
-    Cooking,
-    Ready,
-    OutForDelivery,
-    Cancelling,
-];
+const NON_TERMINAL: &[OrderState] = &[Placed, Paid, Queued, Cooking, Ready, OutForDelivery, Cancelling];
 
 /// The transition table: `(kind, states it may arrive in, state it leads to)`.
 ///
@@ -238,9 +230,7 @@ impl FromStr for OrderState {
             .iter()
             .copied()
             .find(|state| state.as_str() == s)
-            .ok_or_else(|| ParseOrderStateError {
-                value: s.to_string(),
-            })
+            .ok_or_else(|| ParseOrderStateError { value: s.to_string() })
     }
 }
 
@@ -360,10 +350,7 @@ impl OrderFold {
     }
 
     /// Folds in every envelope of `envs` that belongs to `order_id`.
-    pub fn from_envelopes(
-        order_id: impl Into<String>,
-        envs: impl IntoIterator<Item = Envelope>,
-    ) -> Self {
+    pub fn from_envelopes(order_id: impl Into<String>, envs: impl IntoIterator<Item = Envelope>) -> Self {
         let mut fold = OrderFold::new(order_id);
         for env in envs {
             fold.offer(env);
@@ -379,10 +366,7 @@ impl OrderFold {
         if env.seq == 0 {
             return Offer::InvalidSeq;
         }
-        if env.seq < self.next_seq
-            || self.held.contains_key(&env.seq)
-            || self.seen.contains(&env.event_id)
-        {
+        if env.seq < self.next_seq || self.held.contains_key(&env.seq) || self.seen.contains(&env.event_id) {
             return Offer::Duplicate;
         }
         self.seen.insert(env.event_id);
@@ -417,10 +401,7 @@ impl OrderFold {
                 true
             }
             Err(error) => {
-                self.rejected.push(RejectedEvent {
-                    envelope: env,
-                    error,
-                });
+                self.rejected.push(RejectedEvent { envelope: env, error });
                 false
             }
         }
@@ -612,9 +593,8 @@ mod tests {
     #[test]
     fn every_kind_has_a_rule() {
         for k in kind::ALL {
-            let covered = *k == kind::ORDER_PLACED
-                || NO_CHANGE.contains(k)
-                || MOVES.iter().any(|(m, _, _)| m == k);
+            let covered =
+                *k == kind::ORDER_PLACED || NO_CHANGE.contains(k) || MOVES.iter().any(|(m, _, _)| m == k);
             assert!(covered, "{k} has no transition rule");
         }
         for (m, _, _) in MOVES {
@@ -653,11 +633,7 @@ mod tests {
     #[test]
     fn cancelling_and_failing_work_from_any_non_terminal_state() {
         for &from in NON_TERMINAL {
-            assert_eq!(
-                apply(from, kind::ORDER_CANCELLING),
-                Ok(Cancelling),
-                "{from}"
-            );
+            assert_eq!(apply(from, kind::ORDER_CANCELLING), Ok(Cancelling), "{from}");
             assert_eq!(apply(from, kind::ORDER_FAILED), Ok(Failed), "{from}");
         }
     }
@@ -708,10 +684,7 @@ mod tests {
             .starts_with("illegal transition: order.ready in state placed"));
 
         let err = apply(Placed, kind::ORDER_COOKING).unwrap_err();
-        assert_eq!(
-            err.reason,
-            "order.cooking is allowed only in queued or paid"
-        );
+        assert_eq!(err.reason, "order.cooking is allowed only in queued or paid");
 
         for (from, k) in [
             (Placed, kind::ORDER_QUEUED),
@@ -931,10 +904,7 @@ mod tests {
     /// interleaved anywhere after `order.placed`.
     fn legal_log() -> impl Strategy<Value = Vec<Envelope>> {
         let extras = prop::collection::vec(
-            (
-                any::<prop::sample::Index>(),
-                prop::sample::select(NO_CHANGE),
-            ),
+            (any::<prop::sample::Index>(), prop::sample::select(NO_CHANGE)),
             0..5,
         );
         (prop::sample::select(LIVES), extras).prop_map(|(life, extras)| {

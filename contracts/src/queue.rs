@@ -203,8 +203,7 @@ mod tests {
 
     #[test]
     fn ack_accepts_one_or_many() {
-        let one: AckMessage =
-            serde_json::from_str(r#"{"delivery_id":"d1","outcome":"done"}"#).unwrap();
+        let one: AckMessage = serde_json::from_str(r#"{"delivery_id":"d1","outcome":"done"}"#).unwrap();
         assert_eq!(one.into_acks().len(), 1);
         let many: AckMessage = serde_json::from_str(
             r#"{"acks":[{"delivery_id":"d1","outcome":"retry","reason":"busy"},{"delivery_id":"d2","outcome":"reject"}]}"#,

@@ -131,11 +131,15 @@ mod tests {
 
     #[test]
     fn control_is_tagged_by_command() {
-        let c: Control = serde_json::from_str(r#"{"command":"set_faults","faults":{"latency_ms":50}}"#).unwrap();
+        let c: Control =
+            serde_json::from_str(r#"{"command":"set_faults","faults":{"latency_ms":50}}"#).unwrap();
         assert_eq!(
             c,
             Control::SetFaults {
-                faults: Faults { latency_ms: 50, ..Faults::default() }
+                faults: Faults {
+                    latency_ms: 50,
+                    ..Faults::default()
+                }
             }
         );
         let c: Control = serde_json::from_str(r#"{"command":"stop"}"#).unwrap();

@@ -124,7 +124,10 @@ mod tests {
             t.parse_queue_topic("pizza/q/kitchen/ack/k1"),
             Some(("kitchen", "ack", Some("k1")))
         );
-        assert_eq!(t.parse_queue_topic("pizza/q/kitchen/put"), Some(("kitchen", "put", None)));
+        assert_eq!(
+            t.parse_queue_topic("pizza/q/kitchen/put"),
+            Some(("kitchen", "put", None))
+        );
         assert_eq!(
             t.parse_queue_topic("pizza/q/kitchen/dlq/requeue"),
             Some(("kitchen", "dlq", Some("requeue")))

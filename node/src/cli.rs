@@ -234,6 +234,13 @@ fn print_line(value: &serde_json::Value) {
     let _ = out.flush();
 }
 
+/// Wall-clock nanoseconds, to order lines printed by different processes.
+fn wall_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     let _logs = init_logs(&a.common)?;
     let node = start_node(&a.common, "producer").await?;
@@ -244,7 +251,14 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     for i in 0..a.count {
         let key = format!("{}-k{}", &run[..8], i % a.keys.max(1));
         let seq = i / a.keys.max(1) + 1;
-        let env = Envelope::new("test.message", key.clone(), seq, run.clone(), node.id(), serde_json::json!({ "n": i }));
+        let env = Envelope::new(
+            "test.message",
+            key.clone(),
+            seq,
+            run.clone(),
+            node.id(),
+            serde_json::json!({ "n": i }),
+        );
         producer.put(&a.queue, &env).await?;
         print_line(&serde_json::json!({ "put": env.event_id, "key": key, "seq": seq }));
         ids.push(env.event_id);
@@ -256,7 +270,11 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     let confirmed = ids.iter().filter(|id| producer.confirmed(id)).count();
     print_line(&serde_json::json!({ "confirmed": confirmed, "of": ids.len() }));
     node.shutdown().await;
-    Ok(if waited.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if waited.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
@@ -268,6 +286,9 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
         AckWith::Retry => Outcome::Retry,
         AckWith::Reject => Outcome::Reject,
     };
+    let acker = consumer.acker();
+    let id = node.id().to_string();
+    let mut work = tokio::task::JoinSet::new();
     loop {
         let delivery = tokio::select! {
             d = consumer.next() => d,
@@ -275,20 +296,29 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
             _ = node.stop_requested() => None,
         };
         let Some(d) = delivery else { break };
-        print_line(&serde_json::json!({
-            "consumer": node.id(),
-            "delivery_id": d.delivery_id,
-            "event_id": d.envelope.event_id,
-            "key": d.envelope.order_id,
-            "seq": d.envelope.seq,
-            "attempt": d.attempt,
-            "redelivery": d.redelivery,
-        }));
-        if a.work_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(a.work_ms)).await;
-        }
-        let reason = (outcome != Outcome::Done).then(|| format!("consume --ack {:?}", a.ack).to_lowercase());
-        consumer.ack(&d.delivery_id, outcome, reason).await?;
+        // Credit bounds how many of these run at once: the keeper sends no
+        // more than that.
+        let (acker, id, work_ms, ack) = (acker.clone(), id.clone(), a.work_ms, a.ack);
+        work.spawn(async move {
+            print_line(&serde_json::json!({
+                "consumer": id,
+                "delivery_id": d.delivery_id,
+                "event_id": d.envelope.event_id,
+                "key": d.envelope.order_id,
+                "seq": d.envelope.seq,
+                "attempt": d.attempt,
+                "redelivery": d.redelivery,
+                "at_ns": wall_ns(),
+            }));
+            if work_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(work_ms)).await;
+            }
+            let reason = (outcome != Outcome::Done).then(|| format!("consume --ack {ack:?}").to_lowercase());
+            if acker.ack(&d.delivery_id, outcome, reason).await.is_ok() {
+                print_line(&serde_json::json!({ "acked": d.delivery_id, "at_ns": wall_ns() }));
+            }
+        });
+        while work.try_join_next().is_some() {}
     }
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)

@@ -47,7 +47,9 @@ impl CommonArgs {
 
     /// The data directory for node `id`.
     pub fn data_dir_for(&self, id: &str) -> PathBuf {
-        self.data_dir.clone().unwrap_or_else(|| PathBuf::from("data").join(id))
+        self.data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data").join(id))
     }
 }
 
@@ -67,7 +69,10 @@ impl std::str::FromStr for BrokerAddr {
 
     fn from_str(url: &str) -> Result<Self, NodeError> {
         let bad = || NodeError::BrokerUrl(url.to_string());
-        let rest = url.strip_prefix("mqtt://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url);
+        let rest = url
+            .strip_prefix("mqtt://")
+            .or_else(|| url.strip_prefix("tcp://"))
+            .unwrap_or(url);
         let rest = rest.trim_end_matches('/');
         let (credentials, hostport) = match rest.rsplit_once('@') {
             Some((cred, hp)) => {
@@ -96,7 +101,10 @@ mod tests {
     #[test]
     fn parses_broker_urls() {
         let a: BrokerAddr = "mqtt://127.0.0.1:1883".parse().unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.credentials), ("127.0.0.1", 1883, None));
+        assert_eq!(
+            (a.host.as_str(), a.port, a.credentials),
+            ("127.0.0.1", 1883, None)
+        );
         let a: BrokerAddr = "mqtt://ada:s3cret@localhost:2000".parse().unwrap();
         assert_eq!(a.credentials, Some(("ada".into(), "s3cret".into())));
         assert!("mqtt://localhost".parse::<BrokerAddr>().is_err());

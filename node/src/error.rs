@@ -13,7 +13,9 @@ pub enum NodeError {
     #[error("the node's MQTT connection is closed: {0}")]
     Closed(#[from] rumqttc::ClientError),
     /// A `--broker` URL could not be understood.
-    #[error("bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)")]
+    #[error(
+        "bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)"
+    )]
     BrokerUrl(String),
     /// Timed out waiting for something.
     #[error("timed out after {0:?} waiting for {1}")]

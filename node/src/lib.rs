@@ -19,5 +19,5 @@ pub mod queue;
 pub mod runtime;
 
 pub use error::NodeError;
-pub use queue::{QueueConsumer, QueueProducer};
+pub use queue::{Acker, QueueConsumer, QueueProducer};
 pub use runtime::{Node, NodeConfig};

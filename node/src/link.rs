@@ -53,6 +53,16 @@ pub struct LinkOptions {
     pub keep_alive: Duration,
 }
 
+/// Which connection of this process is live.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Epoch {
+    /// CONNACKs received so far.
+    pub connections: u64,
+    /// Whether the broker kept our session on the last one. When it did not
+    /// (it restarted), whatever it held for us is gone.
+    pub session_present: bool,
+}
+
 /// A message that arrived on a subscription. Call [`Incoming::ack`] once it
 /// is handled; until then the broker keeps it for us.
 pub struct Incoming {
@@ -98,7 +108,7 @@ struct Shared {
     send_lock: tokio::sync::Mutex<()>,
     sent_at: Mutex<HashMap<Uuid, Instant>>,
     outbox: Outbox,
-    epoch: watch::Sender<u64>,
+    epoch: watch::Sender<Epoch>,
 }
 
 /// A handle on the node's MQTT connection; cheap to clone.
@@ -150,7 +160,7 @@ impl Link {
             mqtt.set_credentials(u, p);
         }
         let (client, eventloop) = AsyncClient::new(mqtt, 10_000);
-        let (epoch, _) = watch::channel(0);
+        let (epoch, _) = watch::channel(Epoch::default());
         let shared = Arc::new(Shared {
             topics: opts.topics.clone(),
             id: opts.id.clone(),
@@ -186,10 +196,8 @@ impl Link {
         &self.shared.outbox
     }
 
-    /// Counts connections: it changes on every CONNACK, after the
-    /// subscriptions are in place again. Consumers announce a fresh
-    /// incarnation on each change.
-    pub fn epoch(&self) -> watch::Receiver<u64> {
+    /// Changes on every CONNACK, once the subscriptions are in place again.
+    pub fn epoch(&self) -> watch::Receiver<Epoch> {
         self.shared.epoch.subscribe()
     }
 
@@ -201,7 +209,10 @@ impl Link {
 
     /// Subscribes to `filter` (QoS 1); matching messages arrive on the
     /// returned channel. Kept across reconnects.
-    pub async fn subscribe(&self, filter: impl Into<String>) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
+    pub async fn subscribe(
+        &self,
+        filter: impl Into<String>,
+    ) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
         let filter = filter.into();
         let rx = self.route(filter.clone());
         self.client.subscribe(filter, QoS::AtLeastOnce).await?;
@@ -210,12 +221,22 @@ impl Link {
 
     /// Publishes at QoS 1 without the outbox: for messages whose loss a later
     /// one repairs (heartbeats, credits, acks, stats).
-    pub async fn publish(&self, topic: impl Into<String>, payload: Vec<u8>, retain: bool) -> Result<(), NodeError> {
+    pub async fn publish(
+        &self,
+        topic: impl Into<String>,
+        payload: Vec<u8>,
+        retain: bool,
+    ) -> Result<(), NodeError> {
         self.send(topic.into(), payload, retain, None).await
     }
 
     /// Serialises `body` as JSON and publishes it like [`Link::publish`].
-    pub async fn publish_json<T: serde::Serialize>(&self, topic: impl Into<String>, body: &T, retain: bool) -> Result<(), NodeError> {
+    pub async fn publish_json<T: serde::Serialize>(
+        &self,
+        topic: impl Into<String>,
+        body: &T,
+        retain: bool,
+    ) -> Result<(), NodeError> {
         self.publish(topic, serde_json::to_vec(body)?, retain).await
     }
 
@@ -229,14 +250,27 @@ impl Link {
     async fn send_entry(&self, entry: &Entry) -> Result<(), NodeError> {
         lock(&self.shared.sent_at).insert(entry.id, Instant::now());
         let pubacked = (entry.confirmation == Confirmation::PubAck).then_some(entry.id);
-        self.send(entry.topic.clone(), entry.payload.clone().into_bytes(), false, pubacked)
-            .await
+        self.send(
+            entry.topic.clone(),
+            entry.payload.clone().into_bytes(),
+            false,
+            pubacked,
+        )
+        .await
     }
 
-    async fn send(&self, topic: String, payload: Vec<u8>, retain: bool, pubacked: Option<Uuid>) -> Result<(), NodeError> {
+    async fn send(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+        pubacked: Option<Uuid>,
+    ) -> Result<(), NodeError> {
         let _order = self.shared.send_lock.lock().await;
         lock(&self.shared.queued).push_back(pubacked);
-        self.client.publish(topic, QoS::AtLeastOnce, retain, payload).await?;
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await?;
         Ok(())
     }
 
@@ -316,7 +350,10 @@ impl Link {
     /// outbox again, then tell consumers (new epoch).
     async fn reconnected(self, session_present: bool) {
         if !session_present {
-            let filters: Vec<String> = lock(&self.shared.routes).iter().map(|r| r.filter.clone()).collect();
+            let filters: Vec<String> = lock(&self.shared.routes)
+                .iter()
+                .map(|r| r.filter.clone())
+                .collect();
             for f in filters {
                 if self.client.subscribe(f, QoS::AtLeastOnce).await.is_err() {
                     return;
@@ -328,7 +365,10 @@ impl Link {
             Ok(n) => tracing::info!(resent = n, "outbox sent again after reconnect"),
             Err(e) => tracing::warn!(error = %e, "could not resend the outbox"),
         }
-        self.shared.epoch.send_modify(|e| *e += 1);
+        self.shared.epoch.send_modify(|e| {
+            e.connections += 1;
+            e.session_present = session_present;
+        });
     }
 }
 
@@ -394,7 +434,11 @@ async fn resend_loop(link: Link) {
 }
 
 /// Waits until `check` holds, polling every 10 ms, or fails after `limit`.
-pub async fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Result<(), NodeError> {
+pub async fn wait_until(
+    limit: Duration,
+    what: &str,
+    mut check: impl FnMut() -> bool,
+) -> Result<(), NodeError> {
     let deadline = Instant::now() + limit;
     while !check() {
         if Instant::now() > deadline {

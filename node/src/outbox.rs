@@ -55,7 +55,8 @@ impl Outbox {
 
     /// Stores an entry and flushes, so it survives a kill -9 from here on.
     pub async fn add(&self, entry: &Entry) -> Result<(), NodeError> {
-        self.tree.insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
+        self.tree
+            .insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
         self.db.flush_async().await?;
         Ok(())
     }

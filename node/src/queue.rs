@@ -12,6 +12,9 @@ use crate::error::NodeError;
 use crate::link::{Incoming, Link};
 use crate::outbox::{Confirmation, Entry};
 
+/// How often a consumer repeats its credit.
+pub const CREDIT_REPEAT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Puts messages on work queues. A put is durable locally (outbox) when
 /// [`QueueProducer::put`] returns, and durable at the keeper once confirmed.
 #[derive(Clone)]
@@ -116,8 +119,41 @@ impl QueueConsumer {
         }
     }
 
+    /// A handle that acknowledges this consumer's deliveries, for tasks that
+    /// work on several deliveries at once.
+    pub fn acker(&self) -> Acker {
+        Acker {
+            link: self.link.clone(),
+            topic: self.link.topics().ack(&self.queue, self.link.id()),
+        }
+    }
+
     /// Acknowledges a delivery.
-    pub async fn ack(&self, delivery_id: &str, outcome: Outcome, reason: Option<String>) -> Result<(), NodeError> {
+    pub async fn ack(
+        &self,
+        delivery_id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Result<(), NodeError> {
+        self.acker().ack(delivery_id, outcome, reason).await
+    }
+}
+
+/// Acknowledges deliveries of one consumer; cheap to clone.
+#[derive(Clone)]
+pub struct Acker {
+    link: Link,
+    topic: String,
+}
+
+impl Acker {
+    /// Acknowledges a delivery.
+    pub async fn ack(
+        &self,
+        delivery_id: &str,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Result<(), NodeError> {
         self.ack_many(vec![Ack {
             delivery_id: delivery_id.to_string(),
             outcome,
@@ -128,8 +164,9 @@ impl QueueConsumer {
 
     /// Acknowledges several deliveries in one message.
     pub async fn ack_many(&self, acks: Vec<Ack>) -> Result<(), NodeError> {
-        let topic = self.link.topics().ack(&self.queue, self.link.id());
-        self.link.publish_json(topic, &AckMessage::Batch { acks }, false).await
+        self.link
+            .publish_json(self.topic.clone(), &AckMessage::Batch { acks }, false)
+            .await
     }
 }
 
@@ -145,14 +182,33 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
             incarnation: s.incarnation.clone(),
         }
     };
-    link.publish_json(link.topics().credit(queue, link.id()), &credit, false).await
+    link.publish_json(link.topics().credit(queue, link.id()), &credit, false)
+        .await
 }
 
+/// Repeats the credit every [`CREDIT_REPEAT`] (credit is a window, so a
+/// repeat is harmless, and it reaches a keeper that subscribed after our last
+/// one), and at once after each reconnect. When the broker lost our session,
+/// deliveries it held for us are gone: a new incarnation tells the keeper.
 async fn announce_on_reconnect(link: Link, queue: String, state: Arc<Mutex<CreditState>>) {
     let mut epoch = link.epoch();
     epoch.borrow_and_update();
-    while epoch.changed().await.is_ok() {
-        lock(&state).incarnation = new_incarnation(link.id());
+    let mut repeat = tokio::time::interval(CREDIT_REPEAT);
+    loop {
+        tokio::select! {
+            changed = epoch.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let e = *epoch.borrow_and_update();
+                // The first connection of a process needs no new incarnation:
+                // each process starts with its own.
+                if e.connections > 1 && !e.session_present {
+                    lock(&state).incarnation = new_incarnation(link.id());
+                }
+            }
+            _ = repeat.tick() => {}
+        }
         if announce(&link, &queue, &state).await.is_err() {
             return;
         }

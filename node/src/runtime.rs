@@ -76,7 +76,10 @@ impl Node {
     /// control listener.
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
-        let db = sled::Config::new().path(&cfg.data_dir).flush_every_ms(Some(200)).open()?;
+        let db = sled::Config::new()
+            .path(&cfg.data_dir)
+            .flush_every_ms(Some(200))
+            .open()?;
         let outbox = Outbox::open(&db)?;
         let inbox = Inbox::open(&db)?;
         let link = Link::connect(
@@ -182,7 +185,10 @@ impl Node {
     }
 
     /// Subscribes to domain events matching `filter` (e.g. `pizza/events/#`).
-    pub async fn events(&self, filter: impl Into<String>) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
+    pub async fn events(
+        &self,
+        filter: impl Into<String>,
+    ) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
         self.link.subscribe(filter).await
     }
 
@@ -217,7 +223,12 @@ impl Node {
             in_flight: c.in_flight.load(Ordering::Relaxed),
             outbox: self.link.outbox().len() as u64,
             faults,
-            figures: self.shared.figures.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            figures: self
+                .shared
+                .figures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 
@@ -233,7 +244,12 @@ impl Node {
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
             tick.tick().await;
-            if self.link.publish_json(topic.clone(), &self.status(), true).await.is_err() {
+            if self
+                .link
+                .publish_json(topic.clone(), &self.status(), true)
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -1,0 +1,26 @@
+# Pizza Platform recipes. `just` lists them.
+
+# Open the control room (embedded broker + default nodes).
+run:
+    cargo run --release
+
+# The whole test suite (what CI runs, after fmt and clippy).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Everything CI runs.
+ci:
+    bash .ci/run
+
+# Broker and queue throughput/latency.
+bench:
+    cargo run --release -p node --bin queue-bench
+
+# Run the broker by hand on 127.0.0.1:1883.
+broker:
+    cargo run --release -p node --bin pizza-node -- broker --listen 127.0.0.1:1883 --data-dir data/broker

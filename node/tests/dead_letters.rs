@@ -1,0 +1,118 @@
+//! Dead letters: malformed puts, rejected and exhausted messages, re-queue.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{s, wait_for, Mqtt, World};
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn a_malformed_put_goes_to_the_dlq_with_its_reason_and_the_broker_keeps_running() {
+    let w = World::new();
+    let mut broker = w.broker(&[]);
+    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
+    mqtt.subscribe("pizza/events/queue.dead_lettered");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    // The retained (empty) listing arrives first; it shows the subscription is live.
+    mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    });
+
+    mqtt.publish("pizza/q/kitchen/put", "{this is not json");
+    mqtt.publish("pizza/q/kitchen/put", r#"{"event_id":"not-a-uuid"}"#);
+
+    let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let letters = listing.as_array().unwrap();
+    assert!(
+        s(&letters[0], "reason").starts_with("malformed envelope:"),
+        "{listing}"
+    );
+    assert_eq!(s(&letters[0], "raw"), "{this is not json");
+    assert_eq!(s(&letters[1], "raw"), r#"{"event_id":"not-a-uuid"}"#);
+    let alert = mqtt.expect("pizza/events/queue.dead_lettered", LONG, |_| true);
+    assert_eq!(alert["payload"]["queue"], "kitchen");
+
+    // Still serving: a good put is confirmed and delivered.
+    assert!(broker.running());
+    let mut producer = w.producer("p1", &["--count", "3"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0));
+    let consumer = w.consumer("c1", &["--credit", "3"]);
+    wait_for(LONG, "3 deliveries", || consumer.with("acked").len() == 3);
+}
+
+#[test]
+fn rejected_and_exhausted_messages_are_dead_lettered_and_can_be_requeued() {
+    let w = World::new();
+    let _broker = w.broker(&["--max-attempts", "3", "--retry-base-ms", "10"]);
+    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    mqtt.subscribe("pizza/q/stats");
+
+    let mut producer = w.producer("p1", &["--count", "2", "--keys", "2"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0));
+    let mut failing = w.consumer("c-retry", &["--credit", "2", "--ack", "retry"]);
+    let letters = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    for l in letters.as_array().unwrap() {
+        assert_eq!(l["attempts"], 3, "{l}");
+        assert!(s(l, "reason").contains("gave up after 3 attempts"), "{l}");
+    }
+    let attempts: Vec<u64> = failing
+        .with("delivery_id")
+        .iter()
+        .map(|d| d["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts.len(), 6, "each message tried 3 times: {attempts:?}");
+    failing.kill9();
+
+    // Re-queue them all; a healthy consumer finishes them.
+    mqtt.publish("pizza/q/kitchen/dlq/requeue", r#"{"all":true}"#);
+    mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    });
+    let healthy = w.consumer("c-ok", &["--credit", "2"]);
+    wait_for(LONG, "the re-queued messages done", || {
+        healthy.with("acked").len() == 2
+    });
+    for d in healthy.with("delivery_id") {
+        assert!(s(&d, "redelivery").starts_with("re-queued from the DLQ"), "{d}");
+    }
+    let stats = mqtt.expect("pizza/q/stats", LONG, |v| {
+        v["queues"]
+            .as_array()
+            .is_some_and(|qs| qs.iter().any(|q| q["name"] == "kitchen" && q["done_total"] == 2))
+    });
+    let kitchen = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "kitchen")
+        .unwrap()
+        .clone();
+    assert_eq!(kitchen["dlq"], 0);
+    assert_eq!(kitchen["ready"], 0);
+    assert_eq!(kitchen["in_flight"], 0);
+}
+
+#[test]
+fn a_reject_dead_letters_at_once_with_the_consumers_reason() {
+    let w = World::new();
+    let _broker = w.broker(&[]);
+    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    let _consumer = w.consumer("c-reject", &["--credit", "1", "--ack", "reject"]);
+    let mut producer = w.producer("p1", &["--count", "1"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0));
+    let letters = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let l = &letters[0];
+    assert_eq!(l["attempts"], 1);
+    assert!(s(l, "reason").contains("rejected by c-reject"), "{l}");
+    assert_eq!(l["envelope"]["kind"], "test.message");
+}

@@ -1,0 +1,312 @@
+//! Test support: real `pizza-node` processes on ephemeral ports, killed on
+//! drop, with their stdout JSON lines collected for assertions.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn pizza_node() -> &'static str {
+    env!("CARGO_BIN_EXE_pizza-node")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("the OS hands out an ephemeral port")
+}
+
+/// Polls `check` every 20 ms until it holds; panics with `what` after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process, SIGKILLed and reaped on drop (also when a test panics).
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Proc {
+    /// Starts `pizza-node ARGS`, logging to `log` and collecting stdout.
+    pub fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
+        let mut child = Command::new(pizza_node())
+            .args(args)
+            .arg("--log-file")
+            .arg(log)
+            .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("pizza-node starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().expect("stdout is piped");
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+        }
+    }
+
+    /// The JSON lines printed so far.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Lines that have `field`.
+    pub fn with(&self, field: &str) -> Vec<serde_json::Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.get(field).is_some())
+            .collect()
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for the exit (SIGKILL after 10 s).
+    pub fn terminate(&mut self) -> Option<i32> {
+        let pid = self.child.id() as i32;
+        // SAFETY-free: plain kill(2) through the `kill` command keeps the
+        // tests free of libc.
+        let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill9();
+        None
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One test's world: a temp dir, a broker port, and the processes started.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl World {
+    pub fn new() -> World {
+        World {
+            dir: tempfile::tempdir().expect("temp dir"),
+            port: free_port(),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn broker_url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the broker and waits until it accepts connections and its
+    /// keeper has published stats.
+    pub fn broker(&self, extra: &[&str]) -> Proc {
+        let mut args = vec![
+            "broker".to_string(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.port),
+            "--data-dir".into(),
+            self.path("broker").display().to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let p = Proc::spawn("broker", &args, &self.path("broker.log"));
+        let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
+        wait_for(Duration::from_secs(20), "the broker to listen", || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+        });
+        p
+    }
+
+    fn node_args(&self, cmd: &str, id: &str) -> Vec<String> {
+        vec![
+            cmd.to_string(),
+            "--id".into(),
+            id.into(),
+            "--broker".into(),
+            self.broker_url(),
+            "--data-dir".into(),
+            self.path(id).display().to_string(),
+        ]
+    }
+
+    /// `pizza-node consume --id ID ARGS`.
+    pub fn consumer(&self, id: &str, extra: &[&str]) -> Proc {
+        let mut args = self.node_args("consume", id);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Proc::spawn(id, &args, &self.path(&format!("{id}.log")))
+    }
+
+    /// `pizza-node put --id ID ARGS`.
+    pub fn producer(&self, id: &str, extra: &[&str]) -> Proc {
+        let mut args = self.node_args("put", id);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Proc::spawn(id, &args, &self.path(&format!("{id}.log")))
+    }
+
+    /// Prints a process log, for post-mortems of failed tests.
+    pub fn dump_log(&self, name: &str) {
+        if let Ok(text) = std::fs::read_to_string(self.path(&format!("{name}.log"))) {
+            eprintln!("----- {name}.log -----\n{text}");
+        }
+    }
+}
+
+/// A field of a JSON line as a string.
+pub fn s(v: &serde_json::Value, field: &str) -> String {
+    v.get(field)
+        .and_then(|x| x.as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A raw MQTT client for poking the broker from a test.
+pub struct Mqtt {
+    pub client: rumqttc::Client,
+    rx: std::sync::mpsc::Receiver<Result<rumqttc::Event, String>>,
+    /// Messages received but not yet matched by an `expect`.
+    backlog: std::cell::RefCell<Vec<(String, serde_json::Value)>>,
+}
+
+impl Mqtt {
+    /// Connects (clean session) as `id`, with optional credentials; returns
+    /// the CONNACK outcome: Ok once connected, Err with the broker's refusal.
+    pub fn connect(port: u16, id: &str, credentials: Option<(&str, &str)>) -> Result<Mqtt, String> {
+        let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(5));
+        if let Some((u, p)) = credentials {
+            opts.set_credentials(u, p);
+        }
+        let (client, mut connection) = rumqttc::Client::new(opts, 100);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                let stop = event.is_err();
+                if tx.send(event.map_err(|e| e.to_string())).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_)))) => {
+                    return Ok(Mqtt {
+                        client,
+                        rx,
+                        backlog: Default::default(),
+                    })
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err("no CONNACK within 10 s".into()),
+            }
+        }
+    }
+
+    /// Subscribes at QoS 1.
+    pub fn subscribe(&self, filter: &str) {
+        self.client
+            .subscribe(filter, rumqttc::QoS::AtLeastOnce)
+            .expect("subscribe");
+    }
+
+    /// Publishes at QoS 1.
+    pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
+            .expect("publish");
+    }
+
+    /// Waits for a message on `topic` whose JSON satisfies `check`.
+    pub fn expect(
+        &self,
+        topic: &str,
+        limit: Duration,
+        mut check: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
+        let mut seen = Vec::new();
+        {
+            let mut backlog = self.backlog.borrow_mut();
+            if let Some(i) = backlog.iter().position(|(t, v)| t == topic && check(v)) {
+                return backlog.remove(i).1;
+            }
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)))) => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                        if p.topic == topic && check(&v) {
+                            return v;
+                        }
+                        if p.topic == topic {
+                            seen.push(v.clone());
+                        }
+                        self.backlog.borrow_mut().push((p.topic.clone(), v));
+                    }
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("MQTT connection failed while waiting for {topic}: {e}"),
+                Err(_) => panic!("nothing matching arrived on {topic} within {limit:?}; saw {seen:?}"),
+            }
+        }
+    }
+}
