@@ -163,7 +163,8 @@ impl Keeper {
         if let Some((u, p)) = &opts.credentials {
             mqtt.set_credentials(u, p);
         }
-        let (client, eventloop) = AsyncClient::new(mqtt, 10_000);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
+        eventloop.network_options.set_tcp_nodelay(true);
         let keeper = Keeper {
             opts,
             store,
@@ -246,14 +247,13 @@ impl Keeper {
     async fn deliver(&mut self) -> Result<(), KeeperError> {
         let now = self.ms();
         let mut out = Vec::new();
+        // Attempt counts are not written per delivery (that would double the
+        // writes per message); they are saved when a message is re-queued,
+        // and after a crash every restored message is marked as a possible
+        // redelivery.
         for (name, q) in self.queues.iter_mut() {
             q.tick(now);
-            for d in q.dispatch() {
-                // The attempt count is saved unflushed: losing it in a crash
-                // costs at most one uncounted attempt.
-                self.store.save(name, &d.item)?;
-                out.push((name.clone(), d));
-            }
+            out.extend(q.dispatch().into_iter().map(|d| (name.clone(), d)));
         }
         for (queue, d) in out {
             let topic = self.opts.topics.deliver(&queue, &d.consumer);
@@ -353,7 +353,7 @@ impl Keeper {
                 envelope,
             };
             self.next_seq += 1;
-            self.store.save(queue, &item)?;
+            self.store.add(queue, &item)?;
             self.queue(queue).put(item);
             batch.dirty = true;
         }
@@ -486,7 +486,7 @@ impl Keeper {
                 envelope,
             };
             self.next_seq += 1;
-            self.store.save(queue, &item)?;
+            self.store.add(queue, &item)?;
             self.queue(queue).put(item);
         }
         batch.dirty = true;

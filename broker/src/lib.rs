@@ -11,6 +11,8 @@
 
 pub mod auth;
 pub mod keeper;
+#[cfg(target_os = "linux")]
+pub mod nodelay;
 pub mod queue;
 pub mod server;
 pub mod store;
@@ -74,6 +76,9 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         })?);
     }
     server::spawn(&opts.server).map_err(listen_error)?;
+    #[cfg(target_os = "linux")]
+    nodelay::spawn([Some(addr), opts.server.listen_v5].into_iter().flatten().map(|a| a.port()).collect())
+        .map_err(listen_error)?;
     tracing::info!(%addr, "MQTT server listening");
 
     // The keeper logs in like anyone else; with a users file it takes the

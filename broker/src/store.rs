@@ -34,12 +34,20 @@ pub enum StoreError {
 }
 
 /// A queue item as stored.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct Stored {
     attempt: u32,
     #[serde(default)]
     redelivery: Option<String>,
     envelope: Envelope,
+}
+
+/// [`Stored`] borrowed, to write without cloning the envelope.
+#[derive(Serialize)]
+struct StoredRef<'a> {
+    attempt: u32,
+    redelivery: &'a Option<String>,
+    envelope: &'a Envelope,
 }
 
 /// The keeper's sled database.
@@ -62,6 +70,7 @@ fn unkey(k: &[u8]) -> u64 {
 impl Store {
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(sled::Error::from)?;
         let db = sled::Config::new()
             .path(dir.join("queues"))
             // We flush explicitly per batch; the background flush only bounds
@@ -116,17 +125,23 @@ impl Store {
         Ok(self.seen_tree(queue)?.contains_key(event_id.as_bytes())?)
     }
 
-    /// Stores a new or updated item (not flushed).
+    /// Stores a new item and remembers its event id (not flushed).
+    pub fn add(&self, queue: &str, item: &Item) -> Result<(), StoreError> {
+        self.save(queue, item)?;
+        self.seen_tree(queue)?
+            .insert(item.envelope.event_id.as_bytes(), &key(item.seq))?;
+        Ok(())
+    }
+
+    /// Stores an updated item (not flushed).
     pub fn save(&self, queue: &str, item: &Item) -> Result<(), StoreError> {
-        let stored = Stored {
+        let stored = StoredRef {
             attempt: item.attempt,
-            redelivery: item.redelivery.clone(),
-            envelope: item.envelope.clone(),
+            redelivery: &item.redelivery,
+            envelope: &item.envelope,
         };
         self.items(queue)?
             .insert(key(item.seq), serde_json::to_vec(&stored)?)?;
-        self.seen_tree(queue)?
-            .insert(item.envelope.event_id.as_bytes(), &key(item.seq))?;
         Ok(())
     }
 

@@ -159,7 +159,9 @@ impl Link {
         if let Some((u, p)) = &opts.credentials {
             mqtt.set_credentials(u, p);
         }
-        let (client, eventloop) = AsyncClient::new(mqtt, 10_000);
+        let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
+        // Small messages, latency-sensitive: no Nagle delays.
+        eventloop.network_options.set_tcp_nodelay(true);
         let (epoch, _) = watch::channel(Epoch::default());
         let shared = Arc::new(Shared {
             topics: opts.topics.clone(),
@@ -245,6 +247,15 @@ impl Link {
     pub async fn publish_durable(&self, entry: Entry) -> Result<(), NodeError> {
         self.shared.outbox.add(&entry).await?;
         self.send_entry(&entry).await
+    }
+
+    /// Like [`Link::publish_durable`] for many entries with one flush.
+    pub async fn publish_durable_many(&self, entries: &[Entry]) -> Result<(), NodeError> {
+        self.shared.outbox.add_many(entries).await?;
+        for e in entries {
+            self.send_entry(e).await?;
+        }
+        Ok(())
     }
 
     async fn send_entry(&self, entry: &Entry) -> Result<(), NodeError> {

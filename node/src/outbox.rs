@@ -61,6 +61,17 @@ impl Outbox {
         Ok(())
     }
 
+    /// Stores several entries with one flush (group commit).
+    pub async fn add_many(&self, entries: &[Entry]) -> Result<(), NodeError> {
+        let mut batch = sled::Batch::default();
+        for e in entries {
+            batch.insert(e.id.as_bytes(), serde_json::to_vec(e)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     /// Removes confirmed entries; returns how many were here.
     pub fn confirm(&self, ids: &[Uuid]) -> Result<usize, NodeError> {
         let mut removed = 0;

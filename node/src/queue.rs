@@ -39,6 +39,23 @@ impl QueueProducer {
         self.link.publish_durable(entry).await
     }
 
+    /// Puts many envelopes with one outbox flush (group commit).
+    pub async fn put_many(&self, queue: &str, envelopes: &[Envelope]) -> Result<(), NodeError> {
+        let topic = self.link.topics().put(queue);
+        let entries = envelopes
+            .iter()
+            .map(|e| {
+                Ok(Entry {
+                    id: e.event_id,
+                    topic: topic.clone(),
+                    payload: serde_json::to_string(e)?,
+                    confirmation: Confirmation::Keeper,
+                })
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        self.link.publish_durable_many(&entries).await
+    }
+
     /// Whether the keeper has confirmed `event_id` (it left the outbox).
     pub fn confirmed(&self, event_id: &Uuid) -> bool {
         !self.link.outbox().contains(event_id)
@@ -105,16 +122,36 @@ impl QueueConsumer {
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
             let msg = self.rx.recv().await?;
-            let parsed = serde_json::from_slice::<Delivery>(&msg.payload);
-            // The keeper's lease protocol covers a delivery lost from here on,
-            // so the MQTT message itself can be acknowledged at once.
-            msg.ack().await;
-            match parsed {
-                Ok(d) if d.incarnation == lock(&self.state).incarnation => return Some(d),
-                Ok(d) => {
-                    tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection")
-                }
-                Err(e) => tracing::warn!(queue = %self.queue, error = %e, "ignored a malformed delivery"),
+            if let Some(d) = self.accept(msg).await {
+                return Some(d);
+            }
+        }
+    }
+
+    /// A delivery that has already arrived, if any (for acking in batches).
+    pub async fn try_next(&mut self) -> Option<Delivery> {
+        while let Ok(msg) = self.rx.try_recv() {
+            if let Some(d) = self.accept(msg).await {
+                return Some(d);
+            }
+        }
+        None
+    }
+
+    async fn accept(&self, msg: Incoming) -> Option<Delivery> {
+        let parsed = serde_json::from_slice::<Delivery>(&msg.payload);
+        // The keeper's lease protocol covers a delivery lost from here on,
+        // so the MQTT message itself can be acknowledged at once.
+        msg.ack().await;
+        match parsed {
+            Ok(d) if d.incarnation == lock(&self.state).incarnation => Some(d),
+            Ok(d) => {
+                tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(queue = %self.queue, error = %e, "ignored a malformed delivery");
+                None
             }
         }
     }

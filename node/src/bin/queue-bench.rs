@@ -1,0 +1,309 @@
+//! `queue-bench`: how fast the embedded broker and the durable queue are.
+//!
+//! One run, one process: it starts the broker (rumqttd + keeper) on a free
+//! port with a temporary data directory, then measures
+//!
+//! 1. raw MQTT QoS 1 throughput: one publisher, one subscriber, 100-byte
+//!    payloads, through the embedded broker;
+//! 2. durable queue throughput: put -> (group-committed) confirm -> deliver
+//!    -> ack, one producer and one consumer;
+//! 3. put -> deliver latency at a paced rate (p50 / p99);
+//! 4. the process's resident memory afterwards.
+//!
+//! `cargo run --release -p node --bin queue-bench [-- --raw N --queue N --rate R --secs S]`
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use contracts::Envelope;
+use node::config::BrokerAddr;
+use node::{Node, NodeConfig};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use time::OffsetDateTime;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure the embedded broker and the durable work queue")]
+struct Args {
+    /// Messages for the raw MQTT run.
+    #[arg(long, default_value_t = 200_000)]
+    raw: u64,
+    /// Messages for the queue throughput run.
+    #[arg(long, default_value_t = 50_000)]
+    queue: u64,
+    /// Puts per batch (one outbox flush each) in the throughput run.
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Paced rate (messages/s) for the latency run.
+    #[arg(long, default_value_t = 1_000)]
+    rate: u64,
+    /// Seconds of the latency run.
+    #[arg(long, default_value_t = 5)]
+    secs: u64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let port = free_port()?;
+    let dir = std::env::temp_dir().join(format!("queue-bench-{}-{port}", std::process::id()));
+    let result = run(&args, port, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
+    let opts = broker::BrokerOptions {
+        server: broker::ServerOptions {
+            listen: format!("127.0.0.1:{port}").parse()?,
+            listen_v5: None,
+            console: None,
+            users: None,
+        },
+        data_dir: dir.join("broker"),
+        prefix: "pizza".into(),
+        policy: broker::Policy::default(),
+        lease: Duration::from_secs(15),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = broker::serve(opts).await {
+            eprintln!("broker failed: {e}");
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the embedded broker did not start listening");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    println!("queue-bench: embedded broker on 127.0.0.1:{port}, data in {}", dir.display());
+
+    let raw = raw_mqtt(port, args.raw).await.context("raw MQTT run")?;
+    println!("raw MQTT QoS1, 100 B, 1 pub -> 1 sub: {:>9.0} msg/s ({} msgs)", raw, args.raw);
+
+    let (p50, p99) = raw_latency(port, args.rate, args.secs).await.context("raw latency run")?;
+    println!(
+        "raw MQTT QoS1 pub->sub latency at {} msg/s: p50 {:.2} ms, p99 {:.2} ms",
+        args.rate, p50, p99
+    );
+
+    let broker_addr = BrokerAddr {
+        host: "127.0.0.1".into(),
+        port,
+        credentials: None,
+    };
+    let start = |id: &str| {
+        Node::start(NodeConfig {
+            id: id.into(),
+            role: "bench".into(),
+            broker: broker_addr.clone(),
+            data_dir: dir.join(id),
+            prefix: "pizza".into(),
+        })
+    };
+    let producer_node = start("bench-producer").await?;
+    let consumer_node = start("bench-consumer").await?;
+
+    let queued = queue_throughput(&producer_node, &consumer_node, args.queue, args.batch).await?;
+    println!(
+        "durable queue put->confirm->deliver->ack: {:>9.0} msg/s ({} msgs, batches of {})",
+        queued, args.queue, args.batch
+    );
+    println!("queue / raw: {:.1}%", queued / raw * 100.0);
+
+    let (p50, p99, n) = latency(&producer_node, &consumer_node, args.rate, args.secs).await?;
+    println!(
+        "put->deliver latency at {} msg/s: p50 {:.2} ms, p99 {:.2} ms ({n} msgs)",
+        args.rate, p50, p99
+    );
+    println!("process RSS (broker + keeper + both nodes): {:.0} MiB", rss_mib());
+    Ok(())
+}
+
+/// One publisher, one subscriber, QoS 1, 100-byte payloads.
+async fn raw_mqtt(port: u16, count: u64) -> anyhow::Result<f64> {
+    let mut sub_opts = MqttOptions::new("bench-raw-sub", "127.0.0.1", port);
+    sub_opts.set_inflight(1_000).set_keep_alive(Duration::from_secs(30));
+    let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 10_000);
+    sub.subscribe("bench/raw", QoS::AtLeastOnce).await?;
+    // Wait for the SUBACK before publishing.
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await? {
+            break;
+        }
+    }
+    let receiver = tokio::spawn(async move {
+        let mut got = 0u64;
+        while got < count {
+            if let Ok(Event::Incoming(Packet::Publish(_))) = sub_loop.poll().await {
+                got += 1;
+            }
+        }
+        Instant::now()
+    });
+    let mut pub_opts = MqttOptions::new("bench-raw-pub", "127.0.0.1", port);
+    pub_opts.set_inflight(1_000).set_keep_alive(Duration::from_secs(30));
+    let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 10_000);
+    tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
+    let payload = vec![b'x'; 100];
+    let started = Instant::now();
+    for _ in 0..count {
+        publisher.publish("bench/raw", QoS::AtLeastOnce, false, payload.clone()).await?;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(120), receiver).await??;
+    Ok(count as f64 / done.duration_since(started).as_secs_f64())
+}
+
+/// Paced QoS 1 publishes; latency from publish to the subscriber's receipt.
+async fn raw_latency(port: u16, rate: u64, secs: u64) -> anyhow::Result<(f64, f64)> {
+    let total = rate * secs;
+    let mut sub_opts = MqttOptions::new("bench-lat-sub", "127.0.0.1", port);
+    sub_opts.set_keep_alive(Duration::from_secs(30));
+    let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 10_000);
+    sub_loop.network_options.set_tcp_nodelay(true);
+    sub.subscribe("bench/lat", QoS::AtLeastOnce).await?;
+    loop {
+        if let Event::Incoming(Packet::SubAck(_)) = sub_loop.poll().await? {
+            break;
+        }
+    }
+    let receiver = tokio::spawn(async move {
+        let mut samples = Vec::with_capacity(total as usize);
+        while (samples.len() as u64) < total {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = sub_loop.poll().await {
+                let sent = u128::from_le_bytes(p.payload[..16].try_into().unwrap_or([0; 16]));
+                samples.push((wall_ns() - sent) as f64 / 1e6);
+            }
+        }
+        samples
+    });
+    let mut pub_opts = MqttOptions::new("bench-lat-pub", "127.0.0.1", port);
+    pub_opts.set_keep_alive(Duration::from_secs(30));
+    let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 10_000);
+    pub_loop.network_options.set_tcp_nodelay(true);
+    tokio::spawn(async move { while pub_loop.poll().await.is_ok() {} });
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for _ in 0..total {
+        tick.tick().await;
+        let mut payload = wall_ns().to_le_bytes().to_vec();
+        payload.resize(100, b'x');
+        publisher.publish("bench/lat", QoS::AtLeastOnce, false, payload).await?;
+    }
+    let mut samples = tokio::time::timeout(Duration::from_secs(60), receiver).await??;
+    samples.sort_by(f64::total_cmp);
+    Ok((percentile(&samples, 0.50), percentile(&samples, 0.99)))
+}
+
+fn wall_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn envelope(n: u64, source: &str) -> Envelope {
+    Envelope::new(
+        "bench.message",
+        format!("order-{n}"),
+        1,
+        "0af7651916cd43dd8448eb211c80319c",
+        source,
+        serde_json::json!({ "n": n }),
+    )
+}
+
+/// Puts `count` messages in batches and waits until the consumer acked all.
+async fn queue_throughput(producer: &Node, consumer: &Node, count: u64, batch: usize) -> anyhow::Result<f64> {
+    let mut queue = consumer.consumer("bench", 1_000).await?;
+    let acker = queue.acker();
+    let counter = tokio::spawn(async move {
+        let mut done = 0u64;
+        while done < count {
+            let Some(first) = queue.next().await else { break };
+            let mut acks = vec![first.delivery_id];
+            while let Some(d) = queue.try_next().await {
+                acks.push(d.delivery_id);
+            }
+            done += acks.len() as u64;
+            let acks = acks
+                .into_iter()
+                .map(|delivery_id| contracts::queue::Ack {
+                    delivery_id,
+                    outcome: contracts::queue::Outcome::Done,
+                    reason: None,
+                })
+                .collect();
+            acker.ack_many(acks).await?;
+        }
+        anyhow::Ok((Instant::now(), queue))
+    });
+    let q = producer.producer();
+    let started = Instant::now();
+    let mut n = 0;
+    while n < count {
+        let size = batch.min((count - n) as usize) as u64;
+        let envelopes: Vec<Envelope> = (n..n + size).map(|i| envelope(i, producer.id())).collect();
+        q.put_many("bench", &envelopes).await?;
+        n += size;
+    }
+    let put_done = started.elapsed();
+    tokio::time::timeout(Duration::from_secs(300), producer.link().outbox().drained()).await?;
+    let confirmed = started.elapsed();
+    let (finished, _queue) = tokio::time::timeout(Duration::from_secs(300), counter).await???;
+    println!(
+        "  (all put in {:.2} s, all confirmed in {:.2} s, all acked in {:.2} s)",
+        put_done.as_secs_f64(),
+        confirmed.as_secs_f64(),
+        finished.duration_since(started).as_secs_f64()
+    );
+    Ok(count as f64 / finished.duration_since(started).as_secs_f64())
+}
+
+/// Puts one message at a time at `rate`; latency is put start -> delivery.
+async fn latency(producer: &Node, consumer: &Node, rate: u64, secs: u64) -> anyhow::Result<(f64, f64, usize)> {
+    let total = rate * secs;
+    let mut queue = consumer.consumer("bench-latency", 100).await?;
+    let acker = queue.acker();
+    let collector = tokio::spawn(async move {
+        let mut samples = Vec::with_capacity(total as usize);
+        while (samples.len() as u64) < total {
+            let Some(d) = queue.next().await else { break };
+            let ms = (OffsetDateTime::now_utc() - d.envelope.occurred_at).as_seconds_f64() * 1_000.0;
+            samples.push(ms);
+            acker
+                .ack(&d.delivery_id, contracts::queue::Outcome::Done, None)
+                .await?;
+        }
+        anyhow::Ok(samples)
+    });
+    let q = producer.producer();
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    for i in 0..total {
+        tick.tick().await;
+        q.put("bench-latency", &envelope(i, producer.id())).await?;
+    }
+    let mut samples = tokio::time::timeout(Duration::from_secs(60), collector).await???;
+    samples.sort_by(f64::total_cmp);
+    Ok((percentile(&samples, 0.50), percentile(&samples, 0.99), samples.len()))
+}
