@@ -17,9 +17,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use contracts::queue::{
-    AckMessage, Confirm, Credit, DeadLetter, Delivery, QueueFigures, QueueStats, Requeue,
-};
+use contracts::queue::{AckMessage, Confirm, Credit, DeadLetter, QueueFigures, QueueStats, Requeue};
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
 use contracts::Envelope;
@@ -31,6 +29,7 @@ use uuid::Uuid;
 
 use crate::queue::{Effect, Item, Policy, Queue};
 use crate::store::{Store, StoreError};
+use crate::wire;
 
 /// How often the keeper publishes `pizza/q/stats`.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
@@ -85,8 +84,6 @@ enum Input {
 struct Batch {
     /// (queue, producer) -> event ids to confirm.
     confirms: BTreeMap<(String, String), Vec<Uuid>>,
-    /// Event ids stored in this batch, per queue (to deduplicate within it).
-    fresh: HashMap<String, BTreeSet<Uuid>>,
     /// Storage was written: flush before confirming.
     dirty: bool,
     /// Dead letters added: publish alerts for them.
@@ -257,14 +254,18 @@ impl Keeper {
         }
         for (queue, d) in out {
             let topic = self.opts.topics.deliver(&queue, &d.consumer);
-            let delivery = Delivery {
-                delivery_id: d.delivery_id,
-                attempt: d.item.attempt,
-                redelivery: d.item.redelivery,
-                incarnation: d.incarnation,
-                envelope: d.item.envelope,
-            };
-            self.publish(topic, &delivery, false).await?;
+            let item = &d.item;
+            let delivery = wire::delivery_json(
+                &d.delivery_id,
+                item.attempt,
+                item.redelivery.as_deref(),
+                &d.incarnation,
+                &item.envelope,
+            )
+            .unwrap_or_default();
+            self.client
+                .publish(topic, QoS::AtLeastOnce, false, delivery)
+                .await?;
         }
         Ok(())
     }
@@ -323,9 +324,9 @@ impl Keeper {
             .or_insert_with(|| Queue::new(name, policy, base))
     }
 
-    fn on_put(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
-        let envelope: Envelope = match serde_json::from_slice(payload) {
-            Ok(e) => e,
+    fn on_put(&mut self, queue: &str, payload: &Bytes, batch: &mut Batch) -> Result<(), KeeperError> {
+        let meta = match wire::check_envelope(payload) {
+            Ok(m) => m,
             Err(e) => {
                 tracing::warn!(queue, error = %e, "malformed put sent to the DLQ");
                 let letter = DeadLetter {
@@ -340,24 +341,22 @@ impl Keeper {
                 return self.bury(letter, batch);
             }
         };
-        let id = envelope.event_id;
-        let source = envelope.source.clone();
-        let fresh = batch.fresh.entry(queue.to_string()).or_default();
-        let duplicate = fresh.contains(&id) || self.store.seen(queue, &id)?;
-        if !duplicate {
-            fresh.insert(id);
-            let item = Item {
-                seq: self.next_seq,
-                attempt: 0,
-                redelivery: None,
-                envelope,
-            };
+        let id = meta.event_id;
+        let source = meta.source.clone();
+        let item = Item {
+            seq: self.next_seq,
+            attempt: 0,
+            redelivery: None,
+            meta,
+            envelope: payload.clone(),
+        };
+        // A duplicate (a re-sent put) stores nothing but is confirmed again:
+        // its first confirm may have been lost.
+        if self.store.add(queue, &item)? {
             self.next_seq += 1;
-            self.store.add(queue, &item)?;
             self.queue(queue).put(item);
             batch.dirty = true;
         }
-        // A duplicate is confirmed again: its first confirm may have been lost.
         if !source.is_empty() {
             batch
                 .confirms
@@ -479,15 +478,17 @@ impl Keeper {
                 continue;
             };
             self.store.forget(queue, &envelope.event_id)?;
-            let item = Item {
-                seq: self.next_seq,
-                attempt: 0,
-                redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
-                envelope,
+            let Ok(item) = Item::from_envelope(self.next_seq, &envelope) else {
+                continue;
             };
-            self.next_seq += 1;
-            self.store.add(queue, &item)?;
-            self.queue(queue).put(item);
+            let item = Item {
+                redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
+                ..item
+            };
+            if self.store.add(queue, &item)? {
+                self.next_seq += 1;
+                self.queue(queue).put(item);
+            }
         }
         batch.dirty = true;
         batch.dlq_changed.insert(queue.to_string());
@@ -497,18 +498,18 @@ impl Keeper {
     fn apply(&mut self, queue: &str, effects: Vec<Effect>, batch: &mut Batch) -> Result<(), KeeperError> {
         for effect in effects {
             match effect {
-                Effect::Done(seq) => self.store.remove(queue, seq)?,
+                Effect::Done(item) => self.store.finish(queue, &item.meta.event_id)?,
                 Effect::Requeued(item) => self.store.save(queue, &item)?,
                 Effect::Dead { item, reason } => {
-                    self.store.remove(queue, item.seq)?;
-                    tracing::warn!(queue, order_id = %item.envelope.order_id, %reason, "dead-lettered");
+                    self.store.finish(queue, &item.meta.event_id)?;
+                    tracing::warn!(queue, order_id = %item.meta.order_id, %reason, "dead-lettered");
                     let letter = DeadLetter {
                         id: 0,
                         queue: queue.to_string(),
                         reason,
                         attempts: item.attempt,
                         at: now_rfc3339(),
-                        envelope: Some(item.envelope),
+                        envelope: wire::full_envelope(&item.envelope),
                         raw: None,
                     };
                     self.bury(letter, batch)?;

@@ -16,6 +16,7 @@ pub mod nodelay;
 pub mod queue;
 pub mod server;
 pub mod store;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -77,8 +78,14 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
     }
     server::spawn(&opts.server).map_err(listen_error)?;
     #[cfg(target_os = "linux")]
-    nodelay::spawn([Some(addr), opts.server.listen_v5].into_iter().flatten().map(|a| a.port()).collect())
-        .map_err(listen_error)?;
+    nodelay::spawn(
+        [Some(addr), opts.server.listen_v5]
+            .into_iter()
+            .flatten()
+            .map(|a| a.port())
+            .collect(),
+    )
+    .map_err(listen_error)?;
     tracing::info!(%addr, "MQTT server listening");
 
     // The keeper logs in like anyone else; with a users file it takes the

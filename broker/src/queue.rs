@@ -16,8 +16,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
+use bytes::Bytes;
 use contracts::queue::{ConsumerFigures, Outcome};
 use contracts::Envelope;
+use uuid::Uuid;
 
 /// Retry and dead-letter policy of a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +52,23 @@ impl Policy {
     }
 }
 
+/// The envelope fields the keeper routes by; the rest stays raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    /// The envelope's event id (idempotency key).
+    pub event_id: Uuid,
+    /// The partition key.
+    pub order_id: String,
+    /// The producer, who gets the confirm.
+    pub source: String,
+    /// The trace, for alerts about this message.
+    pub trace_id: String,
+}
+
 /// A message stored in a queue.
+///
+/// The envelope is kept as the exact JSON that was put: the keeper never
+/// needs its payload, and cloning `Bytes` is a reference-count bump.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Item {
     /// Position in the queue, unique and increasing in put order.
@@ -59,17 +77,35 @@ pub struct Item {
     pub attempt: u32,
     /// Why the next delivery is a redelivery, if it is one.
     pub redelivery: Option<String>,
-    /// The message.
-    pub envelope: Envelope,
+    /// Routing fields of the envelope.
+    pub meta: Meta,
+    /// The envelope JSON, as put.
+    pub envelope: Bytes,
 }
 
 impl Item {
+    /// An item holding `envelope` (serialised here), for tests and tools.
+    pub fn from_envelope(seq: u64, envelope: &Envelope) -> Result<Item, serde_json::Error> {
+        Ok(Item {
+            seq,
+            attempt: 0,
+            redelivery: None,
+            meta: Meta {
+                event_id: envelope.event_id,
+                order_id: envelope.order_id.clone(),
+                source: envelope.source.clone(),
+                trace_id: envelope.trace_id.clone(),
+            },
+            envelope: Bytes::from(serde_json::to_vec(envelope)?),
+        })
+    }
+
     /// The partition key: the order id, or the event id when there is none.
     pub fn key(&self) -> String {
-        if self.envelope.order_id.is_empty() {
-            self.envelope.event_id.to_string()
+        if self.meta.order_id.is_empty() {
+            self.meta.event_id.to_string()
         } else {
-            self.envelope.order_id.clone()
+            self.meta.order_id.clone()
         }
     }
 }
@@ -90,8 +126,8 @@ pub struct Dispatch {
 /// What an ack (or a lease expiry) did to a message; the keeper persists it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Done: delete `seq` from storage.
-    Done(u64),
+    /// Done: mark it finished in storage.
+    Done(Item),
     /// Back in the queue with a new attempt count: update storage.
     Requeued(Item),
     /// Moved to the DLQ: delete from the queue, add to the DLQ.
@@ -321,9 +357,9 @@ impl Queue {
                 if let Some(seq) = self.released.remove(delivery_id) {
                     if self.eligible.contains(&seq) || self.delayed.iter().any(|(_, s)| *s == seq) {
                         self.delayed.retain(|(_, s)| *s != seq);
-                        if self.remove_head(seq).is_some() {
+                        if let Some(item) = self.remove_head(seq) {
                             self.counters.done += 1;
-                            return Effect::Done(seq);
+                            return Effect::Done(item);
                         }
                     }
                 }
@@ -337,11 +373,13 @@ impl Queue {
             tracing::warn!(queue = %self.name, delivery_id, consumer, owner = %lease.consumer, "ack from a consumer that does not hold the delivery; accepted");
         }
         match outcome {
-            Outcome::Done => {
-                self.remove_head(lease.seq);
-                self.counters.done += 1;
-                Effect::Done(lease.seq)
-            }
+            Outcome::Done => match self.remove_head(lease.seq) {
+                Some(item) => {
+                    self.counters.done += 1;
+                    Effect::Done(item)
+                }
+                None => Effect::Ignored,
+            },
             Outcome::Retry => {
                 let why = format!("retry: {}", reason.unwrap_or_else(|| "no reason given".into()));
                 let attempt = self.items.get(&lease.seq).map_or(1, |i| i.attempt);
@@ -469,12 +507,8 @@ mod tests {
     use super::*;
 
     fn item(seq: u64, key: &str) -> Item {
-        Item {
-            seq,
-            attempt: 0,
-            redelivery: None,
-            envelope: Envelope::new("kitchen.ticket", key, 1, "t", "test", serde_json::Value::Null),
-        }
+        let envelope = Envelope::new("kitchen.ticket", key, 1, "t", "test", serde_json::Value::Null);
+        Item::from_envelope(seq, &envelope).unwrap()
     }
 
     fn queue() -> Queue {
@@ -650,10 +684,8 @@ mod tests {
         q.credit("k1", 1, "i1");
         let d = q.dispatch().remove(0);
         q.offline("k1");
-        assert_eq!(
-            q.ack("k1", &d.delivery_id, Outcome::Done, None, 0),
-            Effect::Done(1)
-        );
+        let effect = q.ack("k1", &d.delivery_id, Outcome::Done, None, 0);
+        assert!(matches!(effect, Effect::Done(ref i) if i.seq == 1), "{effect:?}");
         assert_eq!(q.ready(), 0);
     }
 

@@ -2,10 +2,16 @@
 //! event ids already accepted (so a re-sent put is stored once).
 //!
 //! Layout, per queue `q`:
-//! - tree `items/q`: seq (u64 big-endian) -> [`Stored`] JSON
-//! - tree `dlq/q`:   id  (u64 big-endian) -> [`DeadLetter`] JSON
-//! - tree `seen/q`:  event id (16 bytes)  -> seq
-//! - tree `meta`:    `next_seq` -> u64
+//! - tree `items/q`: event id (16 bytes) -> stored item JSON (see
+//!   [`wire::stored_json`]), or an empty tombstone once the item is done;
+//! - tree `dlq/q`:   id (u64 big-endian) -> [`DeadLetter`] JSON;
+//! - key `next_seq`: the next queue position.
+//!
+//! Keying items by event id makes a put one compare-and-swap that both
+//! deduplicates and stores, and a done one tombstone write that keeps the
+//! dedupe record: two sled operations per message (sled costs ~8 µs an
+//! operation here, so the count is the throughput). Put order lives in the
+//! stored `seq`; a restart sorts the live items by it.
 //!
 //! Durability: callers batch writes and call [`Store::flush`] once per batch
 //! before confirming (group commit). sled's flush survives kill -9 of the
@@ -13,12 +19,12 @@
 
 use std::path::Path;
 
+use bytes::Bytes;
 use contracts::queue::DeadLetter;
-use contracts::Envelope;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::queue::Item;
+use crate::wire;
 
 /// Errors of the keeper's storage.
 #[derive(Debug, thiserror::Error)]
@@ -33,27 +39,11 @@ pub enum StoreError {
     Decode(#[from] serde_json::Error),
 }
 
-/// A queue item as stored.
-#[derive(Debug, Deserialize)]
-struct Stored {
-    attempt: u32,
-    #[serde(default)]
-    redelivery: Option<String>,
-    envelope: Envelope,
-}
-
-/// [`Stored`] borrowed, to write without cloning the envelope.
-#[derive(Serialize)]
-struct StoredRef<'a> {
-    attempt: u32,
-    redelivery: &'a Option<String>,
-    envelope: &'a Envelope,
-}
-
 /// The keeper's sled database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    trees: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, sled::Tree>>>,
 }
 
 fn key(n: u64) -> [u8; 8] {
@@ -73,23 +63,36 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(sled::Error::from)?;
         let db = sled::Config::new()
             .path(dir.join("queues"))
+            .mode(sled::Mode::HighThroughput)
             // We flush explicitly per batch; the background flush only bounds
             // what a crash can lose of the non-critical writes (attempt counts).
             .flush_every_ms(Some(500))
             .open()?;
-        Ok(Store { db })
+        Ok(Store {
+            db,
+            trees: Default::default(),
+        })
+    }
+
+    /// The tree `{kind}/{queue}`, opened once and then served from a cache
+    /// (opening by name on every message showed up in profiles).
+    fn tree(&self, kind: &str, queue: &str) -> Result<sled::Tree, StoreError> {
+        let name = format!("{kind}/{queue}");
+        let mut trees = self.trees.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = trees.get(&name) {
+            return Ok(t.clone());
+        }
+        let t = self.db.open_tree(&name)?;
+        trees.insert(name, t.clone());
+        Ok(t)
     }
 
     fn items(&self, queue: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("items/{queue}"))?)
+        self.tree("items", queue)
     }
 
     fn dlq(&self, queue: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("dlq/{queue}"))?)
-    }
-
-    fn seen_tree(&self, queue: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(format!("seen/{queue}"))?)
+        self.tree("dlq", queue)
     }
 
     /// Names of the queues that have ever held anything.
@@ -120,50 +123,51 @@ impl Store {
         Ok(())
     }
 
-    /// Whether `event_id` was already accepted on `queue`.
-    pub fn seen(&self, queue: &str, event_id: &Uuid) -> Result<bool, StoreError> {
-        Ok(self.seen_tree(queue)?.contains_key(event_id.as_bytes())?)
-    }
-
-    /// Stores a new item and remembers its event id (not flushed).
-    pub fn add(&self, queue: &str, item: &Item) -> Result<(), StoreError> {
-        self.save(queue, item)?;
-        self.seen_tree(queue)?
-            .insert(item.envelope.event_id.as_bytes(), &key(item.seq))?;
-        Ok(())
+    /// Stores a new item unless its event id was accepted before (then
+    /// returns false and stores nothing). Not flushed.
+    pub fn add(&self, queue: &str, item: &Item) -> Result<bool, StoreError> {
+        let value = wire::stored_json(item)?;
+        let swapped = self.items(queue)?.compare_and_swap(
+            item.meta.event_id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(value),
+        )?;
+        Ok(swapped.is_ok())
     }
 
     /// Stores an updated item (not flushed).
     pub fn save(&self, queue: &str, item: &Item) -> Result<(), StoreError> {
-        let stored = StoredRef {
-            attempt: item.attempt,
-            redelivery: &item.redelivery,
-            envelope: &item.envelope,
-        };
         self.items(queue)?
-            .insert(key(item.seq), serde_json::to_vec(&stored)?)?;
+            .insert(item.meta.event_id.as_bytes(), wire::stored_json(item)?)?;
         Ok(())
     }
 
-    /// Deletes a finished item (not flushed).
-    pub fn remove(&self, queue: &str, seq: u64) -> Result<(), StoreError> {
-        self.items(queue)?.remove(key(seq))?;
+    /// Marks an item finished: a tombstone that still deduplicates a late
+    /// re-sent put of it (not flushed).
+    pub fn finish(&self, queue: &str, event_id: &Uuid) -> Result<(), StoreError> {
+        self.items(queue)?.insert(event_id.as_bytes(), &[])?;
         Ok(())
     }
 
-    /// Every item of `queue` in seq order, to rebuild after a restart.
+    /// Every live item of `queue` in put order, to rebuild after a restart.
     pub fn load(&self, queue: &str) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         for entry in self.items(queue)?.iter() {
-            let (k, v) = entry?;
-            let s: Stored = serde_json::from_slice(&v)?;
+            let (_, v) = entry?;
+            if v.is_empty() {
+                continue;
+            }
+            let s: wire::StoredIn = serde_json::from_slice(&v)?;
+            let envelope = Bytes::from(s.envelope.get().to_owned());
             out.push(Item {
-                seq: unkey(&k),
+                seq: s.seq,
                 attempt: s.attempt,
                 redelivery: s.redelivery,
-                envelope: s.envelope,
+                meta: wire::check_envelope(&envelope)?,
+                envelope,
             });
         }
+        out.sort_by_key(|i| i.seq);
         Ok(out)
     }
 
@@ -212,7 +216,7 @@ impl Store {
     /// Forgets that an event id was accepted, so a re-queued dead letter can
     /// be put again.
     pub fn forget(&self, queue: &str, event_id: &Uuid) -> Result<(), StoreError> {
-        self.seen_tree(queue)?.remove(event_id.as_bytes())?;
+        self.items(queue)?.remove(event_id.as_bytes())?;
         Ok(())
     }
 
@@ -220,5 +224,49 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::Envelope;
+
+    fn item(seq: u64, order: &str) -> Item {
+        let e = Envelope::new(
+            "kitchen.ticket",
+            order,
+            1,
+            "t",
+            "p1",
+            serde_json::json!({"n": seq}),
+        );
+        Item::from_envelope(seq, &e).unwrap()
+    }
+
+    #[tokio::test]
+    async fn reopening_restores_live_items_in_put_order_and_still_deduplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (item(3, "o1"), item(1, "o2"), item(2, "o3"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for i in [&a, &b, &c] {
+                assert!(store.add("kitchen", i).unwrap());
+            }
+            assert!(
+                !store.add("kitchen", &a).unwrap(),
+                "a re-sent put is not stored twice"
+            );
+            store.finish("kitchen", &c.meta.event_id).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = store.load("kitchen").unwrap().iter().map(|i| i.seq).collect();
+        assert_eq!(seqs, vec![1, 3], "live items, in seq order");
+        assert!(
+            !store.add("kitchen", &c).unwrap(),
+            "a finished id still deduplicates"
+        );
+        assert_eq!(store.queue_names(), vec!["kitchen".to_string()]);
     }
 }

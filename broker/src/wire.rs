@@ -1,0 +1,171 @@
+//! The keeper's zero-copy view of envelopes.
+//!
+//! A put is validated against the full [`Envelope`] schema, but through a
+//! borrowed view whose payload stays a [`RawValue`]: no JSON tree is built.
+//! Deliveries and stored records embed the envelope bytes as they came, so
+//! the payload is never parsed or re-serialised by the keeper.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use contracts::Envelope;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::queue::Meta;
+
+/// The envelope schema, borrowed; mirrors [`Envelope`] field for field.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Fields are read only to validate them.
+struct EnvelopeView<'a> {
+    schema: u32,
+    event_id: Uuid,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    order_id: Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    trace_id: Cow<'a, str>,
+    #[serde(default)]
+    causation_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: time::OffsetDateTime,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+}
+
+/// Checks that `raw` is a well-formed envelope and returns its routing fields.
+pub fn check_envelope(raw: &[u8]) -> Result<Meta, serde_json::Error> {
+    let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
+    Ok(Meta {
+        event_id: v.event_id,
+        order_id: v.order_id.into_owned(),
+        source: v.source.into_owned(),
+        trace_id: v.trace_id.into_owned(),
+    })
+}
+
+/// The envelope bytes as a JSON value to embed. They were checked on put.
+fn raw(envelope: &Bytes) -> Result<&RawValue, serde_json::Error> {
+    let text = std::str::from_utf8(envelope).map_err(serde::de::Error::custom)?;
+    serde_json::from_str(text)
+}
+
+/// A [`contracts::queue::Delivery`], written around the raw envelope.
+#[derive(Serialize)]
+struct DeliveryOut<'a> {
+    delivery_id: &'a str,
+    attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redelivery: Option<&'a str>,
+    incarnation: &'a str,
+    envelope: &'a RawValue,
+}
+
+/// Serialises a delivery without re-encoding the envelope.
+pub fn delivery_json(
+    delivery_id: &str,
+    attempt: u32,
+    redelivery: Option<&str>,
+    incarnation: &str,
+    envelope: &Bytes,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&DeliveryOut {
+        delivery_id,
+        attempt,
+        redelivery,
+        incarnation,
+        envelope: raw(envelope)?,
+    })
+}
+
+/// A stored queue item: its position, delivery state and the raw envelope.
+#[derive(Serialize)]
+struct StoredOut<'a> {
+    seq: u64,
+    attempt: u32,
+    redelivery: Option<&'a str>,
+    envelope: &'a RawValue,
+}
+
+/// A stored queue item as read back.
+#[derive(Deserialize)]
+pub struct StoredIn {
+    /// Position in the queue.
+    pub seq: u64,
+    /// Deliveries tried.
+    pub attempt: u32,
+    /// Why the next delivery repeats one.
+    #[serde(default)]
+    pub redelivery: Option<String>,
+    /// The envelope as put.
+    pub envelope: Box<RawValue>,
+}
+
+/// Serialises a stored item.
+pub fn stored_json(item: &crate::queue::Item) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&StoredOut {
+        seq: item.seq,
+        attempt: item.attempt,
+        redelivery: item.redelivery.as_deref(),
+        envelope: raw(&item.envelope)?,
+    })
+}
+
+/// The full envelope, for the rare paths that show it (dead letters).
+pub fn full_envelope(envelope: &Bytes) -> Option<Envelope> {
+    serde_json::from_slice(envelope).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope::new(
+            "order.paid",
+            "o-1",
+            2,
+            "0af7651916cd43dd8448eb211c80319c",
+            "order-1",
+            serde_json::json!({"x": [1, 2]}),
+        )
+    }
+
+    #[test]
+    fn checks_and_extracts_routing_fields() {
+        let e = sample();
+        let raw = serde_json::to_vec(&e).unwrap();
+        let meta = check_envelope(&raw).unwrap();
+        assert_eq!(meta.event_id, e.event_id);
+        assert_eq!(meta.order_id, "o-1");
+        assert_eq!(meta.source, "order-1");
+    }
+
+    #[test]
+    fn rejects_what_the_full_schema_rejects() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["surprise"] = serde_json::json!(true);
+        assert!(check_envelope(v.to_string().as_bytes()).is_err());
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v["occurred_at"] = serde_json::json!("yesterday");
+        assert!(check_envelope(v.to_string().as_bytes()).is_err());
+        assert!(check_envelope(b"{not json").is_err());
+    }
+
+    #[test]
+    fn a_delivery_reads_back_as_the_contract_type() {
+        let e = sample();
+        let raw = Bytes::from(serde_json::to_vec(&e).unwrap());
+        let json = delivery_json("d-1", 2, Some("retry: x"), "inc-1", &raw).unwrap();
+        let d: contracts::queue::Delivery = serde_json::from_slice(&json).unwrap();
+        assert_eq!(d.envelope, e);
+        assert_eq!(d.attempt, 2);
+        assert_eq!(d.redelivery.as_deref(), Some("retry: x"));
+    }
+}
