@@ -64,6 +64,8 @@ impl Store {
         let db = sled::Config::new()
             .path(dir.join("queues"))
             .mode(sled::Mode::HighThroughput)
+            // sled's default cache is 1 GiB; the queues need far less.
+            .cache_capacity(64 * 1024 * 1024)
             // We flush explicitly per batch; the background flush only bounds
             // what a crash can lose of the non-critical writes (attempt counts).
             .flush_every_ms(Some(500))

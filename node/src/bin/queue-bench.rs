@@ -61,6 +61,14 @@ fn rss_mib() -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Warnings and errors only (RUST_LOG overrides), so the figures stay readable.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rumqttd=off")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("queue-bench-{}-{port}", std::process::id()));
     let result = run(&args, port, &dir).await;
@@ -113,6 +121,16 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         args.rate, p50, p99
     );
 
+    let thin = thin_queue(port, args.queue)
+        .await
+        .context("thin-client queue run")?;
+    println!(
+        "durable queue, thin MQTT clients (no client outbox): {:>9.0} msg/s ({} msgs) = {:.1}% of raw",
+        thin,
+        args.queue,
+        thin / raw * 100.0
+    );
+
     let broker_addr = BrokerAddr {
         host: "127.0.0.1".into(),
         port,
@@ -132,10 +150,10 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
 
     let queued = queue_throughput(&producer_node, &consumer_node, args.queue, args.batch).await?;
     println!(
-        "durable queue put->confirm->deliver->ack: {:>9.0} msg/s ({} msgs, batches of {})",
+        "durable queue via node runtime (sled outbox): {:>9.0} msg/s ({} msgs, put batches of {})",
         queued, args.queue, args.batch
     );
-    println!("queue / raw: {:.1}%", queued / raw * 100.0);
+    println!("node runtime queue / raw: {:.1}%", queued / raw * 100.0);
 
     let (p50, p99, n) = latency(&producer_node, &consumer_node, args.rate, args.secs).await?;
     println!(
@@ -247,6 +265,126 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// The queue protocol spoken by bare rumqttc clients: the producer keeps no
+/// outbox and the consumer acks in batches. This measures the keeper itself
+/// (durable confirms, credit, acks), not the node runtime's client side.
+async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
+    use contracts::queue::{Ack, AckMessage, Confirm, Credit, Outcome};
+    #[derive(serde::Deserialize)]
+    struct DeliveryId {
+        delivery_id: String,
+    }
+    let client = |id: &str| {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(1_000)
+            .set_max_packet_size(512 * 1024, 512 * 1024);
+        let (c, mut l) = AsyncClient::new(o, 10_000);
+        l.network_options.set_tcp_nodelay(true);
+        (c, l)
+    };
+    let (consumer, mut consumer_loop) = client("bench-thin-consumer");
+    consumer
+        .subscribe("pizza/q/bench-thin/deliver/bench-thin-consumer", QoS::AtLeastOnce)
+        .await?;
+    let credit = Credit {
+        credit: 1_000,
+        incarnation: "thin-1".into(),
+    };
+    consumer
+        .publish(
+            "pizza/q/bench-thin/credit/bench-thin-consumer",
+            QoS::AtLeastOnce,
+            false,
+            serde_json::to_vec(&credit)?,
+        )
+        .await?;
+    // rumqttc's poll is not cancel-safe, so one task polls and forwards ids;
+    // the acker waits on the channel (which is) with a timeout.
+    let (ids_tx, mut ids) = tokio::sync::mpsc::unbounded_channel();
+    let polling = tokio::spawn(async move {
+        while let Ok(event) = consumer_loop.poll().await {
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                if let Ok(d) = serde_json::from_slice::<DeliveryId>(&p.payload) {
+                    if ids_tx.send(d.delivery_id).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let consuming = tokio::spawn(async move {
+        let mut done = 0u64;
+        let mut acks = Vec::new();
+        while done < count {
+            let next = tokio::time::timeout(Duration::from_millis(2), ids.recv()).await;
+            let paused = next.is_err();
+            match next {
+                Ok(Some(delivery_id)) => acks.push(Ack {
+                    delivery_id,
+                    outcome: Outcome::Done,
+                    reason: None,
+                }),
+                Ok(None) => anyhow::bail!("the thin consumer lost its connection"),
+                Err(_) => {}
+            }
+            // Ack in batches: at 200, or when the stream pauses.
+            if acks.len() >= 200 || (paused && !acks.is_empty()) {
+                done += acks.len() as u64;
+                let msg = AckMessage::Batch {
+                    acks: std::mem::take(&mut acks),
+                };
+                let body = serde_json::to_vec(&msg)?;
+                consumer
+                    .publish(
+                        "pizza/q/bench-thin/ack/bench-thin-consumer",
+                        QoS::AtLeastOnce,
+                        false,
+                        body,
+                    )
+                    .await?;
+            }
+        }
+        anyhow::Ok(Instant::now())
+    });
+
+    let (producer, mut producer_loop) = client("bench-thin-producer");
+    producer
+        .subscribe("pizza/q/bench-thin/confirm/bench-thin-producer", QoS::AtLeastOnce)
+        .await?;
+    let confirming = tokio::spawn(async move {
+        let mut confirmed = 0u64;
+        while confirmed < count {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = producer_loop.poll().await {
+                if let Ok(c) = serde_json::from_slice::<Confirm>(&p.payload) {
+                    confirmed += c.event_ids.len() as u64;
+                }
+            }
+        }
+        tokio::spawn(async move { while producer_loop.poll().await.is_ok() {} });
+        Instant::now()
+    });
+    let bodies: Vec<Vec<u8>> = (0..count)
+        .map(|i| serde_json::to_vec(&envelope(i, "bench-thin-producer")))
+        .collect::<Result<_, _>>()?;
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the credit and subscriptions land
+    let started = Instant::now();
+    for body in bodies {
+        producer
+            .publish("pizza/q/bench-thin/put", QoS::AtLeastOnce, false, body)
+            .await?;
+    }
+    let confirmed = tokio::time::timeout(Duration::from_secs(300), confirming).await??;
+    let acked = tokio::time::timeout(Duration::from_secs(300), consuming).await???;
+    polling.abort();
+    println!(
+        "  (thin: all confirmed in {:.2} s, all acked in {:.2} s)",
+        confirmed.duration_since(started).as_secs_f64(),
+        acked.duration_since(started).as_secs_f64()
+    );
+    Ok(count as f64 / acked.duration_since(started).as_secs_f64())
 }
 
 fn envelope(n: u64, source: &str) -> Envelope {
