@@ -79,6 +79,8 @@ impl Node {
         let db = sled::Config::new()
             .path(&cfg.data_dir)
             .flush_every_ms(Some(200))
+            // sled's default cache is 1 GiB; an outbox and inbox need little.
+            .cache_capacity(16 * 1024 * 1024)
             .open()?;
         let outbox = Outbox::open(&db)?;
         let inbox = Inbox::open(&db)?;
