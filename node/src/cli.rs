@@ -29,6 +29,14 @@ pub struct Cli {
 pub enum Command {
     /// The MQTT broker with the durable work-queue keeper.
     Broker(BrokerArgs),
+    /// The order service (HTTP): takes orders, charges them, tracks them.
+    Order(crate::roles::order::Args),
+    /// The payment service (HTTP).
+    Payment(crate::roles::payment::Args),
+    /// A kitchen: cooks tickets from queue `kitchen`.
+    Kitchen(crate::roles::kitchen::Args),
+    /// The delivery service: drivers take orders from queue `delivery`.
+    Delivery(crate::roles::delivery::Args),
     /// Put test messages on a work queue and wait for their confirms.
     Put(PutArgs),
     /// Consume a work queue, printing one JSON line per delivery.
@@ -142,9 +150,23 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
+        Command::Order(a) => role(&a.common.clone(), crate::roles::order::run(a)).await,
+        Command::Payment(a) => role(&a.common.clone(), crate::roles::payment::run(a)).await,
+        Command::Kitchen(a) => role(&a.common.clone(), crate::roles::kitchen::run(a)).await,
+        Command::Delivery(a) => role(&a.common.clone(), crate::roles::delivery::run(a)).await,
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
     }
+}
+
+/// Runs a role with its logs set up.
+async fn role(
+    common: &CommonArgs,
+    run: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let _logs = init_logs(common)?;
+    run.await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init_logs(common: &CommonArgs) -> anyhow::Result<crate::logging::LogGuard> {

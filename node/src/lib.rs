@@ -6,16 +6,20 @@
 //! - [`queue`]: [`QueueProducer`] and [`QueueConsumer`] over the keeper protocol.
 //! - [`runtime`]: [`Node`]: heartbeat, control topic, faults.
 //! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
+//! - [`roles`]: order, payment, kitchen, delivery.
+//! - [`faults`]: injected faults applied to incoming messages.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
 
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod inbox;
 pub mod link;
 pub mod logging;
 pub mod outbox;
 pub mod queue;
+pub mod roles;
 pub mod runtime;
 
 pub use error::NodeError;

@@ -1,0 +1,51 @@
+//! The four services of the pizza business. Each is a `pizza-node`
+//! subcommand: `Args` are its flags, `run` serves until SIGTERM/SIGINT or a
+//! `stop` command from the control room.
+//!
+//! The flow of one order (see `ARCHITECTURE.md`):
+//! order --POST /pay--> payment; order --queue kitchen--> kitchen
+//! --queue delivery--> delivery; every step publishes events the order node
+//! folds into each order's state.
+
+pub mod assets;
+pub mod delivery;
+pub mod http;
+pub mod kitchen;
+pub mod order;
+pub mod payment;
+pub mod range;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+
+use crate::runtime::Node;
+
+/// Serves `router` on `addr` until `shutdown` resolves.
+pub async fn serve(
+    addr: SocketAddr,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; is the port in use? choose another with --http")
+    })?;
+    tracing::info!(%addr, "HTTP listening");
+    axum::serve(
+        listener,
+        router.layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY)),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the HTTP server failed")
+}
+
+/// Resolves when the node should stop: a signal or the control room's `stop`.
+pub async fn until_stopped(node: Node) {
+    tokio::select! {
+        _ = crate::cli::terminated() => {}
+        _ = node.stop_requested() => {}
+    }
+    node.begin_stop();
+}
