@@ -218,6 +218,7 @@ impl Keeper {
                     self.publish_stats().await?;
                 }
             }
+            self.tick(&mut batch)?;
             self.finish(batch).await?;
         }
     }
@@ -242,14 +243,12 @@ impl Keeper {
     }
 
     async fn deliver(&mut self) -> Result<(), KeeperError> {
-        let now = self.ms();
         let mut out = Vec::new();
         // Attempt counts are not written per delivery (that would double the
         // writes per message); they are saved when a message is re-queued,
         // and after a crash every restored message is marked as a possible
         // redelivery.
         for (name, q) in self.queues.iter_mut() {
-            q.tick(now);
             out.extend(q.dispatch().into_iter().map(|d| (name.clone(), d)));
         }
         for (queue, d) in out {
@@ -436,6 +435,20 @@ impl Keeper {
                 }
                 self.apply(&name, effects, batch)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Advances every queue's clock; ack timeouts return deliveries.
+    fn tick(&mut self, batch: &mut Batch) -> Result<(), KeeperError> {
+        let now = self.ms();
+        let names: Vec<String> = self.queues.keys().cloned().collect();
+        for name in names {
+            let effects = self.queue(&name).tick(now);
+            if !effects.is_empty() {
+                tracing::warn!(queue = %name, returned = effects.len(), "deliveries not acknowledged in time returned to the queue");
+            }
+            self.apply(&name, effects, batch)?;
         }
         Ok(())
     }

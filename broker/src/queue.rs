@@ -30,6 +30,9 @@ pub struct Policy {
     pub backoff_base_ms: u64,
     /// Backoff ceiling.
     pub backoff_max_ms: u64,
+    /// A delivery not acknowledged this long goes back to the queue (the
+    /// consumer may be alive but have lost it, e.g. a dropped message).
+    pub ack_timeout_ms: u64,
 }
 
 impl Default for Policy {
@@ -38,6 +41,7 @@ impl Default for Policy {
             max_attempts: 5,
             backoff_base_ms: 200,
             backoff_max_ms: 10_000,
+            ack_timeout_ms: 60_000,
         }
     }
 }
@@ -153,6 +157,8 @@ struct Consumer {
 struct Lease {
     seq: u64,
     consumer: String,
+    /// Back to the queue if not acknowledged by then.
+    deadline: u64,
 }
 
 /// The state of one work queue.
@@ -176,6 +182,8 @@ pub struct Queue {
     /// The consumer served last; the next delivery goes to the one after it.
     last_served: Option<String>,
     next_delivery: u64,
+    /// The clock as of the last [`Queue::tick`], in ms.
+    now: u64,
     /// Counters since start.
     pub counters: Counters,
 }
@@ -209,6 +217,7 @@ impl Queue {
             consumers: BTreeMap::new(),
             last_served: None,
             next_delivery: delivery_base,
+            now: 0,
             counters: Counters::default(),
         }
     }
@@ -395,8 +404,11 @@ impl Queue {
         }
     }
 
-    /// Moves messages whose backoff has run out back to eligible.
-    pub fn tick(&mut self, now: u64) {
+    /// Advances the clock: messages whose backoff has run out become
+    /// eligible, and deliveries past their ack timeout go back to the queue
+    /// (returned as effects to persist).
+    pub fn tick(&mut self, now: u64) -> Vec<Effect> {
+        self.now = now;
         while let Some(&(due, seq)) = self.delayed.first() {
             if due > now {
                 break;
@@ -404,6 +416,28 @@ impl Queue {
             self.delayed.pop_first();
             self.eligible.insert(seq);
         }
+        let expired: Vec<String> = self
+            .leases
+            .iter()
+            .filter(|(_, l)| l.deadline <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut effects = Vec::with_capacity(expired.len());
+        for id in expired {
+            if let Some(lease) = self.leases.remove(&id) {
+                if let Some(c) = self.consumers.get_mut(&lease.consumer) {
+                    c.in_flight = c.in_flight.saturating_sub(1);
+                }
+                self.released.insert(id, lease.seq);
+                let why = format!(
+                    "not acknowledged by {} within {} s",
+                    lease.consumer,
+                    self.policy.ack_timeout_ms / 1000
+                );
+                effects.push(self.requeue(lease.seq, why, 0));
+            }
+        }
+        effects
     }
 
     /// When the next delayed message becomes due, if any.
@@ -434,6 +468,7 @@ impl Queue {
                 Lease {
                     seq,
                     consumer: consumer.clone(),
+                    deadline: self.now + self.policy.ack_timeout_ms,
                 },
             );
             let c = self.consumers.get_mut(&consumer).expect("chosen from consumers");
@@ -597,6 +632,7 @@ mod tests {
                 max_attempts: 2,
                 backoff_base_ms: 0,
                 backoff_max_ms: 0,
+                ..Policy::default()
             },
             0,
         );
@@ -713,11 +749,42 @@ mod tests {
     }
 
     #[test]
+    fn an_unacknowledged_delivery_times_out_back_to_the_queue() {
+        let mut q = Queue::new(
+            "q",
+            Policy {
+                ack_timeout_ms: 1_000,
+                ..Policy::default()
+            },
+            0,
+        );
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        q.tick(0);
+        let lost = q.dispatch().remove(0);
+        assert!(q.tick(999).is_empty());
+        let effects = q.tick(1_000);
+        assert!(matches!(effects[..], [Effect::Requeued(ref i)] if i.seq == 1));
+        let again = q.dispatch().remove(0);
+        assert_eq!(again.consumer, "k1", "the credit was freed");
+        assert_eq!(
+            again.item.redelivery.as_deref(),
+            Some("not acknowledged by k1 within 1 s")
+        );
+        assert_eq!(
+            q.ack("k1", &lost.delivery_id, Outcome::Done, None, 1_000),
+            Effect::Ignored,
+            "stale ack: the message is out again"
+        );
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let p = Policy {
             max_attempts: 9,
             backoff_base_ms: 100,
             backoff_max_ms: 1_000,
+            ..Policy::default()
         };
         assert_eq!(p.backoff_ms(1), 100);
         assert_eq!(p.backoff_ms(2), 200);

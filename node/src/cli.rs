@@ -66,6 +66,9 @@ pub struct BrokerArgs {
     /// First retry backoff in ms (doubles each retry, capped at 10 s).
     #[arg(long, env = "PIZZA_RETRY_BASE_MS", default_value_t = 200)]
     retry_base_ms: u64,
+    /// A delivery not acknowledged this long goes back to the queue.
+    #[arg(long, env = "PIZZA_ACK_TIMEOUT_MS", default_value_t = 60_000)]
+    ack_timeout_ms: u64,
     /// A consumer silent this long while holding deliveries loses them.
     #[arg(long, env = "PIZZA_LEASE_MS", default_value_t = 15_000)]
     lease_ms: u64,
@@ -238,6 +241,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
             max_attempts: a.max_attempts.max(1),
             backoff_base_ms: a.retry_base_ms,
             backoff_max_ms: 10_000,
+            ack_timeout_ms: a.ack_timeout_ms,
         },
         lease: Duration::from_millis(a.lease_ms),
     };
