@@ -1,5 +1,6 @@
 //! The node runtime shared by every Pizza Platform service, and the roles.
 //!
+//! - [`acks`]: PUBACKs in arrival order (rumqttd drops clients that reorder them).
 //! - [`link`]: the one MQTT connection (reconnect, resubscribe, routing,
 //!   manual acks, outbox confirmation).
 //! - [`outbox`] / [`inbox`]: what must not be lost, what must not be done twice.
@@ -8,8 +9,10 @@
 //! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
 //! - [`roles`]: order, payment, kitchen, delivery.
 //! - [`faults`]: injected faults applied to incoming messages.
+//! - [`worker`]: the consume loop queue-consuming roles share.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
 
+pub mod acks;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -21,6 +24,7 @@ pub mod outbox;
 pub mod queue;
 pub mod roles;
 pub mod runtime;
+pub mod worker;
 
 pub use error::NodeError;
 pub use queue::{Acker, QueueConsumer, QueueProducer};

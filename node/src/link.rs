@@ -24,6 +24,7 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Pa
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::acks::{AckOrder, Ticket};
 use crate::error::NodeError;
 use crate::outbox::{Confirmation, Entry, Outbox};
 
@@ -70,16 +71,25 @@ pub struct Incoming {
     pub topic: String,
     /// Its payload.
     pub payload: Bytes,
-    publish: Publish,
-    client: AsyncClient,
+    /// Its place in the ack order (`None` for QoS 0, which has no ack).
+    ticket: Option<Ticket>,
+    link: Link,
 }
 
 impl Incoming {
-    /// Tells the broker this message is handled (sends the PUBACK).
+    /// Tells the broker this message is handled. The PUBACK leaves once
+    /// every message that arrived before it is handled too (see
+    /// [`crate::acks`]).
     pub async fn ack(self) {
-        // Fails only when the connection is closing; the broker then keeps
-        // the message for our next session, which is the safe side.
-        let _ = self.client.ack(&self.publish).await;
+        let Some(ticket) = self.ticket else { return };
+        // Held across the sends so that two finishers cannot interleave.
+        let _sending = self.link.shared.ack_send.lock().await;
+        let ready = lock(&self.link.shared.acks).finish(ticket);
+        for publish in ready {
+            // Fails only when the connection is closing; the broker then
+            // keeps the message for our next session, the safe side.
+            let _ = self.link.client.ack(&publish).await;
+        }
     }
 }
 
@@ -104,6 +114,10 @@ struct Shared {
     /// is traced back to its outbox entry.
     queued: Mutex<VecDeque<Option<Uuid>>>,
     in_flight: Mutex<HashMap<u16, Option<Uuid>>>,
+    /// Incoming messages waiting for their PUBACK, in arrival order.
+    acks: Mutex<AckOrder<Publish>>,
+    /// Serialises the sending of PUBACKs.
+    ack_send: tokio::sync::Mutex<()>,
     /// Serialises "note in `queued`, then hand to rumqttc".
     send_lock: tokio::sync::Mutex<()>,
     sent_at: Mutex<HashMap<Uuid, Instant>>,
@@ -170,6 +184,8 @@ impl Link {
             queued: Mutex::new(VecDeque::new()),
             in_flight: Mutex::new(HashMap::new()),
             send_lock: tokio::sync::Mutex::new(()),
+            acks: Mutex::new(AckOrder::default()),
+            ack_send: tokio::sync::Mutex::new(()),
             sent_at: Mutex::new(HashMap::new()),
             outbox,
             epoch,
@@ -318,11 +334,13 @@ impl Link {
 
     fn dispatch(&self, publish: Publish) {
         let topic = publish.topic.clone();
+        let payload = publish.payload.clone();
+        let ticket = (publish.qos != QoS::AtMostOnce).then(|| lock(&self.shared.acks).arrive(publish));
         let incoming = Incoming {
             topic: topic.clone(),
-            payload: publish.payload.clone(),
-            publish,
-            client: self.client.clone(),
+            payload,
+            ticket,
+            link: self.clone(),
         };
         let routes = lock(&self.shared.routes);
         match routes.iter().find(|r| matches(&r.filter, &topic)) {
@@ -390,6 +408,7 @@ async fn drive(mut eventloop: EventLoop, link: Link) {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(50);
+                lock(&link.shared.acks).reconnected();
                 tracing::info!(session_present = ack.session_present, "connected to the broker");
                 // Not awaited here: its subscribes go through the request
                 // channel this very loop drains.

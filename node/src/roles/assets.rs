@@ -28,8 +28,8 @@ pub enum AssetError {
         path: String,
         /// Menu, stock or drivers.
         what: &'static str,
-        /// Why.
-        source: toml::de::Error,
+        /// Why (boxed: the parser's error is large).
+        source: Box<toml::de::Error>,
     },
 }
 
@@ -48,7 +48,11 @@ fn load<T: serde::de::DeserializeOwned>(
         ),
         None => (default.to_string(), format!("the built-in {what}")),
     };
-    toml::from_str(&text).map_err(|source| AssetError::Parse { path, what, source })
+    toml::from_str(&text).map_err(|source| AssetError::Parse {
+        path,
+        what,
+        source: Box::new(source),
+    })
 }
 
 /// One pizza on the menu.

@@ -1,9 +1,42 @@
 //! The delivery service: consumes queue `delivery`, one delivery per free driver.
+//!
+//! The credit announced to the keeper is the number of drivers, so the keeper
+//! never hands this node more tickets than it has drivers; an order with no
+//! free driver waits in the queue, where its depth shows it. Each delivery
+//! runs in its own task: take a driver, publish `driver.assigned` and the
+//! customer notification, drive for the trip time, publish `order.delivered`,
+//! free the driver, record the ticket in the inbox, ack.
+//!
+//! The pure parts (the driver pool, the delivery records behind the HTTP
+//! views, the per-delivery decision, the events of a trip) are plain data and
+//! functions at the top; the I/O shell ([`run`]) is below them.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use contracts::api::{DeliveryView, DriverView};
+use contracts::events::{self, CustomerNotified, DeliveryTicket, DriverAssigned, OrderDelivered};
+use contracts::queue::{Delivery, Outcome, DELIVERY};
+use contracts::Envelope;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use crate::config::CommonArgs;
+use crate::faults::{self, Verdict};
+use crate::queue::Acker;
+use crate::roles::http::ApiError;
 use crate::roles::range::MsRange;
+use crate::runtime::Node;
 
 /// `pizza-node delivery`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +57,852 @@ pub struct Args {
     pub trip_ms: MsRange,
 }
 
-/// Runs the delivery service.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("delivery is not implemented yet")
+/// What the customer is told when the driver sets off.
+pub const ON_ITS_WAY: &str = "Your pizza is on its way!";
+
+/// `state` of a delivery whose driver is on the way.
+pub const ASSIGNED: &str = "assigned";
+
+/// `state` of a delivery that reached the customer.
+pub const DELIVERED: &str = "delivered";
+
+/// How many events one ticket causes (assigned, notified, delivered): they
+/// take the ticket's seq + 1 ..= seq + 3.
+const EVENTS_PER_TRIP: u64 = 3;
+
+/// How long a graceful stop waits for trips under way. Past it the node
+/// stops anyway; the keeper gives the unacknowledged tickets to another
+/// delivery node once this one is offline.
+const DRAIN: Duration = Duration::from_secs(30);
+
+/// Most deliveries remembered for `GET /deliveries/{order_id}`, so that a
+/// long-running node does not grow without bound.
+const REMEMBERED: usize = 10_000;
+
+/// Now, RFC 3339.
+fn now() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// The driver pool
+// ---------------------------------------------------------------------------
+
+/// One driver and the order they carry, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    name: String,
+    trip: Option<Trip>,
+    /// When the driver last became free, on the pool's own clock: the
+    /// driver idle longest goes next, so the work is shared out.
+    idle_since: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Trip {
+    order_id: String,
+    since: String,
+}
+
+/// A driver handed out by [`DriverPool::take`]; give it back to
+/// [`DriverPool::free`]. It names the slot rather than only the driver, so
+/// that two drivers with the same name (a drivers file may repeat one) are
+/// still told apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    slot: usize,
+    /// The driver's name.
+    pub driver: String,
+}
+
+/// The drivers of one delivery node, free or on a trip.
+#[derive(Debug, Clone, Default)]
+pub struct DriverPool {
+    slots: Vec<Slot>,
+    clock: u64,
+}
+
+impl DriverPool {
+    /// A pool of free drivers, taken first in the order given.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        let slots: Vec<Slot> = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| Slot {
+                name,
+                trip: None,
+                idle_since: i as u64,
+            })
+            .collect();
+        let clock = slots.len() as u64;
+        DriverPool { slots, clock }
+    }
+
+    /// Sends the driver idle longest on a trip with `order_id`, starting at
+    /// `since`; `None` when every driver is out.
+    pub fn take(&mut self, order_id: &str, since: &str) -> Option<Assignment> {
+        let slot = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.trip.is_none())
+            .min_by_key(|(_, s)| s.idle_since)
+            .map(|(i, _)| i)?;
+        let s = self.slots.get_mut(slot)?;
+        s.trip = Some(Trip {
+            order_id: order_id.to_string(),
+            since: since.to_string(),
+        });
+        Some(Assignment {
+            slot,
+            driver: s.name.clone(),
+        })
+    }
+
+    /// Brings the driver of `a` back. Returns false if they were not out.
+    pub fn free(&mut self, a: &Assignment) -> bool {
+        let Some(s) = self.slots.get_mut(a.slot) else {
+            return false;
+        };
+        if s.trip.take().is_none() {
+            return false;
+        }
+        s.idle_since = self.clock;
+        self.clock += 1;
+        true
+    }
+
+    /// How many drivers wait for an order.
+    pub fn free_count(&self) -> usize {
+        self.slots.iter().filter(|s| s.trip.is_none()).count()
+    }
+
+    /// How many drivers are on a trip.
+    pub fn busy_count(&self) -> usize {
+        self.slots.len() - self.free_count()
+    }
+
+    /// Every driver, in pool order, as `GET /drivers` shows them.
+    pub fn views(&self) -> Vec<DriverView> {
+        self.slots
+            .iter()
+            .map(|s| DriverView {
+                driver: s.name.clone(),
+                order_id: s.trip.as_ref().map(|t| t.order_id.clone()),
+                since: s.trip.as_ref().map(|t| t.since.clone()),
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Delivery records (for GET /deliveries/{order_id})
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    driver: String,
+    assigned_at: String,
+    delivered_at: Option<String>,
+}
+
+/// The deliveries this node made or is making, newest [`REMEMBERED`] kept.
+/// In memory only: after a restart, the order node's event-sourced view is
+/// the place to ask.
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    by_order: HashMap<String, Record>,
+    /// Order ids, oldest first, to forget the oldest past `cap`.
+    arrival: VecDeque<String>,
+    cap: usize,
+}
+
+impl Deliveries {
+    /// Remembers at most `cap` deliveries (at least one).
+    pub fn new(cap: usize) -> Self {
+        Deliveries {
+            by_order: HashMap::new(),
+            arrival: VecDeque::new(),
+            cap: cap.max(1),
+        }
+    }
+
+    /// `driver` took `order_id` at `at`. A later assignment of the same order
+    /// (a redelivered ticket) replaces the earlier one.
+    pub fn assigned(&mut self, order_id: &str, driver: &str, at: &str) {
+        let record = Record {
+            driver: driver.to_string(),
+            assigned_at: at.to_string(),
+            delivered_at: None,
+        };
+        if self.by_order.insert(order_id.to_string(), record).is_none() {
+            self.arrival.push_back(order_id.to_string());
+        }
+        while self.by_order.len() > self.cap {
+            let Some(oldest) = self.arrival.pop_front() else {
+                break;
+            };
+            self.by_order.remove(&oldest);
+        }
+    }
+
+    /// `order_id` reached the customer at `at`.
+    pub fn delivered(&mut self, order_id: &str, at: &str) {
+        if let Some(r) = self.by_order.get_mut(order_id) {
+            r.delivered_at = Some(at.to_string());
+        }
+    }
+
+    /// Forgets an assignment whose trip failed: the driver is back, and the
+    /// ticket goes back to the queue to be tried again.
+    pub fn forget(&mut self, order_id: &str) {
+        if self.by_order.remove(order_id).is_some() {
+            self.arrival.retain(|o| o != order_id);
+        }
+    }
+
+    /// The view of `order_id`, if this node remembers it.
+    pub fn view(&self, order_id: &str) -> Option<DeliveryView> {
+        self.by_order.get(order_id).map(|r| DeliveryView {
+            order_id: order_id.to_string(),
+            driver: r.driver.clone(),
+            state: if r.delivered_at.is_some() {
+                DELIVERED
+            } else {
+                ASSIGNED
+            }
+            .to_string(),
+            assigned_at: r.assigned_at.clone(),
+            delivered_at: r.delivered_at.clone(),
+        })
+    }
+
+    /// How many deliveries are remembered.
+    pub fn len(&self) -> usize {
+        self.by_order.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.by_order.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The per-delivery decision and the events of a trip
+// ---------------------------------------------------------------------------
+
+/// What to do with one delivered ticket (after the fault gate let it through).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Handled before (it is in the inbox): ack done, no second effect.
+    AlreadyDone,
+    /// This node is delivering the same ticket right now (the keeper sent it
+    /// again, e.g. after our session was lost): try again later, when the
+    /// inbox will know it.
+    InProgress,
+    /// Can never be delivered: dead-letter it with this reason.
+    Reject(String),
+    /// Deliver it.
+    Deliver(DeliveryTicket),
+}
+
+/// Decides what to do with `ticket`, given whether the inbox has `seen` it
+/// and whether a delivery of it is `in_progress` on this node.
+pub fn decide(ticket: &Envelope, seen: bool, in_progress: bool) -> Decision {
+    if seen {
+        return Decision::AlreadyDone;
+    }
+    if in_progress {
+        return Decision::InProgress;
+    }
+    if ticket.seq > u64::MAX - EVENTS_PER_TRIP {
+        return Decision::Reject(format!(
+            "seq {} leaves no room for the events of the trip",
+            ticket.seq
+        ));
+    }
+    match events::decode::<DeliveryTicket>(ticket) {
+        Ok(t) => Decision::Deliver(t),
+        Err(e) => Decision::Reject(e.to_string()),
+    }
+}
+
+/// An event caused by `ticket`: same order and trace, `n` after its seq.
+fn caused<E: events::Event>(
+    event: &E,
+    ticket: &Envelope,
+    n: u64,
+    source: &str,
+) -> Result<Envelope, serde_json::Error> {
+    Ok(events::envelope(
+        event,
+        ticket.order_id.clone(),
+        ticket.seq.saturating_add(n),
+        ticket.trace_id.clone(),
+        source,
+    )?
+    .caused_by(ticket))
+}
+
+/// The events published when `driver` sets off with `ticket`:
+/// `driver.assigned` (seq + 1), then `customer.notified` (seq + 2).
+pub fn departure(
+    ticket: &Envelope,
+    body: &DeliveryTicket,
+    driver: &str,
+    source: &str,
+) -> Result<[Envelope; 2], serde_json::Error> {
+    let assigned = DriverAssigned {
+        driver: driver.to_string(),
+        kitchen: Some(body.kitchen.clone()),
+    };
+    let notified = CustomerNotified {
+        message: ON_ITS_WAY.to_string(),
+    };
+    Ok([
+        caused(&assigned, ticket, 1, source)?,
+        caused(&notified, ticket, 2, source)?,
+    ])
+}
+
+/// The event published when `driver` hands the pizza over: `order.delivered`
+/// (seq + 3).
+pub fn arrival(ticket: &Envelope, driver: &str, source: &str) -> Result<Envelope, serde_json::Error> {
+    let delivered = OrderDelivered {
+        driver: driver.to_string(),
+    };
+    caused(&delivered, ticket, 3, source)
+}
+
+// ---------------------------------------------------------------------------
+// The I/O shell
+// ---------------------------------------------------------------------------
+
+/// Everything behind one lock: small, and never held across an await.
+struct Desk {
+    pool: DriverPool,
+    deliveries: Deliveries,
+    /// Tickets being delivered right now, by event id.
+    in_progress: HashSet<Uuid>,
+    delivered: u64,
+}
+
+/// The running service, shared by the consumer loop, the delivery tasks and
+/// the HTTP handlers.
+struct Service {
+    node: Node,
+    acker: Acker,
+    trip: MsRange,
+    /// One permit per free driver. Credit normally keeps the tickets under
+    /// way at or below the driver count, but not always: after a lost session
+    /// the keeper re-sends what the old connection held while those trips
+    /// still run. Then a ticket waits here for a driver instead of failing.
+    drivers: Semaphore,
+    desk: Mutex<Desk>,
+}
+
+/// Counts a message as in flight while it lives.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn enter(c: &'a AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Service {
+    fn desk(&self) -> MutexGuard<'_, Desk> {
+        // Every critical section leaves the desk consistent, so a panic in
+        // one task must not wedge the others.
+        self.desk.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn show_figures(&self, desk: &Desk) {
+        self.node.set_figure("drivers_free", desk.pool.free_count());
+        self.node.set_figure("drivers_busy", desk.pool.busy_count());
+        self.node.set_figure("delivered", desk.delivered);
+    }
+
+    async fn ack(&self, d: &Delivery, outcome: Outcome, reason: Option<String>) {
+        if let Err(e) = self.acker.ack(&d.delivery_id, outcome, reason).await {
+            // The keeper re-sends what it holds for us once our lease or
+            // session ends, so a lost ack costs a redelivery, not the order.
+            tracing::warn!(delivery_id = %d.delivery_id, order_id = %d.envelope.order_id, error = %e, "could not ack a delivery");
+        }
+    }
+
+    /// One delivery from the queue: the fault gate, then the handling.
+    async fn handle(self: Arc<Self>, d: Delivery) {
+        match faults::gate(&self.node.faults()).await {
+            Verdict::Drop => {
+                // No ack: the keeper sends it again after its lease.
+                tracing::info!(order_id = %d.envelope.order_id, trace_id = %d.envelope.trace_id, delivery_id = %d.delivery_id, "dropped a delivery (injected fault)");
+            }
+            Verdict::Fail => {
+                self.node.counters().failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(order_id = %d.envelope.order_id, trace_id = %d.envelope.trace_id, delivery_id = %d.delivery_id, "failed a delivery (injected fault)");
+                self.ack(&d, Outcome::Retry, Some("injected error".into())).await;
+            }
+            Verdict::Handle { twice } => {
+                self.handle_once(&d).await;
+                if twice {
+                    // The duplicate fault: the inbox must make this a no-op.
+                    self.handle_once(&d).await;
+                }
+            }
+        }
+    }
+
+    async fn handle_once(&self, d: &Delivery) {
+        let counters = self.node.counters();
+        let _in_flight = InFlight::enter(&counters.in_flight);
+        let ticket = &d.envelope;
+        let decision = {
+            let seen = self.node.inbox().seen(&ticket.event_id);
+            let mut desk = self.desk();
+            let decision = decide(ticket, seen, desk.in_progress.contains(&ticket.event_id));
+            if matches!(decision, Decision::Deliver(_)) {
+                // Under the same lock as the check, so a racing redelivery
+                // of this ticket sees it.
+                desk.in_progress.insert(ticket.event_id);
+            }
+            decision
+        };
+        match decision {
+            Decision::AlreadyDone => {
+                tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), "ticket delivered before; acked without effect");
+                self.ack(d, Outcome::Done, None).await;
+            }
+            Decision::InProgress => {
+                tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), "ticket already on its way here; retry later");
+                self.ack(
+                    d,
+                    Outcome::Retry,
+                    Some("this ticket is being delivered already".into()),
+                )
+                .await;
+            }
+            Decision::Reject(reason) => {
+                counters.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), %reason, "rejected a ticket");
+                self.ack(d, Outcome::Reject, Some(reason)).await;
+            }
+            Decision::Deliver(body) => {
+                let result = self.deliver(ticket, &body).await;
+                if result.is_ok() {
+                    if let Err(e) = self.node.inbox().mark(&ticket.event_id) {
+                        // The events are in the outbox and the ack below
+                        // ends the ticket at the keeper, so only a duplicate
+                        // delivery could repeat the trip; say so and go on.
+                        tracing::error!(order_id = %ticket.order_id, error = %e, "could not record the ticket in the inbox");
+                    }
+                }
+                // After the inbox mark: a redelivery racing us then sees the
+                // ticket as seen rather than as neither seen nor under way.
+                self.desk().in_progress.remove(&ticket.event_id);
+                match result {
+                    Ok(driver) => {
+                        self.ack(d, Outcome::Done, None).await;
+                        counters.handled.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, %driver, node = %self.node.id(), attempt = d.attempt, "delivered");
+                    }
+                    Err(e) => {
+                        counters.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), error = %format!("{e:#}"), "delivery failed; the ticket goes back to the queue");
+                        self.ack(d, Outcome::Retry, Some(format!("{e:#}"))).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a driver, makes the trip, frees the driver; the driver's name.
+    async fn deliver(&self, ticket: &Envelope, body: &DeliveryTicket) -> anyhow::Result<String> {
+        let _permit = self
+            .drivers
+            .acquire()
+            .await
+            .context("the driver pool is closed")?;
+        let assignment = {
+            let mut desk = self.desk();
+            let since = now();
+            let a = desk
+                .pool
+                .take(&ticket.order_id, &since)
+                .context("no free driver although one was counted free")?;
+            desk.deliveries.assigned(&ticket.order_id, &a.driver, &since);
+            self.show_figures(&desk);
+            a
+        };
+        let trip = self.trip(ticket, body, &assignment.driver).await;
+        let mut desk = self.desk();
+        desk.pool.free(&assignment);
+        match trip {
+            Ok(()) => {
+                desk.deliveries.delivered(&ticket.order_id, &now());
+                desk.delivered += 1;
+            }
+            Err(_) => desk.deliveries.forget(&ticket.order_id),
+        }
+        self.show_figures(&desk);
+        trip.map(|()| assignment.driver)
+    }
+
+    async fn trip(&self, ticket: &Envelope, body: &DeliveryTicket, driver: &str) -> anyhow::Result<()> {
+        let source = self.node.id();
+        let [assigned, notified] = departure(ticket, body, driver, source)?;
+        self.node.emit(&assigned).await?;
+        self.node.emit(&notified).await?;
+        // Injected latency is applied once, by the fault gate before the
+        // handling; the trip itself is the --trip-ms sample.
+        tokio::time::sleep(self.trip.sample()).await;
+        self.node.emit(&arrival(ticket, driver, source)?).await?;
+        Ok(())
+    }
+}
+
+fn router(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/drivers", get(drivers))
+        .route("/deliveries/:order_id", get(delivery))
+        .with_state(svc)
+}
+
+async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "id": svc.node.id(), "role": svc.node.role() }))
+}
+
+async fn drivers(State(svc): State<Arc<Service>>) -> Json<Vec<DriverView>> {
+    Json(svc.desk().pool.views())
+}
+
+async fn delivery(
+    State(svc): State<Arc<Service>>,
+    Path(order_id): Path<String>,
+) -> Result<Json<DeliveryView>, ApiError> {
+    svc.desk()
+        .deliveries
+        .view(&order_id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no delivery of order '{order_id}' is known here")))
+}
+
+/// Runs the delivery service until SIGTERM/SIGINT or a `stop` command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.drivers == 0 {
+        anyhow::bail!("--drivers must be at least 1: with no driver nothing is ever delivered");
+    }
+    // Read the names before connecting, so a bad file fails fast.
+    let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
+    let credit = args.drivers;
+    let node = crate::cli::start_node(&args.common, "delivery").await?;
+    // Watch before reading, so that no change falls between the two: a pause
+    // queued in our broker session can arrive as soon as the node connects.
+    let mut faults = node.watch_faults();
+    let mut announced = if faults.borrow_and_update().paused {
+        0
+    } else {
+        credit
+    };
+    let mut consumer = node
+        .consumer(DELIVERY, announced)
+        .await
+        .context("cannot consume queue delivery")?;
+    let svc = Arc::new(Service {
+        node: node.clone(),
+        acker: consumer.acker(),
+        trip: args.trip_ms,
+        drivers: Semaphore::new(names.len()),
+        desk: Mutex::new(Desk {
+            pool: DriverPool::new(names),
+            deliveries: Deliveries::new(REMEMBERED),
+            in_progress: HashSet::new(),
+            delivered: 0,
+        }),
+    });
+    svc.show_figures(&svc.desk());
+    tracing::info!(id = %node.id(), drivers = credit, trip_ms = %args.trip_ms, "delivery service ready");
+
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut http = tokio::spawn(super::serve(args.http, router(svc.clone()), async move {
+        let _ = http_stopped.await;
+    }));
+
+    let stopped = super::until_stopped(node.clone());
+    tokio::pin!(stopped);
+    let mut watching_faults = true;
+    let mut work = JoinSet::new();
+    // `Some` when the HTTP server ended on its own (it could not listen).
+    let http_ended = loop {
+        tokio::select! {
+            // Dropping `next()` for another branch is safe while it waits for
+            // a message; it could lose one only if cancelled while passing
+            // the MQTT ack to a full client queue (10 000 requests deep).
+            d = consumer.next() => match d {
+                Some(d) => {
+                    let svc = svc.clone();
+                    work.spawn(svc.handle(d));
+                }
+                None => {
+                    tracing::warn!("the MQTT link closed; stopping");
+                    break None;
+                }
+            },
+            changed = faults.changed(), if watching_faults => {
+                if changed.is_err() {
+                    watching_faults = false;
+                    continue;
+                }
+                // Pause = take no new tickets; the trips under way go on.
+                let want = if faults.borrow_and_update().paused { 0 } else { credit };
+                if want != announced {
+                    tracing::info!(credit = want, "credit changed");
+                    // The consumer keeps the new credit and repeats it, so a
+                    // failed announcement is repaired by the next repeat.
+                    if let Err(e) = consumer.set_credit(want).await {
+                        tracing::warn!(error = %e, "could not announce the credit");
+                    }
+                    announced = want;
+                }
+            }
+            _ = &mut stopped => break None,
+            r = &mut http => break Some(r),
+        }
+        while let Some(done) = work.try_join_next() {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a delivery task failed");
+            }
+        }
+    };
+
+    // Graceful stop: no new tickets, let the trips under way finish.
+    while work.try_join_next().is_some() {}
+    tracing::info!(under_way = work.len(), "stopping: finishing the trips under way");
+    if let Err(e) = consumer.set_credit(0).await {
+        tracing::warn!(error = %e, "could not announce credit 0");
+    }
+    let drained = tokio::time::timeout(DRAIN, async {
+        while let Some(done) = work.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a delivery task failed");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        // Unacknowledged, so the keeper re-sends them once we are offline.
+        tracing::warn!(
+            left = work.len(),
+            "trips still under way after {DRAIN:?}; stopping anyway"
+        );
+        work.abort_all();
+    }
+    node.shutdown().await;
+    let _ = http_stop.send(());
+    let http_result = match http_ended {
+        Some(r) => r,
+        None => http.await,
+    };
+    http_result.context("the HTTP server task panicked")??;
+    tracing::info!("delivery service stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::api::Customer;
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn ticket_body() -> DeliveryTicket {
+        DeliveryTicket {
+            kitchen: "kitchen-1".into(),
+            customer: Customer {
+                name: "Ada".into(),
+                address: "1 Loop Lane".into(),
+            },
+        }
+    }
+
+    fn ticket(seq: u64) -> Envelope {
+        events::envelope(
+            &ticket_body(),
+            "o-1",
+            seq,
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "kitchen-1",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_pool_hands_out_free_drivers_until_none_is_left() {
+        let mut pool = DriverPool::new(names(&["Ada", "Brian"]));
+        assert_eq!((pool.free_count(), pool.busy_count()), (2, 0));
+        let a = pool.take("o-1", "t1").unwrap();
+        let b = pool.take("o-2", "t2").unwrap();
+        assert_eq!((a.driver.as_str(), b.driver.as_str()), ("Ada", "Brian"));
+        assert_eq!(pool.take("o-3", "t3"), None, "every driver is out");
+        assert_eq!((pool.free_count(), pool.busy_count()), (0, 2));
+        assert!(pool.free(&a));
+        assert!(!pool.free(&a), "freeing twice is refused");
+        assert_eq!((pool.free_count(), pool.busy_count()), (1, 1));
+        assert_eq!(pool.take("o-3", "t3").unwrap().driver, "Ada");
+    }
+
+    #[test]
+    fn the_driver_idle_longest_goes_next() {
+        let mut pool = DriverPool::new(names(&["Ada", "Brian", "Chiara"]));
+        let a = pool.take("o-1", "t").unwrap();
+        assert!(pool.free(&a));
+        // Ada just came back: Brian and Chiara have waited longer.
+        assert_eq!(pool.take("o-2", "t").unwrap().driver, "Brian");
+        assert_eq!(pool.take("o-3", "t").unwrap().driver, "Chiara");
+        assert_eq!(pool.take("o-4", "t").unwrap().driver, "Ada");
+    }
+
+    #[test]
+    fn drivers_with_the_same_name_are_told_apart() {
+        let mut pool = DriverPool::new(names(&["Sam", "Sam"]));
+        let first = pool.take("o-1", "t").unwrap();
+        let second = pool.take("o-2", "t").unwrap();
+        assert!(pool.free(&second));
+        let views = pool.views();
+        assert_eq!(views[0].order_id.as_deref(), Some("o-1"));
+        assert_eq!(views[1].order_id, None);
+        assert!(pool.free(&first));
+    }
+
+    #[test]
+    fn the_pool_lists_who_carries_what_since_when() {
+        let mut pool = DriverPool::new(names(&["Ada", "Brian"]));
+        pool.take("o-1", "2025-01-01T12:00:00Z").unwrap();
+        assert_eq!(
+            pool.views(),
+            vec![
+                DriverView {
+                    driver: "Ada".into(),
+                    order_id: Some("o-1".into()),
+                    since: Some("2025-01-01T12:00:00Z".into()),
+                },
+                DriverView {
+                    driver: "Brian".into(),
+                    order_id: None,
+                    since: None,
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_delivery_goes_from_assigned_to_delivered() {
+        let mut d = Deliveries::new(10);
+        assert_eq!(d.view("o-1"), None);
+        d.assigned("o-1", "Ada", "t1");
+        let v = d.view("o-1").unwrap();
+        assert_eq!((v.state.as_str(), v.driver.as_str()), (ASSIGNED, "Ada"));
+        assert_eq!(v.delivered_at, None);
+        d.delivered("o-1", "t2");
+        let v = d.view("o-1").unwrap();
+        assert_eq!(v.state, DELIVERED);
+        assert_eq!(
+            (v.assigned_at.as_str(), v.delivered_at.as_deref()),
+            ("t1", Some("t2"))
+        );
+        // A redelivered ticket starts the record again.
+        d.assigned("o-1", "Brian", "t3");
+        assert_eq!(d.view("o-1").unwrap().state, ASSIGNED);
+        assert_eq!(d.len(), 1);
+    }
+
+    #[test]
+    fn deliveries_forget_the_oldest_past_their_cap_and_failed_trips() {
+        let mut d = Deliveries::new(2);
+        d.assigned("o-1", "Ada", "t");
+        d.assigned("o-2", "Ada", "t");
+        d.assigned("o-3", "Ada", "t");
+        assert_eq!(d.len(), 2);
+        assert!(d.view("o-1").is_none());
+        d.forget("o-2");
+        assert!(d.view("o-2").is_none());
+        // o-2 was forgotten: re-adding it must not be evicted by its stale entry.
+        d.assigned("o-4", "Ada", "t");
+        d.assigned("o-2", "Ada", "t");
+        assert!(d.view("o-2").is_some());
+        assert!(d.view("o-4").is_some());
+        assert!(d.view("o-3").is_none());
+    }
+
+    #[test]
+    fn a_good_ticket_is_delivered() {
+        assert_eq!(decide(&ticket(5), false, false), Decision::Deliver(ticket_body()));
+    }
+
+    #[test]
+    fn a_seen_ticket_has_no_second_effect() {
+        assert_eq!(decide(&ticket(5), true, false), Decision::AlreadyDone);
+        assert_eq!(decide(&ticket(5), true, true), Decision::AlreadyDone);
+        assert_eq!(decide(&ticket(5), false, true), Decision::InProgress);
+    }
+
+    #[test]
+    fn tickets_that_cannot_be_delivered_are_rejected_with_a_reason() {
+        let mut bad = ticket(5);
+        bad.payload = serde_json::json!({"kitchen": "k"});
+        let Decision::Reject(reason) = decide(&bad, false, false) else {
+            panic!("a ticket without a customer is rejected");
+        };
+        assert!(reason.contains("customer"), "{reason}");
+
+        let mut wrong = ticket(5);
+        wrong.kind = "order.ready".into();
+        let Decision::Reject(reason) = decide(&wrong, false, false) else {
+            panic!("a ticket of another kind is rejected");
+        };
+        assert!(reason.contains("expected event delivery.ticket"), "{reason}");
+
+        assert!(matches!(
+            decide(&ticket(u64::MAX - 1), false, false),
+            Decision::Reject(_)
+        ));
+    }
+
+    #[test]
+    fn a_trip_publishes_three_events_caused_by_the_ticket() {
+        let t = ticket(5);
+        let [assigned, notified] = departure(&t, &ticket_body(), "Ada", "delivery-1").unwrap();
+        let delivered = arrival(&t, "Ada", "delivery-1").unwrap();
+        for (e, kind, seq) in [
+            (&assigned, "driver.assigned", 6),
+            (&notified, "customer.notified", 7),
+            (&delivered, "order.delivered", 8),
+        ] {
+            assert_eq!((e.kind.as_str(), e.seq), (kind, seq));
+            assert_eq!(e.order_id, t.order_id);
+            assert_eq!(e.trace_id, t.trace_id);
+            assert_eq!(e.causation_id, Some(t.event_id));
+            assert_eq!(e.source, "delivery-1");
+        }
+        let a: DriverAssigned = events::decode(&assigned).unwrap();
+        assert_eq!(
+            (a.driver.as_str(), a.kitchen.as_deref()),
+            ("Ada", Some("kitchen-1"))
+        );
+        let n: CustomerNotified = events::decode(&notified).unwrap();
+        assert_eq!(n.message, ON_ITS_WAY);
+        let d: OrderDelivered = events::decode(&delivered).unwrap();
+        assert_eq!(d.driver, "Ada");
+    }
 }

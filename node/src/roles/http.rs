@@ -119,7 +119,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             .iter()
             .find_map(|p| message.split(p).nth(1).and_then(|rest| rest.split('`').next()))
             .map(|name| {
-                if path == "." {
+                // An unknown field is already in the path; a missing one is not.
+                if path == name || path.ends_with(&format!(".{name}")) {
+                    path.clone()
+                } else if path == "." {
                     name.to_string()
                 } else {
                     format!("{path}.{name}")

@@ -1,9 +1,22 @@
 //! The kitchen: consumes queue `kitchen`, one ticket per free oven.
+//!
+//! For each ticket: check stock, publish `order.cooking`, cook for the prep
+//! time, publish `order.ready`, put the order on queue `delivery`, then ack.
+//! A ticket it cannot make (out of stock) is answered with
+//! `order.cancelling`; the order node then compensates (refund, cancel).
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use contracts::events::{self, KitchenTicket, OrderCancelling, OrderCooking, OrderReady};
+use contracts::queue::{Delivery, DELIVERY, KITCHEN};
+use contracts::Envelope;
 
 use crate::config::CommonArgs;
+use crate::roles::assets::{Menu, Stock};
 use crate::roles::range::MsRange;
+use crate::runtime::Node;
+use crate::worker::{self, Handled};
 
 /// `pizza-node kitchen`.
 #[derive(Debug, Clone, clap::Args)]
@@ -24,7 +37,239 @@ pub struct Args {
     pub menu: Option<PathBuf>,
 }
 
+/// What the kitchen decided for one ticket, before any I/O.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Cook it: these ingredients come out of stock.
+    Cook(Vec<String>),
+    /// Cannot make it, for this reason.
+    Refuse(String),
+}
+
+/// Decides a ticket against the menu, the stock and the out-of-stock fault.
+/// Takes the ingredients from `stock` when the answer is [`Plan::Cook`].
+pub fn plan(ticket: &KitchenTicket, menu: &Menu, stock: &mut Stock, faked_out: &[String]) -> Plan {
+    let mut needed = Vec::new();
+    for item in &ticket.items {
+        let Some(pizza) = menu.get(&item.pizza) else {
+            return Plan::Refuse(format!("'{}' is not on this kitchen's menu", item.pizza));
+        };
+        for _ in 0..item.qty {
+            needed.extend(pizza.ingredients.iter().cloned());
+        }
+    }
+    if let Some(out) = needed.iter().find(|i| faked_out.contains(i)) {
+        return Plan::Refuse(format!("out of {out}"));
+    }
+    if let Some(out) = stock.missing(needed.iter().map(String::as_str)) {
+        return Plan::Refuse(format!("out of {out}"));
+    }
+    stock.take(needed.iter().map(String::as_str));
+    Plan::Cook(needed)
+}
+
+struct Kitchen {
+    node: Node,
+    menu: Menu,
+    stock: Mutex<Stock>,
+    prep: MsRange,
+    ovens: u32,
+}
+
 /// Runs the kitchen.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("kitchen is not implemented yet")
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let node = crate::cli::start_node(&args.common, "kitchen").await?;
+    let kitchen = Arc::new(Kitchen {
+        node: node.clone(),
+        menu: Menu::load(args.menu.as_deref())?,
+        stock: Mutex::new(Stock::load(args.stock.as_deref())?),
+        prep: args.prep_ms,
+        ovens: args.ovens,
+    });
+    kitchen.figures();
+    tracing::info!(kitchen = %node.id(), ovens = args.ovens, prep_ms = %args.prep_ms, "kitchen open");
+    let k = kitchen.clone();
+    worker::run(node.clone(), KITCHEN, args.ovens, move |d| {
+        let k = k.clone();
+        async move { k.cook(d).await }
+    })
+    .await?;
+    node.shutdown().await;
+    Ok(())
+}
+
+impl Kitchen {
+    fn lock_stock(&self) -> std::sync::MutexGuard<'_, Stock> {
+        self.stock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn figures(&self) {
+        let busy = self
+            .node
+            .counters()
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.node.set_figure("ovens", self.ovens);
+        self.node.set_figure("ovens_busy", busy);
+        let low: Vec<String> = self
+            .lock_stock()
+            .stock
+            .iter()
+            .filter(|(_, n)| **n < 10)
+            .map(|(i, n)| format!("{i}: {n}"))
+            .collect();
+        self.node.set_figure("stock_low", low);
+    }
+
+    async fn emit<E: events::Event>(
+        &self,
+        payload: &E,
+        ticket: &Envelope,
+        seq: u64,
+    ) -> Result<Envelope, String> {
+        let env = events::envelope(
+            payload,
+            ticket.order_id.clone(),
+            seq,
+            ticket.trace_id.clone(),
+            self.node.id(),
+        )
+        .map_err(|e| e.to_string())?
+        .caused_by(ticket);
+        self.node.emit(&env).await.map_err(|e| e.to_string())?;
+        Ok(env)
+    }
+
+    async fn cook(&self, d: Delivery) -> Handled {
+        let ticket = d.envelope;
+        let order = ticket.order_id.clone();
+        let body: KitchenTicket = match events::decode(&ticket) {
+            Ok(b) => b,
+            Err(e) => return Handled::Reject(format!("not a kitchen ticket: {e}")),
+        };
+        let id = self.node.id().to_string();
+        let faked_out = self.node.faults().out_of_stock;
+        let plan = plan(&body, &self.menu, &mut self.lock_stock(), &faked_out);
+        let result = match plan {
+            Plan::Refuse(reason) => {
+                tracing::warn!(kitchen = %id, order_id = %order, trace_id = %ticket.trace_id, %reason, "ticket refused");
+                let reason = format!("{id} is {reason}");
+                self.emit(&OrderCancelling { reason }, &ticket, ticket.seq + 1)
+                    .await
+                    .map(|_| ())
+            }
+            Plan::Cook(_) => self.bake(&id, &ticket, body).await,
+        };
+        self.figures();
+        match result {
+            Ok(()) => Handled::Done,
+            // The broker is unreachable: the outbox keeps what was written;
+            // retrying the ticket re-publishes the rest (same seqs, deduped).
+            Err(e) => Handled::Retry(e),
+        }
+    }
+
+    async fn bake(&self, id: &str, ticket: &Envelope, body: KitchenTicket) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        self.emit(
+            &OrderCooking {
+                kitchen: id.to_string(),
+            },
+            ticket,
+            ticket.seq + 1,
+        )
+        .await?;
+        self.figures();
+        let extra = std::time::Duration::from_millis(self.node.faults().latency_ms);
+        tokio::time::sleep(self.prep.sample() + extra).await;
+        let ready = self
+            .emit(
+                &OrderReady {
+                    kitchen: id.to_string(),
+                },
+                ticket,
+                ticket.seq + 2,
+            )
+            .await?;
+        let delivery = events::DeliveryTicket {
+            kitchen: id.to_string(),
+            customer: body.customer,
+        };
+        let handoff = events::envelope(
+            &delivery,
+            ticket.order_id.clone(),
+            ticket.seq + 2,
+            ticket.trace_id.clone(),
+            id,
+        )
+        .map_err(|e| e.to_string())?
+        .caused_by(&ready);
+        self.node
+            .producer()
+            .put(DELIVERY, &handoff)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            kitchen = %id,
+            order_id = %ticket.order_id,
+            trace_id = %ticket.trace_id,
+            cook_ms = started.elapsed().as_millis() as u64,
+            "ticket cooked"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::api::{Customer, Item};
+
+    fn ticket(pizza: &str, qty: u32) -> KitchenTicket {
+        KitchenTicket {
+            items: vec![Item {
+                pizza: pizza.into(),
+                qty,
+            }],
+            customer: Customer {
+                name: "Ada".into(),
+                address: "Seestrasse 1".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn cooks_and_takes_stock() {
+        let menu = Menu::load(None).unwrap();
+        let mut stock = Stock {
+            stock: [("dough", 2), ("tomato", 2), ("mozzarella", 2), ("basil", 2)]
+                .map(|(i, n)| (i.to_string(), n))
+                .into(),
+        };
+        assert!(
+            matches!(plan(&ticket("margherita", 2), &menu, &mut stock, &[]), Plan::Cook(v) if v.len() == 8)
+        );
+        assert_eq!(
+            plan(&ticket("margherita", 1), &menu, &mut stock, &[]),
+            Plan::Refuse("out of basil".into())
+        );
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_make() {
+        let menu = Menu::load(None).unwrap();
+        let mut stock = Stock::load(None).unwrap();
+        assert_eq!(
+            plan(
+                &ticket("margherita", 1),
+                &menu,
+                &mut stock,
+                &["mozzarella".into()]
+            ),
+            Plan::Refuse("out of mozzarella".into())
+        );
+        assert!(
+            matches!(plan(&ticket("hawaii", 1), &menu, &mut stock, &[]), Plan::Refuse(r) if r.contains("hawaii"))
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! folds into each order's state.
 
 pub mod assets;
+pub mod book;
+pub mod breaker;
 pub mod delivery;
 pub mod http;
 pub mod kitchen;

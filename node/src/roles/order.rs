@@ -1,8 +1,36 @@
 //! The order service: `POST /orders`, `GET /orders/{id}`, `GET /orders`.
+//!
+//! It validates an order, charges it synchronously through payment (with a
+//! timeout and a circuit breaker), then records it and puts a ticket on queue
+//! `kitchen` before answering 201, whether or not a kitchen runs. It follows
+//! every order by folding all events through the contract's state machine,
+//! and runs the saga's compensation when a kitchen refuses an order: refund,
+//! then `order.cancelled`.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::api::{
+    self, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse, PlaceOrder, RefundRequest,
+};
+use contracts::events::{self, KitchenTicket, OrderPaid, OrderPlaced, OrderQueued};
+use contracts::order::OrderState;
+use contracts::queue::KITCHEN;
+use contracts::Envelope;
+use serde::Deserialize;
 
 use crate::config::CommonArgs;
+use crate::roles::assets::Menu;
+use crate::roles::book::Book;
+use crate::roles::breaker::Breaker;
+use crate::roles::http::{ApiError, JsonBody};
+use crate::runtime::Node;
 
 /// `pizza-node order`.
 #[derive(Debug, Clone, clap::Args)]
@@ -29,7 +57,471 @@ pub struct Args {
     pub menu: Option<PathBuf>,
 }
 
+/// Shared by the handlers.
+struct Service {
+    node: Node,
+    menu: Menu,
+    book: tokio::sync::Mutex<Book>,
+    payment_url: String,
+    http: reqwest::Client,
+    breaker: Mutex<Breaker>,
+    started: Instant,
+}
+
+type Shared = Arc<Service>;
+
+/// What payment said.
+enum Payment {
+    Captured(String),
+    Declined(String),
+    /// Down, slow, failing, or the breaker is open.
+    Unavailable(String),
+}
+
 /// Runs the order service.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("order is not implemented yet")
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let node = crate::cli::start_node(&args.common, "order").await?;
+    let db = sled::Config::new()
+        .path(args.common.data_dir_for(node.id()).join("book"))
+        .cache_capacity(64 * 1024 * 1024)
+        .open()?;
+    let book = Book::open(&db)?;
+    tracing::info!(orders = book.len(), "order book loaded");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_millis(args.payment_timeout_ms))
+        .connect_timeout(Duration::from_millis(args.payment_timeout_ms))
+        .build()?;
+    let service = Arc::new(Service {
+        node: node.clone(),
+        menu: Menu::load(args.menu.as_deref())?,
+        book: tokio::sync::Mutex::new(book),
+        payment_url: args.payment_url.trim_end_matches('/').to_string(),
+        http,
+        breaker: Mutex::new(Breaker::new(args.breaker_failures, args.breaker_open_ms)),
+        started: Instant::now(),
+    });
+    service.figures();
+
+    let events = node.events(node.topics().all_events()).await?;
+    tokio::spawn(follow(service.clone(), events));
+    // A compensation interrupted by a restart picks up where it was.
+    for order_id in service.book.lock().await.in_state(OrderState::Cancelling) {
+        tokio::spawn(compensate(service.clone(), order_id));
+    }
+
+    let router = Router::new()
+        .route("/orders", post(place).get(list))
+        .route("/orders/:id", get(show))
+        .route("/healthz", get(health))
+        .with_state(service.clone());
+    crate::roles::serve(args.http, router, crate::roles::until_stopped(node.clone())).await?;
+    node.shutdown().await;
+    Ok(())
+}
+
+impl Service {
+    fn lock_breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn figures(&self) {
+        let b = self.lock_breaker().clone();
+        self.node
+            .set_figure("breaker", serde_json::to_value(b.state()).unwrap_or_default());
+        self.node.set_figure("breaker_failures", b.failures());
+        self.node.set_figure("breaker_opened", b.opened_total);
+        self.node.set_figure("breaker_rejected", b.rejected_total);
+    }
+
+    /// Calls `POST /pay` through the breaker.
+    async fn pay(&self, req: &PayRequest, trace_id: &str) -> Payment {
+        if !self.lock_breaker().allow(self.now_ms()) {
+            self.figures();
+            return Payment::Unavailable("circuit breaker open".into());
+        }
+        let outcome = self
+            .http
+            .post(format!("{}/pay", self.payment_url))
+            .header("traceparent", traceparent(trace_id))
+            .json(req)
+            .send()
+            .await;
+        let result = match outcome {
+            Ok(r) if r.status() == StatusCode::OK => match r.json::<PayResponse>().await {
+                Ok(p) => Payment::Captured(p.payment_id),
+                Err(e) => Payment::Unavailable(format!("unreadable answer from payment: {e}")),
+            },
+            Ok(r) if r.status() == StatusCode::PAYMENT_REQUIRED => {
+                let reason = r
+                    .json::<PayDeclined>()
+                    .await
+                    .map(|d| d.reason)
+                    .unwrap_or_else(|_| "declined".into());
+                Payment::Declined(reason)
+            }
+            Ok(r) => Payment::Unavailable(format!("payment answered {}", r.status())),
+            Err(e) if e.is_timeout() => Payment::Unavailable("payment timed out".into()),
+            Err(e) => Payment::Unavailable(format!("payment unreachable: {e}")),
+        };
+        {
+            let mut b = self.lock_breaker();
+            match result {
+                Payment::Unavailable(_) => b.failure(self.now_ms()),
+                _ => b.success(),
+            }
+        }
+        self.figures();
+        result
+    }
+
+    /// Records (folds and stores) and publishes an event of this node.
+    async fn publish(&self, env: &Envelope) -> Result<(), ApiError> {
+        self.book
+            .lock()
+            .await
+            .record(env.clone())
+            .map_err(ApiError::internal)?;
+        self.node.emit(env).await.map_err(ApiError::internal)
+    }
+
+    /// A new event for `order_id`, caused by `cause`, numbered after the
+    /// order's last one.
+    async fn next_event<E: events::Event>(
+        &self,
+        payload: &E,
+        cause: &Envelope,
+    ) -> Result<Envelope, ApiError> {
+        let seq = self.book.lock().await.next_seq(&cause.order_id);
+        let env = events::envelope(
+            payload,
+            cause.order_id.clone(),
+            seq,
+            cause.trace_id.clone(),
+            self.node.id(),
+        )
+        .map_err(ApiError::internal)?;
+        Ok(env.caused_by(cause))
+    }
+}
+
+/// A W3C `traceparent` header for `trace_id` with a fresh span.
+fn traceparent(trace_id: &str) -> String {
+    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    format!("00-{trace_id}-{span}-01")
+}
+
+/// The trace id of an incoming `traceparent` header, if it is well formed.
+fn incoming_trace(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    let valid = trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32);
+    valid.then(|| trace.to_ascii_lowercase())
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn place(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    JsonBody(order): JsonBody<PlaceOrder>,
+) -> Result<impl IntoResponse, ApiError> {
+    order
+        .validate(|p| s.menu.get(p).is_some())
+        .map_err(|e| ApiError::field(e.field, e.message))?;
+    let amount_cents: u64 = order
+        .items
+        .iter()
+        .map(|i| s.menu.get(&i.pizza).map_or(0, |p| p.price_cents) * u64::from(i.qty))
+        .sum();
+    let order_id = format!("ord_{}", uuid::Uuid::now_v7().simple());
+    let trace_id = incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
+
+    let req = PayRequest {
+        order_id: order_id.clone(),
+        amount_cents,
+        currency: "CHF".into(),
+    };
+    let started = Instant::now();
+    let payment = s.pay(&req, &trace_id).await;
+    let pay_ms = started.elapsed().as_millis() as u64;
+    let payment_id = match payment {
+        Payment::Unavailable(why) => {
+            tracing::warn!(%order_id, %trace_id, %why, pay_ms, "payment unavailable: order not taken");
+            s.node
+                .counters()
+                .failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                api::error_code::PAYMENT_UNAVAILABLE,
+                api::PAYMENT_UNAVAILABLE_MESSAGE,
+            ));
+        }
+        Payment::Declined(reason) => {
+            let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
+            s.publish(&placed).await?;
+            let rejected = s
+                .next_event(
+                    &events::OrderRejected {
+                        reason: reason.clone(),
+                    },
+                    &placed,
+                )
+                .await?;
+            s.publish(&rejected).await?;
+            tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
+            return Err(ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                api::error_code::PAYMENT_DECLINED,
+                format!("payment declined: {reason}"),
+            ));
+        }
+        Payment::Captured(id) => id,
+    };
+
+    let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
+    s.publish(&placed).await?;
+    let paid = s
+        .next_event(
+            &OrderPaid {
+                payment_id,
+                amount_cents,
+            },
+            &placed,
+        )
+        .await?;
+    s.publish(&paid).await?;
+    let queued = s
+        .next_event(
+            &OrderQueued {
+                queue: KITCHEN.to_string(),
+            },
+            &paid,
+        )
+        .await?;
+    let ticket = events::envelope(
+        &KitchenTicket {
+            items: order.items.clone(),
+            customer: order.customer.clone(),
+        },
+        order_id.clone(),
+        queued.seq,
+        trace_id.clone(),
+        s.node.id(),
+    )
+    .map_err(ApiError::internal)?
+    .caused_by(&queued);
+    // In the outbox (flushed) before we answer: from here the order survives
+    // a kill -9 of this node, and the keeper gets it when it can.
+    s.node
+        .producer()
+        .put(KITCHEN, &ticket)
+        .await
+        .map_err(ApiError::internal)?;
+    s.publish(&queued).await?;
+    s.node
+        .counters()
+        .handled
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(%order_id, %trace_id, amount_cents, pay_ms, "order accepted and queued for a kitchen");
+    Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))))
+}
+
+fn placed_event(
+    s: &Service,
+    order: &PlaceOrder,
+    order_id: &str,
+    trace_id: &str,
+    amount_cents: u64,
+) -> Result<Envelope, ApiError> {
+    let placed = OrderPlaced {
+        customer: order.customer.clone(),
+        items: order.items.clone(),
+        amount_cents,
+    };
+    events::envelope(&placed, order_id, 1, trace_id, s.node.id()).map_err(ApiError::internal)
+}
+
+async fn show(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {
+    s.book
+        .lock()
+        .await
+        .view(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
+}
+
+/// Query of `GET /orders`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Result<Json<Vec<OrderView>>, ApiError> {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(
+            text.parse::<OrderState>()
+                .map_err(|e| ApiError::field("state", e.to_string()))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 1_000);
+    Ok(Json(s.book.lock().await.list(state, limit)))
+}
+
+/// Folds every event from the broker into the book. A batch is flushed
+/// before its messages are acknowledged, so none is lost to a kill -9.
+async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::link::Incoming>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let mut cancelling = Vec::new();
+        {
+            let mut book = s.book.lock().await;
+            for msg in &batch {
+                let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) else {
+                    tracing::warn!(topic = %msg.topic, "ignored a malformed event");
+                    continue;
+                };
+                let order_id = env.order_id.clone();
+                let was = book.get(&order_id).and_then(|f| f.state());
+                match book.record(env) {
+                    Ok(_) => {
+                        let now = book.get(&order_id).and_then(|f| f.state());
+                        if now == Some(OrderState::Cancelling) && was != now {
+                            cancelling.push(order_id);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not record an event"),
+                }
+            }
+            if let Err(e) = book.flush().await {
+                tracing::error!(error = %e, "could not flush the order book; events will come again");
+                continue;
+            }
+        }
+        for msg in batch {
+            msg.ack().await;
+        }
+        for order_id in cancelling {
+            tokio::spawn(compensate(s.clone(), order_id));
+        }
+    }
+}
+
+/// The saga's compensation for an order a kitchen refused: refund the
+/// payment (retried with backoff until payment answers), then cancel.
+async fn compensate(s: Shared, order_id: String) {
+    let (payment_id, cause, reason) = {
+        let book = s.book.lock().await;
+        let Some(fold) = book.get(&order_id) else { return };
+        let paid = fold.applied().iter().find(|e| e.kind == events::kind::ORDER_PAID);
+        let payment_id = paid
+            .and_then(|e| events::decode::<OrderPaid>(e).ok())
+            .map(|p| p.payment_id);
+        let Some(last) = fold.applied().last().cloned() else {
+            return;
+        };
+        let reason = fold
+            .applied()
+            .iter()
+            .rev()
+            .find(|e| e.kind == events::kind::ORDER_CANCELLING)
+            .and_then(|e| events::decode::<events::OrderCancelling>(e).ok())
+            .map_or_else(|| "cancelled".to_string(), |c| c.reason);
+        (payment_id, last, reason)
+    };
+    let Some(payment_id) = payment_id else {
+        tracing::warn!(%order_id, "nothing to refund: the order was never paid");
+        return;
+    };
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let req = RefundRequest {
+            payment_id: payment_id.clone(),
+            order_id: order_id.clone(),
+        };
+        let answer = s
+            .http
+            .post(format!("{}/refund", s.payment_url))
+            .header("traceparent", traceparent(&cause.trace_id))
+            .json(&req)
+            .send()
+            .await;
+        match answer {
+            Ok(r) if r.status().is_success() => break,
+            Ok(r) => tracing::warn!(%order_id, status = %r.status(), "refund refused; retrying"),
+            Err(e) => tracing::warn!(%order_id, error = %e, "refund failed; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+    let steps = async {
+        let refunded = s
+            .next_event(&events::PaymentRefunded { payment_id }, &cause)
+            .await?;
+        s.publish(&refunded).await?;
+        let cancelled = s
+            .next_event(
+                &events::OrderCancelled {
+                    reason: reason.clone(),
+                },
+                &refunded,
+            )
+            .await?;
+        s.publish(&cancelled).await?;
+        Ok::<_, ApiError>(())
+    };
+    match steps.await {
+        Ok(()) => tracing::info!(%order_id, trace_id = %cause.trace_id, %reason, "refunded and cancelled"),
+        Err(e) => tracing::error!(%order_id, error = ?e, "could not record the compensation"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_trace_of_a_traceparent() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "traceparent",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            incoming_trace(&h).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        h.insert(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(incoming_trace(&h), None);
+        h.insert("traceparent", "garbage".parse().unwrap());
+        assert_eq!(incoming_trace(&h), None);
+    }
+
+    #[test]
+    fn writes_a_traceparent() {
+        let t = traceparent("4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(t.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+        assert!(t.ends_with("-01"));
+        assert_eq!(t.len(), 55);
+    }
 }

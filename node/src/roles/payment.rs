@@ -1,7 +1,34 @@
 //! The payment service: `POST /pay`, `POST /refund`.
+//!
+//! A stand-in for a card processor. It answers after a simulated latency,
+//! fails or declines a share of charges at random, and is idempotent: a
+//! charge is keyed by its `order_id` and a refund by its `payment_id`, and
+//! both are kept in sled, so a client that retries (the order node after a
+//! timeout, the saga after a crash) never charges or refunds twice, even
+//! across a restart of this node.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use contracts::api::{
+    FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse, MAX_TEXT_CHARS,
+};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
 
 use crate::config::CommonArgs;
+use crate::roles::http::{ApiError, JsonBody};
 use crate::roles::range::MsRange;
+use crate::runtime::Node;
 
 /// `pizza-node payment`.
 #[derive(Debug, Clone, clap::Args)]
@@ -22,7 +49,942 @@ pub struct Args {
     pub decline_rate: f64,
 }
 
-/// Runs the payment service.
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("payment is not implemented yet")
+/// The reason given for every declined charge.
+pub const DECLINE_REASON: &str = "card declined";
+
+/// The `status` of a successful charge.
+pub const CAPTURED: &str = "captured";
+
+/// Error code of a simulated processor failure (500; a retry may succeed).
+pub const CODE_PAYMENT_FAILED: &str = "payment_failed";
+
+/// Error code while the control room has paused the node (503).
+pub const CODE_PAUSED: &str = "paused";
+
+/// Error code of a request that contradicts what is recorded (409).
+pub const CODE_CONFLICT: &str = "conflict";
+
+// ---------------------------------------------------------------------------
+// The pure part: records and decisions, no I/O.
+// ---------------------------------------------------------------------------
+
+/// How a charge ended, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ChargeOutcome {
+    /// The money was taken.
+    Captured {
+        /// The id handed to the client, `pay_<uuid>`.
+        payment_id: String,
+    },
+    /// The card was declined.
+    Declined {
+        /// Why, as told to the client.
+        reason: String,
+    },
+}
+
+/// One charge as kept in sled, keyed by `order_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// The order charged (the idempotency key).
+    pub order_id: String,
+    /// The amount asked for, in cents.
+    pub amount_cents: u64,
+    /// The currency asked for.
+    pub currency: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: ChargeOutcome,
+    /// When it was decided, RFC 3339.
+    pub at: String,
+}
+
+impl PaymentRecord {
+    /// Whether `req` asks for the same charge as this record. A retry must;
+    /// the same order id with another amount is a client bug, and answering
+    /// it with the old result would hide that.
+    pub fn matches(&self, req: &PayRequest) -> bool {
+        self.amount_cents == req.amount_cents && self.currency == req.currency
+    }
+}
+
+/// One refund as kept in sled, keyed by `payment_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    /// The id handed to the client, `ref_<uuid>`.
+    pub refund_id: String,
+    /// The order whose charge was refunded.
+    pub order_id: String,
+    /// When it was refunded, RFC 3339.
+    pub at: String,
+}
+
+/// Probabilities in 0.0..=1.0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Share of new charges that fail (500).
+    pub fail: f64,
+    /// Share of new charges that are declined (402).
+    pub decline: f64,
+}
+
+/// Uniform random numbers in 0.0..1.0, drawn per request. Passed in rather
+/// than drawn inside [`decide`] so the decision can be tested exactly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draws {
+    /// Compared with [`Rates::fail`].
+    pub fail: f64,
+    /// Compared with [`Rates::decline`].
+    pub decline: f64,
+}
+
+impl Draws {
+    /// Fresh draws from `rng`.
+    pub fn from_rng(rng: &mut impl Rng) -> Self {
+        Draws {
+            fail: rng.gen(),
+            decline: rng.gen(),
+        }
+    }
+}
+
+/// What to do with one `POST /pay`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<'a> {
+    /// Already decided: answer as the first time.
+    Replay(&'a PaymentRecord),
+    /// Already decided, but for another amount or currency: 409.
+    Mismatch(&'a PaymentRecord),
+    /// The processor "failed": 500, nothing recorded, so a retry may succeed.
+    Fail,
+    /// Decline the card: record it and answer 402.
+    Decline,
+    /// Take the money: record it and answer 200.
+    Capture,
+}
+
+/// Decides a charge from what is recorded for its order and the dice.
+///
+/// A recorded answer always wins over the dice: an injected failure must not
+/// turn a charge that already went through into a 500, or a client would
+/// believe it unpaid. A draw strikes when it is below its rate, so a rate of
+/// 0.0 never strikes and 1.0 always does.
+pub fn decide<'a>(
+    existing: Option<&'a PaymentRecord>,
+    req: &PayRequest,
+    rates: Rates,
+    draws: Draws,
+) -> Decision<'a> {
+    match existing {
+        Some(r) if r.matches(req) => Decision::Replay(r),
+        Some(r) => Decision::Mismatch(r),
+        None if draws.fail < rates.fail => Decision::Fail,
+        None if draws.decline < rates.decline => Decision::Decline,
+        None => Decision::Capture,
+    }
+}
+
+/// What to do with one `POST /refund`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefundDecision<'a> {
+    /// No captured payment has this id: 404.
+    NotFound,
+    /// The payment belongs to another order: 409.
+    Conflict {
+        /// The order the payment belongs to.
+        owner: &'a str,
+    },
+    /// Refunded before: answer with the same refund id.
+    Replay(&'a RefundRecord),
+    /// Refund it now.
+    Refund,
+}
+
+/// Decides a refund from the order that owns the payment (`None`: unknown
+/// payment) and the refund recorded for it, if any.
+pub fn decide_refund<'a>(
+    owner: Option<&'a str>,
+    existing: Option<&'a RefundRecord>,
+    req: &RefundRequest,
+) -> RefundDecision<'a> {
+    match (owner, existing) {
+        (None, _) => RefundDecision::NotFound,
+        (Some(owner), _) if owner != req.order_id => RefundDecision::Conflict { owner },
+        (Some(_), Some(r)) => RefundDecision::Replay(r),
+        (Some(_), None) => RefundDecision::Refund,
+    }
+}
+
+/// Checks a `POST /pay` body; the first problem in field order names its field.
+pub fn validate_pay(req: &PayRequest) -> Result<(), FieldError> {
+    check_id("order_id", &req.order_id)?;
+    if req.amount_cents == 0 {
+        return Err(FieldError::new(
+            "amount_cents",
+            "amount_cents must be greater than 0",
+        ));
+    }
+    let c = &req.currency;
+    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(FieldError::new(
+            "currency",
+            format!("currency must be an ISO 4217 code of 3 capital letters, e.g. EUR; got '{c}'"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a `POST /refund` body.
+pub fn validate_refund(req: &RefundRequest) -> Result<(), FieldError> {
+    check_id("payment_id", &req.payment_id)?;
+    check_id("order_id", &req.order_id)
+}
+
+/// An id used as a sled key: present, and bounded so a client cannot make
+/// keys of any size.
+fn check_id(field: &str, value: &str) -> Result<(), FieldError> {
+    if value.trim().is_empty() {
+        return Err(FieldError::new(field, format!("{field} is required")));
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(FieldError::new(
+            field,
+            format!("{field} must be at most {MAX_TEXT_CHARS} characters, got {chars}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The trace id of a W3C `traceparent` header
+/// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`), if well formed.
+/// All-zero ids are invalid by the spec.
+pub fn trace_id(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.trim().split('-');
+    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    // Version 00 has exactly four parts; later versions may append more.
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    let hex = |s: &str, len: usize| {
+        s.len() == len
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let zero = |s: &str| s.bytes().all(|b| b == b'0');
+    let ok = hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && !zero(trace)
+        && hex(span, 16)
+        && !zero(span)
+        && hex(flags, 2);
+    ok.then_some(trace)
+}
+
+// ---------------------------------------------------------------------------
+// Storage.
+// ---------------------------------------------------------------------------
+
+/// Payments and refunds in sled.
+///
+/// The node's runtime keeps its own sled database private, so payment opens
+/// a second one in a `payments` directory inside the node's data directory.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// order_id -> [`PaymentRecord`] (JSON).
+    payments: sled::Tree,
+    /// payment_id -> order_id, to find a charge from a refund request.
+    payment_ids: sled::Tree,
+    /// payment_id -> [`RefundRecord`] (JSON).
+    refunds: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        let db = sled::Config::new()
+            .path(dir)
+            // sled's default cache is 1 GiB; a few records need little.
+            .cache_capacity(8 * 1024 * 1024)
+            .open()
+            .with_context(|| format!("cannot open the payment store in {}", dir.display()))?;
+        Ok(Store {
+            payments: db.open_tree("payments")?,
+            payment_ids: db.open_tree("payment_ids")?,
+            refunds: db.open_tree("refunds")?,
+            db,
+        })
+    }
+
+    /// The charge recorded for `order_id`.
+    pub fn payment(&self, order_id: &str) -> anyhow::Result<Option<PaymentRecord>> {
+        read_json(&self.payments, order_id.as_bytes())
+    }
+
+    /// Records `record` unless its order already has one; returns the record
+    /// that holds afterwards (the other one if a concurrent request won), and
+    /// makes it durable before returning, since the client is told about it.
+    pub async fn record_payment(&self, record: PaymentRecord) -> anyhow::Result<PaymentRecord> {
+        let value = serde_json::to_vec(&record)?;
+        let key = record.order_id.as_bytes();
+        let payment_id = match &record.outcome {
+            ChargeOutcome::Captured { payment_id } => Some(payment_id.as_bytes()),
+            ChargeOutcome::Declined { .. } => None,
+        };
+        // One transaction for the record and its index, so a refund never
+        // finds a payment id whose charge is missing, and check-and-insert so
+        // two concurrent first attempts cannot both charge.
+        let previous: Option<sled::IVec> = (&self.payments, &self.payment_ids)
+            .transaction(|(payments, ids)| {
+                if let Some(existing) = payments.get(key)? {
+                    return Ok(Some(existing));
+                }
+                payments.insert(key, value.as_slice())?;
+                if let Some(id) = payment_id {
+                    ids.insert(id, key)?;
+                }
+                Ok(None)
+            })
+            .map_err(|e: sled::transaction::TransactionError<()>| {
+                anyhow::anyhow!("cannot record the payment: {e:?}")
+            })?;
+        self.flush().await?;
+        match previous {
+            Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+            None => Ok(record),
+        }
+    }
+
+    /// The order that owns captured payment `payment_id`.
+    pub fn owner(&self, payment_id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .payment_ids
+            .get(payment_id.as_bytes())?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// The refund recorded for `payment_id`.
+    pub fn refund(&self, payment_id: &str) -> anyhow::Result<Option<RefundRecord>> {
+        read_json(&self.refunds, payment_id.as_bytes())
+    }
+
+    /// Records a refund unless one exists; returns the one that holds.
+    pub async fn record_refund(
+        &self,
+        payment_id: &str,
+        record: RefundRecord,
+    ) -> anyhow::Result<RefundRecord> {
+        let value = serde_json::to_vec(&record)?;
+        let swapped =
+            self.refunds
+                .compare_and_swap(payment_id.as_bytes(), None as Option<&[u8]>, Some(value))?;
+        self.flush().await?;
+        match swapped {
+            Ok(()) => Ok(record),
+            Err(cas) => match cas.current {
+                Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
+                // A refund is never removed, so a failed swap always sees one.
+                None => anyhow::bail!("refund of {payment_id} vanished while recording it"),
+            },
+        }
+    }
+
+    /// Writes everything to disk.
+    pub async fn flush(&self) -> anyhow::Result<()> {
+        self.db
+            .flush_async()
+            .await
+            .context("cannot flush the payment store")?;
+        Ok(())
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> anyhow::Result<Option<T>> {
+    match tree.get(key)? {
+        Some(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).context("a stored payment record is corrupt")?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn now() -> String {
+    contracts::api::rfc3339(time::OffsetDateTime::now_utc())
+}
+
+// ---------------------------------------------------------------------------
+// HTTP.
+// ---------------------------------------------------------------------------
+
+/// Outcomes since start, shown as heartbeat figures.
+#[derive(Debug, Default)]
+struct Tally {
+    captured: AtomicU64,
+    declined: AtomicU64,
+    refunded: AtomicU64,
+    failed: AtomicU64,
+}
+
+struct App {
+    node: Node,
+    store: Store,
+    latency: MsRange,
+    rates: Rates,
+    tally: Tally,
+}
+
+impl App {
+    fn bump(&self, figure: &str, counter: &AtomicU64) {
+        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        self.node.set_figure(figure, n);
+    }
+
+    fn publish_figures(&self) {
+        let t = &self.tally;
+        for (name, counter) in [
+            ("captured", &t.captured),
+            ("declined", &t.declined),
+            ("refunded", &t.refunded),
+            ("failed", &t.failed),
+        ] {
+            self.node.set_figure(name, counter.load(Ordering::Relaxed));
+        }
+    }
+
+    /// What every request goes through before its work: 503 while paused,
+    /// then the simulated processor time plus any injected latency.
+    async fn gate(&self) -> Result<(), ApiError> {
+        let faults = self.node.faults();
+        if faults.paused {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                CODE_PAUSED,
+                "payment is paused by the control room; try again later",
+            ));
+        }
+        let wait = self.latency.sample() + Duration::from_millis(faults.latency_ms);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    /// Turns a handler's result into the answer, counting it in the
+    /// heartbeat: a 5xx is this node failing; a refusal while paused is
+    /// neither handled nor failed; anything else (a 402, a 4xx) is handled.
+    fn finish(&self, result: Result<Response, ApiError>) -> Response {
+        let c = self.node.counters();
+        match result {
+            Ok(r) => {
+                c.handled.fetch_add(1, Ordering::Relaxed);
+                r
+            }
+            Err(e) => {
+                if e.body.error.code == CODE_PAUSED {
+                    // Not counted: the node was told not to work.
+                } else if e.status.is_server_error() {
+                    c.failed.fetch_add(1, Ordering::Relaxed);
+                    self.bump("failed", &self.tally.failed);
+                } else {
+                    c.handled.fetch_add(1, Ordering::Relaxed);
+                }
+                e.into_response()
+            }
+        }
+    }
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a AtomicU64);
+
+impl<'a> InFlight<'a> {
+    fn new(c: &'a AtomicU64) -> Self {
+        c.fetch_add(1, Ordering::Relaxed);
+        InFlight(c)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn trace_of(headers: &HeaderMap) -> String {
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The routes, on `app`.
+fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/pay", post(pay))
+        .route("/refund", post(refund))
+        .route("/healthz", get(healthz))
+        .with_state(app)
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn pay(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<PayRequest>, ApiError>,
+) -> Response {
+    let _in_flight = InFlight::new(&app.node.counters().in_flight);
+    let trace_id = trace_of(&headers);
+    // Rejected bodies are answered here rather than by the extractor so that
+    // every request gets its log line.
+    let (order_id, result) = match body {
+        Ok(JsonBody(req)) => (req.order_id.clone(), charge(&app, req).await),
+        Err(e) => (String::new(), Err(e)),
+    };
+    let response = app.finish(result);
+    let status = response.status();
+    tracing::info!(%order_id, %trace_id, status = status.as_u16(), "POST /pay");
+    response
+}
+
+async fn charge(app: &App, req: PayRequest) -> Result<Response, ApiError> {
+    validate_pay(&req).map_err(|e| ApiError::field(e.field, e.message))?;
+    app.gate().await?;
+    let faults = app.node.faults();
+    let rates = Rates {
+        // The control room's error rate adds to the configured failures.
+        fail: (app.rates.fail + faults.error_rate).clamp(0.0, 1.0),
+        decline: app.rates.decline,
+    };
+    let draws = Draws::from_rng(&mut rand::thread_rng());
+    let existing = app.store.payment(&req.order_id).map_err(ApiError::internal)?;
+    let outcome = match decide(existing.as_ref(), &req, rates, draws) {
+        Decision::Replay(r) => return Ok(answer(r)),
+        Decision::Mismatch(r) => return Err(mismatch(r)),
+        Decision::Fail => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                CODE_PAYMENT_FAILED,
+                "the card processor failed; nothing was charged, try again",
+            ))
+        }
+        Decision::Decline => ChargeOutcome::Declined {
+            reason: DECLINE_REASON.to_string(),
+        },
+        Decision::Capture => ChargeOutcome::Captured {
+            payment_id: format!("pay_{}", uuid::Uuid::new_v4().simple()),
+        },
+    };
+    let record = PaymentRecord {
+        order_id: req.order_id.clone(),
+        amount_cents: req.amount_cents,
+        currency: req.currency.clone(),
+        outcome,
+        at: now(),
+    };
+    let held = app
+        .store
+        .record_payment(record.clone())
+        .await
+        .map_err(ApiError::internal)?;
+    if held != record {
+        // A concurrent first attempt for this order recorded its answer
+        // first; that one stands.
+        return match decide(Some(&held), &req, rates, draws) {
+            Decision::Mismatch(r) => Err(mismatch(r)),
+            _ => Ok(answer(&held)),
+        };
+    }
+    match &held.outcome {
+        ChargeOutcome::Captured { .. } => app.bump("captured", &app.tally.captured),
+        ChargeOutcome::Declined { .. } => app.bump("declined", &app.tally.declined),
+    }
+    Ok(answer(&held))
+}
+
+/// The answer a recorded charge gets, the first time and every time after.
+fn answer(r: &PaymentRecord) -> Response {
+    match &r.outcome {
+        ChargeOutcome::Captured { payment_id } => (
+            StatusCode::OK,
+            Json(PayResponse {
+                payment_id: payment_id.clone(),
+                status: CAPTURED.to_string(),
+            }),
+        )
+            .into_response(),
+        ChargeOutcome::Declined { reason } => (
+            StatusCode::PAYMENT_REQUIRED,
+            Json(PayDeclined::new(reason.clone())),
+        )
+            .into_response(),
+    }
+}
+
+fn mismatch(r: &PaymentRecord) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        CODE_CONFLICT,
+        format!(
+            "order {} was already charged for {} {}; a retry must ask for the same amount",
+            r.order_id, r.amount_cents, r.currency
+        ),
+    )
+}
+
+async fn refund(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<JsonBody<RefundRequest>, ApiError>,
+) -> Response {
+    let _in_flight = InFlight::new(&app.node.counters().in_flight);
+    let trace_id = trace_of(&headers);
+    let (order_id, payment_id, result) = match body {
+        Ok(JsonBody(req)) => (
+            req.order_id.clone(),
+            req.payment_id.clone(),
+            refund_payment(&app, req).await,
+        ),
+        Err(e) => (String::new(), String::new(), Err(e)),
+    };
+    let response = app.finish(result);
+    let status = response.status();
+    tracing::info!(%order_id, %payment_id, %trace_id, status = status.as_u16(), "POST /refund");
+    response
+}
+
+async fn refund_payment(app: &App, req: RefundRequest) -> Result<Response, ApiError> {
+    validate_refund(&req).map_err(|e| ApiError::field(e.field, e.message))?;
+    app.gate().await?;
+    let owner = app.store.owner(&req.payment_id).map_err(ApiError::internal)?;
+    let existing = app.store.refund(&req.payment_id).map_err(ApiError::internal)?;
+    let refund_id = match decide_refund(owner.as_deref(), existing.as_ref(), &req) {
+        RefundDecision::NotFound => {
+            return Err(ApiError::not_found(format!(
+                "no captured payment {}",
+                req.payment_id
+            )))
+        }
+        RefundDecision::Conflict { owner } => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                CODE_CONFLICT,
+                format!(
+                    "payment {} belongs to order {owner}, not {}",
+                    req.payment_id, req.order_id
+                ),
+            ))
+        }
+        RefundDecision::Replay(r) => r.refund_id.clone(),
+        RefundDecision::Refund => {
+            let record = RefundRecord {
+                refund_id: format!("ref_{}", uuid::Uuid::new_v4().simple()),
+                order_id: req.order_id.clone(),
+                at: now(),
+            };
+            let held = app
+                .store
+                .record_refund(&req.payment_id, record.clone())
+                .await
+                .map_err(ApiError::internal)?;
+            if held == record {
+                app.bump("refunded", &app.tally.refunded);
+            }
+            held.refund_id
+        }
+    };
+    Ok((StatusCode::OK, Json(RefundResponse::refunded(refund_id))).into_response())
+}
+
+/// Runs the payment service until SIGTERM/SIGINT or the control room's stop.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    for (flag, rate) in [
+        ("--fail-rate", args.fail_rate),
+        ("--decline-rate", args.decline_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{flag} must be between 0.0 and 1.0, got {rate}"
+        );
+    }
+    let id = args.common.id_or("payment");
+    let dir = args.common.data_dir_for(&id).join("payments");
+    let node = crate::cli::start_node(&args.common, "payment").await?;
+    let store = match Store::open(&dir) {
+        Ok(s) => s,
+        Err(e) => {
+            node.shutdown().await;
+            return Err(e);
+        }
+    };
+    let app = Arc::new(App {
+        node: node.clone(),
+        store: store.clone(),
+        latency: args.latency_ms,
+        rates: Rates {
+            fail: args.fail_rate,
+            decline: args.decline_rate,
+        },
+        tally: Tally::default(),
+    });
+    app.publish_figures();
+    tracing::info!(
+        http = %args.http,
+        latency_ms = %args.latency_ms,
+        fail_rate = args.fail_rate,
+        decline_rate = args.decline_rate,
+        "payment ready"
+    );
+    let served = crate::roles::serve(args.http, router(app), crate::roles::until_stopped(node.clone())).await;
+    // Records are flushed per request; this only covers a request cut short.
+    if let Err(e) = store.flush().await {
+        tracing::warn!(error = %e, "could not flush the payment store on stop");
+    }
+    node.shutdown().await;
+    served
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(order: &str, amount: u64, currency: &str) -> PayRequest {
+        PayRequest {
+            order_id: order.into(),
+            amount_cents: amount,
+            currency: currency.into(),
+        }
+    }
+
+    fn record(outcome: ChargeOutcome) -> PaymentRecord {
+        PaymentRecord {
+            order_id: "o-1".into(),
+            amount_cents: 1250,
+            currency: "EUR".into(),
+            outcome,
+            at: "2025-01-01T00:00:00Z".into(),
+        }
+    }
+
+    const NONE: Rates = Rates {
+        fail: 0.0,
+        decline: 0.0,
+    };
+    const ALL: Rates = Rates {
+        fail: 1.0,
+        decline: 1.0,
+    };
+    const MID: Draws = Draws {
+        fail: 0.5,
+        decline: 0.5,
+    };
+
+    #[test]
+    fn a_new_charge_follows_the_dice() {
+        let r = req("o-1", 1250, "EUR");
+        assert_eq!(decide(None, &r, NONE, MID), Decision::Capture);
+        assert_eq!(decide(None, &r, ALL, MID), Decision::Fail);
+        let decline_only = Rates {
+            fail: 0.0,
+            decline: 1.0,
+        };
+        assert_eq!(decide(None, &r, decline_only, MID), Decision::Decline);
+        // A draw strikes only below its rate.
+        let half = Rates {
+            fail: 0.5,
+            decline: 0.5,
+        };
+        assert_eq!(decide(None, &r, half, MID), Decision::Capture);
+        let low = Draws {
+            fail: 0.49,
+            decline: 0.0,
+        };
+        assert_eq!(decide(None, &r, half, low), Decision::Fail);
+        // Rate 0 never strikes, even on a draw of 0.
+        let zero = Draws {
+            fail: 0.0,
+            decline: 0.0,
+        };
+        assert_eq!(decide(None, &r, NONE, zero), Decision::Capture);
+    }
+
+    #[test]
+    fn a_recorded_answer_beats_the_dice() {
+        let r = req("o-1", 1250, "EUR");
+        let paid = record(ChargeOutcome::Captured {
+            payment_id: "pay_1".into(),
+        });
+        assert_eq!(decide(Some(&paid), &r, ALL, MID), Decision::Replay(&paid));
+        let declined = record(ChargeOutcome::Declined {
+            reason: DECLINE_REASON.into(),
+        });
+        assert_eq!(
+            decide(Some(&declined), &r, NONE, MID),
+            Decision::Replay(&declined)
+        );
+    }
+
+    #[test]
+    fn a_retry_for_another_amount_is_a_mismatch() {
+        let paid = record(ChargeOutcome::Captured {
+            payment_id: "pay_1".into(),
+        });
+        assert_eq!(
+            decide(Some(&paid), &req("o-1", 999, "EUR"), NONE, MID),
+            Decision::Mismatch(&paid)
+        );
+        assert_eq!(
+            decide(Some(&paid), &req("o-1", 1250, "USD"), NONE, MID),
+            Decision::Mismatch(&paid)
+        );
+    }
+
+    #[test]
+    fn refunds_are_found_checked_and_replayed() {
+        let r = RefundRequest {
+            payment_id: "pay_1".into(),
+            order_id: "o-1".into(),
+        };
+        assert_eq!(decide_refund(None, None, &r), RefundDecision::NotFound);
+        assert_eq!(
+            decide_refund(Some("o-2"), None, &r),
+            RefundDecision::Conflict { owner: "o-2" }
+        );
+        assert_eq!(decide_refund(Some("o-1"), None, &r), RefundDecision::Refund);
+        let done = RefundRecord {
+            refund_id: "ref_1".into(),
+            order_id: "o-1".into(),
+            at: "t".into(),
+        };
+        assert_eq!(
+            decide_refund(Some("o-1"), Some(&done), &r),
+            RefundDecision::Replay(&done)
+        );
+        // Another order may not learn of, or undo, someone else's refund.
+        assert_eq!(
+            decide_refund(Some("o-2"), Some(&done), &r),
+            RefundDecision::Conflict { owner: "o-2" }
+        );
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        let field = |r: PayRequest| validate_pay(&r).err().map(|e| e.field);
+        assert_eq!(field(req("o-1", 1, "EUR")), None);
+        assert_eq!(field(req("", 1, "EUR")).as_deref(), Some("order_id"));
+        assert_eq!(field(req("  ", 1, "EUR")).as_deref(), Some("order_id"));
+        assert_eq!(
+            field(req(&"x".repeat(MAX_TEXT_CHARS + 1), 1, "EUR")).as_deref(),
+            Some("order_id")
+        );
+        assert_eq!(field(req("o-1", 0, "EUR")).as_deref(), Some("amount_cents"));
+        for bad in ["eur", "EU", "EURO", "E1R", "ÉUR", ""] {
+            assert_eq!(field(req("o-1", 1, bad)).as_deref(), Some("currency"), "{bad}");
+        }
+        let refund = |p: &str, o: &str| {
+            validate_refund(&RefundRequest {
+                payment_id: p.into(),
+                order_id: o.into(),
+            })
+            .err()
+            .map(|e| e.field)
+        };
+        assert_eq!(refund("pay_1", "o-1"), None);
+        assert_eq!(refund("", "o-1").as_deref(), Some("payment_id"));
+        assert_eq!(refund("pay_1", "").as_deref(), Some("order_id"));
+    }
+
+    #[test]
+    fn trace_ids_come_from_well_formed_traceparents() {
+        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7-01")), Some(t));
+        assert_eq!(trace_id(&format!(" 00-{t}-00f067aa0ba902b7-00 ")), Some(t));
+        assert_eq!(trace_id(""), None);
+        assert_eq!(trace_id("garbage"), None);
+        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7")), None);
+        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7-01-extra")), None);
+        assert_eq!(
+            trace_id(&format!("00-{}-00f067aa0ba902b7-01", t.to_uppercase())),
+            None
+        );
+        assert_eq!(
+            trace_id(&format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32))),
+            None
+        );
+        assert_eq!(trace_id(&format!("00-{t}-{}-01", "0".repeat(16))), None);
+        assert_eq!(trace_id(&format!("ff-{t}-00f067aa0ba902b7-01")), None);
+    }
+
+    #[test]
+    fn records_round_trip_as_json() {
+        for outcome in [
+            ChargeOutcome::Captured {
+                payment_id: "pay_1".into(),
+            },
+            ChargeOutcome::Declined {
+                reason: DECLINE_REASON.into(),
+            },
+        ] {
+            let r = record(outcome);
+            let text = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<PaymentRecord>(&text).unwrap(), r);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_store_keeps_the_first_answer_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let paid = record(ChargeOutcome::Captured {
+            payment_id: "pay_1".into(),
+        });
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.record_payment(paid.clone()).await.unwrap(), paid);
+            let late = record(ChargeOutcome::Declined {
+                reason: DECLINE_REASON.into(),
+            });
+            assert_eq!(store.record_payment(late).await.unwrap(), paid);
+            let refund = RefundRecord {
+                refund_id: "ref_1".into(),
+                order_id: "o-1".into(),
+                at: "t".into(),
+            };
+            let again = RefundRecord {
+                refund_id: "ref_2".into(),
+                ..refund.clone()
+            };
+            assert_eq!(
+                store.record_refund("pay_1", refund.clone()).await.unwrap(),
+                refund
+            );
+            assert_eq!(store.record_refund("pay_1", again).await.unwrap(), refund);
+        }
+        // sled's flusher thread lets go of the file lock a moment after the
+        // last handle drops; a new process would not have to wait.
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(dir.path()) {
+                Ok(s) => break s,
+                Err(_) if tries < 100 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot reopen the store: {e:#}"),
+            }
+        };
+        assert_eq!(store.payment("o-1").unwrap(), Some(paid));
+        assert_eq!(store.owner("pay_1").unwrap().as_deref(), Some("o-1"));
+        assert_eq!(store.owner("pay_2").unwrap(), None);
+        assert_eq!(
+            store.refund("pay_1").unwrap().map(|r| r.refund_id).as_deref(),
+            Some("ref_1")
+        );
+    }
 }

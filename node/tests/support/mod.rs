@@ -310,3 +310,78 @@ impl Mqtt {
         }
     }
 }
+
+impl World {
+    /// `pizza-node ROLE --id ID ... EXTRA`, logging JSON to `<id>.log`.
+    pub fn node(&self, role: &str, id: &str, extra: &[&str]) -> Proc {
+        let mut args = self.node_args(role, id);
+        args.extend(["--log-format".to_string(), "json".to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Proc::spawn(id, &args, &self.path(&format!("{id}.log")))
+    }
+
+    /// Log lines of node `id` whose message is `message` (JSON logs).
+    pub fn log_events(&self, id: &str, message: &str) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path(&format!("{id}.log")))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+}
+
+/// A blocking HTTP client for tests.
+pub struct Http {
+    client: reqwest::blocking::Client,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http {
+            client: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client"),
+        }
+    }
+}
+
+impl Http {
+    /// GET; (status, JSON body or Null).
+    pub fn get(&self, url: &str) -> (u16, serde_json::Value) {
+        match self.client.get(url).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(serde_json::Value::Null)),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// POST a JSON body; (status, JSON body or Null).
+    pub fn post(&self, url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+        match self.client.post(url).json(body).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(serde_json::Value::Null)),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// POST raw bytes with a content type.
+    pub fn post_raw(&self, url: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+        match self
+            .client
+            .post(url)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+        {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(serde_json::Value::Null)),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
+    /// Waits until GET `url` answers 200.
+    pub fn wait_up(&self, url: &str) {
+        wait_for(Duration::from_secs(30), &format!("{url} to answer"), || {
+            self.get(url).0 == 200
+        });
+    }
+}

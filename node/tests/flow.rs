@@ -1,0 +1,385 @@
+//! The flow of an order through real processes: broker, payment, order,
+//! kitchens, delivery. Each test is one of the seed's scenarios.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{free_port, wait_for, Http, Proc, World};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// The platform under test: every process, its ports, and an HTTP client.
+struct Platform {
+    w: World,
+    http: Http,
+    order_port: u16,
+    payment_port: u16,
+    delivery_port: u16,
+    procs: HashMap<String, Proc>,
+}
+
+impl Platform {
+    fn new(broker_extra: &[&str]) -> Platform {
+        let w = World::new();
+        let broker = w.broker(broker_extra);
+        let mut procs = HashMap::new();
+        procs.insert("broker".to_string(), broker);
+        Platform {
+            w,
+            http: Http::default(),
+            order_port: free_port(),
+            payment_port: free_port(),
+            delivery_port: free_port(),
+            procs,
+        }
+    }
+
+    fn start(&mut self, role: &str, id: &str, extra: &[&str]) {
+        let p = self.w.node(role, id, extra);
+        self.procs.insert(id.to_string(), p);
+    }
+
+    fn payment(&mut self) {
+        let http = format!("127.0.0.1:{}", self.payment_port);
+        self.start(
+            "payment",
+            "payment",
+            &["--http", &http, "--latency-ms", "0", "--decline-rate", "0"],
+        );
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    fn order(&mut self) {
+        let http = format!("127.0.0.1:{}", self.order_port);
+        let pay = format!("http://127.0.0.1:{}", self.payment_port);
+        self.start(
+            "order",
+            "order",
+            &[
+                "--http",
+                &http,
+                "--payment-url",
+                &pay,
+                "--payment-timeout-ms",
+                "1000",
+            ],
+        );
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    fn kitchen(&mut self, id: &str, prep_ms: &str, ovens: &str) {
+        self.start("kitchen", id, &["--ovens", ovens, "--prep-ms", prep_ms]);
+    }
+
+    fn delivery(&mut self) {
+        let http = format!("127.0.0.1:{}", self.delivery_port);
+        self.start(
+            "delivery",
+            "delivery",
+            &["--http", &http, "--drivers", "3", "--trip-ms", "0"],
+        );
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    fn proc(&mut self, id: &str) -> &mut Proc {
+        self.procs.get_mut(id).expect("started")
+    }
+
+    fn orders_url(&self) -> String {
+        format!("http://127.0.0.1:{}/orders", self.order_port)
+    }
+
+    fn place(&self) -> (u16, Value) {
+        let body = json!({
+            "customer": {"name": "Ada", "address": "Seestrasse 1, 8002 Zürich"},
+            "items": [{"pizza": "margherita", "qty": 2}]
+        });
+        self.http.post(&self.orders_url(), &body)
+    }
+
+    /// Places `n` orders, all of which must be accepted; returns their ids.
+    fn place_many(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let (status, body) = self.place();
+                assert_eq!(status, 201, "{body}");
+                body["order_id"].as_str().expect("an order id").to_string()
+            })
+            .collect()
+    }
+
+    fn view(&self, id: &str) -> Value {
+        self.http.get(&format!("{}/{id}", self.orders_url())).1
+    }
+
+    fn wait_state(&self, ids: &[String], state: &str, limit: Duration) {
+        wait_for(limit, &format!("{} orders to be {state}", ids.len()), || {
+            ids.iter().all(|id| self.view(id)["state"] == state)
+        });
+    }
+
+    /// Completed cooks per order, from the kitchens' logs.
+    fn cooks(&self, kitchens: &[&str]) -> BTreeMap<String, Vec<String>> {
+        let mut by_order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for k in kitchens {
+            for line in self.w.log_events(k, "ticket cooked") {
+                let order = line["order_id"].as_str().unwrap_or_default().to_string();
+                by_order.entry(order).or_default().push(k.to_string());
+            }
+        }
+        by_order
+    }
+}
+
+fn history_kinds(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_payment_outage_answers_503_quickly_and_recovers() {
+    let mut p = Platform::new(&[]);
+    p.order(); // payment is not running
+    let started = Instant::now();
+    let (status, body) = p.place();
+    let took = started.elapsed();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "Payment system is not responding, please try again later"
+    );
+    assert!(
+        took < Duration::from_millis(2000),
+        "answered within the timeout + 1 s: {took:?}"
+    );
+    assert_eq!(
+        p.http
+            .get(&format!("http://127.0.0.1:{}/healthz", p.order_port))
+            .0,
+        200
+    );
+    assert_eq!(p.http.get(&p.orders_url()).1, json!([]), "no order was taken");
+
+    p.payment();
+    // The breaker may still be open from the failure; it lets a trial through
+    // within its open time.
+    wait_for(LONG, "an order to be accepted again", || p.place().0 == 201);
+}
+
+#[test]
+fn orders_wait_in_the_queue_until_a_kitchen_starts() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    let ids = p.place_many(5);
+    p.wait_state(&ids, "queued", LONG);
+    p.kitchen("kitchen-1", "0", "2");
+    p.wait_state(&ids, "delivered", LONG);
+    let view = p.view(&ids[0]);
+    assert_eq!(view["kitchen"], "kitchen-1");
+    assert!(view["driver"].is_string(), "{view}");
+    assert_eq!(
+        history_kinds(&view),
+        [
+            "order.placed",
+            "order.paid",
+            "order.queued",
+            "order.cooking",
+            "order.ready",
+            "driver.assigned",
+            "customer.notified",
+            "order.delivered"
+        ]
+    );
+}
+
+#[test]
+fn a_stopped_or_killed_kitchen_bakes_every_queued_order_exactly_once_after_restart() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    p.kitchen("kitchen-1", "300", "1");
+    let first = p.place_many(6);
+    // Graceful stop while tickets wait.
+    wait_for(LONG, "the first ticket cooked", || {
+        !p.cooks(&["kitchen-1"]).is_empty()
+    });
+    assert_eq!(
+        p.proc("kitchen-1").terminate(),
+        Some(0),
+        "a graceful stop exits 0"
+    );
+    p.kitchen("kitchen-1", "300", "1");
+    p.wait_state(&first, "delivered", LONG);
+
+    // kill -9 mid-cook.
+    let second = p.place_many(6);
+    wait_for(LONG, "a ticket in the oven", || {
+        p.view(&second[0])["state"] == "cooking"
+    });
+    p.proc("kitchen-1").kill9();
+    p.kitchen("kitchen-1", "300", "1");
+    p.wait_state(&second, "delivered", LONG);
+
+    let cooks = p.cooks(&["kitchen-1"]);
+    for id in first.iter().chain(&second) {
+        assert_eq!(
+            cooks.get(id).map(Vec::len),
+            Some(1),
+            "{id} cooked exactly once: {cooks:?}"
+        );
+    }
+}
+
+#[test]
+fn two_kitchens_share_the_orders() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    p.kitchen("kitchen-1", "20", "2");
+    p.kitchen("kitchen-2", "20", "2");
+    let ids = p.place_many(40);
+    p.wait_state(&ids, "delivered", LONG);
+    let cooks = p.cooks(&["kitchen-1", "kitchen-2"]);
+    let mut per_kitchen: BTreeMap<String, usize> = BTreeMap::new();
+    for id in &ids {
+        let by = &cooks[id];
+        assert_eq!(by.len(), 1, "{id} cooked once: {by:?}");
+        *per_kitchen.entry(by[0].clone()).or_default() += 1;
+    }
+    eprintln!("split: {per_kitchen:?}");
+    assert!(
+        per_kitchen.values().all(|n| *n >= 10) && per_kitchen.len() == 2,
+        "{per_kitchen:?}"
+    );
+}
+
+#[test]
+fn delivery_killed_while_orders_become_ready_still_delivers_every_order() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    p.kitchen("kitchen-1", "100", "2");
+    let ids = p.place_many(10);
+    wait_for(LONG, "some orders ready or on the road", || {
+        ids.iter()
+            .any(|id| p.view(id)["state"] != "queued" && p.view(id)["state"] != "cooking")
+    });
+    p.proc("delivery").kill9();
+    p.delivery();
+    p.wait_state(&ids, "delivered", LONG);
+}
+
+#[test]
+fn bad_input_is_refused_with_the_field_and_creates_nothing() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    let url = p.orders_url();
+    let cases = [
+        (
+            json!({"customer": {"name": "Ada", "address": ""}, "items": [{"pizza": "margherita", "qty": 1}]}),
+            "customer.address",
+        ),
+        (
+            json!({"customer": {"name": "Ada", "address": "X"}, "items": [{"pizza": "hawaii", "qty": 1}]}),
+            "items[0].pizza",
+        ),
+        (
+            json!({"customer": {"name": "Ada", "address": "X"}, "items": [{"pizza": "margherita", "qty": 0}]}),
+            "items[0].qty",
+        ),
+        (
+            json!({"customer": {"name": "Ada", "address": "X"}, "items": [{"pizza": "margherita", "qty": 21}]}),
+            "items[0].qty",
+        ),
+        (
+            json!({"customer": {"name": "Ada", "address": "X"}, "items": []}),
+            "items",
+        ),
+        (
+            json!({"customer": {"name": "Ada"}, "items": []}),
+            "customer.address",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = p.http.post(&url, &body);
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert_eq!(answer["error"]["field"], field, "{answer}");
+    }
+    let (status, answer) = p.http.post(
+        &url,
+        &json!({"customer": {"name": "Ada", "address": "X"}, "items": [{"pizza": "hawaii", "qty": 1}]}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("hawaii"),
+        "{answer}"
+    );
+    assert_eq!(
+        p.http.post_raw(&url, "application/json", b"{not json".to_vec()).0,
+        400
+    );
+    assert_eq!(p.http.post_raw(&url, "text/plain", b"{}".to_vec()).0, 415);
+    assert_eq!(
+        p.http.post_raw(&url, "application/json", vec![b' '; 70 * 1024]).0,
+        413
+    );
+    assert_eq!(p.http.get(&format!("{url}/ord_nope")).0, 404);
+    assert_eq!(p.http.get(&format!("{url}?state=baking")).0, 400);
+    assert_eq!(p.http.get(&url).1, json!([]), "no order was created");
+    assert!(p.proc("order").running());
+    assert_eq!(p.place().0, 201, "still taking good orders");
+}
+
+#[test]
+fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
+    let mut p = Platform::new(&["--ack-timeout-ms", "1500"]);
+    p.payment();
+    p.order();
+    p.delivery();
+    p.kitchen("kitchen-1", "0", "4");
+    let mqtt = support::Mqtt::connect(p.w.port, "test-control", None).expect("connects");
+    let faults = json!({"command": "set_faults", "faults": {"duplicate_rate": 0.5, "drop_rate": 0.3}});
+    mqtt.publish("pizza/control/kitchen-1", faults.to_string());
+    mqtt.publish("pizza/control/delivery", faults.to_string());
+    mqtt.subscribe("pizza/nodes/kitchen-1/status");
+    mqtt.expect("pizza/nodes/kitchen-1/status", LONG, |s| {
+        s["faults"]["drop_rate"] == 0.3
+    });
+
+    let ids = p.place_many(20);
+    p.wait_state(&ids, "delivered", Duration::from_secs(120));
+    for id in &ids {
+        let kinds = history_kinds(&p.view(id));
+        for once in [
+            "order.cooking",
+            "order.ready",
+            "driver.assigned",
+            "order.delivered",
+        ] {
+            assert_eq!(kinds.iter().filter(|k| *k == once).count(), 1, "{id}: {kinds:?}");
+        }
+    }
+    let cooks = p.cooks(&["kitchen-1"]);
+    assert!(
+        ids.iter().all(|id| cooks.get(id).map(Vec::len) == Some(1)),
+        "each cooked once: {cooks:?}"
+    );
+}
