@@ -357,12 +357,14 @@ fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
     p.kitchen("kitchen-1", "0", "4");
     let mqtt = support::Mqtt::connect(p.w.port, "test-control", None).expect("connects");
     let faults = json!({"command": "set_faults", "faults": {"duplicate_rate": 0.5, "drop_rate": 0.3}});
-    mqtt.publish("pizza/control/kitchen-1", faults.to_string());
-    mqtt.publish("pizza/control/delivery", faults.to_string());
-    mqtt.subscribe("pizza/nodes/kitchen-1/status");
-    mqtt.expect("pizza/nodes/kitchen-1/status", LONG, |s| {
-        s["faults"]["drop_rate"] == 0.3
-    });
+    for node in ["kitchen-1", "delivery"] {
+        // A command reaches a node once it listens: wait for its heartbeat.
+        let status = format!("pizza/nodes/{node}/status");
+        mqtt.subscribe(&status);
+        mqtt.expect(&status, LONG, |s| s["state"] == "up");
+        mqtt.publish(&format!("pizza/control/{node}"), faults.to_string());
+        mqtt.expect(&status, LONG, |s| s["faults"]["drop_rate"] == 0.3);
+    }
 
     let ids = p.place_many(20);
     p.wait_state(&ids, "delivered", Duration::from_secs(120));
