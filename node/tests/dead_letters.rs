@@ -69,6 +69,18 @@ fn rejected_and_exhausted_messages_are_dead_lettered_and_can_be_requeued() {
         .collect();
     assert_eq!(attempts.len(), 6, "each message tried 3 times: {attempts:?}");
     failing.kill9();
+    // Re-queue only once the keeper knows the failing consumer is gone, or
+    // the messages could go to it first and come back marked "offline".
+    mqtt.expect("pizza/q/stats", LONG, |v| {
+        v["queues"].as_array().is_some_and(|qs| {
+            qs.iter().any(|q| {
+                q["name"] == "kitchen"
+                    && q["consumers"]
+                        .as_array()
+                        .is_some_and(|cs| cs.iter().any(|c| c["id"] == "c-retry" && c["online"] == false))
+            })
+        })
+    });
 
     // Re-queue them all; a healthy consumer finishes them.
     mqtt.publish("pizza/q/kitchen/dlq/requeue", r#"{"all":true}"#);

@@ -250,6 +250,7 @@ fn two_kitchens_share_the_orders() {
     p.delivery();
     p.kitchen("kitchen-1", "20", "2");
     p.kitchen("kitchen-2", "20", "2");
+    p.w.wait_consumers("kitchen", &["kitchen-1", "kitchen-2"]);
     let ids = p.place_many(40);
     p.wait_state(&ids, "delivered", LONG);
     let cooks = p.cooks(&["kitchen-1", "kitchen-2"]);

@@ -60,8 +60,11 @@ fn buffered_messages_reach_a_consumer_that_connects_later() {
 fn two_consumers_share_the_work() {
     let w = World::new();
     let _broker = w.broker(&[]);
-    let a = w.consumer("c-a", &["--credit", "1", "--work-ms", "5"]);
-    let b = w.consumer("c-b", &["--credit", "1", "--work-ms", "5"]);
+    // Work long enough that scheduling noise on a loaded machine does not
+    // decide the split.
+    let a = w.consumer("c-a", &["--credit", "1", "--work-ms", "20"]);
+    let b = w.consumer("c-b", &["--credit", "1", "--work-ms", "20"]);
+    w.wait_consumers("kitchen", &["c-a", "c-b"]);
     let mut producer = w.producer("p1", &["--count", "200", "--keys", "200"]);
     assert_eq!(producer.wait_exit(LONG), Some(0));
     wait_for(LONG, "200 acks", || {
@@ -70,7 +73,7 @@ fn two_consumers_share_the_work() {
     let (na, nb) = (a.with("acked").len(), b.with("acked").len());
     eprintln!("split: c-a {na}, c-b {nb}");
     assert_eq!(na + nb, 200);
-    assert!(na >= 60 && nb >= 60, "both take a fair share: {na} / {nb}");
+    assert!(na >= 50 && nb >= 50, "both take a fair share: {na} / {nb}");
 }
 
 #[test]
@@ -80,6 +83,7 @@ fn one_key_is_never_in_flight_twice_and_stays_in_order() {
     let consumers: Vec<_> = (1..=3)
         .map(|i| w.consumer(&format!("c{i}"), &["--credit", "4", "--work-ms", "1"]))
         .collect();
+    w.wait_consumers("kitchen", &["c1", "c2", "c3"]);
     let mut producer = w.producer("p1", &["--count", "1000", "--keys", "50"]);
     assert_eq!(producer.wait_exit(LONG), Some(0));
     wait_for(LONG, "1000 acks", || {

@@ -138,6 +138,16 @@ pub struct World {
     pub port: u16,
 }
 
+impl Drop for World {
+    /// A failed test keeps its directory (logs, data) for the post-mortem.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir")).keep();
+            eprintln!("test directory kept for inspection: {}", kept.display());
+        }
+    }
+}
+
 impl World {
     pub fn new() -> World {
         World {
@@ -170,7 +180,38 @@ impl World {
         wait_for(Duration::from_secs(20), "the broker to listen", || {
             TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
         });
+        self.wait_keeper(extra);
         p
+    }
+
+    /// Waits until the keeper has subscribed: it publishes its retained DLQ
+    /// listing right after, so a put sent from then on is not lost.
+    fn wait_keeper(&self, broker_args: &[&str]) {
+        let credentials = broker_args
+            .iter()
+            .position(|a| *a == "--users")
+            .and_then(|i| broker_args.get(i + 1))
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|text| {
+                text.lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                    .min()
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+            });
+        let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        let mut probe = None;
+        wait_for(
+            Duration::from_secs(20),
+            "the broker to accept MQTT connections",
+            || {
+                probe = Mqtt::connect(self.port, "test-keeper-probe", creds).ok();
+                probe.is_some()
+            },
+        );
+        let mqtt = probe.expect("connected");
+        mqtt.subscribe("pizza/q/kitchen/dlq/items");
+        mqtt.expect("pizza/q/kitchen/dlq/items", Duration::from_secs(20), |_| true);
     }
 
     fn node_args(&self, cmd: &str, id: &str) -> Vec<String> {
@@ -382,6 +423,27 @@ impl Http {
     pub fn wait_up(&self, url: &str) {
         wait_for(Duration::from_secs(30), &format!("{url} to answer"), || {
             self.get(url).0 == 200
+        });
+    }
+}
+
+impl World {
+    /// Waits until the keeper's stats list every one of `consumers` as
+    /// online on `queue`, so work put from now on can reach them all.
+    pub fn wait_consumers(&self, queue: &str, consumers: &[&str]) {
+        let mqtt = Mqtt::connect(self.port, "test-consumer-probe", None).expect("connects");
+        mqtt.subscribe("pizza/q/stats");
+        mqtt.expect("pizza/q/stats", Duration::from_secs(30), |v| {
+            v["queues"].as_array().is_some_and(|qs| {
+                qs.iter().any(|q| {
+                    q["name"] == queue
+                        && consumers.iter().all(|id| {
+                            q["consumers"]
+                                .as_array()
+                                .is_some_and(|cs| cs.iter().any(|c| c["id"] == *id && c["online"] == true))
+                        })
+                })
+            })
         });
     }
 }

@@ -1,0 +1,251 @@
+//! `flow-bench`: time from `POST /orders` to `order.delivered`, end to end
+//! through real processes (broker, payment, order, kitchen, delivery), with
+//! prep and trip times set to 0.
+//!
+//! `cargo build --release -p node && cargo run --release -p node --bin flow-bench [-- --orders 1000 --rate 50]`
+//!
+//! It runs the `pizza-node` binary next to its own executable, on free
+//! ports, with a temporary data directory, and stops every process it
+//! started when it ends.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure POST /orders -> delivered through real processes")]
+struct Args {
+    /// Orders to place.
+    #[arg(long, default_value_t = 1_000)]
+    orders: usize,
+    /// Orders per second (paced, so this measures latency, not a backlog).
+    #[arg(long, default_value_t = 50)]
+    rate: u64,
+}
+
+/// A child process killed when dropped.
+struct Child9(Child);
+
+impl Drop for Child9 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn spawn(bin: &Path, dir: &Path, args: &[String]) -> anyhow::Result<Child9> {
+    let child = Command::new(bin)
+        .args(args)
+        .arg("--log-file")
+        .arg(dir.join(format!("{}.log", args[2])))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot run {}; build it first: cargo build --release -p node",
+                bin.display()
+            )
+        })?;
+    Ok(Child9(child))
+}
+
+async fn wait_up(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(url)
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .unwrap_or(false)
+    {
+        anyhow::ensure!(Instant::now() < deadline, "{url} did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted
+        .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin: PathBuf = std::env::current_exe()?
+        .parent()
+        .context("the executable has no directory")?
+        .join("pizza-node");
+    let dir = std::env::temp_dir().join(format!("flow-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(&args, &bin, &dir).await;
+    match &result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        Err(_) => eprintln!("logs kept in {}", dir.display()),
+    }
+    result
+}
+
+async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
+    let (mqtt, order, payment, delivery) = (free_port()?, free_port()?, free_port()?, free_port()?);
+    let broker = format!("mqtt://127.0.0.1:{mqtt}");
+    let node = |role: &str, id: &str, extra: &[String]| -> Vec<String> {
+        let mut a: Vec<String> = [role, "--id", id, "--broker", &broker, "--data-dir"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        a.push(dir.join(id).display().to_string());
+        a.extend_from_slice(extra);
+        a
+    };
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut procs = vec![spawn(
+        bin,
+        dir,
+        &[
+            "broker".into(),
+            "--id".into(),
+            "broker".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{mqtt}"),
+            "--data-dir".into(),
+            dir.join("broker").display().to_string(),
+        ],
+    )?];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", mqtt)).await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the broker did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pay_http = format!("127.0.0.1:{payment}");
+    procs.push(spawn(
+        bin,
+        dir,
+        &node(
+            "payment",
+            "payment",
+            &s(&["--http", &pay_http, "--latency-ms", "0", "--decline-rate", "0"]),
+        ),
+    )?);
+    let order_http = format!("127.0.0.1:{order}");
+    let pay_url = format!("http://{pay_http}");
+    procs.push(spawn(
+        bin,
+        dir,
+        &node(
+            "order",
+            "order",
+            &s(&["--http", &order_http, "--payment-url", &pay_url]),
+        ),
+    )?);
+    // Enough of everything: this measures latency, not the saga (a kitchen
+    // that runs out cancels the order instead).
+    let stock = dir.join("stock.toml");
+    std::fs::write(
+        &stock,
+        "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
+    )?;
+    let stock = stock.display().to_string();
+    procs.push(spawn(
+        bin,
+        dir,
+        &node(
+            "kitchen",
+            "kitchen-1",
+            &s(&["--prep-ms", "0", "--ovens", "8", "--stock", &stock]),
+        ),
+    )?);
+    let del_http = format!("127.0.0.1:{delivery}");
+    procs.push(spawn(
+        bin,
+        dir,
+        &node(
+            "delivery",
+            "delivery",
+            &s(&["--http", &del_http, "--trip-ms", "0", "--drivers", "8"]),
+        ),
+    )?);
+
+    let http = reqwest::Client::new();
+    let orders_url = format!("http://{order_http}/orders");
+    wait_up(&http, &format!("http://{order_http}/healthz")).await?;
+    wait_up(&http, &format!("http://{pay_http}/healthz")).await?;
+    wait_up(&http, &format!("http://{del_http}/healthz")).await?;
+    println!(
+        "flow-bench: {} orders at {}/s; broker, payment, order, 1 kitchen (8 ovens), delivery (8 drivers); prep 0, trip 0",
+        args.orders, args.rate
+    );
+
+    let body = serde_json::json!({
+        "customer": {"name": "Ada", "address": "Seestrasse 1, 8002 Zürich"},
+        "items": [{"pizza": "margherita", "qty": 1}]
+    });
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
+    let mut placed = Vec::with_capacity(args.orders);
+    let mut post_ms = Vec::with_capacity(args.orders);
+    for _ in 0..args.orders {
+        tick.tick().await;
+        let sent = OffsetDateTime::now_utc();
+        let started = Instant::now();
+        let r = http.post(&orders_url).json(&body).send().await?;
+        post_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        anyhow::ensure!(r.status() == 201, "POST /orders answered {}", r.status());
+        let v: serde_json::Value = r.json().await?;
+        placed.push((v["order_id"].as_str().unwrap_or_default().to_string(), sent));
+    }
+
+    let mut latencies = Vec::with_capacity(placed.len());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (id, sent) in &placed {
+        loop {
+            let v: serde_json::Value = http
+                .get(format!("{orders_url}/{id}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let delivered = v["history"]
+                .as_array()
+                .and_then(|h| h.iter().find(|e| e["kind"] == "order.delivered"))
+                .and_then(|e| e["at"].as_str())
+                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
+            if let Some(at) = delivered {
+                latencies.push((at - *sent).as_seconds_f64() * 1e3);
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "order {id} was not delivered in time");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    post_ms.sort_by(f64::total_cmp);
+    println!(
+        "POST /orders answered (201): p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&post_ms, 0.5),
+        percentile(&post_ms, 0.99)
+    );
+    println!(
+        "POST -> delivered: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} orders)",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or(0.0),
+        latencies.len()
+    );
+    drop(procs);
+    Ok(())
+}
