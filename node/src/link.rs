@@ -123,6 +123,8 @@ struct Shared {
     sent_at: Mutex<HashMap<Uuid, Instant>>,
     outbox: Outbox,
     epoch: watch::Sender<Epoch>,
+    /// Set once our DISCONNECT has been written.
+    closed: watch::Sender<bool>,
 }
 
 /// A handle on the node's MQTT connection; cheap to clone.
@@ -189,6 +191,7 @@ impl Link {
             sent_at: Mutex::new(HashMap::new()),
             outbox,
             epoch,
+            closed: watch::channel(false).0,
         });
         let link = Link { client, shared };
         // Confirms for our queue puts come back on one topic per queue.
@@ -302,10 +305,16 @@ impl Link {
     }
 
     /// Publishes the offline status and closes the connection cleanly.
+    ///
+    /// Waits (up to 2 s) until the DISCONNECT has been written: `disconnect`
+    /// only queues it, and a process that exits first leaves the broker to
+    /// fire the last will instead of keeping this final status.
     pub async fn close(&self, last_status: &NodeStatus) {
+        let mut closed = self.shared.closed.subscribe();
         let topic = self.shared.topics.status(&self.shared.id);
         let _ = self.publish_json(topic, last_status, true).await;
         let _ = self.client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), closed.wait_for(|c| *c)).await;
     }
 
     /// Sends every outbox entry due for a resend (`all`: every entry).
@@ -417,6 +426,9 @@ async fn drive(mut eventloop: EventLoop, link: Link) {
             Ok(Event::Incoming(Packet::Publish(p))) => link.dispatch(p),
             Ok(Event::Incoming(Packet::PubAck(ack))) => link.on_puback(ack.pkid),
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => link.on_outgoing_publish(pkid),
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                link.shared.closed.send_replace(true);
+            }
             Ok(_) => {}
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {

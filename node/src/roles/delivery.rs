@@ -13,9 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{Path, State};
@@ -23,20 +21,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use contracts::api::{DeliveryView, DriverView};
 use contracts::events::{self, CustomerNotified, DeliveryTicket, DriverAssigned, OrderDelivered};
-use contracts::queue::{Delivery, Outcome, DELIVERY};
+use contracts::queue::{Delivery, DELIVERY};
 use contracts::Envelope;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::config::CommonArgs;
-use crate::faults::{self, Verdict};
-use crate::queue::Acker;
 use crate::roles::http::ApiError;
 use crate::roles::range::MsRange;
 use crate::runtime::Node;
+use crate::worker::{self, Handled};
 
 /// `pizza-node delivery`.
 #[derive(Debug, Clone, clap::Args)]
@@ -69,11 +65,6 @@ pub const DELIVERED: &str = "delivered";
 /// How many events one ticket causes (assigned, notified, delivered): they
 /// take the ticket's seq + 1 ..= seq + 3.
 const EVENTS_PER_TRIP: u64 = 3;
-
-/// How long a graceful stop waits for trips under way. Past it the node
-/// stops anyway; the keeper gives the unacknowledged tickets to another
-/// delivery node once this one is offline.
-const DRAIN: Duration = Duration::from_secs(30);
 
 /// Most deliveries remembered for `GET /deliveries/{order_id}`, so that a
 /// long-running node does not grow without bound.
@@ -295,8 +286,6 @@ impl Deliveries {
 /// What to do with one delivered ticket (after the fault gate let it through).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Handled before (it is in the inbox): ack done, no second effect.
-    AlreadyDone,
     /// This node is delivering the same ticket right now (the keeper sent it
     /// again, e.g. after our session was lost): try again later, when the
     /// inbox will know it.
@@ -307,12 +296,10 @@ pub enum Decision {
     Deliver(DeliveryTicket),
 }
 
-/// Decides what to do with `ticket`, given whether the inbox has `seen` it
-/// and whether a delivery of it is `in_progress` on this node.
-pub fn decide(ticket: &Envelope, seen: bool, in_progress: bool) -> Decision {
-    if seen {
-        return Decision::AlreadyDone;
-    }
+/// Decides what to do with `ticket`, given whether a delivery of it is
+/// `in_progress` on this node. (The shared worker has already skipped
+/// tickets the inbox has seen.)
+pub fn decide(ticket: &Envelope, in_progress: bool) -> Decision {
     if in_progress {
         return Decision::InProgress;
     }
@@ -392,7 +379,6 @@ struct Desk {
 /// the HTTP handlers.
 struct Service {
     node: Node,
-    acker: Acker,
     trip: MsRange,
     /// One permit per free driver. Credit normally keeps the tickets under
     /// way at or below the driver count, but not always: after a lost session
@@ -400,22 +386,6 @@ struct Service {
     /// still run. Then a ticket waits here for a driver instead of failing.
     drivers: Semaphore,
     desk: Mutex<Desk>,
-}
-
-/// Counts a message as in flight while it lives.
-struct InFlight<'a>(&'a AtomicU64);
-
-impl<'a> InFlight<'a> {
-    fn enter(c: &'a AtomicU64) -> Self {
-        c.fetch_add(1, Ordering::Relaxed);
-        InFlight(c)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl Service {
@@ -431,44 +401,13 @@ impl Service {
         self.node.set_figure("delivered", desk.delivered);
     }
 
-    async fn ack(&self, d: &Delivery, outcome: Outcome, reason: Option<String>) {
-        if let Err(e) = self.acker.ack(&d.delivery_id, outcome, reason).await {
-            // The keeper re-sends what it holds for us once our lease or
-            // session ends, so a lost ack costs a redelivery, not the order.
-            tracing::warn!(delivery_id = %d.delivery_id, order_id = %d.envelope.order_id, error = %e, "could not ack a delivery");
-        }
-    }
-
-    /// One delivery from the queue: the fault gate, then the handling.
-    async fn handle(self: Arc<Self>, d: Delivery) {
-        match faults::gate(&self.node.faults()).await {
-            Verdict::Drop => {
-                // No ack: the keeper sends it again after its lease.
-                tracing::info!(order_id = %d.envelope.order_id, trace_id = %d.envelope.trace_id, delivery_id = %d.delivery_id, "dropped a delivery (injected fault)");
-            }
-            Verdict::Fail => {
-                self.node.counters().failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(order_id = %d.envelope.order_id, trace_id = %d.envelope.trace_id, delivery_id = %d.delivery_id, "failed a delivery (injected fault)");
-                self.ack(&d, Outcome::Retry, Some("injected error".into())).await;
-            }
-            Verdict::Handle { twice } => {
-                self.handle_once(&d).await;
-                if twice {
-                    // The duplicate fault: the inbox must make this a no-op.
-                    self.handle_once(&d).await;
-                }
-            }
-        }
-    }
-
-    async fn handle_once(&self, d: &Delivery) {
-        let counters = self.node.counters();
-        let _in_flight = InFlight::enter(&counters.in_flight);
+    /// One ticket from the queue. The shared worker has already applied the
+    /// fault gate and the inbox; it records and acks what this returns.
+    async fn handle(&self, d: Delivery) -> Handled {
         let ticket = &d.envelope;
         let decision = {
-            let seen = self.node.inbox().seen(&ticket.event_id);
             let mut desk = self.desk();
-            let decision = decide(ticket, seen, desk.in_progress.contains(&ticket.event_id));
+            let decision = decide(ticket, desk.in_progress.contains(&ticket.event_id));
             if matches!(decision, Decision::Deliver(_)) {
                 // Under the same lock as the check, so a racing redelivery
                 // of this ticket sees it.
@@ -477,47 +416,25 @@ impl Service {
             decision
         };
         match decision {
-            Decision::AlreadyDone => {
-                tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), "ticket delivered before; acked without effect");
-                self.ack(d, Outcome::Done, None).await;
-            }
             Decision::InProgress => {
                 tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), "ticket already on its way here; retry later");
-                self.ack(
-                    d,
-                    Outcome::Retry,
-                    Some("this ticket is being delivered already".into()),
-                )
-                .await;
+                Handled::Retry("this ticket is being delivered already".into())
             }
             Decision::Reject(reason) => {
-                counters.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), %reason, "rejected a ticket");
-                self.ack(d, Outcome::Reject, Some(reason)).await;
+                Handled::Reject(reason)
             }
             Decision::Deliver(body) => {
                 let result = self.deliver(ticket, &body).await;
-                if result.is_ok() {
-                    if let Err(e) = self.node.inbox().mark(&ticket.event_id) {
-                        // The events are in the outbox and the ack below
-                        // ends the ticket at the keeper, so only a duplicate
-                        // delivery could repeat the trip; say so and go on.
-                        tracing::error!(order_id = %ticket.order_id, error = %e, "could not record the ticket in the inbox");
-                    }
-                }
-                // After the inbox mark: a redelivery racing us then sees the
-                // ticket as seen rather than as neither seen nor under way.
                 self.desk().in_progress.remove(&ticket.event_id);
                 match result {
                     Ok(driver) => {
-                        self.ack(d, Outcome::Done, None).await;
-                        counters.handled.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, %driver, node = %self.node.id(), attempt = d.attempt, "delivered");
+                        Handled::Done
                     }
                     Err(e) => {
-                        counters.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, node = %self.node.id(), error = %format!("{e:#}"), "delivery failed; the ticket goes back to the queue");
-                        self.ack(d, Outcome::Retry, Some(format!("{e:#}"))).await;
+                        Handled::Retry(format!("{e:#}"))
                     }
                 }
             }
@@ -601,25 +518,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.drivers == 0 {
         anyhow::bail!("--drivers must be at least 1: with no driver nothing is ever delivered");
     }
-    // Read the names before connecting, so a bad file fails fast.
+    // Read the names and take the port before connecting, so a bad file or
+    // a busy port fails fast.
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
-    let credit = args.drivers;
+    let listener = super::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "delivery").await?;
-    // Watch before reading, so that no change falls between the two: a pause
-    // queued in our broker session can arrive as soon as the node connects.
-    let mut faults = node.watch_faults();
-    let mut announced = if faults.borrow_and_update().paused {
-        0
-    } else {
-        credit
-    };
-    let mut consumer = node
-        .consumer(DELIVERY, announced)
-        .await
-        .context("cannot consume queue delivery")?;
     let svc = Arc::new(Service {
         node: node.clone(),
-        acker: consumer.acker(),
         trip: args.trip_ms,
         drivers: Semaphore::new(names.len()),
         desk: Mutex::new(Desk {
@@ -630,89 +535,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }),
     });
     svc.show_figures(&svc.desk());
-    tracing::info!(id = %node.id(), drivers = credit, trip_ms = %args.trip_ms, "delivery service ready");
+    tracing::info!(id = %node.id(), drivers = args.drivers, trip_ms = %args.trip_ms, "delivery service ready");
 
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut http = tokio::spawn(super::serve(args.http, router(svc.clone()), async move {
+    let http = tokio::spawn(super::serve(listener, router(svc.clone()), async move {
         let _ = http_stopped.await;
     }));
-
-    let stopped = super::until_stopped(node.clone());
-    tokio::pin!(stopped);
-    let mut watching_faults = true;
-    let mut work = JoinSet::new();
-    // `Some` when the HTTP server ended on its own (it could not listen).
-    let http_ended = loop {
-        tokio::select! {
-            // Dropping `next()` for another branch is safe while it waits for
-            // a message; it could lose one only if cancelled while passing
-            // the MQTT ack to a full client queue (10 000 requests deep).
-            d = consumer.next() => match d {
-                Some(d) => {
-                    let svc = svc.clone();
-                    work.spawn(svc.handle(d));
-                }
-                None => {
-                    tracing::warn!("the MQTT link closed; stopping");
-                    break None;
-                }
-            },
-            changed = faults.changed(), if watching_faults => {
-                if changed.is_err() {
-                    watching_faults = false;
-                    continue;
-                }
-                // Pause = take no new tickets; the trips under way go on.
-                let want = if faults.borrow_and_update().paused { 0 } else { credit };
-                if want != announced {
-                    tracing::info!(credit = want, "credit changed");
-                    // The consumer keeps the new credit and repeats it, so a
-                    // failed announcement is repaired by the next repeat.
-                    if let Err(e) = consumer.set_credit(want).await {
-                        tracing::warn!(error = %e, "could not announce the credit");
-                    }
-                    announced = want;
-                }
-            }
-            _ = &mut stopped => break None,
-            r = &mut http => break Some(r),
-        }
-        while let Some(done) = work.try_join_next() {
-            if let Err(e) = done {
-                tracing::error!(error = %e, "a delivery task failed");
-            }
-        }
-    };
-
-    // Graceful stop: no new tickets, let the trips under way finish.
-    while work.try_join_next().is_some() {}
-    tracing::info!(under_way = work.len(), "stopping: finishing the trips under way");
-    if let Err(e) = consumer.set_credit(0).await {
-        tracing::warn!(error = %e, "could not announce credit 0");
-    }
-    let drained = tokio::time::timeout(DRAIN, async {
-        while let Some(done) = work.join_next().await {
-            if let Err(e) = done {
-                tracing::error!(error = %e, "a delivery task failed");
-            }
-        }
+    let s = svc.clone();
+    worker::run(node.clone(), DELIVERY, args.drivers, move |d| {
+        let s = s.clone();
+        async move { s.handle(d).await }
     })
-    .await;
-    if drained.is_err() {
-        // Unacknowledged, so the keeper re-sends them once we are offline.
-        tracing::warn!(
-            left = work.len(),
-            "trips still under way after {DRAIN:?}; stopping anyway"
-        );
-        work.abort_all();
-    }
+    .await
+    .context("cannot consume queue delivery")?;
     node.shutdown().await;
     let _ = http_stop.send(());
-    let http_result = match http_ended {
-        Some(r) => r,
-        None => http.await,
-    };
-    http_result.context("the HTTP server task panicked")??;
+    http.await.context("the HTTP server task panicked")??;
     tracing::info!("delivery service stopped");
     Ok(())
 }
@@ -847,34 +685,32 @@ mod tests {
 
     #[test]
     fn a_good_ticket_is_delivered() {
-        assert_eq!(decide(&ticket(5), false, false), Decision::Deliver(ticket_body()));
+        assert_eq!(decide(&ticket(5), false), Decision::Deliver(ticket_body()));
     }
 
     #[test]
-    fn a_seen_ticket_has_no_second_effect() {
-        assert_eq!(decide(&ticket(5), true, false), Decision::AlreadyDone);
-        assert_eq!(decide(&ticket(5), true, true), Decision::AlreadyDone);
-        assert_eq!(decide(&ticket(5), false, true), Decision::InProgress);
+    fn a_ticket_under_way_here_is_not_started_twice() {
+        assert_eq!(decide(&ticket(5), true), Decision::InProgress);
     }
 
     #[test]
     fn tickets_that_cannot_be_delivered_are_rejected_with_a_reason() {
         let mut bad = ticket(5);
         bad.payload = serde_json::json!({"kitchen": "k"});
-        let Decision::Reject(reason) = decide(&bad, false, false) else {
+        let Decision::Reject(reason) = decide(&bad, false) else {
             panic!("a ticket without a customer is rejected");
         };
         assert!(reason.contains("customer"), "{reason}");
 
         let mut wrong = ticket(5);
         wrong.kind = "order.ready".into();
-        let Decision::Reject(reason) = decide(&wrong, false, false) else {
+        let Decision::Reject(reason) = decide(&wrong, false) else {
             panic!("a ticket of another kind is rejected");
         };
         assert!(reason.contains("expected event delivery.ticket"), "{reason}");
 
         assert!(matches!(
-            decide(&ticket(u64::MAX - 1), false, false),
+            decide(&ticket(u64::MAX - 1), false),
             Decision::Reject(_)
         ));
     }

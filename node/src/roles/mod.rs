@@ -24,16 +24,20 @@ use anyhow::Context;
 
 use crate::runtime::Node;
 
-/// Serves `router` on `addr` until `shutdown` resolves.
+/// Takes the HTTP port, so that a busy one fails before the node starts.
+pub async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}; is the port in use? choose another with --http"))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot listen on {addr}; is the port in use? choose another with --http")
-    })?;
-    tracing::info!(%addr, "HTTP listening");
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP listening");
     axum::serve(
         listener,
         router.layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY)),

@@ -80,6 +80,7 @@ enum Payment {
 
 /// Runs the order service.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let listener = crate::roles::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "order").await?;
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))
@@ -114,7 +115,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .route("/orders/:id", get(show))
         .route("/healthz", get(health))
         .with_state(service.clone());
-    crate::roles::serve(args.http, router, crate::roles::until_stopped(node.clone())).await?;
+    crate::roles::serve(listener, router, crate::roles::until_stopped(node.clone())).await?;
     node.shutdown().await;
     Ok(())
 }

@@ -716,6 +716,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let id = args.common.id_or("payment");
     let dir = args.common.data_dir_for(&id).join("payments");
+    let listener = crate::roles::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "payment").await?;
     let store = match Store::open(&dir) {
         Ok(s) => s,
@@ -742,7 +743,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         decline_rate = args.decline_rate,
         "payment ready"
     );
-    let served = crate::roles::serve(args.http, router(app), crate::roles::until_stopped(node.clone())).await;
+    let served = crate::roles::serve(listener, router(app), crate::roles::until_stopped(node.clone())).await;
     // Records are flushed per request; this only covers a request cut short.
     if let Err(e) = store.flush().await {
         tracing::warn!(error = %e, "could not flush the payment store on stop");
