@@ -11,6 +11,7 @@
 //! - [`events`]: one type per domain event payload.
 //! - [`order`]: the order state machine, a pure fold over envelopes.
 //! - [`api`]: REST request and response bodies.
+//! - [`trace`]: W3C `traceparent` headers.
 
 pub mod api;
 pub mod envelope;
@@ -19,5 +20,6 @@ pub mod order;
 pub mod queue;
 pub mod status;
 pub mod topics;
+pub mod trace;
 
 pub use envelope::{Envelope, SCHEMA_VERSION};

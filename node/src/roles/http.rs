@@ -100,6 +100,12 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     }
 }
 
+/// The trace id of a request's W3C `traceparent` header, if well formed.
+pub fn incoming_trace(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    contracts::trace::trace_id_of(value).map(str::to_string)
+}
+
 /// Parses JSON, naming the path of whatever is wrong.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);

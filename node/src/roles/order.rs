@@ -147,7 +147,7 @@ impl Service {
         let outcome = self
             .http
             .post(format!("{}/pay", self.payment_url))
-            .header("traceparent", traceparent(trace_id))
+            .header("traceparent", contracts::trace::traceparent(trace_id))
             .json(req)
             .send()
             .await;
@@ -209,21 +209,6 @@ impl Service {
     }
 }
 
-/// A W3C `traceparent` header for `trace_id` with a fresh span.
-fn traceparent(trace_id: &str) -> String {
-    let span = &uuid::Uuid::new_v4().simple().to_string()[..16];
-    format!("00-{trace_id}-{span}-01")
-}
-
-/// The trace id of an incoming `traceparent` header, if it is well formed.
-fn incoming_trace(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
-    let mut parts = value.split('-');
-    let (_version, trace) = (parts.next()?, parts.next()?);
-    let valid = trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32);
-    valid.then(|| trace.to_ascii_lowercase())
-}
-
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -242,7 +227,8 @@ async fn place(
         .map(|i| s.menu.get(&i.pizza).map_or(0, |p| p.price_cents) * u64::from(i.qty))
         .sum();
     let order_id = format!("ord_{}", uuid::Uuid::now_v7().simple());
-    let trace_id = incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
+    let trace_id =
+        crate::roles::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
 
     let req = PayRequest {
         order_id: order_id.clone(),
@@ -456,7 +442,7 @@ async fn compensate(s: Shared, order_id: String) {
         let answer = s
             .http
             .post(format!("{}/refund", s.payment_url))
-            .header("traceparent", traceparent(&cause.trace_id))
+            .header("traceparent", contracts::trace::traceparent(&cause.trace_id))
             .json(&req)
             .send()
             .await;
@@ -487,42 +473,5 @@ async fn compensate(s: Shared, order_id: String) {
     match steps.await {
         Ok(()) => tracing::info!(%order_id, trace_id = %cause.trace_id, %reason, "refunded and cancelled"),
         Err(e) => tracing::error!(%order_id, error = ?e, "could not record the compensation"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_trace_of_a_traceparent() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "traceparent",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(
-            incoming_trace(&h).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        h.insert(
-            "traceparent",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(incoming_trace(&h), None);
-        h.insert("traceparent", "garbage".parse().unwrap());
-        assert_eq!(incoming_trace(&h), None);
-    }
-
-    #[test]
-    fn writes_a_traceparent() {
-        let t = traceparent("4bf92f3577b34da6a3ce929d0e0e4736");
-        assert!(t.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
-        assert!(t.ends_with("-01"));
-        assert_eq!(t.len(), 55);
     }
 }

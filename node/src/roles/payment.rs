@@ -257,32 +257,6 @@ fn check_id(field: &str, value: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// The trace id of a W3C `traceparent` header
-/// (`00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`), if well formed.
-/// All-zero ids are invalid by the spec.
-pub fn trace_id(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.trim().split('-');
-    let (version, trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    // Version 00 has exactly four parts; later versions may append more.
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let hex = |s: &str, len: usize| {
-        s.len() == len
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let zero = |s: &str| s.bytes().all(|b| b == b'0');
-    let ok = hex(version, 2)
-        && version != "ff"
-        && hex(trace, 32)
-        && !zero(trace)
-        && hex(span, 16)
-        && !zero(span)
-        && hex(flags, 2);
-    ok.then_some(trace)
-}
-
 // ---------------------------------------------------------------------------
 // Storage.
 // ---------------------------------------------------------------------------
@@ -513,15 +487,6 @@ impl Drop for InFlight<'_> {
     }
 }
 
-fn trace_of(headers: &HeaderMap) -> String {
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(trace_id)
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// The routes, on `app`.
 fn router(app: Arc<App>) -> Router {
     Router::new()
@@ -541,7 +506,7 @@ async fn pay(
     body: Result<JsonBody<PayRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = trace_of(&headers);
+    let trace_id = crate::roles::http::incoming_trace(&headers).unwrap_or_default();
     // Rejected bodies are answered here rather than by the extractor so that
     // every request gets its log line.
     let (order_id, result) = match body {
@@ -645,7 +610,7 @@ async fn refund(
     body: Result<JsonBody<RefundRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = trace_of(&headers);
+    let trace_id = crate::roles::http::incoming_trace(&headers).unwrap_or_default();
     let (order_id, payment_id, result) = match body {
         Ok(JsonBody(req)) => (
             req.order_id.clone(),
@@ -900,27 +865,6 @@ mod tests {
         assert_eq!(refund("pay_1", "o-1"), None);
         assert_eq!(refund("", "o-1").as_deref(), Some("payment_id"));
         assert_eq!(refund("pay_1", "").as_deref(), Some("order_id"));
-    }
-
-    #[test]
-    fn trace_ids_come_from_well_formed_traceparents() {
-        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7-01")), Some(t));
-        assert_eq!(trace_id(&format!(" 00-{t}-00f067aa0ba902b7-00 ")), Some(t));
-        assert_eq!(trace_id(""), None);
-        assert_eq!(trace_id("garbage"), None);
-        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7")), None);
-        assert_eq!(trace_id(&format!("00-{t}-00f067aa0ba902b7-01-extra")), None);
-        assert_eq!(
-            trace_id(&format!("00-{}-00f067aa0ba902b7-01", t.to_uppercase())),
-            None
-        );
-        assert_eq!(
-            trace_id(&format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32))),
-            None
-        );
-        assert_eq!(trace_id(&format!("00-{t}-{}-01", "0".repeat(16))), None);
-        assert_eq!(trace_id(&format!("ff-{t}-00f067aa0ba902b7-01")), None);
     }
 
     #[test]
