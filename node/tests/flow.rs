@@ -386,3 +386,57 @@ fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
         "each cooked once: {cooks:?}"
     );
 }
+
+#[test]
+fn an_order_a_kitchen_cannot_make_is_refunded_then_cancelled() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    // Basil for one margherita only: the second order cannot be made.
+    let stock = p.w.path("stock.toml");
+    std::fs::write(
+        &stock,
+        "[stock]\ndough = 10\ntomato = 10\nmozzarella = 10\nbasil = 2\n",
+    )
+    .unwrap();
+    p.start(
+        "kitchen",
+        "kitchen-1",
+        &[
+            "--prep-ms",
+            "0",
+            "--ovens",
+            "1",
+            "--stock",
+            stock.to_str().unwrap(),
+        ],
+    );
+    let ids = p.place_many(2); // two margheritas each: 2 basil, then none
+    p.wait_state(&ids[..1], "delivered", LONG);
+    p.wait_state(&ids[1..], "cancelled", LONG);
+    let kinds = history_kinds(&p.view(&ids[1]));
+    let tail: Vec<&str> = kinds.iter().rev().take(3).rev().map(String::as_str).collect();
+    assert_eq!(
+        tail,
+        ["order.cancelling", "payment.refunded", "order.cancelled"],
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn a_declined_payment_ends_in_rejected() {
+    let mut p = Platform::new(&[]);
+    let http = format!("127.0.0.1:{}", p.payment_port);
+    p.start(
+        "payment",
+        "payment",
+        &["--http", &http, "--latency-ms", "0", "--decline-rate", "1.0"],
+    );
+    p.http.wait_up(&format!("http://{http}/healthz"));
+    p.order();
+    let (status, body) = p.place();
+    assert_eq!(status, 402, "{body}");
+    let orders = p.http.get(&p.orders_url()).1;
+    assert_eq!(orders[0]["state"], "rejected", "{orders}");
+}
