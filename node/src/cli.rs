@@ -17,7 +17,11 @@ use crate::runtime::{Node, NodeConfig};
 
 /// Run one Pizza Platform node headless.
 #[derive(Debug, Parser)]
-#[command(name = "pizza-node", version, about)]
+#[command(
+    name = "pizza-node",
+    version,
+    about = "Run one Pizza Platform node headless: the broker, a service, or a queue tool"
+)]
 pub struct Cli {
     /// What to run.
     #[command(subcommand)]
