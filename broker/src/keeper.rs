@@ -373,12 +373,8 @@ impl Keeper {
         payload: &[u8],
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let credit: Credit = match serde_json::from_slice(payload) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(queue, consumer, error = %e, "ignored malformed credit");
-                return Ok(());
-            }
+        let Some(credit) = decode::<Credit>("credit", queue, payload) else {
+            return Ok(());
         };
         let now = self.ms();
         self.last_seen.insert(consumer.to_string(), now);
@@ -395,13 +391,10 @@ impl Keeper {
         payload: &[u8],
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let acks = match serde_json::from_slice::<AckMessage>(payload) {
-            Ok(a) => a.into_acks(),
-            Err(e) => {
-                tracing::warn!(queue, consumer, error = %e, "ignored malformed ack");
-                return Ok(());
-            }
+        let Some(acks) = decode::<AckMessage>("ack", queue, payload) else {
+            return Ok(());
         };
+        let acks = acks.into_acks();
         let now = self.ms();
         self.last_seen.insert(consumer.to_string(), now);
         let mut effects = Vec::with_capacity(acks.len());
@@ -474,12 +467,8 @@ impl Keeper {
     }
 
     fn on_requeue(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
-        let req: Requeue = match serde_json::from_slice(payload) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(queue, error = %e, "ignored malformed requeue");
-                return Ok(());
-            }
+        let Some(req) = decode::<Requeue>("requeue", queue, payload) else {
+            return Ok(());
         };
         for letter in self.store.exhume(queue, &req.ids, req.all)? {
             let Some(envelope) = letter.envelope else {
@@ -622,6 +611,18 @@ impl Keeper {
             .publish(topic, QoS::AtLeastOnce, retain, payload)
             .await?;
         Ok(())
+    }
+}
+
+/// Decodes a protocol message (credit, ack, requeue). A malformed one is
+/// logged and ignored: unlike a put, it carries no work to keep.
+fn decode<T: serde::de::DeserializeOwned>(what: &str, queue: &str, payload: &[u8]) -> Option<T> {
+    match serde_json::from_slice(payload) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(queue, error = %e, "ignored a malformed {what}");
+            None
+        }
     }
 }
 

@@ -32,6 +32,12 @@ pub mod error_code {
     pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
     /// 404: no such order, driver or delivery.
     pub const NOT_FOUND: &str = "not_found";
+    /// 500 from payment: a simulated processor failure (a retry may succeed).
+    pub const PAYMENT_FAILED: &str = "payment_failed";
+    /// 503 from a node the control room has paused.
+    pub const PAUSED: &str = "paused";
+    /// 409: the request contradicts what is recorded.
+    pub const CONFLICT: &str = "conflict";
 }
 
 /// What the customer sees when payment cannot be reached (503).

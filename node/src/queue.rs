@@ -164,16 +164,6 @@ impl QueueConsumer {
             topic: self.link.topics().ack(&self.queue, self.link.id()),
         }
     }
-
-    /// Acknowledges a delivery.
-    pub async fn ack(
-        &self,
-        delivery_id: &str,
-        outcome: Outcome,
-        reason: Option<String>,
-    ) -> Result<(), NodeError> {
-        self.acker().ack(delivery_id, outcome, reason).await
-    }
 }
 
 /// Acknowledges deliveries of one consumer; cheap to clone.

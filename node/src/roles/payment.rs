@@ -19,7 +19,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
-    FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse, MAX_TEXT_CHARS,
+    error_code, FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
+    MAX_TEXT_CHARS,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -54,15 +55,6 @@ pub const DECLINE_REASON: &str = "card declined";
 
 /// The `status` of a successful charge.
 pub const CAPTURED: &str = "captured";
-
-/// Error code of a simulated processor failure (500; a retry may succeed).
-pub const CODE_PAYMENT_FAILED: &str = "payment_failed";
-
-/// Error code while the control room has paused the node (503).
-pub const CODE_PAUSED: &str = "paused";
-
-/// Error code of a request that contradicts what is recorded (409).
-pub const CODE_CONFLICT: &str = "conflict";
 
 // ---------------------------------------------------------------------------
 // The pure part: records and decisions, no I/O.
@@ -435,7 +427,7 @@ impl App {
         if faults.paused {
             return Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                CODE_PAUSED,
+                error_code::PAUSED,
                 "payment is paused by the control room; try again later",
             ));
         }
@@ -457,7 +449,7 @@ impl App {
                 r
             }
             Err(e) => {
-                if e.body.error.code == CODE_PAUSED {
+                if e.body.error.code == error_code::PAUSED {
                     // Not counted: the node was told not to work.
                 } else if e.status.is_server_error() {
                     c.failed.fetch_add(1, Ordering::Relaxed);
@@ -536,7 +528,7 @@ async fn charge(app: &App, req: PayRequest) -> Result<Response, ApiError> {
         Decision::Fail => {
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                CODE_PAYMENT_FAILED,
+                error_code::PAYMENT_FAILED,
                 "the card processor failed; nothing was charged, try again",
             ))
         }
@@ -596,7 +588,7 @@ fn answer(r: &PaymentRecord) -> Response {
 fn mismatch(r: &PaymentRecord) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
-        CODE_CONFLICT,
+        error_code::CONFLICT,
         format!(
             "order {} was already charged for {} {}; a retry must ask for the same amount",
             r.order_id, r.amount_cents, r.currency
@@ -640,7 +632,7 @@ async fn refund_payment(app: &App, req: RefundRequest) -> Result<Response, ApiEr
         RefundDecision::Conflict { owner } => {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
-                CODE_CONFLICT,
+                error_code::CONFLICT,
                 format!(
                     "payment {} belongs to order {owner}, not {}",
                     req.payment_id, req.order_id
