@@ -440,3 +440,34 @@ fn a_declined_payment_ends_in_rejected() {
     let orders = p.http.get(&p.orders_url()).1;
     assert_eq!(orders[0]["state"], "rejected", "{orders}");
 }
+
+#[test]
+fn the_order_node_obeys_pause_and_injected_errors() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    let mqtt = support::Mqtt::connect(p.w.port, "test-control", None).expect("connects");
+    mqtt.subscribe("pizza/nodes/order/status");
+    mqtt.expect("pizza/nodes/order/status", LONG, |s| s["state"] == "up");
+    mqtt.publish("pizza/control/order", r#"{"command":"pause"}"#);
+    mqtt.expect("pizza/nodes/order/status", LONG, |s| s["state"] == "paused");
+    let (status, body) = p.place();
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("paused")),
+        "{body}"
+    );
+    mqtt.publish(
+        "pizza/control/order",
+        r#"{"command":"set_faults","faults":{"error_rate":1.0}}"#,
+    );
+    mqtt.expect("pizza/nodes/order/status", LONG, |s| {
+        s["faults"]["error_rate"] == 1.0
+    });
+    assert_eq!(p.place().0, 500);
+    mqtt.publish("pizza/control/order", r#"{"command":"clear_faults"}"#);
+    mqtt.expect("pizza/nodes/order/status", LONG, |s| {
+        s["faults"]["error_rate"] == 0.0
+    });
+    assert_eq!(p.place().0, 201);
+}

@@ -221,6 +221,7 @@ async fn place(
     order
         .validate(|p| s.menu.get(p).is_some())
         .map_err(|e| ApiError::field(e.field, e.message))?;
+    injected_faults(&s.node).await?;
     let amount_cents: u64 = order
         .items
         .iter()
@@ -319,6 +320,27 @@ async fn place(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(%order_id, %trace_id, amount_cents, pay_ms, "order accepted and queued for a kitchen");
     Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))))
+}
+
+/// The control room's faults, applied to a new order: paused answers 503;
+/// latency waits; an injected error or drop fails the request with 500.
+async fn injected_faults(node: &Node) -> Result<(), ApiError> {
+    let faults = node.faults();
+    if faults.paused {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            api::error_code::PAUSED,
+            "the order service is paused by the control room; try again later",
+        ));
+    }
+    match crate::faults::gate(&faults).await {
+        crate::faults::Verdict::Handle { .. } => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "injected_fault",
+            "an injected fault failed this request",
+        )),
+    }
 }
 
 fn placed_event(
