@@ -296,11 +296,11 @@ pub struct PayResponse {
 }
 
 impl PayResponse {
-    /// A successful charge.
-    pub fn paid(payment_id: impl Into<String>) -> Self {
+    /// A successful charge: `{"payment_id", "status": "captured"}`.
+    pub fn captured(payment_id: impl Into<String>) -> Self {
         PayResponse {
             payment_id: payment_id.into(),
-            status: "paid".to_string(),
+            status: "captured".to_string(),
         }
     }
 }
@@ -500,7 +500,7 @@ mod tests {
             amount_cents: 1250,
             currency: "EUR".into(),
         });
-        round_trip(&PayResponse::paid("p-1"));
+        round_trip(&PayResponse::captured("p-1"));
         round_trip(&PayDeclined::new("card declined"));
         round_trip(&RefundRequest {
             payment_id: "p-1".into(),
@@ -583,8 +583,8 @@ mod tests {
     #[test]
     fn responses_tolerate_fields_added_later() {
         let r: PayResponse =
-            serde_json::from_value(json!({"payment_id": "p", "status": "paid", "fee": 3})).unwrap();
-        assert_eq!(r, PayResponse::paid("p"));
+            serde_json::from_value(json!({"payment_id": "p", "status": "captured", "fee": 3})).unwrap();
+        assert_eq!(r, PayResponse::captured("p"));
     }
 
     #[test]

@@ -53,9 +53,6 @@ pub struct Args {
 /// The reason given for every declined charge.
 pub const DECLINE_REASON: &str = "card declined";
 
-/// The `status` of a successful charge.
-pub const CAPTURED: &str = "captured";
-
 // ---------------------------------------------------------------------------
 // The pure part: records and decisions, no I/O.
 // ---------------------------------------------------------------------------
@@ -569,14 +566,9 @@ async fn charge(app: &App, req: PayRequest) -> Result<Response, ApiError> {
 /// The answer a recorded charge gets, the first time and every time after.
 fn answer(r: &PaymentRecord) -> Response {
     match &r.outcome {
-        ChargeOutcome::Captured { payment_id } => (
-            StatusCode::OK,
-            Json(PayResponse {
-                payment_id: payment_id.clone(),
-                status: CAPTURED.to_string(),
-            }),
-        )
-            .into_response(),
+        ChargeOutcome::Captured { payment_id } => {
+            (StatusCode::OK, Json(PayResponse::captured(payment_id.clone()))).into_response()
+        }
         ChargeOutcome::Declined { reason } => (
             StatusCode::PAYMENT_REQUIRED,
             Json(PayDeclined::new(reason.clone())),
