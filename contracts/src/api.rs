@@ -132,8 +132,9 @@ impl PlaceOrder {
     }
 }
 
-/// Checks a required free-text field: not blank, not too long.
-fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
+/// Checks a required text field: not blank, at most [`MAX_TEXT_CHARS`]
+/// characters (also used for ids that become storage keys).
+pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
     if value.trim().is_empty() {
         return Err(FieldError::new(field, format!("{field} is required")));
     }

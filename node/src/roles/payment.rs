@@ -20,7 +20,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
     error_code, FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
-    MAX_TEXT_CHARS,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -207,7 +206,7 @@ pub fn decide_refund<'a>(
 
 /// Checks a `POST /pay` body; the first problem in field order names its field.
 pub fn validate_pay(req: &PayRequest) -> Result<(), FieldError> {
-    check_id("order_id", &req.order_id)?;
+    contracts::api::check_text("order_id", &req.order_id)?;
     if req.amount_cents == 0 {
         return Err(FieldError::new(
             "amount_cents",
@@ -226,24 +225,8 @@ pub fn validate_pay(req: &PayRequest) -> Result<(), FieldError> {
 
 /// Checks a `POST /refund` body.
 pub fn validate_refund(req: &RefundRequest) -> Result<(), FieldError> {
-    check_id("payment_id", &req.payment_id)?;
-    check_id("order_id", &req.order_id)
-}
-
-/// An id used as a sled key: present, and bounded so a client cannot make
-/// keys of any size.
-fn check_id(field: &str, value: &str) -> Result<(), FieldError> {
-    if value.trim().is_empty() {
-        return Err(FieldError::new(field, format!("{field} is required")));
-    }
-    let chars = value.chars().count();
-    if chars > MAX_TEXT_CHARS {
-        return Err(FieldError::new(
-            field,
-            format!("{field} must be at most {MAX_TEXT_CHARS} characters, got {chars}"),
-        ));
-    }
-    Ok(())
+    contracts::api::check_text("payment_id", &req.payment_id)?;
+    contracts::api::check_text("order_id", &req.order_id)
 }
 
 // ---------------------------------------------------------------------------
@@ -831,7 +814,7 @@ mod tests {
         assert_eq!(field(req("", 1, "EUR")).as_deref(), Some("order_id"));
         assert_eq!(field(req("  ", 1, "EUR")).as_deref(), Some("order_id"));
         assert_eq!(
-            field(req(&"x".repeat(MAX_TEXT_CHARS + 1), 1, "EUR")).as_deref(),
+            field(req(&"x".repeat(contracts::api::MAX_TEXT_CHARS + 1), 1, "EUR")).as_deref(),
             Some("order_id")
         );
         assert_eq!(field(req("o-1", 0, "EUR")).as_deref(), Some("amount_cents"));
