@@ -43,6 +43,9 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// DLQ sizes, counted once and then kept up to date: sled's `len` is a
+    /// full scan, and the stats ask every 500 ms.
+    dead: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     trees: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, sled::Tree>>>,
 }
 
@@ -72,6 +75,7 @@ impl Store {
             .open()?;
         Ok(Store {
             db,
+            dead: Default::default(),
             trees: Default::default(),
         })
     }
@@ -178,6 +182,7 @@ impl Store {
         let tree = self.dlq(&letter.queue)?;
         letter.id = self.db.generate_id()?;
         tree.insert(key(letter.id), serde_json::to_vec(&letter)?)?;
+        self.adjust_dead(&letter.queue, |n| n + 1);
         Ok(letter)
     }
 
@@ -192,7 +197,24 @@ impl Store {
 
     /// How many dead letters `queue` holds.
     pub fn dead_count(&self, queue: &str) -> Result<u64, StoreError> {
-        Ok(self.dlq(queue)?.len() as u64)
+        let mut dead = self.lock_dead();
+        if let Some(n) = dead.get(queue) {
+            return Ok(*n);
+        }
+        let n = self.dlq(queue)?.len() as u64;
+        dead.insert(queue.to_string(), n);
+        Ok(n)
+    }
+
+    fn lock_dead(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.dead.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adjusts a counted DLQ size (an uncounted one is counted when asked).
+    fn adjust_dead(&self, queue: &str, change: impl FnOnce(u64) -> u64) {
+        if let Some(n) = self.lock_dead().get_mut(queue) {
+            *n = change(*n);
+        }
     }
 
     /// Takes dead letters out of the DLQ (`ids`, or all of them).
@@ -212,6 +234,8 @@ impl Store {
                 out.push(serde_json::from_slice(&v)?);
             }
         }
+        let taken = out.len() as u64;
+        self.adjust_dead(queue, |n| n.saturating_sub(taken));
         Ok(out)
     }
 
@@ -270,5 +294,20 @@ mod tests {
             "a finished id still deduplicates"
         );
         assert_eq!(store.queue_names(), vec!["kitchen".to_string()]);
+        let letter = |id| DeadLetter {
+            id,
+            queue: "kitchen".into(),
+            reason: "test".into(),
+            attempts: 1,
+            at: String::new(),
+            envelope: None,
+            raw: None,
+        };
+        assert_eq!(store.dead_count("kitchen").unwrap(), 0);
+        let a = store.bury(letter(0)).unwrap();
+        store.bury(letter(0)).unwrap();
+        assert_eq!(store.dead_count("kitchen").unwrap(), 2, "counted without a scan");
+        assert_eq!(store.exhume("kitchen", &[a.id], false).unwrap().len(), 1);
+        assert_eq!(store.dead_count("kitchen").unwrap(), 1);
     }
 }

@@ -8,6 +8,8 @@
 //! second copy is harmless.
 
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -41,13 +43,18 @@ pub struct Outbox {
     tree: sled::Tree,
     db: sled::Db,
     emptied: Notify,
+    /// Entries waiting, kept up to date: sled's `len` is a full scan, and
+    /// the heartbeat asks every second.
+    count: AtomicUsize,
 }
 
 impl Outbox {
     /// Opens the outbox in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
+        let tree = db.open_tree("outbox")?;
         Ok(Outbox {
-            tree: db.open_tree("outbox")?,
+            count: AtomicUsize::new(tree.len()),
+            tree,
             db: db.clone(),
             emptied: Notify::new(),
         })
@@ -55,8 +62,12 @@ impl Outbox {
 
     /// Stores an entry and flushes, so it survives a kill -9 from here on.
     pub async fn add(&self, entry: &Entry) -> Result<(), NodeError> {
-        self.tree
+        let previous = self
+            .tree
             .insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
+        if previous.is_none() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
         self.db.flush_async().await?;
         Ok(())
     }
@@ -64,10 +75,13 @@ impl Outbox {
     /// Stores several entries with one flush (group commit).
     pub async fn add_many(&self, entries: &[Entry]) -> Result<(), NodeError> {
         let mut batch = sled::Batch::default();
+        let mut fresh = 0;
         for e in entries {
+            fresh += usize::from(!self.tree.contains_key(e.id.as_bytes())?);
             batch.insert(e.id.as_bytes(), serde_json::to_vec(e)?);
         }
         self.tree.apply_batch(batch)?;
+        self.count.fetch_add(fresh, Ordering::Relaxed);
         self.db.flush_async().await?;
         Ok(())
     }
@@ -80,6 +94,7 @@ impl Outbox {
                 removed += 1;
             }
         }
+        self.count.fetch_sub(removed, Ordering::Relaxed);
         if removed > 0 && self.tree.is_empty() {
             self.emptied.notify_waiters();
         }
@@ -102,7 +117,7 @@ impl Outbox {
 
     /// How many entries wait.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Whether nothing waits.
@@ -146,8 +161,10 @@ mod tests {
         let db = sled::open(dir.path()).unwrap();
         let outbox = Outbox::open(&db).unwrap();
         assert_eq!(outbox.pending().unwrap()[0].id, id);
+        assert_eq!(outbox.len(), 1, "counted from the tree on reopen");
         assert_eq!(outbox.confirm(&[id]).unwrap(), 1);
         assert!(outbox.is_empty());
+        assert_eq!(outbox.len(), 0);
         outbox.drained().await;
     }
 }

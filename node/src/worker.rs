@@ -96,7 +96,6 @@ where
     };
     counters.in_flight.fetch_add(1, Ordering::Relaxed);
     let delivery_id = d.delivery_id.clone();
-    let event_id = d.envelope.event_id;
     let mut outcome = once(&node, d.clone(), &handler).await;
     if twice {
         tracing::warn!(order_id = %d.envelope.order_id, "fault: delivery handled twice");
@@ -105,9 +104,6 @@ where
     counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     let (outcome, reason) = match outcome {
         Handled::Done => {
-            if let Err(e) = node.inbox().mark(&event_id) {
-                tracing::error!(error = %e, "could not record a handled message; it may be handled again");
-            }
             counters.handled.fetch_add(1, Ordering::Relaxed);
             (Outcome::Done, None)
         }
@@ -135,10 +131,14 @@ where
         tracing::info!(order_id = %d.envelope.order_id, "already handled; acknowledged without effect");
         return Handled::Done;
     }
-    let outcome = handler(d.clone()).await;
+    let event_id = d.envelope.event_id;
+    let outcome = handler(d).await;
+    // Marked before the ack, so a duplicate (redelivered, or the duplicate
+    // fault's second run) finds it.
     if outcome == Handled::Done {
-        // Marked here too so that a duplicate in the same process sees it.
-        let _ = node.inbox().mark(&d.envelope.event_id);
+        if let Err(e) = node.inbox().mark(&event_id) {
+            tracing::error!(error = %e, "could not record a handled message; it may be handled again");
+        }
     }
     outcome
 }

@@ -57,14 +57,6 @@ fn ticket(order_id: &str) -> Envelope {
         .expect("a ticket serialises")
 }
 
-/// Waits until the keeper listens for puts: it publishes each queue's
-/// retained DLQ listing only once its subscriptions are in place, and a put
-/// sent before that would find no subscriber.
-fn keeper_ready(mqtt: &Mqtt) {
-    mqtt.subscribe("pizza/q/delivery/dlq/items");
-    mqtt.expect("pizza/q/delivery/dlq/items", LONG, |v| v.is_array());
-}
-
 fn put(mqtt: &Mqtt, env: &Envelope) {
     mqtt.publish(
         "pizza/q/delivery/put",
@@ -112,8 +104,8 @@ fn tickets_are_delivered_by_free_drivers_and_a_bad_one_is_dead_lettered() {
     let mqtt = Mqtt::connect(w.port, "test-delivery", None).expect("connects");
     mqtt.subscribe("pizza/events/#");
     mqtt.subscribe("pizza/q/delivery/confirm/test");
+    mqtt.subscribe("pizza/q/delivery/dlq/items");
     mqtt.subscribe("pizza/nodes/delivery-1/status");
-    keeper_ready(&mqtt);
     let (mut node, base) = delivery(&w, "delivery-1", "0");
 
     let tickets: Vec<Envelope> = (1..=5).map(|i| ticket(&format!("order-{i}"))).collect();
@@ -240,7 +232,6 @@ fn a_graceful_stop_lets_the_trip_under_way_finish() {
     let mqtt = Mqtt::connect(w.port, "test-delivery", None).expect("connects");
     mqtt.subscribe("pizza/events/#");
     mqtt.subscribe("pizza/nodes/delivery-1/status");
-    keeper_ready(&mqtt);
     let (mut node, _base) = delivery(&w, "delivery-1", "1500");
 
     let t = ticket("order-late");

@@ -189,6 +189,13 @@ impl Service {
         self.node.emit(env).await.map_err(ApiError::internal)
     }
 
+    /// The next event of `cause`'s order, recorded and published.
+    async fn follow_up<E: events::Event>(&self, payload: &E, cause: &Envelope) -> Result<Envelope, ApiError> {
+        let env = self.next_event(payload, cause).await?;
+        self.publish(&env).await?;
+        Ok(env)
+    }
+
     /// A new event for `order_id`, caused by `cause`, numbered after the
     /// order's last one.
     async fn next_event<E: events::Event>(
@@ -255,15 +262,13 @@ async fn place(
         Payment::Declined(reason) => {
             let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
             s.publish(&placed).await?;
-            let rejected = s
-                .next_event(
-                    &events::OrderRejected {
-                        reason: reason.clone(),
-                    },
-                    &placed,
-                )
-                .await?;
-            s.publish(&rejected).await?;
+            s.follow_up(
+                &events::OrderRejected {
+                    reason: reason.clone(),
+                },
+                &placed,
+            )
+            .await?;
             tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
             return Err(ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
@@ -277,7 +282,7 @@ async fn place(
     let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
     s.publish(&placed).await?;
     let paid = s
-        .next_event(
+        .follow_up(
             &OrderPaid {
                 payment_id,
                 amount_cents,
@@ -285,7 +290,6 @@ async fn place(
             &placed,
         )
         .await?;
-    s.publish(&paid).await?;
     let queued = s
         .next_event(
             &OrderQueued {
@@ -478,18 +482,15 @@ async fn compensate(s: Shared, order_id: String) {
     }
     let steps = async {
         let refunded = s
-            .next_event(&events::PaymentRefunded { payment_id }, &cause)
+            .follow_up(&events::PaymentRefunded { payment_id }, &cause)
             .await?;
-        s.publish(&refunded).await?;
-        let cancelled = s
-            .next_event(
-                &events::OrderCancelled {
-                    reason: reason.clone(),
-                },
-                &refunded,
-            )
-            .await?;
-        s.publish(&cancelled).await?;
+        s.follow_up(
+            &events::OrderCancelled {
+                reason: reason.clone(),
+            },
+            &refunded,
+        )
+        .await?;
         Ok::<_, ApiError>(())
     };
     match steps.await {
