@@ -1,19 +1,45 @@
-//! `control-room`: the Pizza Platform control room.
+//! `control-room`: opens the Pizza Platform control room.
 //!
-//! The interactive control room is the next issue. What is here already is
-//! how it will start nodes: `cargo run --release` builds only this binary, so
-//! it carries every role itself. `control-room node <role> [flags]` runs the
-//! node crate's command line in this process, exactly as `pizza-node <role>`
-//! would; the supervisor will re-execute `current_exe()` with it.
+//! `cargo run --release` builds only this binary, so it carries every role:
+//! `control-room node <role> [flags]` runs the node crate's command line in
+//! this process, exactly as `pizza-node <role>` would, and the supervisor
+//! starts nodes by re-executing itself that way.
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::Parser;
+use tui::app::{per_run_dir, App, Ending, Options};
+use tui::supervisor::{free_port, BrokerTarget};
+use tui::topology::Topology;
+
+/// The Pizza Platform control room: start, stop, scale and watch the platform.
+#[derive(Debug, Parser)]
+#[command(name = "control-room", version, about)]
+struct Args {
+    /// Attach to a running broker (mqtt://HOST:PORT) instead of starting one.
+    #[arg(long, env = "PIZZA_BROKER")]
+    broker: Option<String>,
+    /// The nodes to start (TOML); defaults to assets/topology.toml.
+    #[arg(long)]
+    topology: Option<PathBuf>,
+    /// Keep node state here between runs (default: a fresh directory per run).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// No terminal UI: start the topology, print events and alerts to
+    /// stdout, stop everything on SIGINT/SIGTERM.
+    #[arg(long)]
+    headless: bool,
+    /// Topic prefix.
+    #[arg(long, env = "PIZZA_PREFIX", default_value = "pizza")]
+    prefix: String,
+}
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
-    let program = args.next();
+    let _program = args.next();
     let rest: Vec<_> = args.collect();
     if rest.first().is_some_and(|a| a == "node") {
         // Hidden entry point: the same parser as `pizza-node`.
@@ -26,15 +52,79 @@ fn main() -> ExitCode {
             }
         };
     }
-    let _ = program;
-    println!("control-room {}", env!("CARGO_PKG_VERSION"));
-    if !std::io::stdout().is_terminal() {
-        println!("No terminal here: the control room needs one.");
+    let args = Args::parse();
+    let interactive = !args.headless;
+    if interactive && !(std::io::stdout().is_terminal() && std::io::stdin().is_terminal()) {
+        eprintln!("control-room: there is no terminal here, and the control room draws on one.");
+        eprintln!("  Run the platform without a screen:  control-room --headless");
+        eprintln!("  Or run single nodes by hand:         control-room node broker | order | payment | kitchen | delivery");
+        eprintln!("                                       (control-room node --help lists every flag)");
+        return ExitCode::from(2);
     }
-    println!("The interactive control room is not built yet. Every role already runs headless,");
-    println!("from this binary or from pizza-node:");
-    println!("  control-room node broker --listen 127.0.0.1:1883 --data-dir data/broker");
-    println!("  control-room node payment | order | kitchen --id kitchen-1 | delivery");
-    println!("  control-room node --help");
-    ExitCode::SUCCESS
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("control-room: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let data_dir = args.data_dir.clone().unwrap_or_else(per_run_dir);
+    std::fs::create_dir_all(data_dir.join("logs"))
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    // The terminal belongs to the UI: logs go to a file, always.
+    let log = data_dir.join("logs").join("control-room.log");
+    let _logs = node::logging::init(node::config::LogFormat::Pretty, Some(&log))
+        .with_context(|| format!("cannot open the log file {}", log.display()))?;
+    let mut topology = Topology::load(args.topology.as_deref())?;
+    let broker = match args.broker {
+        Some(url) => {
+            topology = topology.without_broker();
+            BrokerTarget::Attach { url }
+        }
+        None => BrokerTarget::Own {
+            port: free_port().context("cannot find a free port for the broker")?,
+        },
+    };
+    let opts = Options {
+        exe: std::env::current_exe().context("cannot find this executable to start nodes from")?,
+        data_dir,
+        broker,
+        topology,
+        prefix: args.prefix,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let ending = runtime.block_on(async {
+        let app = App::start(opts.clone())?;
+        if args.headless {
+            tui::headless::run(app).await
+        } else {
+            tui::tty::run(app).await
+        }
+    })?;
+    match ending {
+        Ending::Stopped(exited) => {
+            println!(
+                "Stopped {} node(s). State and logs: {}",
+                exited.len(),
+                opts.data_dir.display()
+            );
+        }
+        Ending::Detached(left) => {
+            println!("Left {} node(s) running:", left.len());
+            for (id, pid) in &left {
+                println!("  {id:<12} pid {pid}");
+            }
+            println!(
+                "Stop them with: kill {}",
+                left.iter()
+                    .map(|(_, p)| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

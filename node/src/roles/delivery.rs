@@ -399,6 +399,10 @@ impl Service {
         self.node.set_figure("drivers_free", desk.pool.free_count());
         self.node.set_figure("drivers_busy", desk.pool.busy_count());
         self.node.set_figure("delivered", desk.delivered);
+        // Who carries what: the control room's Drivers panel.
+        if let Ok(drivers) = serde_json::to_value(desk.pool.views()) {
+            self.node.set_figure("drivers", drivers);
+        }
     }
 
     /// One ticket from the queue. The shared worker has already applied the
@@ -523,6 +527,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
     let listener = super::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "delivery").await?;
+    crate::roles::announce_http(&node, &listener);
     let svc = Arc::new(Service {
         node: node.clone(),
         trip: args.trip_ms,

@@ -31,6 +31,14 @@ pub async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener>
         .with_context(|| format!("cannot listen on {addr}; is the port in use? choose another with --http"))
 }
 
+/// Puts the node's HTTP address in its heartbeat (figure `http`), so the
+/// control room can reach a node it did not start.
+pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener) {
+    if let Ok(addr) = listener.local_addr() {
+        node.set_figure("http", format!("http://{addr}"));
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -1,0 +1,204 @@
+//! The shell around `update`: owns the supervisor, the broker feed and the
+//! HTTP client, turns what they report into [`Msg`]s and carries out the
+//! [`Effect`]s `update` returns. The terminal is not here (see `tty.rs`), so
+//! the same [`App`] runs the control room, `--headless`, and the tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+
+use crate::feed::Feed;
+use crate::model::{Model, RunInfo};
+use crate::msg::{Effect, Msg};
+use crate::supervisor::{BrokerTarget, ChildEvent, Supervisor, SupervisorConfig, STOP_GRACE};
+use crate::topology::Topology;
+use crate::update::update;
+
+/// How often the clock ticks (and the supervisor reaps children).
+pub const TICK: Duration = Duration::from_millis(250);
+
+/// What the control room runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The executable nodes are re-executed from.
+    pub exe: PathBuf,
+    /// Node state lives under here.
+    pub data_dir: PathBuf,
+    /// Start a broker, or attach to one.
+    pub broker: BrokerTarget,
+    /// The nodes to start.
+    pub topology: Topology,
+    /// Topic prefix.
+    pub prefix: String,
+}
+
+impl Options {
+    /// Where logs go: `<data_dir>/logs`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("logs")
+    }
+}
+
+/// How the control room ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// Every node it started was stopped; these exited.
+    Stopped(Vec<ChildEvent>),
+    /// These nodes (id, pid) were left running on purpose.
+    Detached(Vec<(String, u32)>),
+}
+
+/// The model plus everything that talks to the outside.
+pub struct App {
+    /// The model `update` changes.
+    pub model: Model,
+    supervisor: Supervisor,
+    feed: Feed,
+    http: reqwest::Client,
+    tx: UnboundedSender<Msg>,
+    rx: UnboundedReceiver<Msg>,
+}
+
+impl App {
+    /// Connects to the broker and starts the topology. Needs a tokio runtime.
+    pub fn start(opts: Options) -> anyhow::Result<App> {
+        let (tx, rx) = unbounded_channel();
+        let supervisor = Supervisor::new(SupervisorConfig {
+            exe: opts.exe.clone(),
+            data_dir: opts.data_dir.clone(),
+            log_dir: opts.log_dir(),
+            broker: opts.broker.clone(),
+            topology: opts.topology.clone(),
+        });
+        let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, tx.clone())?;
+        let info = RunInfo {
+            broker: supervisor.broker_url(),
+            data_dir: opts.data_dir.display().to_string(),
+            log_dir: opts.log_dir().display().to_string(),
+            ingredients: crate::customer::ingredients(),
+        };
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(16)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        let mut app = App {
+            model: Model::new(info, OffsetDateTime::now_utc()),
+            supervisor,
+            feed,
+            http,
+            tx,
+            rx,
+        };
+        for event in app.supervisor.start_topology() {
+            app.handle(Msg::Child(event));
+        }
+        Ok(app)
+    }
+
+    /// A sender for messages from elsewhere (keys, signals).
+    pub fn sender(&self) -> UnboundedSender<Msg> {
+        self.tx.clone()
+    }
+
+    /// Waits for the next message: one from the feed, a task or a sender,
+    /// or a clock tick (which also reaps exited children).
+    pub async fn next(&mut self, tick: &mut tokio::time::Interval) -> Msg {
+        tokio::select! {
+            Some(msg) = self.rx.recv() => msg,
+            _ = tick.tick() => {
+                for event in self.supervisor.poll() {
+                    self.handle(Msg::Child(event));
+                }
+                Msg::Tick(OffsetDateTime::now_utc())
+            }
+        }
+    }
+
+    /// A message already waiting, if any.
+    pub fn try_next(&mut self) -> Option<Msg> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Runs `update` and carries out its effects.
+    pub fn handle(&mut self, msg: Msg) {
+        for effect in update(&mut self.model, msg) {
+            self.carry_out(effect);
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        let sup = &mut self.supervisor;
+        let result = match effect {
+            Effect::Start(id) => sup.start(&id).map(Some),
+            Effect::ScaleUp(role) => Ok(Some(sup.scale_up(role))),
+            Effect::Stop(id) => sup.stop(&id).map(Some),
+            Effect::Kill(id) => sup.kill(&id).map(Some),
+            Effect::Freeze(id, frozen) => sup.freeze(&id, frozen).map(Some),
+            Effect::Restart(id) => sup.restart(&id).map(Some),
+            Effect::Control(id, control) => {
+                let (feed, tx) = (self.feed.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = feed.control(&id, &control).await {
+                        let _ = tx.send(Msg::Refused(format!("cannot reach {id}: {e}")));
+                    }
+                });
+                Ok(None)
+            }
+            Effect::Requeue(queue, id) => {
+                let (feed, tx) = (self.feed.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = feed.requeue(&queue, id).await {
+                        let _ = tx.send(Msg::Refused(format!("cannot re-queue on {queue}: {e}")));
+                    }
+                });
+                Ok(None)
+            }
+            Effect::PlaceOrders { url, count } => {
+                let (http, tx) = (self.http.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let outcome = crate::customer::place(&http, &url, count).await;
+                    let _ = tx.send(Msg::Placed(outcome));
+                });
+                Ok(None)
+            }
+            // The caller sees `model.quitting` and calls `finish`.
+            Effect::Quit { .. } => Ok(None),
+        };
+        match result {
+            Ok(Some(event)) => self.handle(Msg::Child(event)),
+            Ok(None) => {}
+            Err(e) => self.handle(Msg::Refused(e.to_string())),
+        }
+    }
+
+    /// Ends the run: stops every node started here, or detaches from them
+    /// when the operator chose to leave them running.
+    pub async fn finish(mut self) -> Ending {
+        self.feed.close().await;
+        if self.model.quitting == Some(false) {
+            return Ending::Detached(self.supervisor.detach());
+        }
+        let mut supervisor = self.supervisor;
+        let exited = tokio::task::spawn_blocking(move || supervisor.shutdown(STOP_GRACE)).await;
+        Ending::Stopped(exited.unwrap_or_default())
+    }
+}
+
+/// A fresh per-run data directory: `$TMPDIR/pizza-platform/run-<time>-<pid>`.
+pub fn per_run_dir() -> PathBuf {
+    let now = OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        now.year(),
+        now.month() as u8,
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    std::env::temp_dir()
+        .join("pizza-platform")
+        .join(format!("run-{stamp}-{}", std::process::id()))
+}

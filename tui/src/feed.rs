@@ -1,0 +1,157 @@
+//! The control room's own broker connection: heartbeats, queue figures,
+//! events and dead letters come in as [`Msg`]s; control commands and
+//! re-queues go out.
+//!
+//! It is a clean session on purpose: the control room shows what happens
+//! while it watches (plus retained heartbeats and DLQ listings) and must not
+//! leave a session queueing messages for it at the broker after it quits.
+
+use std::time::Duration;
+
+use contracts::queue::{DeadLetter, QueueStats, Requeue};
+use contracts::status::{Control, NodeStatus};
+use contracts::topics::Topics;
+use contracts::Envelope;
+use node::config::BrokerAddr;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::msg::Msg;
+
+/// Incoming packets can hold a whole DLQ listing.
+const MAX_PACKET: usize = 4 * 1024 * 1024;
+
+/// The handle to publish with.
+#[derive(Clone)]
+pub struct Feed {
+    client: AsyncClient,
+    topics: Topics,
+}
+
+impl Feed {
+    /// Connects (and keeps reconnecting) to `broker`, sending what arrives to `tx`.
+    pub fn start(broker: &str, prefix: &str, tx: UnboundedSender<Msg>) -> anyhow::Result<Feed> {
+        let addr: BrokerAddr = broker.parse()?;
+        let id = format!("control-room-{}", std::process::id());
+        let mut opts = MqttOptions::new(id, addr.host, addr.port);
+        opts.set_clean_session(true)
+            .set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(MAX_PACKET, MAX_PACKET);
+        if let Some((user, password)) = addr.credentials {
+            opts.set_credentials(user, password);
+        }
+        let (client, eventloop) = AsyncClient::new(opts, 1024);
+        let topics = Topics::new(prefix);
+        tokio::spawn(pump(eventloop, client.clone(), topics.clone(), tx));
+        Ok(Feed { client, topics })
+    }
+
+    /// Sends a control command to node `id`.
+    pub async fn control(&self, id: &str, control: &Control) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(control)?;
+        self.client
+            .publish(self.topics.control(id), QoS::AtLeastOnce, false, payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves dead letters of `queue` back (`None`: all).
+    pub async fn requeue(&self, queue: &str, id: Option<u64>) -> anyhow::Result<()> {
+        let body = match id {
+            Some(id) => Requeue {
+                ids: vec![id],
+                all: false,
+            },
+            None => Requeue {
+                ids: vec![],
+                all: true,
+            },
+        };
+        self.client
+            .publish(
+                self.topics.requeue(queue),
+                QoS::AtLeastOnce,
+                false,
+                serde_json::to_vec(&body)?,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Says goodbye to the broker.
+    pub async fn close(&self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+async fn pump(mut eventloop: EventLoop, client: AsyncClient, topics: Topics, tx: UnboundedSender<Msg>) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                // A clean session forgets subscriptions: make them on every connect.
+                for topic in [
+                    topics.all_status(),
+                    topics.queue_stats(),
+                    topics.all_events(),
+                    format!("{}/q/+/dlq/items", topics.prefix()),
+                ] {
+                    let _ = client.subscribe(topic, QoS::AtMostOnce).await;
+                }
+                if tx
+                    .send(Msg::Feed {
+                        connected: true,
+                        detail: String::new(),
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(msg) = decode(&topics, &p.topic, &p.payload) {
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => return,
+            Ok(_) => {}
+            Err(e) => {
+                let msg = Msg::Feed {
+                    connected: false,
+                    detail: e.to_string(),
+                };
+                if tx.send(msg).is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Turns one publish into a message; anything unreadable is logged and
+/// skipped (the control room watches, it never crashes on bad input).
+pub fn decode(topics: &Topics, topic: &str, payload: &[u8]) -> Option<Msg> {
+    let parsed = if topics.parse_status_topic(topic).is_some() {
+        serde_json::from_slice::<NodeStatus>(payload).map(Msg::Status)
+    } else if topic == topics.queue_stats() {
+        serde_json::from_slice::<QueueStats>(payload).map(Msg::Stats)
+    } else if let Some((queue, "dlq", Some("items"))) = topics.parse_queue_topic(topic) {
+        serde_json::from_slice::<Vec<DeadLetter>>(payload).map(|items| Msg::DeadLetters {
+            queue: queue.to_string(),
+            items,
+        })
+    } else if topic.starts_with(&format!("{}/events/", topics.prefix())) {
+        serde_json::from_slice::<Envelope>(payload).map(|e| Msg::Event(Box::new(e)))
+    } else {
+        return None;
+    };
+    match parsed {
+        Ok(msg) => Some(msg),
+        Err(e) => {
+            tracing::warn!(%topic, error = %e, "skipped a message the control room cannot read");
+            None
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! Keys: what each key does where it is pressed. Part of `update`, so pure.
+//!
+//! Popups take every key while open; then the filter prompt; then the detail
+//! view; then the panels. Destructive actions name their target by id and
+//! wait for `y` in a [`Popup::Confirm`].
+
+use contracts::status::{Control, Faults};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::model::{Detail, FaultItem, Level, Model, NodeRow, Panel, Popup, Proc, Shown};
+use crate::msg::Effect;
+use crate::topology::Role;
+
+/// The default size of a burst (`O`).
+pub const DEFAULT_BURST: u32 = 20;
+/// The largest burst accepted.
+pub const MAX_BURST: u32 = 10_000;
+
+/// Handles one key.
+pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
+    if key.kind == KeyEventKind::Release {
+        return Vec::new();
+    }
+    m.ui.flash = None;
+    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+        return ask_quit(m);
+    }
+    if let Some(popup) = m.ui.popup.take() {
+        return on_popup_key(m, popup, key);
+    }
+    if m.ui.filtering {
+        on_filter_key(m, key);
+        return Vec::new();
+    }
+    if m.ui.detail.is_some() {
+        if let Some(effects) = on_detail_key(m, key) {
+            return effects;
+        }
+    }
+    match key.code {
+        KeyCode::Char('?') => m.ui.popup = Some(Popup::Help),
+        KeyCode::Tab => m.ui.focus = Some(m.ui.focused().cycle(true)),
+        KeyCode::BackTab => m.ui.focus = Some(m.ui.focused().cycle(false)),
+        KeyCode::Char('j') | KeyCode::Down => move_selection(m, 1),
+        KeyCode::Char('k') | KeyCode::Up => move_selection(m, -1),
+        KeyCode::PageDown => move_selection(m, 10),
+        KeyCode::PageUp => move_selection(m, -10),
+        KeyCode::Char('g') | KeyCode::Home => move_selection(m, i64::MIN / 2),
+        KeyCode::Char('G') | KeyCode::End => move_selection(m, i64::MAX / 2),
+        KeyCode::Char('/') => {
+            m.ui.focus = Some(Panel::Orders);
+            m.ui.filtering = true;
+        }
+        KeyCode::Enter => open_detail(m),
+        KeyCode::Esc => {
+            m.ui.filter.clear();
+        }
+        KeyCode::Char(' ') => {
+            m.ui.frozen = !m.ui.frozen;
+            m.ui.flash = Some(if m.ui.frozen {
+                "display frozen: space to follow again".into()
+            } else {
+                "display follows the platform again".into()
+            });
+        }
+        KeyCode::Char('o') => return place(m, 1),
+        KeyCode::Char('O') => {
+            m.ui.popup = Some(Popup::Burst {
+                input: DEFAULT_BURST.to_string(),
+            })
+        }
+        KeyCode::Char('q') => return ask_quit(m),
+        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | '+' | '-' | 'f')) => return on_node_key(m, c),
+        _ => {}
+    }
+    Vec::new()
+}
+
+fn ask_quit(m: &mut Model) -> Vec<Effect> {
+    let owned_alive = m.nodes.values().any(|n| n.owned && n.shown(m.now).is_alive());
+    if owned_alive {
+        m.ui.popup = Some(Popup::Quit);
+        Vec::new()
+    } else {
+        m.quitting = Some(true);
+        vec![Effect::Quit { stop_nodes: true }]
+    }
+}
+
+fn move_selection(m: &mut Model, by: i64) {
+    let panel = m.ui.focused();
+    if let Some(Detail::DeadLetters { queue, cursor }) = &mut m.ui.detail {
+        let n = m.queues.dead.get(queue.as_str()).map(Vec::len).unwrap_or(0);
+        *cursor = step(*cursor, by, n);
+        return;
+    }
+    let ids = m.selectable(panel);
+    if ids.is_empty() {
+        return;
+    }
+    let current = m
+        .selected(panel)
+        .and_then(|id| ids.iter().position(|x| *x == id))
+        .unwrap_or(0);
+    let next = step(current, by, ids.len());
+    m.ui.selected.insert(panel, ids[next].clone());
+    if panel == Panel::Orders && matches!(m.ui.detail, Some(Detail::Order(_))) {
+        m.ui.detail = Some(Detail::Order(ids[next].clone()));
+    }
+}
+
+fn step(current: usize, by: i64, len: usize) -> usize {
+    if len == 0 {
+        return 0;
+    }
+    (current as i64).saturating_add(by).clamp(0, len as i64 - 1) as usize
+}
+
+fn open_detail(m: &mut Model) {
+    match m.ui.focused() {
+        Panel::Orders => {
+            if let Some(id) = m.selected(Panel::Orders) {
+                m.ui.selected.insert(Panel::Orders, id.clone());
+                m.ui.detail = Some(Detail::Order(id));
+            }
+        }
+        Panel::Queues => {
+            if let Some(q) = m.selected(Panel::Queues) {
+                m.ui.detail = Some(Detail::DeadLetters { queue: q, cursor: 0 });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Keys of an open detail view; `None` passes the key on to the panels.
+fn on_detail_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
+    match key.code {
+        KeyCode::Tab | KeyCode::BackTab => {
+            // Leaving for another panel closes the detail.
+            m.ui.detail = None;
+            None
+        }
+        KeyCode::Esc | KeyCode::Backspace => {
+            m.ui.detail = None;
+            Some(Vec::new())
+        }
+        KeyCode::Enter => Some(Vec::new()),
+        KeyCode::Char('r') | KeyCode::Char('A') => {
+            let Some(Detail::DeadLetters { queue, cursor }) = &m.ui.detail else {
+                return None;
+            };
+            let queue = queue.clone();
+            let items = m.queues.dead.get(&queue).cloned().unwrap_or_default();
+            if key.code == KeyCode::Char('A') {
+                m.log.push(
+                    m.now,
+                    Level::Info,
+                    format!("re-queue all {} dead letters of {queue}", items.len()),
+                );
+                return Some(vec![Effect::Requeue(queue, None)]);
+            }
+            let Some(item) = items.get(*cursor) else {
+                m.ui.flash = Some(format!("{queue} has no dead letters"));
+                return Some(Vec::new());
+            };
+            m.log.push(
+                m.now,
+                Level::Info,
+                format!("re-queue dead letter {} of {queue}", item.id),
+            );
+            Some(vec![Effect::Requeue(queue, Some(item.id))])
+        }
+        _ => None,
+    }
+}
+
+fn on_filter_key(m: &mut Model, key: KeyEvent) {
+    match key.code {
+        KeyCode::Enter => m.ui.filtering = false,
+        KeyCode::Esc => {
+            m.ui.filtering = false;
+            m.ui.filter.clear();
+        }
+        KeyCode::Backspace => {
+            m.ui.filter.pop();
+        }
+        KeyCode::Char(c) if !c.is_control() && m.ui.filter.chars().count() < 40 => m.ui.filter.push(c),
+        _ => {}
+    }
+}
+
+fn place(m: &mut Model, count: u32) -> Vec<Effect> {
+    match m.order_url() {
+        Some(url) => {
+            m.placing += count;
+            vec![Effect::PlaceOrders { url, count }]
+        }
+        None => {
+            let text = "no order service is up: start one (s on the order node) to place orders";
+            m.ui.flash = Some(text.into());
+            m.log.push(m.now, Level::Warn, text);
+            Vec::new()
+        }
+    }
+}
+
+fn on_popup_key(m: &mut Model, popup: Popup, key: KeyEvent) -> Vec<Effect> {
+    match popup {
+        Popup::Help => {
+            // Any key closes help; `?` and esc are the usual ones.
+            Vec::new()
+        }
+        Popup::Confirm { question, effect } => match key.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                m.log.push(m.now, Level::Info, format!("{question} yes"));
+                vec![effect]
+            }
+            KeyCode::Char('n') | KeyCode::Esc | KeyCode::Char('q') => Vec::new(),
+            _ => {
+                m.ui.popup = Some(Popup::Confirm { question, effect });
+                Vec::new()
+            }
+        },
+        Popup::Quit => match key.code {
+            KeyCode::Enter | KeyCode::Char('s') | KeyCode::Char('y') => {
+                m.quitting = Some(true);
+                vec![Effect::Quit { stop_nodes: true }]
+            }
+            KeyCode::Char('d') | KeyCode::Char('l') => {
+                m.quitting = Some(false);
+                vec![Effect::Quit { stop_nodes: false }]
+            }
+            KeyCode::Esc | KeyCode::Char('n') | KeyCode::Char('q') => Vec::new(),
+            _ => {
+                m.ui.popup = Some(Popup::Quit);
+                Vec::new()
+            }
+        },
+        Popup::Burst { mut input } => match key.code {
+            KeyCode::Enter => {
+                let count = if input.is_empty() {
+                    DEFAULT_BURST
+                } else {
+                    input.parse().unwrap_or(DEFAULT_BURST)
+                };
+                place(m, count.clamp(1, MAX_BURST))
+            }
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Backspace => {
+                input.pop();
+                m.ui.popup = Some(Popup::Burst { input });
+                Vec::new()
+            }
+            KeyCode::Char(c) if c.is_ascii_digit() => {
+                if input.len() < 5 {
+                    input.push(c);
+                }
+                m.ui.popup = Some(Popup::Burst { input });
+                Vec::new()
+            }
+            _ => {
+                m.ui.popup = Some(Popup::Burst { input });
+                Vec::new()
+            }
+        },
+        Popup::Faults { id, cursor, faults } => on_fault_key(m, id, cursor, faults, key),
+    }
+}
+
+/// The fault menu's lines for a node of `role`.
+pub fn fault_items(role: &str) -> Vec<FaultItem> {
+    let mut items = vec![
+        FaultItem::Latency,
+        FaultItem::ErrorRate,
+        FaultItem::Drop,
+        FaultItem::Duplicate,
+        FaultItem::Pause,
+    ];
+    if role == "kitchen" {
+        items.push(FaultItem::OutOfStock);
+    }
+    items
+}
+
+fn on_fault_key(m: &mut Model, id: String, cursor: usize, mut faults: Faults, key: KeyEvent) -> Vec<Effect> {
+    let role = m.nodes.get(&id).map(|n| n.role.clone()).unwrap_or_default();
+    let items = fault_items(&role);
+    let mut cursor = cursor.min(items.len().saturating_sub(1));
+    let mut effects = Vec::new();
+    match key.code {
+        KeyCode::Esc | KeyCode::Char('f') | KeyCode::Char('q') => return Vec::new(),
+        KeyCode::Char('j') | KeyCode::Down => cursor = step(cursor, 1, items.len()),
+        KeyCode::Char('k') | KeyCode::Up => cursor = step(cursor, -1, items.len()),
+        KeyCode::Enter | KeyCode::Char(' ') | KeyCode::Char('l') | KeyCode::Right => {
+            cycle_fault(&mut faults, items[cursor], true, &m.info.ingredients);
+            effects.push(Effect::Control(
+                id.clone(),
+                Control::SetFaults {
+                    faults: faults.clone(),
+                },
+            ));
+        }
+        KeyCode::Char('h') | KeyCode::Left => {
+            cycle_fault(&mut faults, items[cursor], false, &m.info.ingredients);
+            effects.push(Effect::Control(
+                id.clone(),
+                Control::SetFaults {
+                    faults: faults.clone(),
+                },
+            ));
+        }
+        KeyCode::Char('c') => {
+            faults = Faults::default();
+            effects.push(Effect::Control(id.clone(), Control::ClearFaults));
+        }
+        _ => {}
+    }
+    m.ui.popup = Some(Popup::Faults { id, cursor, faults });
+    effects
+}
+
+const LATENCIES: [u64; 5] = [0, 100, 500, 2_000, 5_000];
+const RATES: [f64; 5] = [0.0, 0.1, 0.3, 0.5, 1.0];
+
+/// Moves one fault to its next (or previous) setting.
+pub fn cycle_fault(f: &mut Faults, item: FaultItem, forward: bool, ingredients: &[String]) {
+    fn next<T: PartialEq + Copy>(values: &[T], now: T, forward: bool) -> T {
+        let i = values.iter().position(|v| *v == now).unwrap_or(0);
+        let n = values.len();
+        values[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+    }
+    match item {
+        FaultItem::Latency => f.latency_ms = next(&LATENCIES, f.latency_ms, forward),
+        FaultItem::ErrorRate => f.error_rate = next(&RATES, f.error_rate, forward),
+        FaultItem::Drop => f.drop_rate = next(&RATES, f.drop_rate, forward),
+        FaultItem::Duplicate => f.duplicate_rate = next(&RATES, f.duplicate_rate, forward),
+        FaultItem::Pause => f.paused = !f.paused,
+        FaultItem::OutOfStock => {
+            // none → each ingredient in turn → none.
+            let mut options: Vec<Option<&String>> = vec![None];
+            options.extend(ingredients.iter().map(Some));
+            let now = f.out_of_stock.first();
+            let i = options.iter().position(|o| *o == now).unwrap_or(0);
+            let n = options.len();
+            let pick = options[if forward { (i + 1) % n } else { (i + n - 1) % n }];
+            f.out_of_stock = pick.map(|s| vec![s.clone()]).unwrap_or_default();
+        }
+    }
+}
+
+fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
+    if m.ui.focused() != Panel::Nodes {
+        m.ui.flash = Some(format!(
+            "`{c}` acts on a node: tab to the Nodes panel and select one"
+        ));
+        return Vec::new();
+    }
+    let Some(id) = m.selected(Panel::Nodes) else {
+        m.ui.flash = Some("no node selected".into());
+        return Vec::new();
+    };
+    let Some(row) = m.nodes.get(&id).cloned() else {
+        return Vec::new();
+    };
+    m.ui.selected.insert(Panel::Nodes, id.clone());
+    let shown = row.shown(m.now);
+    let alive = shown.is_alive();
+    let target = target(&row);
+    let confirm = |m: &mut Model, question: String, effect: Effect| {
+        m.ui.popup = Some(Popup::Confirm { question, effect });
+        Vec::new()
+    };
+    let flash = |m: &mut Model, text: String| {
+        m.ui.flash = Some(text);
+        Vec::new()
+    };
+    match c {
+        's' if alive => flash(
+            m,
+            format!("{id} is already running; + starts another {}", row.role),
+        ),
+        's' if row.owned => vec![Effect::Start(id)],
+        's' => flash(m, not_here(&id)),
+        'x' if !alive => flash(m, format!("{id} is not running")),
+        'x' if row.owned => confirm(
+            m,
+            format!("Stop {target}? SIGTERM now, SIGKILL after 5 s."),
+            Effect::Stop(id),
+        ),
+        'x' => confirm(
+            m,
+            format!("Ask {target} to stop?"),
+            Effect::Control(id, Control::Stop),
+        ),
+        'K' if !row.owned => flash(m, not_here(&id)),
+        'K' if !alive => flash(m, format!("{id} is not running")),
+        'K' => confirm(m, format!("kill -9 {target}?"), Effect::Kill(id)),
+        'p' if !alive => flash(m, format!("{id} is not running")),
+        'p' if row.owned => vec![Effect::Freeze(id, row.proc != Some(Proc::Frozen))],
+        'p' => {
+            let paused = shown == Shown::Paused;
+            vec![Effect::Control(
+                id,
+                if paused { Control::Resume } else { Control::Pause },
+            )]
+        }
+        'r' if !row.owned => flash(m, not_here(&id)),
+        'r' if !alive => vec![Effect::Start(id)],
+        'r' => confirm(m, format!("Restart {target}?"), Effect::Restart(id)),
+        '+' | '-' => scale(m, &row, c == '+'),
+        'f' if row.role == "broker" => flash(
+            m,
+            "the broker takes no injected faults: K kills it, p freezes it".into(),
+        ),
+        'f' if !alive => flash(m, format!("{id} is not running")),
+        'f' => {
+            let faults = row.status.as_ref().map(|s| s.faults.clone()).unwrap_or_default();
+            m.ui.popup = Some(Popup::Faults {
+                id,
+                cursor: 0,
+                faults,
+            });
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn scale(m: &mut Model, row: &NodeRow, up: bool) -> Vec<Effect> {
+    let Some(role) = Role::parse(&row.role).filter(|r| r.scales()) else {
+        m.ui.flash = Some(format!("{} does not scale", row.role));
+        return Vec::new();
+    };
+    let alive: Vec<&NodeRow> = m
+        .nodes
+        .values()
+        .filter(|n| n.role == row.role && n.shown(m.now).is_alive())
+        .collect();
+    let n = alive.len();
+    if up {
+        m.log
+            .push(m.now, Level::Info, format!("scale {role}: {n} → {}", n + 1));
+        return vec![Effect::ScaleUp(role)];
+    }
+    // Scale down by stopping the newest node of the role started here.
+    let newest = alive
+        .iter()
+        .filter(|n| n.owned)
+        .max_by_key(|n| (n.since, n.id.clone()))
+        .map(|n| (n.id.clone(), target(n)));
+    match newest {
+        Some((id, target)) => {
+            m.ui.popup = Some(Popup::Confirm {
+                question: format!("Scale {role} {n} → {}: stop {target}?", n - 1),
+                effect: Effect::Stop(id),
+            });
+        }
+        None => m.ui.flash = Some(format!("no {role} started here is running")),
+    }
+    Vec::new()
+}
+
+/// "kitchen-1 (pid 4242)".
+fn target(row: &NodeRow) -> String {
+    match row.pid {
+        Some(pid) => format!("{} (pid {pid})", row.id),
+        None => row.id.clone(),
+    }
+}
+
+fn not_here(id: &str) -> String {
+    format!("{id} was not started by this control room; it can only be paused, stopped or given faults")
+}

@@ -1,0 +1,25 @@
+//! The Pizza Platform control room.
+//!
+//! The Elm architecture: a [`model::Model`] of plain data, a pure
+//! [`update::update`] that takes a [`msg::Msg`] and returns [`msg::Effect`]s,
+//! and a [`ui::draw`] that only reads the model. Around them a thin shell:
+//!
+//! - [`app`]: carries out effects, collects messages (the shell).
+//! - [`supervisor`]: the node processes (start, stop, kill, freeze, scale).
+//! - [`feed`]: the control room's own broker connection.
+//! - [`customer`]: places orders over HTTP like a customer.
+//! - [`tty`] / [`headless`]: the two ways to run it.
+//! - [`topology`]: which nodes to start.
+
+pub mod app;
+pub mod customer;
+pub mod feed;
+pub mod headless;
+pub mod keys;
+pub mod model;
+pub mod msg;
+pub mod supervisor;
+pub mod topology;
+pub mod tty;
+pub mod ui;
+pub mod update;

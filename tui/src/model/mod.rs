@@ -1,0 +1,262 @@
+//! The model: everything the screen shows, as plain data. Only `update`
+//! changes it; the view only reads it.
+
+pub mod events;
+pub mod nodes;
+pub mod orders;
+pub mod queues;
+
+use contracts::api::DriverView;
+use contracts::status::Faults;
+use time::OffsetDateTime;
+
+pub use events::{EventLog, Level, LogLine};
+pub use nodes::{NodeRow, Nodes, Proc, Shown};
+pub use orders::{OrderBook, OrderEntry};
+pub use queues::{QueueRow, Queues};
+
+use crate::msg::Effect;
+
+/// The panels, in `tab` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Panel {
+    /// Node processes.
+    Nodes,
+    /// Work queues and DLQs.
+    Queues,
+    /// Orders.
+    Orders,
+    /// Drivers.
+    Drivers,
+    /// Events & alerts.
+    Events,
+}
+
+impl Panel {
+    /// Every panel, in `tab` order.
+    pub const ALL: [Panel; 5] = [
+        Panel::Nodes,
+        Panel::Queues,
+        Panel::Orders,
+        Panel::Drivers,
+        Panel::Events,
+    ];
+
+    /// Its title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Panel::Nodes => "Nodes",
+            Panel::Queues => "Queues",
+            Panel::Orders => "Orders",
+            Panel::Drivers => "Drivers",
+            Panel::Events => "Events & alerts",
+        }
+    }
+
+    /// The next (`forward`) or previous panel.
+    pub fn cycle(self, forward: bool) -> Panel {
+        let i = Panel::ALL.iter().position(|p| *p == self).unwrap_or(0);
+        let n = Panel::ALL.len();
+        Panel::ALL[if forward { (i + 1) % n } else { (i + n - 1) % n }]
+    }
+}
+
+/// A fault the fault menu can set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultItem {
+    /// Added latency per message or request.
+    Latency,
+    /// Share of messages or requests that fail.
+    ErrorRate,
+    /// Share of incoming messages dropped unacknowledged.
+    Drop,
+    /// Share of incoming messages handled twice.
+    Duplicate,
+    /// Take no work (the node stays connected).
+    Pause,
+    /// An ingredient the kitchen has run out of.
+    OutOfStock,
+}
+
+/// A popup over the panels; it takes the keys while open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Popup {
+    /// Every key.
+    Help,
+    /// A destructive action waiting for `y`.
+    Confirm {
+        /// The question, naming the target.
+        question: String,
+        /// What `y` does.
+        effect: Effect,
+    },
+    /// Faults for one node.
+    Faults {
+        /// The node.
+        id: String,
+        /// The selected line.
+        cursor: usize,
+        /// The faults as they will be sent.
+        faults: Faults,
+    },
+    /// How many orders to place.
+    Burst {
+        /// What has been typed.
+        input: String,
+    },
+    /// Stop the nodes or leave them running?
+    Quit,
+}
+
+/// A full view opened with `enter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// One order's state machine and trace timeline.
+    Order(String),
+    /// One queue's dead letters.
+    DeadLetters {
+        /// The queue (not the DLQ name).
+        queue: String,
+        /// The selected dead letter.
+        cursor: usize,
+    },
+}
+
+/// Where the operator is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Ui {
+    /// The focused panel.
+    pub focus: Option<Panel>,
+    /// The selected row of each panel, by id, so refreshing never moves it.
+    pub selected: std::collections::BTreeMap<Panel, String>,
+    /// The Orders filter.
+    pub filter: String,
+    /// Typing goes to the filter.
+    pub filtering: bool,
+    /// The open popup.
+    pub popup: Option<Popup>,
+    /// The open detail view.
+    pub detail: Option<Detail>,
+    /// The display does not follow data while frozen.
+    pub frozen: bool,
+    /// A one-line answer to the last key ("kitchen-1 is not running").
+    pub flash: Option<String>,
+}
+
+impl Ui {
+    /// The focused panel.
+    pub fn focused(&self) -> Panel {
+        self.focus.unwrap_or(Panel::Nodes)
+    }
+}
+
+/// Facts about this run, fixed at start.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunInfo {
+    /// The broker URL.
+    pub broker: String,
+    /// Where nodes keep state.
+    pub data_dir: String,
+    /// Where logs go.
+    pub log_dir: String,
+    /// Ingredients a kitchen can run out of (for the fault menu).
+    pub ingredients: Vec<String>,
+}
+
+/// Everything the control room knows.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The latest clock tick.
+    pub now: OffsetDateTime,
+    /// Fixed facts.
+    pub info: RunInfo,
+    /// Nodes by id.
+    pub nodes: Nodes,
+    /// Queues.
+    pub queues: Queues,
+    /// Orders.
+    pub orders: OrderBook,
+    /// Events & alerts.
+    pub log: EventLog,
+    /// The operator's place.
+    pub ui: Ui,
+    /// Whether the control room's own broker connection is up.
+    pub feed_up: bool,
+    /// Orders placed from the keyboard and still awaited.
+    pub placing: u32,
+    /// Something visible changed since the last draw.
+    pub dirty: bool,
+    /// Set when the control room should exit.
+    pub quitting: Option<bool>,
+}
+
+impl Model {
+    /// A fresh model at `now`.
+    pub fn new(info: RunInfo, now: OffsetDateTime) -> Model {
+        Model {
+            now,
+            info,
+            nodes: Nodes::new(),
+            queues: Queues::default(),
+            orders: OrderBook::with_cap(orders::DETAIL_CAP),
+            log: EventLog::default(),
+            ui: Ui::default(),
+            feed_up: false,
+            placing: 0,
+            dirty: true,
+            quitting: None,
+        }
+    }
+
+    /// Node ids in display order: by role (start order), then id.
+    pub fn node_ids(&self) -> Vec<String> {
+        let mut rows: Vec<&NodeRow> = self.nodes.values().collect();
+        rows.sort_by_key(|r| (role_rank(&r.role), r.id.clone()));
+        rows.into_iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// Every driver of every delivery node: (node id, driver).
+    pub fn drivers(&self) -> Vec<(String, DriverView)> {
+        self.nodes
+            .values()
+            .filter(|n| n.shown(self.now).is_alive())
+            .flat_map(|n| n.drivers().into_iter().map(move |d| (n.id.clone(), d)))
+            .collect()
+    }
+
+    /// The URL of an order service that is up.
+    pub fn order_url(&self) -> Option<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.role == "order" && n.shown(self.now) == Shown::Up)
+            .find_map(|n| n.figure_str("http").map(str::to_string))
+    }
+
+    /// The ids the focused panel can select, in display order.
+    pub fn selectable(&self, panel: Panel) -> Vec<String> {
+        match panel {
+            Panel::Nodes => self.node_ids(),
+            Panel::Queues => self.queues.names(),
+            Panel::Orders => self.orders.recent_ids(&self.ui.filter),
+            Panel::Drivers => self.drivers().into_iter().map(|(_, d)| d.driver).collect(),
+            Panel::Events => Vec::new(),
+        }
+    }
+
+    /// The selected id of `panel`: the remembered one if it is still there,
+    /// else the first row.
+    pub fn selected(&self, panel: Panel) -> Option<String> {
+        let ids = self.selectable(panel);
+        match self.ui.selected.get(&panel) {
+            Some(id) if ids.contains(id) => Some(id.clone()),
+            _ => ids.into_iter().next(),
+        }
+    }
+}
+
+/// The order roles are listed in.
+pub fn role_rank(role: &str) -> usize {
+    crate::topology::Role::parse(role)
+        .and_then(|r| crate::topology::Role::ALL.iter().position(|x| *x == r))
+        .unwrap_or(usize::MAX)
+}

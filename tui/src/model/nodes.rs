@@ -1,0 +1,239 @@
+//! The Nodes panel's data: what the supervisor knows of each process, merged
+//! with what the node says of itself in its heartbeat.
+
+use std::collections::BTreeMap;
+
+use contracts::api::DriverView;
+use contracts::status::{NodeState, NodeStatus};
+use time::OffsetDateTime;
+
+use crate::supervisor::signal_name;
+
+/// A heartbeat older than this means the node is not answering.
+pub const STALE_AFTER: time::Duration = time::Duration::seconds(3);
+
+/// The process as the supervisor sees it (only for nodes started here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proc {
+    /// Spawned; no heartbeat yet.
+    Starting,
+    /// Running (heartbeats decide the rest).
+    Running,
+    /// SIGSTOPped by the operator.
+    Frozen,
+    /// Asked to stop; not exited yet.
+    Stopping,
+    /// Exited.
+    Exited {
+        /// Exit code, if it exited.
+        code: Option<i32>,
+        /// Signal, if one ended it.
+        signal: Option<i32>,
+        /// Whether the control room asked for it.
+        expected: bool,
+    },
+    /// Could not be started.
+    Failed(String),
+}
+
+/// What the Nodes panel shows as a node's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Shown {
+    /// Started, not heard from yet.
+    Starting,
+    /// Working.
+    Up,
+    /// Paused: frozen by the operator, or taking no work.
+    Paused,
+    /// Finishing before it exits.
+    Stopping,
+    /// Stopped on purpose, or gone quietly.
+    Down,
+    /// Ended without being asked; the text says how.
+    Crashed(String),
+    /// Its process runs but it does not reach the broker.
+    Offline,
+}
+
+impl Shown {
+    /// The text in the state column.
+    pub fn label(&self) -> String {
+        match self {
+            Shown::Starting => "starting".into(),
+            Shown::Up => "up".into(),
+            Shown::Paused => "paused".into(),
+            Shown::Stopping => "stopping".into(),
+            Shown::Down => "down".into(),
+            Shown::Crashed(how) => format!("crashed ({how})"),
+            Shown::Offline => "offline".into(),
+        }
+    }
+
+    /// Whether the node runs (can be stopped, paused, killed).
+    pub fn is_alive(&self) -> bool {
+        !matches!(self, Shown::Down | Shown::Crashed(_))
+    }
+}
+
+/// One row of the Nodes panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeRow {
+    /// Node id.
+    pub id: String,
+    /// Role name.
+    pub role: String,
+    /// Started by this control room (so it can be killed, frozen, restarted).
+    pub owned: bool,
+    /// OS pid, from the supervisor or the heartbeat.
+    pub pid: Option<u32>,
+    /// The supervisor's view, for owned nodes.
+    pub proc: Option<Proc>,
+    /// The latest heartbeat.
+    pub status: Option<NodeStatus>,
+    /// When that heartbeat arrived.
+    pub heard_at: Option<OffsetDateTime>,
+    /// Since when the current process runs.
+    pub since: Option<OffsetDateTime>,
+    /// Messages handled per second, from the last two heartbeats.
+    pub rate: f64,
+    last_count: Option<(OffsetDateTime, u64)>,
+}
+
+impl NodeRow {
+    /// A row for a node known only by id and role so far.
+    pub fn new(id: &str, role: &str, owned: bool) -> NodeRow {
+        NodeRow {
+            id: id.to_string(),
+            role: role.to_string(),
+            owned,
+            pid: None,
+            proc: None,
+            status: None,
+            heard_at: None,
+            since: None,
+            rate: 0.0,
+            last_count: None,
+        }
+    }
+
+    /// Takes a heartbeat in.
+    pub fn heard(&mut self, status: NodeStatus, now: OffsetDateTime) {
+        let at = parse_time(&status.at).unwrap_or(now);
+        if status.state == NodeState::Offline {
+            self.rate = 0.0;
+            self.last_count = None;
+        } else {
+            if let Some((then, count)) = self.last_count {
+                let secs = (at - then).as_seconds_f64();
+                if secs > 0.2 && status.handled >= count {
+                    self.rate = (status.handled - count) as f64 / secs;
+                }
+            }
+            self.last_count = Some((at, status.handled));
+            if status.pid != 0 {
+                self.pid = Some(status.pid);
+            }
+            if self.since.is_none() {
+                self.since = parse_time(&status.started_at);
+            }
+            if self.proc == Some(Proc::Starting) {
+                self.proc = Some(Proc::Running);
+            }
+        }
+        self.heard_at = Some(now);
+        self.status = Some(status);
+    }
+
+    /// The state to show at `now`.
+    pub fn shown(&self, now: OffsetDateTime) -> Shown {
+        let beat = self.status.as_ref().map(|s| s.state);
+        let stale = self.heard_at.is_none_or(|t| now - t > STALE_AFTER);
+        match &self.proc {
+            Some(Proc::Starting) => Shown::Starting,
+            Some(Proc::Frozen) => Shown::Paused,
+            Some(Proc::Stopping) => Shown::Stopping,
+            Some(Proc::Exited { expected: true, .. }) => Shown::Down,
+            Some(Proc::Exited { code, signal, .. }) => Shown::Crashed(exit_text(*code, *signal)),
+            Some(Proc::Failed(_)) => Shown::Crashed("did not start".into()),
+            // The broker has no heartbeat; its process running is all there is.
+            Some(Proc::Running) if self.role == "broker" => Shown::Up,
+            Some(Proc::Running) => match beat {
+                Some(NodeState::Paused) => Shown::Paused,
+                Some(NodeState::Stopping) => Shown::Stopping,
+                Some(NodeState::Up) if !stale => Shown::Up,
+                _ => Shown::Offline,
+            },
+            None => match (beat, self.status.as_ref().map(|s| s.pid)) {
+                (Some(NodeState::Up), _) if !stale => Shown::Up,
+                (Some(NodeState::Paused), _) => Shown::Paused,
+                (Some(NodeState::Stopping), _) => Shown::Stopping,
+                // The broker publishes the last will (pid 0) for a dead connection.
+                (Some(NodeState::Offline), Some(0)) => Shown::Crashed("connection lost".into()),
+                (Some(NodeState::Offline), _) => Shown::Down,
+                _ => Shown::Offline,
+            },
+        }
+    }
+
+    /// Active faults as a short text ("" when none).
+    pub fn faults_text(&self) -> String {
+        let Some(s) = &self.status else {
+            return String::new();
+        };
+        let f = &s.faults;
+        let mut parts = Vec::new();
+        if f.latency_ms > 0 {
+            parts.push(format!("+{}ms", f.latency_ms));
+        }
+        if f.error_rate > 0.0 {
+            parts.push(format!("err {:.0}%", f.error_rate * 100.0));
+        }
+        if f.drop_rate > 0.0 {
+            parts.push(format!("drop {:.0}%", f.drop_rate * 100.0));
+        }
+        if f.duplicate_rate > 0.0 {
+            parts.push(format!("dup {:.0}%", f.duplicate_rate * 100.0));
+        }
+        if f.paused {
+            parts.push("paused".into());
+        }
+        if !f.out_of_stock.is_empty() {
+            parts.push(format!("no {}", f.out_of_stock.join(",")));
+        }
+        if let Some(b) = self.figure_str("breaker").filter(|b| *b != "closed") {
+            parts.push(format!("breaker {b}"));
+        }
+        parts.join(" ")
+    }
+
+    /// A string figure from the heartbeat.
+    pub fn figure_str(&self, key: &str) -> Option<&str> {
+        self.status.as_ref()?.figures.get(key)?.as_str()
+    }
+
+    /// The drivers a delivery node reports.
+    pub fn drivers(&self) -> Vec<DriverView> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.figures.get("drivers"))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// "exit 1", "SIGKILL".
+pub fn exit_text(code: Option<i32>, signal: Option<i32>) -> String {
+    match (code, signal) {
+        (_, Some(sig)) => signal_name(sig),
+        (Some(code), None) => format!("exit {code}"),
+        (None, None) => "gone".into(),
+    }
+}
+
+/// Parses RFC 3339, as every timestamp on the wire is.
+pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Every node, by id.
+pub type Nodes = BTreeMap<String, NodeRow>;

@@ -1,0 +1,99 @@
+//! What flows into `update` ([`Msg`]) and what comes out of it ([`Effect`]).
+//!
+//! Everything that happens is a message: a key, a heartbeat, an event, a
+//! child exiting, a clock tick. `update` never does I/O; it returns effects
+//! and the shell (app.rs) carries them out.
+
+use contracts::queue::{DeadLetter, QueueStats};
+use contracts::status::{Control, NodeStatus};
+use contracts::Envelope;
+use ratatui::crossterm::event::KeyEvent;
+use time::OffsetDateTime;
+
+use crate::supervisor::ChildEvent;
+use crate::topology::Role;
+
+/// Something that happened.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    /// A key press.
+    Key(KeyEvent),
+    /// The clock (every 250 ms).
+    Tick(OffsetDateTime),
+    /// The terminal changed size.
+    Resize,
+    /// A node heartbeat (or its last will).
+    Status(NodeStatus),
+    /// The keeper's queue figures.
+    Stats(QueueStats),
+    /// A domain event.
+    Event(Box<Envelope>),
+    /// A queue's dead letters, as the keeper lists them.
+    DeadLetters {
+        /// The queue (not the DLQ name).
+        queue: String,
+        /// Its dead letters.
+        items: Vec<DeadLetter>,
+    },
+    /// The control room's own broker connection came up or went down.
+    Feed {
+        /// Up or down.
+        connected: bool,
+        /// Why it went down.
+        detail: String,
+    },
+    /// A child process started, exited or failed to start.
+    Child(ChildEvent),
+    /// The supervisor refused an action.
+    Refused(String),
+    /// Orders placed from the keyboard came back.
+    Placed(PlaceOutcome),
+    /// SIGINT, SIGTERM or SIGHUP reached the control room.
+    Terminate,
+}
+
+/// How a batch of `POST /orders` went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaceOutcome {
+    /// Orders asked for.
+    pub requested: u32,
+    /// Ids of the orders accepted (201).
+    pub accepted: Vec<String>,
+    /// Refusals by "status code": how many, e.g. `"503 payment_unavailable"`.
+    pub refused: std::collections::BTreeMap<String, u32>,
+    /// The first refusal's message, for the log.
+    pub first_error: Option<String>,
+}
+
+/// Something for the shell to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Start a node that is down, by id.
+    Start(String),
+    /// Start one more node of a role.
+    ScaleUp(Role),
+    /// SIGTERM, then SIGKILL after the grace period.
+    Stop(String),
+    /// kill -9.
+    Kill(String),
+    /// SIGSTOP (`true`) or SIGCONT (`false`).
+    Freeze(String, bool),
+    /// Stop, then start again.
+    Restart(String),
+    /// Publish a control command to a node.
+    Control(String, Control),
+    /// Move dead letters back onto their queue (`None`: all of them).
+    Requeue(String, Option<u64>),
+    /// POST this many orders to the order service at `url`.
+    PlaceOrders {
+        /// The order service.
+        url: String,
+        /// How many.
+        count: u32,
+    },
+    /// Leave the control room.
+    Quit {
+        /// Stop every node started here (`false`: leave them running).
+        stop_nodes: bool,
+    },
+}

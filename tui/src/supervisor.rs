@@ -1,0 +1,537 @@
+//! The supervisor: owns the node processes the control room starts.
+//!
+//! Every node is this same binary re-executed as `control-room node <role>`
+//! (design.md: `cargo run --release` never builds `pizza-node`). Each child
+//! runs in its own process group with its output in a log file, so nothing it
+//! prints reaches the terminal the control room draws on.
+//!
+//! The supervisor never leaves orphans: [`Supervisor::shutdown`] stops every
+//! child (SIGTERM, then SIGKILL after a grace period), and dropping it kills
+//! whatever is left, which covers panics. [`Supervisor::detach`] is the one
+//! way to leave nodes running, and it is explicit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::net::TcpListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::topology::{NodeSpec, Role, Topology};
+
+/// How long a stopped node gets to finish before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Where the broker is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerTarget {
+    /// Start one (the topology's broker) on this free port.
+    Own {
+        /// The port it listens on (127.0.0.1).
+        port: u16,
+    },
+    /// Attach to one that already runs.
+    Attach {
+        /// `mqtt://HOST:PORT`.
+        url: String,
+    },
+}
+
+impl BrokerTarget {
+    /// The URL nodes and the control room connect to.
+    pub fn url(&self) -> String {
+        match self {
+            BrokerTarget::Own { port } => format!("mqtt://127.0.0.1:{port}"),
+            BrokerTarget::Attach { url } => url.clone(),
+        }
+    }
+}
+
+/// What the supervisor needs to start nodes.
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// The executable that understands `node <role> ...` (normally this one).
+    pub exe: PathBuf,
+    /// Nodes keep their state under `<data_dir>/<id>`.
+    pub data_dir: PathBuf,
+    /// Node logs go to `<log_dir>/<id>.log`.
+    pub log_dir: PathBuf,
+    /// The broker.
+    pub broker: BrokerTarget,
+    /// The topology: start order and flags for each role.
+    pub topology: Topology,
+}
+
+/// Something that happened to a child; becomes a message for the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// A node process started.
+    Spawned {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// OS process id.
+        pid: u32,
+    },
+    /// A node process ended.
+    Exited {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// Exit code, when it exited.
+        code: Option<i32>,
+        /// The signal that ended it, when one did.
+        signal: Option<i32>,
+        /// Whether the control room asked for it (stop, restart, scale down;
+        /// not kill -9, which stands for a crash).
+        expected: bool,
+    },
+    /// The control room asked a node to end (stop, kill, restart).
+    Stopping {
+        /// Node id.
+        id: String,
+    },
+    /// A node was frozen (SIGSTOP) or thawed (SIGCONT).
+    Frozen {
+        /// Node id.
+        id: String,
+        /// Frozen now.
+        frozen: bool,
+    },
+    /// A node could not be started.
+    Failed {
+        /// Node id.
+        id: String,
+        /// Why, for the operator.
+        error: String,
+    },
+}
+
+/// Why a supervisor action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// No node has this id.
+    #[error("no node `{0}` was started by this control room")]
+    Unknown(String),
+    /// The node is already running.
+    #[error("node `{0}` is already running")]
+    Running(String),
+    /// The node is not running.
+    #[error("node `{0}` is not running")]
+    NotRunning(String),
+    /// The process could not be started.
+    #[error("cannot start node `{id}`: {source}")]
+    Spawn {
+        /// Node id.
+        id: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No free port.
+    #[error("cannot find a free port for node `{id}`: {source}")]
+    Port {
+        /// Node id.
+        id: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+struct Proc {
+    child: Child,
+    pid: u32,
+    /// Set when the control room asked it to end; a deadline means SIGKILL then.
+    stopping: Option<Option<Instant>>,
+    /// Start it again once it has exited.
+    restart: bool,
+}
+
+/// Owns the node processes.
+pub struct Supervisor {
+    cfg: SupervisorConfig,
+    /// Every node ever started, by id: how to start it again.
+    specs: BTreeMap<String, NodeSpec>,
+    running: BTreeMap<String, Proc>,
+    /// Ports are chosen once per id so a restarted node keeps its address.
+    ports: HashMap<String, u16>,
+    detached: bool,
+}
+
+impl Supervisor {
+    /// A supervisor that has started nothing yet.
+    pub fn new(cfg: SupervisorConfig) -> Supervisor {
+        let mut ports = HashMap::new();
+        if let BrokerTarget::Own { port } = cfg.broker {
+            for n in cfg.topology.nodes.iter().filter(|n| n.role == Role::Broker) {
+                ports.insert(n.id.clone(), port);
+            }
+        }
+        Supervisor {
+            cfg,
+            specs: BTreeMap::new(),
+            running: BTreeMap::new(),
+            ports,
+            detached: false,
+        }
+    }
+
+    /// The broker URL every node gets.
+    pub fn broker_url(&self) -> String {
+        self.cfg.broker.url()
+    }
+
+    /// Where node logs go.
+    pub fn log_dir(&self) -> &Path {
+        &self.cfg.log_dir
+    }
+
+    /// Starts every node of the topology, in order.
+    pub fn start_topology(&mut self) -> Vec<ChildEvent> {
+        let specs = self.cfg.topology.nodes.clone();
+        specs.into_iter().map(|s| self.start_spec(s)).collect()
+    }
+
+    /// Starts a node that was started before (and has exited) by id.
+    pub fn start(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
+        if self.running.contains_key(id) {
+            return Err(SupervisorError::Running(id.to_string()));
+        }
+        let spec = self
+            .specs
+            .get(id)
+            .or_else(|| self.cfg.topology.nodes.iter().find(|n| n.id == id))
+            .cloned()
+            .ok_or_else(|| SupervisorError::Unknown(id.to_string()))?;
+        Ok(self.start_spec(spec))
+    }
+
+    /// Starts one more node of `role`, named `<role>-<n>` with the first free
+    /// n, with the flags the topology gives that role.
+    pub fn scale_up(&mut self, role: Role) -> ChildEvent {
+        let args = self
+            .cfg
+            .topology
+            .nodes
+            .iter()
+            .chain(self.specs.values())
+            .find(|n| n.role == role)
+            .map(|n| n.args.clone())
+            .unwrap_or_default();
+        let id = (1..)
+            .map(|n| format!("{role}-{n}"))
+            .find(|id| !self.running.contains_key(id) && !self.specs.contains_key(id))
+            .unwrap_or_else(|| role.to_string());
+        self.start_spec(NodeSpec { role, id, args })
+    }
+
+    fn start_spec(&mut self, spec: NodeSpec) -> ChildEvent {
+        let id = spec.id.clone();
+        match self.spawn(&spec) {
+            Ok(proc) => {
+                let pid = proc.pid;
+                self.running.insert(id.clone(), proc);
+                self.specs.insert(id.clone(), spec.clone());
+                ChildEvent::Spawned {
+                    id,
+                    role: spec.role,
+                    pid,
+                }
+            }
+            Err(e) => {
+                self.specs.insert(id.clone(), spec);
+                ChildEvent::Failed {
+                    id,
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
+    fn port_for(&mut self, id: &str) -> Result<u16, SupervisorError> {
+        if let Some(p) = self.ports.get(id) {
+            return Ok(*p);
+        }
+        let port = free_port().map_err(|source| SupervisorError::Port {
+            id: id.to_string(),
+            source,
+        })?;
+        self.ports.insert(id.to_string(), port);
+        Ok(port)
+    }
+
+    /// The HTTP address of a node the supervisor gave a port to.
+    pub fn http_url(&self, id: &str) -> Option<String> {
+        let spec = self.specs.get(id)?;
+        if !spec.role.serves_http() {
+            return None;
+        }
+        self.ports.get(id).map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// The command line for `spec` (without the executable).
+    fn args_for(&mut self, spec: &NodeSpec) -> Result<Vec<String>, SupervisorError> {
+        let mut args = vec![
+            "node".to_string(),
+            spec.role.to_string(),
+            "--id".into(),
+            spec.id.clone(),
+        ];
+        let data = self.cfg.data_dir.join(&spec.id);
+        let log = self.cfg.log_dir.join(format!("{}.log", spec.id));
+        args.extend(["--data-dir".into(), data.display().to_string()]);
+        args.extend(["--log-file".into(), log.display().to_string()]);
+        if spec.role == Role::Broker {
+            let port = self.port_for(&spec.id)?;
+            args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
+        } else {
+            args.extend(["--broker".into(), self.broker_url()]);
+        }
+        if spec.role.serves_http() {
+            let port = self.port_for(&spec.id)?;
+            args.extend(["--http".into(), format!("127.0.0.1:{port}")]);
+        }
+        if spec.role == Role::Order && !spec.args.iter().any(|a| a == "--payment-url") {
+            let payment = self
+                .cfg
+                .topology
+                .nodes
+                .iter()
+                .find(|n| n.role == Role::Payment)
+                .map(|n| n.id.clone());
+            if let Some(payment) = payment {
+                let port = self.port_for(&payment)?;
+                args.extend(["--payment-url".into(), format!("http://127.0.0.1:{port}")]);
+            }
+        }
+        args.extend(spec.args.iter().cloned());
+        Ok(args)
+    }
+
+    fn spawn(&mut self, spec: &NodeSpec) -> Result<Proc, SupervisorError> {
+        let args = self.args_for(spec)?;
+        let spawn_err = |source| SupervisorError::Spawn {
+            id: spec.id.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&self.cfg.log_dir).map_err(spawn_err)?;
+        let out = output_file(&self.cfg.log_dir, &spec.id).map_err(spawn_err)?;
+        let err = out.try_clone().map_err(spawn_err)?;
+        let child = Command::new(&self.cfg.exe)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            // Own process group: a ^C in the shell after a detach does not
+            // reach the nodes, and no child shares the terminal.
+            .process_group(0)
+            .spawn()
+            .map_err(spawn_err)?;
+        tracing::info!(id = %spec.id, pid = child.id(), ?args, "started node");
+        Ok(Proc {
+            pid: child.id(),
+            child,
+            stopping: None,
+            restart: false,
+        })
+    }
+
+    /// Asks a node to stop: SIGTERM now, SIGKILL after [`STOP_GRACE`].
+    pub fn stop(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
+        let p = self.proc(id)?;
+        signal(p.pid, libc::SIGTERM);
+        // A frozen process cannot handle SIGTERM until it runs again.
+        signal(p.pid, libc::SIGCONT);
+        p.stopping = Some(Some(Instant::now() + STOP_GRACE));
+        Ok(ChildEvent::Stopping { id: id.to_string() })
+    }
+
+    /// kill -9: a crash on purpose, so its exit shows as a crash.
+    pub fn kill(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
+        let p = self.proc(id)?;
+        signal(p.pid, libc::SIGKILL);
+        p.stopping = None;
+        p.restart = false;
+        Ok(ChildEvent::Stopping { id: id.to_string() })
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) a node.
+    pub fn freeze(&mut self, id: &str, frozen: bool) -> Result<ChildEvent, SupervisorError> {
+        let p = self.proc(id)?;
+        signal(p.pid, if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+        Ok(ChildEvent::Frozen {
+            id: id.to_string(),
+            frozen,
+        })
+    }
+
+    /// Stops a node and starts it again once it has exited.
+    pub fn restart(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
+        let event = self.stop(id)?;
+        if let Some(p) = self.running.get_mut(id) {
+            p.restart = true;
+        }
+        Ok(event)
+    }
+
+    fn proc(&mut self, id: &str) -> Result<&mut Proc, SupervisorError> {
+        self.running
+            .get_mut(id)
+            .ok_or_else(|| SupervisorError::NotRunning(id.to_string()))
+    }
+
+    /// Whether `id` runs under this supervisor.
+    pub fn is_running(&self, id: &str) -> bool {
+        self.running.contains_key(id)
+    }
+
+    /// The ids of running nodes.
+    pub fn running_ids(&self) -> Vec<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// Reaps exited children, escalates overdue stops to SIGKILL and starts
+    /// nodes waiting to restart. Call it often (every tick).
+    pub fn poll(&mut self) -> Vec<ChildEvent> {
+        let now = Instant::now();
+        let mut events = Vec::new();
+        let mut restart = Vec::new();
+        let ids: Vec<String> = self.running.keys().cloned().collect();
+        for id in ids {
+            let Some(p) = self.running.get_mut(&id) else {
+                continue;
+            };
+            match p.child.try_wait() {
+                Ok(Some(status)) => {
+                    let expected = p.stopping.is_some();
+                    if p.restart {
+                        restart.push(id.clone());
+                    }
+                    self.running.remove(&id);
+                    events.push(exited(&id, self.role_of(&id), status, expected));
+                }
+                Ok(None) => {
+                    if let Some(Some(deadline)) = p.stopping {
+                        if now >= deadline {
+                            tracing::warn!(%id, "did not stop within the grace period; SIGKILL");
+                            signal(p.pid, libc::SIGKILL);
+                            p.stopping = Some(None);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(%id, error = %e, "cannot check the node process"),
+            }
+        }
+        for id in restart {
+            if let Some(spec) = self.specs.get(&id).cloned() {
+                events.push(self.start_spec(spec));
+            }
+        }
+        events
+    }
+
+    fn role_of(&self, id: &str) -> Role {
+        self.specs.get(id).map(|s| s.role).unwrap_or(Role::Kitchen)
+    }
+
+    /// Stops every node (the broker last, so the others can say goodbye),
+    /// waiting up to `grace` before SIGKILL. Returns what exited.
+    pub fn shutdown(&mut self, grace: Duration) -> Vec<ChildEvent> {
+        let (brokers, others): (Vec<String>, Vec<String>) = self
+            .running
+            .keys()
+            .cloned()
+            .partition(|id| self.role_of(id) == Role::Broker);
+        let mut events = self.stop_and_wait(&others, grace);
+        events.extend(self.stop_and_wait(&brokers, grace));
+        events
+    }
+
+    fn stop_and_wait(&mut self, ids: &[String], grace: Duration) -> Vec<ChildEvent> {
+        for id in ids {
+            let _ = self.stop(id);
+            if let Some(p) = self.running.get_mut(id) {
+                p.restart = false;
+                p.stopping = Some(Some(Instant::now() + grace));
+            }
+        }
+        let mut events = Vec::new();
+        let deadline = Instant::now() + grace + Duration::from_secs(2);
+        while ids.iter().any(|id| self.running.contains_key(id)) && Instant::now() < deadline {
+            events.extend(self.poll());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        events
+    }
+
+    /// Leaves every running node running and forgets it: the control room
+    /// may exit without stopping them. Returns their ids and pids.
+    pub fn detach(&mut self) -> Vec<(String, u32)> {
+        self.detached = true;
+        std::mem::take(&mut self.running)
+            .into_iter()
+            .map(|(id, p)| (id, p.pid))
+            .collect()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        if self.detached && self.running.is_empty() {
+            return;
+        }
+        // A panic or an early return: no orphans, whatever happened.
+        for p in self.running.values_mut() {
+            signal(p.pid, libc::SIGKILL);
+            let _ = p.child.wait();
+        }
+    }
+}
+
+fn exited(id: &str, role: Role, status: ExitStatus, expected: bool) -> ChildEvent {
+    ChildEvent::Exited {
+        id: id.to_string(),
+        role,
+        code: status.code(),
+        signal: status.signal(),
+        expected,
+    }
+}
+
+fn output_file(dir: &Path, id: &str) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("{id}.out")))
+}
+
+/// Sends `sig` to `pid`. The pid is one of our own children, still unreaped,
+/// so it cannot have been recycled for another process.
+fn signal(pid: u32, sig: libc::c_int) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, sig);
+    }
+}
+
+/// A port nobody listens on right now (127.0.0.1).
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A signal number as people know it.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        n => format!("signal {n}"),
+    }
+}

@@ -1,0 +1,115 @@
+//! The interactive control room: the terminal, the keyboard, signals and the
+//! frame clock around an [`App`].
+//!
+//! Draws at most ~30 times a second and only when the model changed, so an
+//! idle control room costs next to nothing. The terminal is restored on every
+//! way out: a normal quit, an error, a panic (ratatui's hook) and a signal.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::app::{App, Ending, TICK};
+use crate::msg::Msg;
+
+/// The shortest time between two frames.
+pub const FRAME: Duration = Duration::from_millis(33);
+
+/// Messages handled before a frame is drawn, at most (keeps keys responsive
+/// under a flood of events).
+const BATCH: usize = 2_000;
+
+/// Runs the control room until the operator quits.
+pub async fn run(mut app: App) -> anyhow::Result<Ending> {
+    let mut terminal = ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
+    let stop_keys = Arc::new(AtomicBool::new(false));
+    let keys = spawn_key_reader(app.sender(), stop_keys.clone());
+    forward_signals(app.sender());
+
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_frame = Instant::now() - FRAME;
+    let drawn: anyhow::Result<()> = async {
+        loop {
+            let wait = app
+                .model
+                .dirty
+                .then(|| (last_frame + FRAME).saturating_duration_since(Instant::now()));
+            let msg = match wait {
+                Some(wait) => tokio::select! {
+                    msg = app.next(&mut tick) => Some(msg),
+                    _ = tokio::time::sleep(wait) => None,
+                },
+                None => Some(app.next(&mut tick).await),
+            };
+            if let Some(msg) = msg {
+                app.handle(msg);
+                for _ in 0..BATCH {
+                    match app.try_next() {
+                        Some(msg) => app.handle(msg),
+                        None => break,
+                    }
+                }
+            }
+            if app.model.quitting.is_some() {
+                return Ok(());
+            }
+            if app.model.dirty && last_frame.elapsed() >= FRAME {
+                terminal.draw(|f| crate::ui::draw(f, &app.model))?;
+                app.model.dirty = false;
+                last_frame = Instant::now();
+            }
+        }
+    }
+    .await;
+    stop_keys.store(true, Ordering::Relaxed);
+    ratatui::restore();
+    let _ = keys.join();
+    drawn?;
+    Ok(app.finish().await)
+}
+
+/// Reads keys on a thread of its own (crossterm's read blocks).
+fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            match event::poll(Duration::from_millis(100)) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(_) => return,
+            }
+            let msg = match event::read() {
+                Ok(Event::Key(key)) => Msg::Key(key),
+                Ok(Event::Resize(..)) => Msg::Resize,
+                Ok(_) => continue,
+                Err(_) => return,
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// SIGINT, SIGTERM and SIGHUP become [`Msg::Terminate`]: stop the nodes, quit.
+pub fn forward_signals(tx: UnboundedSender<Msg>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        let Ok(mut stream) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while stream.recv().await.is_some() {
+                if tx.send(Msg::Terminate).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}

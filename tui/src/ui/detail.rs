@@ -1,0 +1,191 @@
+//! Full views opened with `enter`: one order's state machine with its trace
+//! timeline, and one queue's dead letters.
+
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+use super::orders::state_color;
+use super::{clock, selected_style};
+use crate::model::Model;
+
+fn frame_block(title: String) -> Block<'static> {
+    Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(Color::Cyan))
+        .title(Span::styled(title, Style::new().bold().fg(Color::Cyan)))
+}
+
+pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
+    let block = frame_block(format!(" Order {id} "));
+    let Some(e) = m.orders.get(id) else {
+        let text =
+            Paragraph::new("This order is no longer in memory (only the most recent keep their detail).")
+                .block(block);
+        frame.render_widget(text, area);
+        return;
+    };
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let steps = e.steps();
+    let [summary, table, timeline] =
+        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(7)]).areas(inner);
+
+    let state = e.state_label();
+    let trace = e
+        .fold
+        .applied()
+        .first()
+        .map(|x| x.trace_id.clone())
+        .unwrap_or_default();
+    let who = e
+        .fold
+        .placed()
+        .map(|p| {
+            format!(
+                "{} · {} · {} item(s)",
+                p.customer.name,
+                p.customer.address,
+                p.items.len()
+            )
+        })
+        .unwrap_or_default();
+    let mut first = vec![
+        Span::raw("state ").dark_gray(),
+        Span::styled(state.to_string(), Style::new().bold().fg(state_color(state))),
+        Span::raw("  trace ").dark_gray(),
+        Span::raw(trace),
+    ];
+    if e.fold.held_back() > 0 {
+        let gaps: Vec<String> = e
+            .fold
+            .gaps()
+            .iter()
+            .map(|g| format!("{}..{}", g.start(), g.end()))
+            .collect();
+        first.push(Span::raw(format!("  waiting for seq {}", gaps.join(","))).fg(Color::Magenta));
+    }
+    frame.render_widget(
+        Paragraph::new(vec![Line::from(first), Line::from(who).dark_gray()]),
+        summary,
+    );
+
+    let t0 = e.first_at;
+    let rows = steps.iter().map(|s| {
+        Row::new(vec![
+            Cell::from(s.seq.to_string()),
+            Cell::from(clock(s.at)),
+            Cell::from(format!("+{} ms", (s.at - t0).whole_milliseconds())),
+            Cell::from(s.kind.clone()),
+            Cell::from(s.state).style(Style::new().fg(state_color(s.state))),
+            Cell::from(s.source.clone()),
+        ])
+    });
+    let rejected = e.fold.rejected().iter().map(|r| {
+        Row::new(vec![
+            Cell::from(r.envelope.seq.to_string()),
+            Cell::from(clock(r.envelope.occurred_at)),
+            Cell::from(""),
+            Cell::from(r.envelope.kind.clone()),
+            Cell::from("skipped"),
+            Cell::from(r.error.to_string()),
+        ])
+        .fg(Color::Red)
+    });
+    let header = Row::new(["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY"])
+        .dark_gray()
+        .bold();
+    let widths = [
+        Constraint::Length(4),
+        Constraint::Length(9),
+        Constraint::Length(10),
+        Constraint::Length(18),
+        Constraint::Length(17),
+        Constraint::Min(8),
+    ];
+    let table_block = Block::new().title(Span::raw("state machine").dark_gray());
+    frame.render_widget(
+        Table::new(rows.chain(rejected), widths)
+            .header(header)
+            .block(table_block),
+        table,
+    );
+
+    // The trace timeline: one bar per stage, scaled to the longest.
+    let stages = e.timeline();
+    let longest = stages
+        .iter()
+        .filter_map(|(_, d)| *d)
+        .map(|d| d.whole_milliseconds())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bar_room = timeline.width.saturating_sub(28) as i128;
+    let mut lines = vec![Line::from(Span::raw("trace timeline").dark_gray())];
+    for (label, d) in stages {
+        let line = match d {
+            Some(d) => {
+                let ms = d.whole_milliseconds();
+                let len = ((ms * bar_room) / longest).max(1) as usize;
+                Line::from(vec![
+                    Span::raw(format!("{label:<12}")),
+                    Span::raw(format!("{ms:>9} ms ")),
+                    Span::styled("█".repeat(len), Style::new().fg(Color::Cyan)),
+                ])
+            }
+            None => Line::from(vec![
+                Span::raw(format!("{label:<12}")),
+                Span::raw("        - ").dark_gray(),
+            ]),
+        };
+        lines.push(line);
+    }
+    frame.render_widget(Paragraph::new(lines), timeline);
+}
+
+pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, cursor: usize, area: Rect) {
+    let items = m.queues.dead.get(queue).map(Vec::as_slice).unwrap_or(&[]);
+    let block = frame_block(format!(" {queue}.dlq: {} dead letter(s) ", items.len()));
+    if items.is_empty() {
+        let text = Paragraph::new(
+            "No dead letters. A message lands here after its last attempt fails, or when it cannot be read.",
+        )
+        .wrap(Wrap { trim: true })
+        .block(block);
+        frame.render_widget(text, area);
+        return;
+    }
+    let rows = items.iter().map(|d| {
+        let what = d
+            .envelope
+            .as_ref()
+            .map(|e| format!("{} {}", e.kind, e.order_id))
+            .or_else(|| d.raw.clone())
+            .unwrap_or_default();
+        Row::new(vec![
+            Cell::from(d.id.to_string()),
+            Cell::from(d.attempts.to_string()),
+            Cell::from(d.at.clone()),
+            Cell::from(d.reason.clone()).fg(Color::Red),
+            Cell::from(what),
+        ])
+    });
+    let header = Row::new(["ID", "TRIES", "AT", "REASON", "MESSAGE"])
+        .dark_gray()
+        .bold();
+    let widths = [
+        Constraint::Length(6),
+        Constraint::Length(5),
+        Constraint::Length(20),
+        Constraint::Percentage(40),
+        Constraint::Min(10),
+    ];
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(selected_style());
+    let index = Some(cursor.min(items.len() - 1));
+    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+}

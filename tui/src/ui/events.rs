@@ -1,0 +1,38 @@
+//! The Events & alerts panel: newest first, alerts in red.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use super::clock;
+use crate::model::{Level, Model};
+
+/// The style of a log level.
+pub fn level_style(level: Level) -> Style {
+    match level {
+        Level::Event => Style::new(),
+        Level::Info => Style::new().fg(Color::Cyan),
+        Level::Warn => Style::new().fg(Color::Yellow),
+        Level::Alert => Style::new().fg(Color::Red),
+    }
+}
+
+pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'static>) {
+    let height = area.height.saturating_sub(2) as usize;
+    let lines: Vec<Line> = m
+        .log
+        .newest()
+        .take(height)
+        .map(|l| {
+            Line::from(vec![
+                Span::styled(format!("{} ", clock(l.at)), Style::new().fg(Color::DarkGray)),
+                Span::styled(l.text.clone(), level_style(l.level)),
+            ])
+        })
+        .collect();
+    let title = format!(" {} alerts ", m.log.alerts());
+    let block = block.title_bottom(Line::from(title).right_aligned());
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

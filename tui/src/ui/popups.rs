@@ -1,0 +1,157 @@
+//! Popups: help, confirmations, the fault menu, the burst prompt, quit.
+
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::style::{Color, Style, Stylize};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use ratatui::Frame;
+
+use crate::keys::fault_items;
+use crate::model::{FaultItem, Model, Popup};
+
+/// Every key, for `?`.
+pub const HELP: &[(&str, &str)] = &[
+    ("tab / shift-tab", "next / previous panel"),
+    ("j k ↑ ↓ g G", "select (by id: a refreshing list never moves it)"),
+    ("/", "filter orders (id, state, kitchen, driver)"),
+    ("enter", "order detail, or a queue's dead letters"),
+    ("esc", "back, clear the filter"),
+    ("s", "start the selected node (if down)"),
+    ("x", "stop it: SIGTERM, then SIGKILL after 5 s"),
+    ("K", "kill -9 it"),
+    ("p", "pause / resume it (SIGSTOP / SIGCONT)"),
+    ("r", "restart it"),
+    ("+ / -", "one more / one fewer node of its role"),
+    ("f", "fault menu: latency, errors, drop, duplicate, stock"),
+    ("o / O", "place one order / a burst"),
+    ("r / A", "in dead letters: re-queue one / all"),
+    ("space", "freeze the display"),
+    ("q / ctrl-c", "quit (stop the nodes, or leave them running)"),
+];
+
+pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
+    let Some(popup) = &m.ui.popup else { return };
+    match popup {
+        Popup::Help => {
+            let lines: Vec<Line> = HELP
+                .iter()
+                .map(|(k, what)| {
+                    Line::from(vec![
+                        Span::styled(format!("{k:>16}  "), Style::new().fg(Color::Cyan).bold()),
+                        Span::raw(*what),
+                    ])
+                })
+                .collect();
+            show(frame, area, " Keys (any key closes) ", lines, 76);
+        }
+        Popup::Confirm { question, .. } => {
+            let lines = vec![
+                Line::from(question.clone()).bold(),
+                Line::default(),
+                answer_line(&[("y/enter", "yes"), ("n/esc", "no")]),
+            ];
+            show(frame, area, " Confirm ", lines, 64);
+        }
+        Popup::Quit => {
+            let owned = m
+                .nodes
+                .values()
+                .filter(|n| n.owned && n.shown(m.now).is_alive())
+                .count();
+            let lines = vec![
+                Line::from(format!("{owned} node(s) started here are running.")),
+                Line::default(),
+                answer_line(&[("enter/s", "stop them and quit")]),
+                answer_line(&[("d", "leave them running and quit")]),
+                answer_line(&[("esc", "stay")]),
+            ];
+            show(frame, area, " Quit ", lines, 50);
+        }
+        Popup::Burst { input } => {
+            let lines = vec![
+                Line::from(vec![
+                    Span::raw("How many orders? "),
+                    Span::styled(input.clone(), Style::new().bold().fg(Color::Cyan)),
+                    Span::raw("▏").fg(Color::Cyan),
+                ]),
+                Line::default(),
+                answer_line(&[("enter", "place them"), ("esc", "cancel")]),
+            ];
+            show(frame, area, " Burst ", lines, 44);
+        }
+        Popup::Faults { id, cursor, faults } => {
+            let role = m.nodes.get(id).map(|n| n.role.as_str()).unwrap_or("");
+            let mut lines = Vec::new();
+            for (i, item) in fault_items(role).into_iter().enumerate() {
+                let (name, value) = match item {
+                    FaultItem::Latency => ("latency", format!("{} ms", faults.latency_ms)),
+                    FaultItem::ErrorRate => ("error rate", percent(faults.error_rate)),
+                    FaultItem::Drop => ("drop", percent(faults.drop_rate)),
+                    FaultItem::Duplicate => ("duplicate", percent(faults.duplicate_rate)),
+                    FaultItem::Pause => ("take no work", if faults.paused { "yes" } else { "no" }.into()),
+                    FaultItem::OutOfStock => (
+                        "out of stock",
+                        faults
+                            .out_of_stock
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| "nothing".into()),
+                    ),
+                };
+                let style = if i == *cursor {
+                    Style::new().bold().fg(Color::Black).bg(Color::Cyan)
+                } else {
+                    Style::new()
+                };
+                lines.push(Line::from(Span::styled(
+                    format!(" {name:<14} {value:<14}"),
+                    style,
+                )));
+            }
+            lines.push(Line::default());
+            lines.push(answer_line(&[("j/k", "select"), ("enter/h/l", "change")]));
+            lines.push(answer_line(&[("c", "clear all"), ("esc", "close")]));
+            show(frame, area, &format!(" Faults: {id} "), lines, 44);
+        }
+    }
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.0}%", rate * 100.0)
+}
+
+fn answer_line(answers: &[(&str, &str)]) -> Line<'static> {
+    let mut spans = Vec::new();
+    for (key, what) in answers {
+        spans.push(Span::styled(
+            format!("{key} "),
+            Style::new().fg(Color::Cyan).bold(),
+        ));
+        spans.push(Span::raw(format!("{what}   ")));
+    }
+    Line::from(spans)
+}
+
+/// A bordered box in the middle of `area`, cleared underneath.
+fn show(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16) {
+    let width = width.min(area.width.saturating_sub(2));
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let [row] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(row);
+    frame.render_widget(Clear, rect);
+    let block = Block::bordered()
+        .border_type(BorderType::Rounded)
+        .border_style(Style::new().fg(Color::Yellow))
+        .title(Span::styled(
+            title.to_string(),
+            Style::new().bold().fg(Color::Yellow),
+        ));
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(block),
+        rect,
+    );
+}

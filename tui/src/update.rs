@@ -1,0 +1,290 @@
+//! `update`: the one place the model changes. Pure: no I/O, no clock, no
+//! randomness; what must happen outside comes back as [`Effect`]s.
+
+use contracts::events::{self, kind};
+use contracts::status::{NodeState, NodeStatus};
+use contracts::Envelope;
+
+use crate::keys;
+use crate::model::orders::short_id;
+use crate::model::{Level, Model, NodeRow, Proc};
+use crate::msg::{Effect, Msg, PlaceOutcome};
+use crate::supervisor::ChildEvent;
+
+/// Applies `msg` to the model and says what the shell must do.
+pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Tick(now) => {
+            // Ages and uptimes show whole seconds: redraw once a second.
+            if now.unix_timestamp() != m.now.unix_timestamp() {
+                data_changed(m);
+            }
+            m.now = now;
+            Vec::new()
+        }
+        Msg::Resize => {
+            m.dirty = true;
+            Vec::new()
+        }
+        Msg::Key(key) => {
+            m.dirty = true;
+            keys::on_key(m, key)
+        }
+        Msg::Status(status) => {
+            on_status(m, status);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Stats(stats) => {
+            m.queues.report(stats);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Event(env) => {
+            on_event(m, *env);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::DeadLetters { queue, items } => {
+            m.queues.dead.insert(queue, items);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Feed { connected, detail } => {
+            if connected != m.feed_up {
+                let (level, text) = if connected {
+                    (Level::Info, "connected to the broker".to_string())
+                } else {
+                    (Level::Alert, format!("lost the broker: {detail}; reconnecting"))
+                };
+                m.log.push(m.now, level, text);
+            }
+            m.feed_up = connected;
+            if connected {
+                // The broker answers; a broker started here is up.
+                for row in m.nodes.values_mut().filter(|r| r.role == "broker") {
+                    if row.proc == Some(Proc::Starting) {
+                        row.proc = Some(Proc::Running);
+                    }
+                }
+            }
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Child(event) => {
+            on_child(m, event);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Refused(text) => {
+            m.log.push(m.now, Level::Warn, text.clone());
+            m.ui.flash = Some(text);
+            m.dirty = true;
+            Vec::new()
+        }
+        Msg::Placed(outcome) => {
+            on_placed(m, outcome);
+            data_changed(m);
+            Vec::new()
+        }
+        Msg::Terminate => {
+            m.quitting = Some(true);
+            vec![Effect::Quit { stop_nodes: true }]
+        }
+    }
+}
+
+/// Data changed: redraw, unless the operator froze the display.
+fn data_changed(m: &mut Model) {
+    if !m.ui.frozen {
+        m.dirty = true;
+    }
+}
+
+fn on_status(m: &mut Model, status: NodeStatus) {
+    let now = m.now;
+    let row = m
+        .nodes
+        .entry(status.id.clone())
+        .or_insert_with(|| NodeRow::new(&status.id, &status.role, false));
+    let before = row.status.clone();
+    let was_proc = row.proc.clone();
+    let id = status.id.clone();
+    let breaker_before = row.figure_str("breaker").map(str::to_string);
+    row.heard(status, now);
+    let breaker_after = row.figure_str("breaker").map(str::to_string);
+    let status = row.status.clone();
+    let Some(status) = status else { return };
+
+    if let (Some(b), Some(a)) = (&breaker_before, &breaker_after) {
+        if a != b {
+            let level = if a == "open" { Level::Alert } else { Level::Warn };
+            m.log.push(now, level, format!("{id}: circuit breaker {b} → {a}"));
+        }
+    }
+    let was = before.as_ref().map(|s| s.state);
+    if was != Some(status.state) {
+        let pid = status.pid;
+        match status.state {
+            NodeState::Up => m.log.push(now, Level::Info, format!("{id} is up (pid {pid})")),
+            NodeState::Paused => m
+                .log
+                .push(now, Level::Warn, format!("{id} paused: taking no work")),
+            NodeState::Stopping => m.log.push(now, Level::Info, format!("{id} is stopping")),
+            NodeState::Offline if pid == 0 && matches!(was_proc, None | Some(Proc::Running)) => m.log.push(
+                now,
+                Level::Alert,
+                format!("{id} lost its broker connection (last will)"),
+            ),
+            _ => {}
+        }
+    }
+    if let Some(b) = &before {
+        if b.faults != status.faults {
+            let text = m.nodes.get(&id).map(|r| r.faults_text()).unwrap_or_default();
+            let text = if text.is_empty() { "none".to_string() } else { text };
+            m.log.push(now, Level::Warn, format!("{id}: faults now {text}"));
+        }
+    }
+}
+
+fn on_event(m: &mut Model, env: Envelope) {
+    let (level, text) = describe(&env);
+    m.log.push(env.occurred_at, level, text);
+    m.orders.offer(env);
+}
+
+/// A log line for a domain event.
+pub fn describe(env: &Envelope) -> (Level, String) {
+    let id = short_id(&env.order_id);
+    let by = &env.source;
+    let reason = || {
+        env.payload
+            .get("reason")
+            .and_then(|r| r.as_str())
+            .unwrap_or("no reason given")
+            .to_string()
+    };
+    match env.kind.as_str() {
+        kind::QUEUE_DEAD_LETTERED => {
+            let dl = events::decode::<events::QueueDeadLettered>(env);
+            let text = match dl {
+                Ok(d) => format!(
+                    "DLQ {}: {} after {} attempt(s){}",
+                    d.queue,
+                    d.reason,
+                    d.attempts,
+                    d.order_id
+                        .map(|o| format!(", order {}", short_id(&o)))
+                        .unwrap_or_default()
+                ),
+                Err(e) => format!("DLQ: an alert that cannot be read: {e}"),
+            };
+            (Level::Alert, text)
+        }
+        kind::ORDER_REJECTED | kind::ORDER_FAILED => {
+            (Level::Alert, format!("{:<17} {id} {} ← {by}", env.kind, reason()))
+        }
+        kind::ORDER_CANCELLING | kind::ORDER_CANCELLED => {
+            (Level::Warn, format!("{:<17} {id} {} ← {by}", env.kind, reason()))
+        }
+        kind::DRIVER_ASSIGNED | kind::ORDER_DELIVERED => {
+            let driver = env.payload.get("driver").and_then(|d| d.as_str()).unwrap_or("?");
+            (Level::Event, format!("{:<17} {id} {driver} ← {by}", env.kind))
+        }
+        _ => (Level::Event, format!("{:<17} {id} ← {by}", env.kind)),
+    }
+}
+
+fn on_child(m: &mut Model, event: ChildEvent) {
+    let now = m.now;
+    match event {
+        ChildEvent::Spawned { id, role, pid } => {
+            let row = m
+                .nodes
+                .entry(id.clone())
+                .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
+            *row = NodeRow::new(&id, role.as_str(), true);
+            row.pid = Some(pid);
+            row.proc = Some(if m.feed_up && role == crate::topology::Role::Broker {
+                Proc::Running
+            } else {
+                Proc::Starting
+            });
+            row.since = Some(now);
+            m.log.push(now, Level::Info, format!("started {id} (pid {pid})"));
+        }
+        ChildEvent::Exited {
+            id,
+            role,
+            code,
+            signal,
+            expected,
+        } => {
+            let row = m
+                .nodes
+                .entry(id.clone())
+                .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
+            row.proc = Some(Proc::Exited {
+                code,
+                signal,
+                expected,
+            });
+            row.rate = 0.0;
+            let how = crate::model::nodes::exit_text(code, signal);
+            if expected {
+                m.log.push(now, Level::Info, format!("{id} stopped ({how})"));
+            } else {
+                m.log.push(now, Level::Alert, format!("{id} crashed ({how})"));
+            }
+        }
+        ChildEvent::Stopping { id } => {
+            if let Some(row) = m.nodes.get_mut(&id) {
+                row.proc = Some(Proc::Stopping);
+            }
+        }
+        ChildEvent::Frozen { id, frozen } => {
+            if let Some(row) = m.nodes.get_mut(&id) {
+                row.proc = Some(if frozen { Proc::Frozen } else { Proc::Running });
+                let text = if frozen {
+                    format!("{id} frozen (SIGSTOP): its heartbeat stops, its lease will expire")
+                } else {
+                    format!("{id} thawed (SIGCONT)")
+                };
+                m.log.push(now, Level::Warn, text);
+            }
+        }
+        ChildEvent::Failed { id, error } => {
+            let row = m
+                .nodes
+                .entry(id.clone())
+                .or_insert_with(|| NodeRow::new(&id, "?", true));
+            row.proc = Some(Proc::Failed(error.clone()));
+            m.log.push(now, Level::Alert, error);
+        }
+    }
+}
+
+fn on_placed(m: &mut Model, o: PlaceOutcome) {
+    m.placing = m.placing.saturating_sub(o.requested);
+    let accepted = o.accepted.len();
+    if o.refused.is_empty() {
+        let text = match o.accepted.as_slice() {
+            [one] => format!("POST /orders → 201, order {}", short_id(one)),
+            _ => format!("POST /orders ×{accepted} → all 201"),
+        };
+        m.log.push(m.now, Level::Info, text);
+        return;
+    }
+    let refusals: Vec<String> = o.refused.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let mut text = format!(
+        "POST /orders ×{}: {accepted} accepted, refused {}",
+        o.requested,
+        refusals.join(", ")
+    );
+    if let Some(e) = o.first_error {
+        text.push_str(&format!(": {e}"));
+    }
+    m.ui.flash = Some(text.clone());
+    m.log.push(m.now, Level::Alert, text);
+}
