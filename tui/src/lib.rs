@@ -18,6 +18,7 @@ pub mod headless;
 pub mod keys;
 pub mod model;
 pub mod msg;
+pub mod sample;
 pub mod supervisor;
 pub mod topology;
 pub mod tty;

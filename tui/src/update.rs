@@ -276,9 +276,9 @@ fn on_placed(m: &mut Model, o: PlaceOutcome) {
         m.log.push(m.now, Level::Info, text);
         return;
     }
-    let refusals: Vec<String> = o.refused.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+    let refusals: Vec<String> = o.refused.iter().map(|(k, n)| format!("{n}× {k}")).collect();
     let mut text = format!(
-        "POST /orders ×{}: {accepted} accepted, refused {}",
+        "POST /orders ×{}: {accepted} × 201, {}",
         o.requested,
         refusals.join(", ")
     );

@@ -92,8 +92,9 @@ impl OrderEntry {
             .collect()
     }
 
-    /// The trace timeline: how long each stage took (None: not reached).
-    pub fn timeline(&self) -> Vec<(&'static str, Option<Duration>)> {
+    /// The trace timeline: each stage's start (from the first event) and
+    /// length; `None` for a stage not reached.
+    pub fn timeline(&self) -> Vec<(&'static str, Option<Span>)> {
         let at = |k: &str| {
             self.fold
                 .applied()
@@ -101,7 +102,13 @@ impl OrderEntry {
                 .find(|e| e.kind == k)
                 .map(|e| e.occurred_at)
         };
-        let span = |from: &str, to: &str| Some(at(to)? - at(from)?);
+        let span = |from: &str, to: &str| {
+            let (start, end) = (at(from)?, at(to)?);
+            Some(Span {
+                offset: start - self.first_at,
+                length: end - start,
+            })
+        };
         vec![
             ("payment", span(kind::ORDER_PLACED, kind::ORDER_PAID)),
             ("queue wait", span(kind::ORDER_QUEUED, kind::ORDER_COOKING)),
@@ -110,6 +117,15 @@ impl OrderEntry {
             ("trip", span(kind::DRIVER_ASSIGNED, kind::ORDER_DELIVERED)),
         ]
     }
+}
+
+/// A stage of the trace timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// When it began, counted from the order's first event.
+    pub offset: Duration,
+    /// How long it took.
+    pub length: Duration,
 }
 
 /// One applied event, for the detail view.
@@ -311,7 +327,11 @@ mod tests {
         let e = book.get("o1").unwrap();
         assert_eq!(e.state_label(), "paid");
         assert_eq!(e.first_at, t0);
-        assert_eq!(e.timeline()[0], ("payment", Some(Duration::milliseconds(40))));
+        let payment = Span {
+            offset: Duration::ZERO,
+            length: Duration::milliseconds(40),
+        };
+        assert_eq!(e.timeline()[0], ("payment", Some(payment)));
         assert_eq!(e.timeline()[1], ("queue wait", None));
         let steps = e.steps();
         assert_eq!(
@@ -334,7 +354,11 @@ mod tests {
         assert_eq!(book.offer(paid("o1", t0)), Noted::Nothing);
         assert_eq!(book.total(), 1_000);
         assert_eq!(book.recent("").next().map(|e| e.id()), Some("o999"));
-        assert_eq!(book.recent_ids("o99").len(), 11);
+        assert_eq!(
+            book.recent_ids("o99").len(),
+            10,
+            "o990..o999; o99 itself is aggregated"
+        );
     }
 
     #[test]

@@ -30,8 +30,17 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let steps = e.steps();
-    let [summary, table, timeline] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(7)]).areas(inner);
+    // Titles only when there is room for them: at 80×24 every step and
+    // every stage must still fit.
+    let rows_needed = (steps.len() + e.fold.rejected().len()) as u16 + 1;
+    let titled = inner.height >= 2 + rows_needed + 1 + 6;
+    let stages_h = if titled { 6 } else { 5 };
+    let [summary, table, timeline] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(stages_h),
+    ])
+    .areas(inner);
 
     let state = e.state_label();
     let trace = e
@@ -105,7 +114,11 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         Constraint::Length(17),
         Constraint::Min(8),
     ];
-    let table_block = Block::new().title(Span::raw("state machine").dark_gray());
+    let table_block = if titled {
+        Block::new().title(Span::raw("state machine").dark_gray())
+    } else {
+        Block::new()
+    };
     frame.render_widget(
         Table::new(rows.chain(rejected), widths)
             .header(header)
@@ -113,31 +126,37 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         table,
     );
 
-    // The trace timeline: one bar per stage, scaled to the longest.
+    // The trace timeline as a waterfall: each bar starts where its stage
+    // began, all on one time scale, like a tracing UI.
     let stages = e.timeline();
-    let longest = stages
+    let total = stages
         .iter()
-        .filter_map(|(_, d)| *d)
-        .map(|d| d.whole_milliseconds())
+        .filter_map(|(_, s)| *s)
+        .map(|s| (s.offset + s.length).whole_milliseconds())
         .max()
         .unwrap_or(0)
         .max(1);
-    let bar_room = timeline.width.saturating_sub(28) as i128;
-    let mut lines = vec![Line::from(Span::raw("trace timeline").dark_gray())];
-    for (label, d) in stages {
-        let line = match d {
-            Some(d) => {
-                let ms = d.whole_milliseconds();
-                let len = ((ms * bar_room) / longest).max(1) as usize;
+    let room = timeline.width.saturating_sub(24).max(1) as i128;
+    let mut lines = Vec::new();
+    if titled {
+        lines.push(Line::from(Span::raw("trace timeline").dark_gray()));
+    }
+    for (label, stage) in stages {
+        let line = match stage {
+            Some(s) => {
+                let ms = s.length.whole_milliseconds();
+                let pad = (s.offset.whole_milliseconds() * room / total) as usize;
+                let len = ((ms * room) / total).max(1) as usize;
                 Line::from(vec![
                     Span::raw(format!("{label:<12}")),
-                    Span::raw(format!("{ms:>9} ms ")),
+                    Span::raw(format!("{ms:>8} ms ")),
+                    Span::raw(" ".repeat(pad)),
                     Span::styled("█".repeat(len), Style::new().fg(Color::Cyan)),
                 ])
             }
             None => Line::from(vec![
                 Span::raw(format!("{label:<12}")),
-                Span::raw("        - ").dark_gray(),
+                Span::raw("       - ").dark_gray(),
             ]),
         };
         lines.push(line);

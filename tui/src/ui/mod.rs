@@ -44,7 +44,7 @@ pub fn draw(frame: &mut Frame, m: &Model) {
 
 fn draw_full(frame: &mut Frame, m: &Model, area: Rect) {
     let nodes_h = (m.nodes.len() as u16 + 3).clamp(6, 12);
-    let mid_h = (queues::row_count(m).max(m.drivers().len()) as u16 + 3).clamp(6, 11);
+    let mid_h = (queues::row_count(m).max(m.drivers().len()) as u16 + 3).clamp(6, 14);
     let [top, mid, bottom] = Layout::vertical([
         Constraint::Length(nodes_h),
         Constraint::Length(mid_h),
@@ -133,37 +133,54 @@ fn draw_header(frame: &mut Frame, m: &Model, area: Rect) {
     let done = n("delivered");
     let failed = n("rejected") + n("cancelled") + n("failed");
     let active = m.orders.total() - done - failed;
-    let mut first = vec![
-        Span::styled(
-            " Pizza Platform ",
-            Style::new().bold().fg(Color::Black).bg(Color::Yellow),
-        ),
-        Span::raw(" "),
-        feed,
-        Span::raw(m.info.broker.clone()),
-        Span::raw("  orders ").dark_gray(),
-        Span::raw(format!("{}", m.orders.total())).bold(),
-        Span::raw(format!(" · {active} active · ")),
-        Span::styled(format!("{done} delivered"), Style::new().fg(Color::Green)),
-        Span::raw(" · "),
-        Span::styled(format!("{failed} not"), Style::new().fg(Color::Red)),
-    ];
+    let title = Span::styled(
+        " Pizza Platform ",
+        Style::new().bold().fg(Color::Black).bg(Color::Yellow),
+    );
+    let mut first = vec![title, Span::raw(" "), feed, Span::raw(m.info.broker.clone())];
+    let total = m.orders.total();
+    // The long form when it fits, else the short one: nothing is cut.
+    let long = format!("  orders {total} · {active} active · {done} delivered · {failed} not");
+    let width = area.width as usize;
+    let used = 18 + m.info.broker.chars().count();
+    if used + long.chars().count() <= width {
+        first.extend([
+            Span::raw("  orders ").dark_gray(),
+            Span::raw(total.to_string()).bold(),
+            Span::raw(format!(" · {active} active · ")),
+            Span::styled(format!("{done} delivered"), Style::new().fg(Color::Green)),
+            Span::raw(" · "),
+            Span::styled(format!("{failed} not"), Style::new().fg(Color::Red)),
+        ]);
+    } else {
+        first.extend([
+            Span::raw(format!("  {total} orders ")),
+            Span::raw(format!("{active} active ")).yellow(),
+            Span::styled(format!("{done}✓ "), Style::new().fg(Color::Green)),
+            Span::styled(format!("{failed}✗"), Style::new().fg(Color::Red)),
+        ]);
+    }
     if m.placing > 0 {
-        first.push(Span::raw(format!(" · placing {}", m.placing)).yellow());
+        first.push(Span::raw(format!(" +{}", m.placing)).yellow());
     }
     if m.ui.frozen {
-        first.push(Span::raw("  "));
+        first.push(Span::raw(" "));
         first.push(Span::styled(
             " FROZEN ",
             Style::new().bold().fg(Color::Black).bg(Color::Magenta),
         ));
     }
-    let second = Line::from(vec![
+    let mut second = vec![
         Span::raw(" data ").dark_gray(),
         Span::raw(m.info.data_dir.clone()),
-        Span::raw("  logs ").dark_gray(),
-        Span::raw(m.info.log_dir.clone()),
-    ]);
+    ];
+    if 7 + m.info.data_dir.chars().count() + 7 + m.info.log_dir.chars().count() <= width {
+        second.push(Span::raw("  logs ").dark_gray());
+        second.push(Span::raw(m.info.log_dir.clone()));
+    } else {
+        second.push(Span::raw("  (logs in logs/)").dark_gray());
+    }
+    let second = Line::from(second);
     frame.render_widget(Paragraph::new(vec![Line::from(first), second]), area);
 }
 

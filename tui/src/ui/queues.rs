@@ -62,13 +62,15 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             } else {
                 Style::new().fg(Color::Red)
             };
-            let status = if c.online { "" } else { " offline" };
+            let status = if c.online { "" } else { "offline" };
             rows.push(
                 Row::new(vec![
                     Cell::from(format!("  └ {}", c.id)),
                     Cell::from(""),
                     Cell::from(""),
                     Cell::from(format!("{}/{}", c.in_flight, c.credit)),
+                    Cell::from(""),
+                    Cell::from(""),
                     Cell::from(status.to_string()),
                 ])
                 .style(style),

@@ -1,0 +1,148 @@
+//! The view, drawn from the sample model with ratatui's TestBackend and
+//! compared with insta snapshots at 120×40 and 80×24.
+
+use contracts::queue::DeadLetter;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use tui::model::{Model, Panel};
+use tui::msg::Msg;
+use tui::update::update;
+
+fn draw(m: &Model, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+    terminal.draw(|f| tui::ui::draw(f, m)).expect("drawing");
+    let buffer = terminal.backend().buffer();
+    (0..height)
+        .map(|y| {
+            let line: String = (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+            line.trim_end().to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn press(m: &mut Model, code: KeyCode) {
+    update(m, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn focus(m: &mut Model, panel: Panel) {
+    m.ui.focus = Some(panel);
+}
+
+/// Every box drawn is closed: as many bottom corners as top corners, and the
+/// footer's help hint is on the last line. At 80×24 this is what "nothing
+/// cut off" means.
+fn assert_whole(screen: &str) {
+    let tops = screen.matches('╭').count();
+    let bottoms = screen.matches('╰').count();
+    assert_eq!(tops, bottoms, "a panel is cut off:\n{screen}");
+    assert!(tops >= 1, "no panel drawn:\n{screen}");
+    let last = screen.lines().last().unwrap_or_default();
+    assert!(last.contains("? help"), "the key bar is missing:\n{screen}");
+    assert!(
+        screen.starts_with(" Pizza Platform"),
+        "the header is missing:\n{screen}"
+    );
+}
+
+#[test]
+fn full_layout_at_120x40() {
+    let mut m = tui::sample::model();
+    m.ui.selected.insert(Panel::Nodes, "kitchen-2".into());
+    let screen = draw(&m, 120, 40);
+    assert_whole(&screen);
+    for text in ["Nodes", "Queues", "Orders", "Drivers", "Events & alerts"] {
+        assert!(screen.contains(text), "{text} missing:\n{screen}");
+    }
+    assert!(screen.contains("crashed (SIGKILL)"));
+    assert!(screen.contains("breaker open"));
+    insta::assert_snapshot!("full_120x40", screen);
+}
+
+#[test]
+fn every_panel_fits_at_80x24() {
+    for panel in Panel::ALL {
+        let mut m = tui::sample::model();
+        focus(&mut m, panel);
+        let screen = draw(&m, 80, 24);
+        assert_whole(&screen);
+        assert!(screen.contains(panel.title()), "{panel:?}:\n{screen}");
+        insta::assert_snapshot!(format!("compact_{panel:?}_80x24"), screen);
+    }
+}
+
+#[test]
+fn order_detail_shows_the_state_machine_and_the_timeline() {
+    for (w, h) in [(120, 40), (80, 24)] {
+        let mut m = tui::sample::model();
+        focus(&mut m, Panel::Orders);
+        m.ui.selected.insert(Panel::Orders, tui::sample::order_id(2));
+        press(&mut m, KeyCode::Enter);
+        let screen = draw(&m, w, h);
+        assert_whole(&screen);
+        for text in [
+            "order.delivered",
+            "out_for_delivery",
+            "trace timeline",
+            "trip",
+            "kitchen-2",
+        ] {
+            assert!(screen.contains(text), "{text} missing at {w}x{h}:\n{screen}");
+        }
+        insta::assert_snapshot!(format!("order_detail_{w}x{h}"), screen);
+    }
+}
+
+#[test]
+fn popups_fit_at_80x24() {
+    let cases: [(&str, &[KeyCode]); 5] = [
+        ("help", &[KeyCode::Char('?')]),
+        (
+            "faults",
+            &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('f')],
+        ),
+        (
+            "confirm_kill",
+            &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('K')],
+        ),
+        ("burst", &[KeyCode::Char('O')]),
+        ("quit", &[KeyCode::Char('q')]),
+    ];
+    for (name, keys) in cases {
+        let mut m = tui::sample::model();
+        for k in keys {
+            press(&mut m, *k);
+        }
+        assert!(m.ui.popup.is_some(), "{name}: no popup");
+        let screen = draw(&m, 80, 24);
+        assert_whole(&screen);
+        insta::assert_snapshot!(format!("popup_{name}_80x24"), screen);
+    }
+}
+
+#[test]
+fn dead_letters_list_reason_and_attempts() {
+    let mut m = tui::sample::model();
+    update(
+        &mut m,
+        Msg::DeadLetters {
+            queue: "kitchen".into(),
+            items: vec![DeadLetter {
+                id: 7,
+                queue: "kitchen".into(),
+                reason: "out of stock: mozzarella".into(),
+                attempts: 5,
+                at: "2026-11-21T12:00:40Z".into(),
+                envelope: None,
+                raw: Some("{\"not\":\"an envelope\"}".into()),
+            }],
+        },
+    );
+    focus(&mut m, Panel::Queues);
+    press(&mut m, KeyCode::Enter);
+    let screen = draw(&m, 80, 24);
+    assert_whole(&screen);
+    assert!(screen.contains("out of stock: mozzarella"), "{screen}");
+    insta::assert_snapshot!("dead_letters_80x24", screen);
+}
