@@ -1,0 +1,421 @@
+//! The control room end to end, the way an operator drives it: real broker
+//! and node processes (this crate's own binary, re-executed), real HTTP,
+//! keys fed through `update`. Only the terminal is missing.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use tui::app::{App, Ending, Options};
+use tui::model::{Model, Panel, Shown};
+use tui::msg::Msg;
+use tui::supervisor::{free_port, BrokerTarget};
+use tui::topology::Topology;
+
+const EXE: &str = env!("CARGO_BIN_EXE_control-room");
+
+/// The default topology with short cooking and trips.
+const FAST: &str = r#"
+[[node]]
+role = "broker"
+id = "broker"
+
+[[node]]
+role = "payment"
+id = "payment"
+args = ["--latency-ms", "1", "--decline-rate", "0"]
+
+[[node]]
+role = "order"
+id = "order"
+
+[[node]]
+role = "kitchen"
+id = "kitchen-1"
+args = ["--prep-ms", "200..400"]
+
+[[node]]
+role = "kitchen"
+id = "kitchen-2"
+args = ["--prep-ms", "200..400"]
+
+[[node]]
+role = "delivery"
+id = "delivery"
+args = ["--drivers", "4", "--trip-ms", "100..200"]
+"#;
+
+fn options(dir: &Path, topology: &str) -> Options {
+    Options {
+        exe: PathBuf::from(EXE),
+        data_dir: dir.to_path_buf(),
+        broker: BrokerTarget::Own {
+            port: free_port().expect("a free port"),
+        },
+        topology: Topology::parse(topology).expect("the test topology"),
+        prefix: "pizza".into(),
+    }
+}
+
+fn key(app: &mut App, code: KeyCode) {
+    app.handle(Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+}
+
+fn keys(app: &mut App, codes: &str) {
+    for c in codes.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+/// Feeds messages into the app until `done` holds; fails after `secs`.
+async fn wait(app: &mut App, secs: u64, what: &str, done: impl Fn(&Model) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut tick = tokio::time::interval(tui::app::TICK);
+    while !done(&app.model) {
+        if Instant::now() > deadline {
+            let log: Vec<String> = app.model.log.newest().take(30).map(|l| l.text.clone()).collect();
+            panic!(
+                "timed out waiting for {what}; latest log lines:\n{}",
+                log.join("\n")
+            );
+        }
+        let msg = app.next(&mut tick).await;
+        app.handle(msg);
+    }
+}
+
+/// The last lines each node printed or logged (panics end up in `.out`).
+fn node_outputs(log_dir: &str) -> String {
+    let Ok(dir) = std::fs::read_dir(log_dir) else {
+        return String::new();
+    };
+    dir.filter_map(Result::ok)
+        .map(|e| {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+            format!("--- {}\n{tail}\n", e.path().display())
+        })
+        .collect()
+}
+
+fn shown(m: &Model, id: &str) -> Option<Shown> {
+    m.nodes.get(id).map(|n| n.shown(m.now))
+}
+
+fn count(m: &Model, state: &str) -> u64 {
+    m.orders.counts().get(state).copied().unwrap_or(0)
+}
+
+fn kitchens_online(m: &Model) -> usize {
+    m.queues
+        .rows
+        .get("kitchen")
+        .map(|q| {
+            q.figures
+                .consumers
+                .iter()
+                .filter(|c| c.online && c.credit > 0)
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Selects node `id` on the Nodes panel with `g` and `j`, as a user would.
+fn select_node(app: &mut App, id: &str) {
+    app.model.ui.focus = Some(Panel::Nodes);
+    keys(app, "g");
+    for _ in 0..10 {
+        if app.model.selected(Panel::Nodes).as_deref() == Some(id) {
+            return;
+        }
+        keys(app, "j");
+    }
+    panic!("cannot select {id}: nodes are {:?}", app.model.node_ids());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut app = App::start(options(dir.path(), FAST)).expect("the control room starts");
+    let ids = ["broker", "payment", "order", "kitchen-1", "kitchen-2", "delivery"];
+    wait(&mut app, 60, "every node up and both kitchens consuming", |m| {
+        m.feed_up
+            && ids.iter().all(|id| shown(m, id) == Some(Shown::Up))
+            && kitchens_online(m) == 2
+            && m.order_url().is_some()
+    })
+    .await;
+
+    // A burst of 20 (the default), all the way to delivered.
+    keys(&mut app, "O");
+    key(&mut app, KeyCode::Enter);
+    wait(&mut app, 60, "20 orders delivered", |m| {
+        count(m, "delivered") == 20
+    })
+    .await;
+    let drivers = app.model.drivers();
+    assert_eq!(
+        drivers.len(),
+        4,
+        "the Drivers panel lists the delivery node's drivers"
+    );
+
+    // kill -9 a kitchen: confirm names it, and it shows as crashed.
+    select_node(&mut app, "kitchen-1");
+    keys(&mut app, "K");
+    let question = match &app.model.ui.popup {
+        Some(tui::model::Popup::Confirm { question, .. }) => question.clone(),
+        other => panic!("expected a confirmation, got {other:?}"),
+    };
+    assert!(question.contains("kitchen-1"), "{question}");
+    keys(&mut app, "y");
+    wait(&mut app, 10, "kitchen-1 crashed", |m| {
+        shown(m, "kitchen-1") == Some(Shown::Crashed("SIGKILL".into()))
+    })
+    .await;
+
+    // Scale kitchens back up to three.
+    select_node(&mut app, "kitchen-2");
+    keys(&mut app, "+");
+    keys(&mut app, "+");
+    wait(&mut app, 30, "three kitchens up and consuming", |m| {
+        let up = m
+            .nodes
+            .values()
+            .filter(|n| n.role == "kitchen" && n.shown(m.now) == Shown::Up)
+            .count();
+        up == 3 && kitchens_online(m) == 3
+    })
+    .await;
+    keys(&mut app, "O");
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    keys(&mut app, "12");
+    key(&mut app, KeyCode::Enter);
+    wait(&mut app, 60, "32 orders delivered", |m| {
+        count(m, "delivered") == 32
+    })
+    .await;
+    let new_kitchens_cooked = app
+        .model
+        .orders
+        .recent("")
+        .any(|o| matches!(o.fold.kitchen(), Some("kitchen-3" | "kitchen-4")));
+    assert!(new_kitchens_cooked, "the scaled-up kitchens took work");
+
+    // Payment down: orders are refused with 503 and the log says so.
+    select_node(&mut app, "payment");
+    keys(&mut app, "x");
+    keys(&mut app, "y");
+    wait(&mut app, 15, "payment down", |m| {
+        shown(m, "payment") == Some(Shown::Down)
+    })
+    .await;
+    keys(&mut app, "o");
+    wait(&mut app, 30, "a 503 in the events", |m| {
+        m.log.newest().any(|l| l.text.contains("503 payment_unavailable"))
+    })
+    .await;
+    assert_eq!(count(&app.model, "delivered"), 32, "nothing accepted was lost");
+
+    // Quit, stopping everything: no process is left behind.
+    let pids: Vec<u32> = app.model.nodes.values().filter_map(|n| n.pid).collect();
+    assert!(pids.len() >= 7, "{pids:?}");
+    keys(&mut app, "q");
+    assert_eq!(app.model.ui.popup, Some(tui::model::Popup::Quit));
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(app.model.quitting, Some(true));
+    match app.finish().await {
+        Ending::Stopped(exited) => assert_eq!(exited.len(), 6, "{exited:?}"),
+        other => panic!("expected a stop, got {other:?}"),
+    }
+    let left: Vec<u32> = pids.into_iter().filter(|p| alive(*p)).collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+/// A `control-room` process that is stopped (SIGTERM, then SIGKILL) on drop,
+/// with its stdout lines on a channel.
+struct Room {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Room {
+    fn start(args: &[&str]) -> Room {
+        let mut child = Command::new(EXE)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("control-room starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Room {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `text`; returns it.
+    fn expect(&mut self, text: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!(
+                    "no line with {text:?} in {secs} s; got:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Pids of every node it said it started.
+    fn node_pids(&self) -> Vec<u32> {
+        self.seen
+            .iter()
+            .filter(|l| l.contains(" started "))
+            .filter_map(|l| l.split("(pid ").nth(1))
+            .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
+            .collect()
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "control-room did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            // SIGTERM first, so it can stop its own children.
+            signal(self.child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+fn topology_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("topology.toml");
+    std::fs::write(&path, text).expect("write the topology");
+    path.display().to_string()
+}
+
+#[test]
+fn headless_starts_the_topology_and_sigterm_stops_every_node() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let topology = topology_file(
+        dir.path(),
+        "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n",
+    );
+    let data = dir.path().join("data");
+    let data = data.display().to_string();
+    let mut room = Room::start(&["--headless", "--topology", &topology, "--data-dir", &data]);
+    let broker = room.expect("broker mqtt://", 20);
+    room.expect("kitchen-1 is up", 60);
+    let pids = room.node_pids();
+    assert_eq!(pids.len(), 2, "{:?}", room.seen);
+    assert!(pids.iter().all(|p| alive(*p)));
+
+    // A second control room attaches to the first one's broker: it starts
+    // its kitchen, and no broker of its own.
+    let url = broker.trim_start_matches("broker ").to_string();
+    let topology2 = dir.path().join("two.toml");
+    std::fs::write(
+        &topology2,
+        "[[node]]\nrole='broker'\nid='b'\n[[node]]\nrole='kitchen'\nid='kitchen-9'\n",
+    )
+    .expect("write");
+    let data2 = dir.path().join("data2").display().to_string();
+    let topology2 = topology2.display().to_string();
+    let mut attached = Room::start(&[
+        "--headless",
+        "--broker",
+        &url,
+        "--topology",
+        &topology2,
+        "--data-dir",
+        &data2,
+    ]);
+    attached.expect("kitchen-9 is up", 60);
+    assert!(
+        !attached.seen.iter().any(|l| l.contains("started b ")),
+        "{:?}",
+        attached.seen
+    );
+    room.expect("kitchen-9 is up", 20);
+    let attached_pids = attached.node_pids();
+    assert!(attached.terminate().success());
+    assert!(attached_pids.iter().all(|p| !alive(*p)), "{attached_pids:?}");
+
+    let status = room.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    room.expect("Stopped 2 node(s)", 5);
+    let left: Vec<&u32> = pids.iter().filter(|p| alive(**p)).collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    assert!(Path::new(&data).join("logs").join("kitchen-1.log").exists());
+}
+
+#[test]
+fn without_a_terminal_it_says_so_and_points_to_headless() {
+    let out = Command::new(EXE)
+        .stdin(Stdio::null())
+        .output()
+        .expect("control-room runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no terminal"), "{err}");
+    assert!(err.contains("--headless"), "{err}");
+    assert!(err.contains("control-room node"), "{err}");
+}
