@@ -100,11 +100,11 @@ fn popups_fit_at_80x24() {
         ("help", &[KeyCode::Char('?')]),
         (
             "faults",
-            &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('f')],
+            &[KeyCode::Char('G'), KeyCode::Char('k'), KeyCode::Char('f')],
         ),
         (
             "confirm_kill",
-            &[KeyCode::Char('j'), KeyCode::Char('j'), KeyCode::Char('K')],
+            &[KeyCode::Char('G'), KeyCode::Char('k'), KeyCode::Char('K')],
         ),
         ("burst", &[KeyCode::Char('O')]),
         ("quit", &[KeyCode::Char('q')]),
