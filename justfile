@@ -20,6 +20,11 @@ ci:
 # Broker and queue throughput/latency.
 bench:
     cargo run --release -p node --bin queue-bench
+    cargo run --release -p tui --bin render-bench
+
+# The platform without a terminal: events and alerts on stdout.
+headless:
+    cargo run --release -- --headless
 
 # Run the broker by hand on 127.0.0.1:1883.
 broker:
