@@ -22,7 +22,18 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     }
     m.ui.flash = None;
-    if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
+    if key.modifiers.contains(KeyModifiers::CONTROL) {
+        // ctrl-c asks to quit; a second one (in the quit popup) stops and
+        // quits. Other ctrl combinations must not act as their plain letter
+        // (ctrl-p is not `p`).
+        if key.code != KeyCode::Char('c') {
+            return Vec::new();
+        }
+        if m.ui.popup == Some(Popup::Quit) {
+            m.quitting = Some(true);
+            return vec![Effect::Quit { stop_nodes: true }];
+        }
+        m.ui.popup = None;
         return ask_quit(m);
     }
     if let Some(popup) = m.ui.popup.take() {
@@ -160,7 +171,8 @@ fn on_detail_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
                 );
                 return Some(vec![Effect::Requeue(queue, None)]);
             }
-            let Some(item) = items.get(*cursor) else {
+            // The keeper's list may have shrunk since the cursor was placed.
+            let Some(item) = items.get((*cursor).min(items.len().saturating_sub(1))) else {
                 m.ui.flash = Some(format!("{queue} has no dead letters"));
                 return Some(Vec::new());
             };
@@ -432,10 +444,11 @@ fn scale(m: &mut Model, row: &NodeRow, up: bool) -> Vec<Effect> {
         m.ui.flash = Some(format!("{} does not scale", row.role));
         return Vec::new();
     };
+    // Nodes already stopping no longer count: a second `-` takes the next one.
     let alive: Vec<&NodeRow> = m
         .nodes
         .values()
-        .filter(|n| n.role == row.role && n.shown(m.now).is_alive())
+        .filter(|n| n.role == row.role && n.shown(m.now).is_alive() && n.shown(m.now) != Shown::Stopping)
         .collect();
     let n = alive.len();
     if up {

@@ -277,14 +277,20 @@ fn on_placed(m: &mut Model, o: PlaceOutcome) {
         return;
     }
     let refusals: Vec<String> = o.refused.iter().map(|(k, n)| format!("{n}× {k}")).collect();
-    let mut text = format!(
+    let short = format!(
         "POST /orders ×{}: {accepted} × 201, {}",
         o.requested,
         refusals.join(", ")
     );
-    if let Some(e) = o.first_error {
-        text.push_str(&format!(": {e}"));
-    }
-    m.ui.flash = Some(text.clone());
-    m.log.push(m.now, Level::Alert, text);
+    // A declined card (4xx) is business as usual; a 5xx or no answer is an outage.
+    let outage = o.refused.keys().any(|k| !k.starts_with('4'));
+    let level = if outage { Level::Alert } else { Level::Warn };
+    let long = match o.first_error {
+        Some(e) => format!("{short}: {e}"),
+        None => short.clone(),
+    };
+    // The flash is the operator's answer: shown even while frozen.
+    m.ui.flash = Some(short);
+    m.dirty = true;
+    m.log.push(m.now, level, long);
 }
