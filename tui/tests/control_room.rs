@@ -76,9 +76,10 @@ async fn wait(app: &mut App, secs: u64, what: &str, done: impl Fn(&Model) -> boo
     let mut tick = tokio::time::interval(tui::app::TICK);
     while !done(&app.model) {
         if Instant::now() > deadline {
-            let log: Vec<String> = app.model.log.newest().take(30).map(|l| l.text.clone()).collect();
+            let log: Vec<String> = app.model.log.newest().take(40).map(|l| l.text.clone()).collect();
+            let outputs = node_outputs(&app.model.info.log_dir);
             panic!(
-                "timed out waiting for {what}; latest log lines:\n{}",
+                "timed out waiting for {what}; latest log lines:\n{}\n{outputs}",
                 log.join("\n")
             );
         }

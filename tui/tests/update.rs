@@ -700,7 +700,7 @@ fn refused_orders_alert_and_flash_the_status() {
     assert!(line.text.contains("payment is unavailable"), "{}", line.text);
     assert!(flash(&m).contains("503 payment_unavailable"), "{}", flash(&m));
     assert!(
-        line.text.starts_with(flash(&m).as_str()),
+        line.text.starts_with(flash(&m)),
         "the flash is the log line's short form"
     );
     assert_eq!(m.log.alerts(), 1);
