@@ -193,6 +193,20 @@ fn owned_kitchen(m: &mut Model) {
 
 // ------------------------------------------------------------- messages
 
+/// A child process exit, as the supervisor reports it.
+fn exited(m: &mut Model, id: &str, role: Role, code: Option<i32>, signal: Option<i32>, expected: bool) {
+    child(
+        m,
+        ChildEvent::Exited {
+            id: id.into(),
+            role,
+            code,
+            signal,
+            expected,
+        },
+    );
+}
+
 #[test]
 fn tick_marks_dirty_only_when_the_displayed_second_changes() {
     let mut m = model();
@@ -476,16 +490,7 @@ fn the_feed_coming_up_shows_a_starting_broker_running() {
     assert_eq!(m.nodes["broker"].proc, Some(Proc::Running));
     assert_eq!(m.nodes["broker"].shown(m.now), Shown::Up);
     // A broker restarted while the feed is up is running at once.
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "broker".into(),
-            role: Role::Broker,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "broker", Role::Broker, Some(0), None, true);
     spawn(&mut m, "broker", Role::Broker, 101);
     assert_eq!(m.nodes["broker"].proc, Some(Proc::Running));
     assert_eq!(m.nodes["broker"].pid, Some(101));
@@ -515,30 +520,12 @@ fn an_expected_exit_shows_down_and_an_unexpected_one_crashed() {
     let mut m = model();
     up_node(&mut m, "kitchen-1", Role::Kitchen, true, 4242);
     up_node(&mut m, "kitchen-2", Role::Kitchen, true, 4243);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "kitchen-1", Role::Kitchen, Some(0), None, true);
     assert_eq!(m.nodes["kitchen-1"].shown(m.now), Shown::Down);
     assert_eq!(last_log(&m).level, Level::Info);
     assert_eq!(last_log(&m).text, "kitchen-1 stopped (exit 0)");
     assert_eq!(m.log.alerts(), 0);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-2".into(),
-            role: Role::Kitchen,
-            code: None,
-            signal: Some(SIGKILL),
-            expected: false,
-        },
-    );
+    exited(&mut m, "kitchen-2", Role::Kitchen, None, Some(SIGKILL), false);
     assert_eq!(
         m.nodes["kitchen-2"].shown(m.now),
         Shown::Crashed("SIGKILL".into())
@@ -553,16 +540,7 @@ fn an_expected_exit_shows_down_and_an_unexpected_one_crashed() {
 fn an_exit_with_a_code_names_it() {
     let mut m = model();
     up_node(&mut m, "payment-1", Role::Payment, true, 50);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "payment-1".into(),
-            role: Role::Payment,
-            code: Some(3),
-            signal: None,
-            expected: false,
-        },
-    );
+    exited(&mut m, "payment-1", Role::Payment, Some(3), None, false);
     assert_eq!(m.nodes["payment-1"].shown(m.now), Shown::Crashed("exit 3".into()));
 }
 
@@ -1135,16 +1113,7 @@ fn o_without_an_order_service_flashes() {
     let mut m = model();
     // An order node that is down does not count.
     up_node(&mut m, "order-1", Role::Order, true, 31);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "order-1".into(),
-            role: Role::Order,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "order-1", Role::Order, Some(0), None, true);
     assert_eq!(update(&mut m, key('o')), vec![]);
     assert!(flash(&m).starts_with("no order service is up"), "{}", flash(&m));
     assert_eq!(last_log(&m).level, Level::Warn);
@@ -1266,16 +1235,7 @@ fn q_without_owned_nodes_running_quits_at_once() {
     // A node found running and one started here that has stopped.
     up_node(&mut m, "kitchen-7", Role::Kitchen, false, 777);
     up_node(&mut m, "kitchen-1", Role::Kitchen, true, 4242);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "kitchen-1", Role::Kitchen, Some(0), None, true);
     assert_eq!(update(&mut m, key('q')), vec![Effect::Quit { stop_nodes: true }]);
     assert_eq!(m.quitting, Some(true));
     assert_eq!(m.ui.popup, None);
@@ -1371,16 +1331,7 @@ fn r_asks_then_restarts_and_starts_a_node_that_is_down() {
         update(&mut m, key('y')),
         vec![Effect::Restart("kitchen-1".into())]
     );
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: None,
-            signal: Some(SIGKILL),
-            expected: false,
-        },
-    );
+    exited(&mut m, "kitchen-1", Role::Kitchen, None, Some(SIGKILL), false);
     assert_eq!(update(&mut m, key('r')), vec![Effect::Start("kitchen-1".into())]);
     assert_eq!(m.ui.popup, None);
 }
@@ -1394,16 +1345,7 @@ fn s_flashes_on_a_running_node_and_starts_a_down_one() {
         flash(&m),
         "kitchen-1 is already running; + starts another kitchen"
     );
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "kitchen-1", Role::Kitchen, Some(0), None, true);
     assert_eq!(update(&mut m, key('s')), vec![Effect::Start("kitchen-1".into())]);
     assert_eq!(m.ui.flash, None);
 }
@@ -1412,16 +1354,7 @@ fn s_flashes_on_a_running_node_and_starts_a_down_one() {
 fn x_k_p_on_a_node_that_is_down_flash_not_running() {
     let mut m = model();
     owned_kitchen(&mut m);
-    child(
-        &mut m,
-        ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: Some(0),
-            signal: None,
-            expected: true,
-        },
-    );
+    exited(&mut m, "kitchen-1", Role::Kitchen, Some(0), None, true);
     for c in ['x', 'K', 'p', 'f'] {
         assert_eq!(update(&mut m, key(c)), vec![], "{c}");
         assert_eq!(flash(&m), "kitchen-1 is not running", "{c}");

@@ -4,11 +4,11 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
 use super::orders::state_color;
-use super::{clock, selected_style};
+use super::{clock, draw_table};
 use crate::model::Model;
 
 fn frame_block(title: String) -> Block<'static> {
@@ -103,9 +103,6 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         ])
         .fg(Color::Red)
     });
-    let header = Row::new(["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY"])
-        .dark_gray()
-        .bold();
     let widths = [
         Constraint::Length(4),
         Constraint::Length(9),
@@ -121,7 +118,11 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     };
     frame.render_widget(
         Table::new(rows.chain(rejected), widths)
-            .header(header)
+            .header(
+                Row::new(["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY"])
+                    .dark_gray()
+                    .bold(),
+            )
             .block(table_block),
         table,
     );
@@ -191,9 +192,6 @@ pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, curso
             Cell::from(what),
         ])
     });
-    let header = Row::new(["ID", "TRIES", "AT", "REASON", "MESSAGE"])
-        .dark_gray()
-        .bold();
     let widths = [
         Constraint::Length(6),
         Constraint::Length(5),
@@ -201,10 +199,14 @@ pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, curso
         Constraint::Percentage(40),
         Constraint::Min(10),
     ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(selected_style());
     let index = Some(cursor.min(items.len() - 1));
-    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+    draw_table(
+        frame,
+        area,
+        &["ID", "TRIES", "AT", "REASON", "MESSAGE"],
+        &widths,
+        rows,
+        block,
+        index,
+    );
 }

@@ -2,10 +2,10 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Row};
 use ratatui::Frame;
 
-use super::{duration_text, selected_style};
+use super::{draw_table, duration_text};
 use crate::model::nodes::parse_time;
 use crate::model::orders::short_id;
 use crate::model::{Model, Panel};
@@ -33,7 +33,6 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             Cell::from(since),
         ])
     });
-    let header = Row::new(["DRIVER", "NODE", "DOING", "FOR"]).dark_gray().bold();
     let widths = [
         Constraint::Length(8),
         Constraint::Length(10),
@@ -41,9 +40,13 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         Constraint::Min(5),
     ];
     let index = selected.and_then(|s| drivers.iter().position(|(_, d)| d.driver == s));
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(selected_style());
-    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+    draw_table(
+        frame,
+        area,
+        &["DRIVER", "NODE", "DOING", "FOR"],
+        &widths,
+        rows,
+        block,
+        index,
+    );
 }

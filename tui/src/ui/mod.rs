@@ -16,7 +16,7 @@ mod queues;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Paragraph};
+use ratatui::widgets::{Block, BorderType, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::model::{Detail, Model, Panel};
@@ -117,9 +117,23 @@ fn block(m: &Model, panel: Panel) -> Block<'static> {
     }
 }
 
-/// The style of the selected row.
-fn selected_style() -> Style {
-    Style::new().add_modifier(Modifier::REVERSED)
+/// Draws a table in its frame with the header in grey and row `selected`
+/// reversed; ratatui scrolls to keep that row on screen.
+fn draw_table<'a>(
+    frame: &mut Frame,
+    area: Rect,
+    header: &[&'a str],
+    widths: &[Constraint],
+    rows: impl IntoIterator<Item = Row<'a>>,
+    block: Block<'a>,
+    selected: Option<usize>,
+) {
+    let header = Row::new(header.iter().copied()).dark_gray().bold();
+    let table = Table::new(rows, widths)
+        .header(header)
+        .block(block)
+        .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED));
+    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(selected));
 }
 
 fn draw_header(frame: &mut Frame, m: &Model, area: Rect) {

@@ -2,10 +2,10 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Row};
 use ratatui::Frame;
 
-use super::{duration_text, selected_style};
+use super::{draw_table, duration_text};
 use crate::model::{Model, Panel, Shown};
 
 /// The colour of a node state.
@@ -49,9 +49,6 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             Cell::from(n.faults_text()).fg(Color::Yellow),
         ])
     });
-    let header = Row::new(["ROLE", "ID", "PID", "STATE", "UP", "MSG/S", "FAULTS"])
-        .dark_gray()
-        .bold();
     let widths = [
         Constraint::Length(8),
         Constraint::Length(11),
@@ -61,10 +58,14 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         Constraint::Length(6),
         Constraint::Min(6),
     ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(selected_style());
     let index = selected.and_then(|s| ids.iter().position(|id| *id == s));
-    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+    draw_table(
+        frame,
+        area,
+        &["ROLE", "ID", "PID", "STATE", "UP", "MSG/S", "FAULTS"],
+        &widths,
+        rows,
+        block,
+        index,
+    );
 }

@@ -3,10 +3,10 @@
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Row};
 use ratatui::Frame;
 
-use super::{duration_text, selected_style};
+use super::{draw_table, duration_text};
 use crate::model::orders::short_id;
 use crate::model::{Model, Panel};
 
@@ -46,9 +46,6 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             Cell::from(e.fold.driver().unwrap_or("-").to_string()),
         ])
     });
-    let header = Row::new(["ORDER", "STATE", "AGE", "KITCHEN", "DRIVER"])
-        .dark_gray()
-        .bold();
     let widths = [
         Constraint::Length(8),
         Constraint::Length(17),
@@ -66,10 +63,14 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         footer = format!(" filter: {filter} ·{footer}");
     }
     let block = block.title_bottom(Line::from(footer).right_aligned());
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(selected_style());
     let index = selected.map(|_| position - start);
-    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+    draw_table(
+        frame,
+        area,
+        &["ORDER", "STATE", "AGE", "KITCHEN", "DRIVER"],
+        &widths,
+        rows,
+        block,
+        index,
+    );
 }

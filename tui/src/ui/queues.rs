@@ -3,10 +3,10 @@
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::widgets::{Block, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Cell, Row};
 use ratatui::Frame;
 
-use super::selected_style;
+use super::draw_table;
 use crate::model::queues::sparkline;
 use crate::model::{Model, Panel};
 
@@ -94,9 +94,6 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             .style(dlq_style),
         );
     }
-    let header = Row::new(["QUEUE", "READY", "WAIT", "INFL", "IN/S", "OUT/S", "DEPTH 1m"])
-        .dark_gray()
-        .bold();
     let widths = [
         Constraint::Length(15),
         Constraint::Length(5),
@@ -106,9 +103,13 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         Constraint::Length(6),
         Constraint::Min(4),
     ];
-    let table = Table::new(rows, widths)
-        .header(header)
-        .block(block)
-        .row_highlight_style(selected_style());
-    frame.render_stateful_widget(table, area, &mut TableState::default().with_selected(index));
+    draw_table(
+        frame,
+        area,
+        &["QUEUE", "READY", "WAIT", "INFL", "IN/S", "OUT/S", "DEPTH 1m"],
+        &widths,
+        rows,
+        block,
+        index,
+    );
 }
