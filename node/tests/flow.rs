@@ -351,7 +351,9 @@ fn bad_input_is_refused_with_the_field_and_creates_nothing() {
 
 #[test]
 fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
-    let mut p = Platform::new(&["--ack-timeout-ms", "1500"]);
+    // A 30% drop with the default 5 attempts dead-letters some order in about
+    // one run in twenty (0.3^5 per order); 20 attempts make that 3e-11.
+    let mut p = Platform::new(&["--ack-timeout-ms", "1500", "--max-attempts", "20"]);
     p.payment();
     p.order();
     p.delivery();

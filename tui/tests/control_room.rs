@@ -212,6 +212,20 @@ async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
         .any(|o| matches!(o.fold.kitchen(), Some("kitchen-3" | "kitchen-4")));
     assert!(new_kitchens_cooked, "the scaled-up kitchens took work");
 
+    // A node killed outside the control room shows as crashed; `s` brings it back.
+    let delivery_pid = app.model.nodes["delivery"].pid.expect("delivery's pid");
+    signal(delivery_pid, libc::SIGKILL);
+    wait(&mut app, 5, "delivery crashed", |m| {
+        shown(m, "delivery") == Some(Shown::Crashed("SIGKILL".into()))
+    })
+    .await;
+    select_node(&mut app, "delivery");
+    keys(&mut app, "s");
+    wait(&mut app, 30, "delivery up again", |m| {
+        shown(m, "delivery") == Some(Shown::Up)
+    })
+    .await;
+
     // Payment down: orders are refused with 503 and the log says so.
     select_node(&mut app, "payment");
     keys(&mut app, "x");
