@@ -246,6 +246,24 @@ impl Model {
     /// The selected id of `panel`: the remembered one if it is still there,
     /// else the first row.
     pub fn selected(&self, panel: Panel) -> Option<String> {
+        if panel == Panel::Orders {
+            // Drawn every frame over thousands of orders: look the id up
+            // rather than listing every id.
+            let needle = self.ui.filter.to_lowercase();
+            let kept = self
+                .ui
+                .selected
+                .get(&panel)
+                .filter(|id| self.orders.get(id).is_some_and(|e| e.matches(&needle)));
+            return match kept {
+                Some(id) => Some(id.clone()),
+                None => self
+                    .orders
+                    .recent(&self.ui.filter)
+                    .next()
+                    .map(|e| e.id().to_string()),
+            };
+        }
         let ids = self.selectable(panel);
         match self.ui.selected.get(&panel) {
             Some(id) if ids.contains(id) => Some(id.clone()),
