@@ -434,3 +434,105 @@ fn without_a_terminal_it_says_so_and_points_to_headless() {
     assert!(err.contains("--headless"), "{err}");
     assert!(err.contains("control-room node"), "{err}");
 }
+
+/// A small platform whose broker gives up after two attempts.
+const TWO_ATTEMPTS: &str = r#"
+[[node]]
+role = "broker"
+id = "broker"
+args = ["--max-attempts", "2", "--retry-base-ms", "50"]
+
+[[node]]
+role = "payment"
+id = "payment"
+args = ["--latency-ms", "1", "--decline-rate", "0"]
+
+[[node]]
+role = "order"
+id = "order"
+
+[[node]]
+role = "kitchen"
+id = "kitchen-1"
+args = ["--prep-ms", "50"]
+
+[[node]]
+role = "delivery"
+id = "delivery"
+args = ["--trip-ms", "50"]
+"#;
+
+fn error_rate(m: &Model, id: &str) -> f64 {
+    m.nodes
+        .get(id)
+        .and_then(|n| n.status.as_ref())
+        .map(|s| s.faults.error_rate)
+        .unwrap_or(-1.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut app = App::start(options(dir.path(), TWO_ATTEMPTS)).expect("the control room starts");
+    wait(&mut app, 60, "the platform up", |m| {
+        m.feed_up && kitchens_online(m) == 1 && m.order_url().is_some()
+    })
+    .await;
+
+    // Fault menu: error rate up to 100% on kitchen-1.
+    select_node(&mut app, "kitchen-1");
+    keys(&mut app, "fj");
+    keys(&mut app, "llll");
+    key(&mut app, KeyCode::Esc);
+    assert_eq!(app.model.ui.popup, None);
+    wait(&mut app, 10, "kitchen-1 failing every ticket", |m| {
+        error_rate(m, "kitchen-1") == 1.0
+    })
+    .await;
+
+    keys(&mut app, "o");
+    wait(&mut app, 30, "the ticket in the DLQ", |m| {
+        m.queues.dead.get("kitchen").is_some_and(|d| d.len() == 1)
+            && m.log.newest().any(|l| l.text.starts_with("DLQ kitchen"))
+    })
+    .await;
+    let letter = app.model.queues.dead["kitchen"][0].clone();
+    assert_eq!(letter.attempts, 2);
+    assert!(letter.reason.contains("injected error"), "{}", letter.reason);
+    let order = letter
+        .envelope
+        .as_ref()
+        .map(|e| e.order_id.clone())
+        .expect("the ticket");
+    assert_eq!(
+        app.model.orders.get(&order).map(|o| o.state_label()),
+        Some("queued")
+    );
+
+    // Heal the kitchen, open the DLQ from the Queues panel, re-queue.
+    select_node(&mut app, "kitchen-1");
+    keys(&mut app, "fc");
+    key(&mut app, KeyCode::Esc);
+    wait(&mut app, 10, "kitchen-1 healed", |m| {
+        error_rate(m, "kitchen-1") == 0.0
+    })
+    .await;
+    app.model.ui.focus = Some(Panel::Queues);
+    keys(&mut app, "g");
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        &app.model.ui.detail,
+        Some(tui::model::Detail::DeadLetters { queue, .. }) if queue == "kitchen"
+    ));
+    keys(&mut app, "r");
+    wait(
+        &mut app,
+        30,
+        "the re-queued order delivered and the DLQ empty",
+        |m| {
+            m.orders.get(&order).map(|o| o.state_label()) == Some("delivered")
+                && m.queues.dead.get("kitchen").is_some_and(Vec::is_empty)
+        },
+    )
+    .await;
+}
