@@ -103,7 +103,7 @@ pub struct Keeper {
     /// Last time each consumer showed a sign of life, in keeper ms.
     last_seen: HashMap<String, u64>,
     /// Counters at the last stats, for rates.
-    last_counts: HashMap<String, (u64, u64)>,
+    rates: HashMap<String, Rates>,
     last_stats: Instant,
 }
 
@@ -170,7 +170,7 @@ impl Keeper {
             next_seq,
             started: Instant::now(),
             last_seen: HashMap::new(),
-            last_counts: HashMap::new(),
+            rates: HashMap::new(),
             last_stats: Instant::now(),
         };
         Ok((keeper, eventloop))
@@ -576,22 +576,22 @@ impl Keeper {
         self.last_stats = Instant::now();
         let mut figures = Vec::with_capacity(self.queues.len());
         for (name, q) in &self.queues {
-            let (last_put, last_done) = self.last_counts.get(name).copied().unwrap_or((0, 0));
             let c = q.counters;
+            let rates = self.rates.entry(name.clone()).or_default();
+            rates.observe(c.put, c.done, secs);
             figures.push(QueueFigures {
                 name: name.clone(),
                 ready: q.ready(),
                 delayed: q.delayed(),
                 in_flight: q.in_flight(),
                 dlq: self.store.dead_count(name)?,
-                in_rate: (c.put - last_put) as f64 / secs,
-                out_rate: (c.done - last_done) as f64 / secs,
+                in_rate: rates.in_rate,
+                out_rate: rates.out_rate,
                 put_total: c.put,
                 done_total: c.done,
                 redelivered_total: c.redelivered,
                 consumers: q.consumer_figures(),
             });
-            self.last_counts.insert(name.clone(), (c.put, c.done));
         }
         let stats = QueueStats {
             at: now_rfc3339(),
@@ -659,5 +659,59 @@ async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Input>) {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+/// A queue's in and out rates, smoothed over about [`RATE_WINDOW_S`]
+/// seconds: one 500 ms interval holds 0 or 1 completions of a 5 s cook, so
+/// the raw rate would flicker between 0 and 2/s.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Rates {
+    put: u64,
+    done: u64,
+    in_rate: f64,
+    out_rate: f64,
+}
+
+/// The time constant of [`Rates`], in seconds.
+const RATE_WINDOW_S: f64 = 5.0;
+
+impl Rates {
+    /// Takes the counters `secs` after the previous observation in.
+    fn observe(&mut self, put: u64, done: u64, secs: f64) {
+        let alpha = 1.0 - (-secs / RATE_WINDOW_S).exp();
+        let now_in = put.saturating_sub(self.put) as f64 / secs;
+        let now_out = done.saturating_sub(self.done) as f64 / secs;
+        self.in_rate += alpha * (now_in - self.in_rate);
+        self.out_rate += alpha * (now_out - self.out_rate);
+        self.put = put;
+        self.done = done;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_smoothed_and_converge() {
+        let mut r = Rates::default();
+        // One completion every 2 s, observed every 500 ms.
+        let mut done = 0;
+        for tick in 0..200 {
+            if tick % 4 == 0 {
+                done += 1;
+            }
+            r.observe(done * 2, done, 0.5);
+        }
+        assert!((r.out_rate - 0.5).abs() < 0.25, "{}", r.out_rate);
+        assert!((r.in_rate - 1.0).abs() < 0.5, "{}", r.in_rate);
+        // Work stops: the rate decays towards zero instead of jumping.
+        r.observe(done * 2, done, 0.5);
+        assert!(r.out_rate > 0.2, "{}", r.out_rate);
+        for _ in 0..100 {
+            r.observe(done * 2, done, 0.5);
+        }
+        assert!(r.out_rate < 0.01, "{}", r.out_rate);
     }
 }

@@ -170,9 +170,9 @@ pub struct QueueFigures {
     pub in_flight: u64,
     /// Messages in this queue's DLQ.
     pub dlq: u64,
-    /// Puts per second over the last interval.
+    /// Puts per second, smoothed over about 5 s.
     pub in_rate: f64,
-    /// Acks `done` per second over the last interval.
+    /// Acks `done` per second, smoothed over about 5 s.
     pub out_rate: f64,
     /// Total puts accepted since the keeper started.
     pub put_total: u64,

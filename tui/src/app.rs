@@ -138,21 +138,15 @@ impl App {
             Effect::Freeze(id, frozen) => sup.freeze(&id, frozen).map(Some),
             Effect::Restart(id) => sup.restart(&id).map(Some),
             Effect::Control(id, control) => {
-                let (feed, tx) = (self.feed.clone(), self.tx.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = feed.control(&id, &control).await {
-                        let _ = tx.send(Msg::Refused(format!("cannot reach {id}: {e}")));
-                    }
-                });
+                if let Err(e) = self.feed.control(&id, &control) {
+                    self.handle(Msg::Refused(format!("cannot reach {id}: {e}")));
+                }
                 Ok(None)
             }
             Effect::Requeue(queue, id) => {
-                let (feed, tx) = (self.feed.clone(), self.tx.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = feed.requeue(&queue, id).await {
-                        let _ = tx.send(Msg::Refused(format!("cannot re-queue on {queue}: {e}")));
-                    }
-                });
+                if let Err(e) = self.feed.requeue(&queue, id) {
+                    self.handle(Msg::Refused(format!("cannot re-queue on {queue}: {e}")));
+                }
                 Ok(None)
             }
             Effect::PlaceOrders { url, count } => {

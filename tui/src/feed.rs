@@ -47,16 +47,20 @@ impl Feed {
     }
 
     /// Sends a control command to node `id`.
-    pub async fn control(&self, id: &str, control: &Control) -> anyhow::Result<()> {
+    ///
+    /// Queued at once, without awaiting: commands must leave in the order the
+    /// operator gave them (four presses on "error rate" end at 100%, not at
+    /// whichever of four spawned sends happened to go last).
+    pub fn control(&self, id: &str, control: &Control) -> anyhow::Result<()> {
         let payload = serde_json::to_vec(control)?;
         self.client
-            .publish(self.topics.control(id), QoS::AtLeastOnce, false, payload)
-            .await?;
+            .try_publish(self.topics.control(id), QoS::AtLeastOnce, false, payload)?;
         Ok(())
     }
 
-    /// Moves dead letters of `queue` back (`None`: all).
-    pub async fn requeue(&self, queue: &str, id: Option<u64>) -> anyhow::Result<()> {
+    /// Moves dead letters of `queue` back (`None`: all); queued in order like
+    /// [`control`](Self::control).
+    pub fn requeue(&self, queue: &str, id: Option<u64>) -> anyhow::Result<()> {
         let body = match id {
             Some(id) => Requeue {
                 ids: vec![id],
@@ -67,14 +71,9 @@ impl Feed {
                 all: true,
             },
         };
+        let payload = serde_json::to_vec(&body)?;
         self.client
-            .publish(
-                self.topics.requeue(queue),
-                QoS::AtLeastOnce,
-                false,
-                serde_json::to_vec(&body)?,
-            )
-            .await?;
+            .try_publish(self.topics.requeue(queue), QoS::AtLeastOnce, false, payload)?;
         Ok(())
     }
 

@@ -96,6 +96,7 @@ pub struct NodeRow {
     pub since: Option<OffsetDateTime>,
     /// Messages handled per second, from the last two heartbeats.
     pub rate: f64,
+    rated: bool,
     last_count: Option<(OffsetDateTime, u64)>,
 }
 
@@ -112,6 +113,7 @@ impl NodeRow {
             heard_at: None,
             since: None,
             rate: 0.0,
+            rated: false,
             last_count: None,
         }
     }
@@ -121,12 +123,21 @@ impl NodeRow {
         let at = parse_time(&status.at).unwrap_or(now);
         if status.state == NodeState::Offline {
             self.rate = 0.0;
+            self.rated = false;
             self.last_count = None;
         } else {
             if let Some((then, count)) = self.last_count {
                 let secs = (at - then).as_seconds_f64();
                 if secs > 0.2 && status.handled >= count {
-                    self.rate = (status.handled - count) as f64 / secs;
+                    let now = (status.handled - count) as f64 / secs;
+                    // Smoothed over about 5 s, like the keeper's queue rates:
+                    // a kitchen finishing one pizza every few seconds would
+                    // otherwise flicker between 0 and 1/s.
+                    self.rate = match self.rated {
+                        false => now,
+                        true => self.rate + (1.0 - (-secs / 5.0).exp()) * (now - self.rate),
+                    };
+                    self.rated = true;
                 }
             }
             self.last_count = Some((at, status.handled));
