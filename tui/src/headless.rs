@@ -2,15 +2,19 @@
 //! terminal. Every line the Events & alerts panel would show is printed to
 //! stdout; SIGINT or SIGTERM stops the nodes and exits.
 
+use std::io::Write;
+
 use crate::app::{App, Ending, TICK};
 use crate::ui::clock;
 
 /// Runs until a signal arrives.
 pub async fn run(mut app: App) -> anyhow::Result<Ending> {
     crate::tty::forward_signals(app.sender());
-    println!("broker {}", app.model.info.broker);
-    println!("data {}", app.model.info.data_dir);
-    println!("logs {}", app.model.info.log_dir);
+    let info = &app.model.info;
+    say(&format!(
+        "broker {}\ndata {}\nlogs {}",
+        info.broker, info.data_dir, info.log_dir
+    ));
     let mut printed = 0u64;
     print_new(&app, &mut printed);
     let mut tick = tokio::time::interval(TICK);
@@ -29,7 +33,12 @@ fn print_new(app: &App, printed: &mut u64) {
     let mut lines: Vec<_> = app.model.log.newest().take(fresh).collect();
     lines.reverse();
     for line in lines {
-        println!("{} {:?} {}", clock(line.at), line.level, line.text);
+        say(&format!("{} {:?} {}", clock(line.at), line.level, line.text));
     }
     *printed = total;
+}
+
+/// Prints a line; a closed stdout (`| head`) must not panic the run.
+fn say(text: &str) {
+    let _ = writeln!(std::io::stdout(), "{text}");
 }

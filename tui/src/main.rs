@@ -5,7 +5,7 @@
 //! this process, exactly as `pizza-node <role>` would, and the supervisor
 //! starts nodes by re-executing itself that way.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -104,27 +104,23 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             tui::tty::run(app).await
         }
     })?;
-    match ending {
-        Ending::Stopped(exited) => {
-            println!(
-                "Stopped {} node(s). State and logs: {}",
-                exited.len(),
-                opts.data_dir.display()
-            );
-        }
+    // The terminal may be gone (its window closed): write, never panic.
+    let text = match ending {
+        Ending::Stopped(exited) => format!(
+            "Stopped {} node(s). State and logs: {}",
+            exited.len(),
+            opts.data_dir.display()
+        ),
         Ending::Detached(left) => {
-            println!("Left {} node(s) running:", left.len());
+            let mut text = format!("Left {} node(s) running:\n", left.len());
             for (id, pid) in &left {
-                println!("  {id:<12} pid {pid}");
+                text.push_str(&format!("  {id:<12} pid {pid}\n"));
             }
-            println!(
-                "Stop them with: kill {}",
-                left.iter()
-                    .map(|(_, p)| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            );
+            let pids: Vec<String> = left.iter().map(|(_, p)| p.to_string()).collect();
+            text.push_str(&format!("Stop them with: kill {}", pids.join(" ")));
+            text
         }
-    }
+    };
+    let _ = writeln!(std::io::stdout(), "{text}");
     Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::io::Stdout;
+
+use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
+use ratatui::crossterm::{cursor, execute};
+use ratatui::Terminal;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::{App, Ending, TICK};
@@ -24,9 +30,9 @@ const BATCH: usize = 2_000;
 
 /// Runs the control room until the operator quits.
 pub async fn run(mut app: App) -> anyhow::Result<Ending> {
-    let mut terminal = ratatui::try_init().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
+    let mut terminal = enter().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
     let stop_keys = Arc::new(AtomicBool::new(false));
-    let keys = spawn_key_reader(app.sender(), stop_keys.clone());
+    spawn_key_reader(app.sender(), stop_keys.clone());
     forward_signals(app.sender());
 
     let mut tick = tokio::time::interval(TICK);
@@ -65,15 +71,41 @@ pub async fn run(mut app: App) -> anyhow::Result<Ending> {
         }
     }
     .await;
+    // The key reader is told to stop but not waited for: on a terminal that
+    // hung up (its window closed) it may never return from reading, and the
+    // nodes must be stopped regardless.
     stop_keys.store(true, Ordering::Relaxed);
-    ratatui::restore();
-    let _ = keys.join();
+    leave();
     drawn?;
     Ok(app.finish().await)
 }
 
+/// Raw mode and the alternate screen, with a panic hook that restores the
+/// terminal first.
+///
+/// Not ratatui's `init`: its hook prints when restoring fails, and when the
+/// terminal is gone (the window closed) that print panics inside the panic
+/// hook, which aborts, and an abort skips the supervisor's cleanup.
+fn enter() -> std::io::Result<Terminal<CrosstermBackend<Stdout>>> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        leave();
+        previous(info);
+    }));
+    terminal::enable_raw_mode()?;
+    execute!(std::io::stdout(), EnterAlternateScreen)?;
+    Terminal::new(CrosstermBackend::new(std::io::stdout()))
+}
+
+/// Leaves raw mode and the alternate screen; errors are ignored, because
+/// there may be no terminal left to restore.
+fn leave() {
+    let _ = terminal::disable_raw_mode();
+    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+}
+
 /// Reads keys on a thread of its own (crossterm's read blocks).
-fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) {
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
             match event::poll(Duration::from_millis(100)) {
@@ -91,7 +123,7 @@ fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) -> std::thr
                 return;
             }
         }
-    })
+    });
 }
 
 /// SIGINT, SIGTERM and SIGHUP become [`Msg::Terminate`]: stop the nodes, quit.
