@@ -76,6 +76,10 @@ pub async fn run(mut app: App) -> anyhow::Result<Ending> {
     // nodes must be stopped regardless.
     stop_keys.store(true, Ordering::Relaxed);
     leave();
+    // `leave` has shown the cursor. Dropping the Terminal would show it again
+    // and, on a terminal that is gone, print the failure to a stderr that is
+    // gone too, which panics. It lives until the process exits anyway.
+    std::mem::forget(terminal);
     drawn?;
     Ok(app.finish().await)
 }

@@ -536,3 +536,147 @@ async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() 
     )
     .await;
 }
+
+/// Pids of the nodes a control room started, from its log file.
+fn pids_in_log(log: &Path) -> Vec<u32> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("started node"))
+        .filter_map(|l| l.split(" pid=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// A pseudo-terminal whose output is drained until it is closed, so the
+/// control room can draw; closing it is closing the terminal window.
+struct Pty {
+    slave: std::fs::File,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drain: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pty {
+    fn open() -> Pty {
+        use std::os::fd::FromRawFd;
+        let (mut master, mut slave) = (0, 0);
+        let size = libc::winsize {
+            ws_row: 40,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: openpty writes two fds into the given integers.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                &size,
+            )
+        };
+        assert_eq!(rc, 0, "openpty failed");
+        // openpty's fds are inherited by default; a master inherited by the
+        // control room would keep its terminal open after we close ours.
+        for fd in [master, slave] {
+            // SAFETY: fcntl on fds we own.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        // SAFETY: both fds were just opened and are owned here.
+        let (master, slave) = unsafe {
+            (
+                std::fs::File::from_raw_fd(master),
+                std::fs::File::from_raw_fd(slave),
+            )
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let drain = std::thread::spawn(move || {
+            use std::io::Read;
+            use std::os::fd::AsRawFd;
+            let mut master = master;
+            let mut buf = [0u8; 8192];
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut fds = libc::pollfd {
+                    fd: master.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut fds, 1, 100) } > 0 && master.read(&mut buf).unwrap_or(0) == 0 {
+                    return;
+                }
+            }
+            // Dropping the master here hangs the terminal up.
+        });
+        Pty {
+            slave,
+            stop,
+            drain: Some(drain),
+        }
+    }
+
+    /// Closes the terminal: the kernel sends SIGHUP to its session.
+    fn close(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(d) = self.drain.take() {
+            let _ = d.join();
+        }
+    }
+}
+
+#[test]
+fn closing_the_terminal_window_stops_every_node() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let topology = topology_file(
+        dir.path(),
+        "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n",
+    );
+    let data = dir.path().join("data");
+    let mut pty = Pty::open();
+    let io = || pty.slave.try_clone().expect("a pty fd");
+    let mut cmd = Command::new(EXE);
+    cmd.args(["--topology", &topology, "--data-dir", &data.display().to_string()])
+        .stdin(io())
+        .stdout(io())
+        .stderr(io());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            // A session of its own with the pty as controlling terminal,
+            // like a shell in a terminal window.
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("control-room starts");
+    let mut room = Room {
+        child,
+        lines: mpsc::channel().1,
+        seen: Vec::new(),
+    };
+    let log = data.join("logs").join("control-room.log");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_in_log(&log).len() < 2 {
+        assert!(Instant::now() < deadline, "the nodes did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pids = pids_in_log(&log);
+    assert!(pids.iter().all(|p| alive(*p)));
+
+    pty.close();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids.iter().any(|p| alive(*p)) || room.child.try_wait().ok().flatten().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "after the terminal closed: control room exited {:?}, nodes alive {:?}\n{}",
+            room.child.try_wait(),
+            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
