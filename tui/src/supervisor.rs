@@ -140,11 +140,24 @@ pub enum SupervisorError {
     },
 }
 
+/// What the control room asked of a running node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// Nothing: an exit now is a crash (kill -9 stays here on purpose).
+    Nothing,
+    /// To stop; SIGKILL at `kill_at` if it has not (`None`: already sent).
+    Stop {
+        /// When the grace period ends.
+        kill_at: Option<Instant>,
+    },
+}
+
 struct Proc {
+    role: Role,
     child: Child,
     pid: u32,
-    /// Set when the control room asked it to end; a deadline means SIGKILL then.
-    stopping: Option<Option<Instant>>,
+    /// Whether the control room asked it to end (its exit is then expected).
+    asked: Asked,
     /// Start it again once it has exited.
     restart: bool,
 }
@@ -331,9 +344,10 @@ impl Supervisor {
             .map_err(spawn_err)?;
         tracing::info!(id = %spec.id, pid = child.id(), ?args, "started node");
         Ok(Proc {
+            role: spec.role,
             pid: child.id(),
             child,
-            stopping: None,
+            asked: Asked::Nothing,
             restart: false,
         })
     }
@@ -344,7 +358,9 @@ impl Supervisor {
         signal(p.pid, libc::SIGTERM);
         // A frozen process cannot handle SIGTERM until it runs again.
         signal(p.pid, libc::SIGCONT);
-        p.stopping = Some(Some(Instant::now() + STOP_GRACE));
+        p.asked = Asked::Stop {
+            kill_at: Some(Instant::now() + STOP_GRACE),
+        };
         Ok(ChildEvent::Stopping { id: id.to_string() })
     }
 
@@ -352,7 +368,7 @@ impl Supervisor {
     pub fn kill(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
         let p = self.proc(id)?;
         signal(p.pid, libc::SIGKILL);
-        p.stopping = None;
+        p.asked = Asked::Nothing;
         p.restart = false;
         Ok(ChildEvent::Stopping { id: id.to_string() })
     }
@@ -405,19 +421,22 @@ impl Supervisor {
             };
             match p.child.try_wait() {
                 Ok(Some(status)) => {
-                    let expected = p.stopping.is_some();
+                    let expected = p.asked != Asked::Nothing;
                     if p.restart {
                         restart.push(id.clone());
                     }
+                    events.push(exited(&id, p.role, status, expected));
                     self.running.remove(&id);
-                    events.push(exited(&id, self.role_of(&id), status, expected));
                 }
                 Ok(None) => {
-                    if let Some(Some(deadline)) = p.stopping {
+                    if let Asked::Stop {
+                        kill_at: Some(deadline),
+                    } = p.asked
+                    {
                         if now >= deadline {
                             tracing::warn!(%id, "did not stop within the grace period; SIGKILL");
                             signal(p.pid, libc::SIGKILL);
-                            p.stopping = Some(None);
+                            p.asked = Asked::Stop { kill_at: None };
                         }
                     }
                 }
@@ -432,10 +451,6 @@ impl Supervisor {
         events
     }
 
-    fn role_of(&self, id: &str) -> Role {
-        self.specs.get(id).map(|s| s.role).unwrap_or(Role::Kitchen)
-    }
-
     /// Stops every node (the broker last, so the others can say goodbye),
     /// waiting up to `grace` before SIGKILL. Returns what exited.
     pub fn shutdown(&mut self, grace: Duration) -> Vec<ChildEvent> {
@@ -443,7 +458,7 @@ impl Supervisor {
             .running
             .keys()
             .cloned()
-            .partition(|id| self.role_of(id) == Role::Broker);
+            .partition(|id| self.running[id].role == Role::Broker);
         let mut events = self.stop_and_wait(&others, grace);
         events.extend(self.stop_and_wait(&brokers, grace));
         events
@@ -454,7 +469,9 @@ impl Supervisor {
             let _ = self.stop(id);
             if let Some(p) = self.running.get_mut(id) {
                 p.restart = false;
-                p.stopping = Some(Some(Instant::now() + grace));
+                p.asked = Asked::Stop {
+                    kill_at: Some(Instant::now() + grace),
+                };
             }
         }
         let mut events = Vec::new();

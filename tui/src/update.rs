@@ -103,48 +103,45 @@ fn data_changed(m: &mut Model) {
 
 fn on_status(m: &mut Model, status: NodeStatus) {
     let now = m.now;
+    let id = status.id.clone();
     let row = m
         .nodes
-        .entry(status.id.clone())
+        .entry(id.clone())
         .or_insert_with(|| NodeRow::new(&status.id, &status.role, false));
-    let before = row.status.clone();
-    let was_proc = row.proc.clone();
-    let id = status.id.clone();
     let breaker_before = row.figure_str("breaker").map(str::to_string);
+    let was_proc = row.proc.clone();
+    let before = row.status.take();
     row.heard(status, now);
-    let breaker_after = row.figure_str("breaker").map(str::to_string);
-    let status = row.status.clone();
-    let Some(status) = status else { return };
+    let Some(after) = &row.status else { return };
 
-    if let (Some(b), Some(a)) = (&breaker_before, &breaker_after) {
+    // Collected first: the row is borrowed until the log is written.
+    let mut lines = Vec::new();
+    if let (Some(b), Some(a)) = (breaker_before.as_deref(), row.figure_str("breaker")) {
         if a != b {
             let level = if a == "open" { Level::Alert } else { Level::Warn };
-            m.log.push(now, level, format!("{id}: circuit breaker {b} → {a}"));
+            lines.push((level, format!("{id}: circuit breaker {b} → {a}")));
         }
     }
-    let was = before.as_ref().map(|s| s.state);
-    if was != Some(status.state) {
-        let pid = status.pid;
-        match status.state {
-            NodeState::Up => m.log.push(now, Level::Info, format!("{id} is up (pid {pid})")),
-            NodeState::Paused => m
-                .log
-                .push(now, Level::Warn, format!("{id} paused: taking no work")),
-            NodeState::Stopping => m.log.push(now, Level::Info, format!("{id} is stopping")),
-            NodeState::Offline if pid == 0 && matches!(was_proc, None | Some(Proc::Running)) => m.log.push(
-                now,
+    if before.as_ref().map(|s| s.state) != Some(after.state) {
+        let pid = after.pid;
+        match after.state {
+            NodeState::Up => lines.push((Level::Info, format!("{id} is up (pid {pid})"))),
+            NodeState::Paused => lines.push((Level::Warn, format!("{id} paused: taking no work"))),
+            NodeState::Stopping => lines.push((Level::Info, format!("{id} is stopping"))),
+            NodeState::Offline if pid == 0 && matches!(was_proc, None | Some(Proc::Running)) => lines.push((
                 Level::Alert,
                 format!("{id} lost its broker connection (last will)"),
-            ),
-            _ => {}
+            )),
+            NodeState::Offline => {}
         }
     }
-    if let Some(b) = &before {
-        if b.faults != status.faults {
-            let text = m.nodes.get(&id).map(|r| r.faults_text()).unwrap_or_default();
-            let text = if text.is_empty() { "none".to_string() } else { text };
-            m.log.push(now, Level::Warn, format!("{id}: faults now {text}"));
-        }
+    if before.is_some_and(|b| b.faults != after.faults) {
+        let text = row.faults_text();
+        let text = if text.is_empty() { "none".to_string() } else { text };
+        lines.push((Level::Warn, format!("{id}: faults now {text}")));
+    }
+    for (level, text) in lines {
+        m.log.push(now, level, text);
     }
 }
 

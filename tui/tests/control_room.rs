@@ -13,49 +13,48 @@ use tui::app::{App, Ending, Options};
 use tui::model::{Model, Panel, Shown};
 use tui::msg::Msg;
 use tui::supervisor::{free_port, BrokerTarget};
-use tui::topology::Topology;
+use tui::topology::{NodeSpec, Role, Topology};
 
 const EXE: &str = env!("CARGO_BIN_EXE_control-room");
 
-/// The default topology with short cooking and trips.
-const FAST: &str = r#"
-[[node]]
-role = "broker"
-id = "broker"
+/// The default topology, fast: short cooking and trips, payment always
+/// answering yes. `broker_args` tune the keeper; `kitchens` names them.
+fn fast_platform(broker_args: &[&str], kitchens: &[&str]) -> Topology {
+    let node = |role, id: &str, args: &[&str]| NodeSpec {
+        role,
+        id: id.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let mut nodes = vec![
+        node(Role::Broker, "broker", broker_args),
+        node(
+            Role::Payment,
+            "payment",
+            &["--latency-ms", "1", "--decline-rate", "0"],
+        ),
+        node(Role::Order, "order", &[]),
+    ];
+    nodes.extend(
+        kitchens
+            .iter()
+            .map(|k| node(Role::Kitchen, k, &["--prep-ms", "200..400"])),
+    );
+    nodes.push(node(
+        Role::Delivery,
+        "delivery",
+        &["--drivers", "4", "--trip-ms", "100..200"],
+    ));
+    Topology { nodes }
+}
 
-[[node]]
-role = "payment"
-id = "payment"
-args = ["--latency-ms", "1", "--decline-rate", "0"]
-
-[[node]]
-role = "order"
-id = "order"
-
-[[node]]
-role = "kitchen"
-id = "kitchen-1"
-args = ["--prep-ms", "200..400"]
-
-[[node]]
-role = "kitchen"
-id = "kitchen-2"
-args = ["--prep-ms", "200..400"]
-
-[[node]]
-role = "delivery"
-id = "delivery"
-args = ["--drivers", "4", "--trip-ms", "100..200"]
-"#;
-
-fn options(dir: &Path, topology: &str) -> Options {
+fn options(dir: &Path, topology: Topology) -> Options {
     Options {
         exe: PathBuf::from(EXE),
         data_dir: dir.to_path_buf(),
         broker: BrokerTarget::Own {
             port: free_port().expect("a free port"),
         },
-        topology: Topology::parse(topology).expect("the test topology"),
+        topology,
         prefix: "pizza".into(),
     }
 }
@@ -145,7 +144,11 @@ fn select_node(app: &mut App, id: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut app = App::start(options(dir.path(), FAST)).expect("the control room starts");
+    let mut app = App::start(options(
+        dir.path(),
+        fast_platform(&[], &["kitchen-1", "kitchen-2"]),
+    ))
+    .expect("the control room starts");
     let ids = ["broker", "payment", "order", "kitchen-1", "kitchen-2", "delivery"];
     wait(&mut app, 60, "every node up and both kitchens consuming", |m| {
         m.feed_up
@@ -361,8 +364,13 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-fn topology_file(dir: &Path, text: &str) -> String {
-    let path = dir.join("topology.toml");
+/// A broker and one kitchen: the smallest platform that starts children.
+const BROKER_AND_KITCHEN: &str =
+    "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n";
+
+/// Writes `text` as `dir/name` and returns its path.
+fn topology_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
     std::fs::write(&path, text).expect("write the topology");
     path.display().to_string()
 }
@@ -370,10 +378,7 @@ fn topology_file(dir: &Path, text: &str) -> String {
 #[test]
 fn headless_starts_the_topology_and_sigterm_stops_every_node() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let topology = topology_file(
-        dir.path(),
-        "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n",
-    );
+    let topology = topology_file(dir.path(), "topology.toml", BROKER_AND_KITCHEN);
     let data = dir.path().join("data");
     let data = data.display().to_string();
     let mut room = Room::start(&["--headless", "--topology", &topology, "--data-dir", &data]);
@@ -386,14 +391,12 @@ fn headless_starts_the_topology_and_sigterm_stops_every_node() {
     // A second control room attaches to the first one's broker: it starts
     // its kitchen, and no broker of its own.
     let url = broker.trim_start_matches("broker ").to_string();
-    let topology2 = dir.path().join("two.toml");
-    std::fs::write(
-        &topology2,
+    let topology2 = topology_file(
+        dir.path(),
+        "two.toml",
         "[[node]]\nrole='broker'\nid='b'\n[[node]]\nrole='kitchen'\nid='kitchen-9'\n",
-    )
-    .expect("write");
+    );
     let data2 = dir.path().join("data2").display().to_string();
-    let topology2 = topology2.display().to_string();
     let mut attached = Room::start(&[
         "--headless",
         "--broker",
@@ -435,33 +438,6 @@ fn without_a_terminal_it_says_so_and_points_to_headless() {
     assert!(err.contains("control-room node"), "{err}");
 }
 
-/// A small platform whose broker gives up after two attempts.
-const TWO_ATTEMPTS: &str = r#"
-[[node]]
-role = "broker"
-id = "broker"
-args = ["--max-attempts", "2", "--retry-base-ms", "50"]
-
-[[node]]
-role = "payment"
-id = "payment"
-args = ["--latency-ms", "1", "--decline-rate", "0"]
-
-[[node]]
-role = "order"
-id = "order"
-
-[[node]]
-role = "kitchen"
-id = "kitchen-1"
-args = ["--prep-ms", "50"]
-
-[[node]]
-role = "delivery"
-id = "delivery"
-args = ["--trip-ms", "50"]
-"#;
-
 fn error_rate(m: &Model, id: &str) -> f64 {
     m.nodes
         .get(id)
@@ -473,7 +449,12 @@ fn error_rate(m: &Model, id: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut app = App::start(options(dir.path(), TWO_ATTEMPTS)).expect("the control room starts");
+    let mut app = App::start(options(
+        dir.path(),
+        // A broker that gives up after two attempts.
+        fast_platform(&["--max-attempts", "2", "--retry-base-ms", "50"], &["kitchen-1"]),
+    ))
+    .expect("the control room starts");
     wait(&mut app, 60, "the platform up", |m| {
         m.feed_up && kitchens_online(m) == 1 && m.order_url().is_some()
     })
@@ -630,10 +611,7 @@ impl Pty {
 fn closing_the_terminal_window_stops_every_node() {
     use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().expect("a temp dir");
-    let topology = topology_file(
-        dir.path(),
-        "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n",
-    );
+    let topology = topology_file(dir.path(), "topology.toml", BROKER_AND_KITCHEN);
     let data = dir.path().join("data");
     let mut pty = Pty::open();
     let io = || pty.slave.try_clone().expect("a pty fd");
