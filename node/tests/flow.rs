@@ -12,13 +12,16 @@ use support::{free_port, wait_for, Http, Proc, World};
 const LONG: Duration = Duration::from_secs(60);
 
 /// The platform under test: every process, its ports, and an HTTP client.
+///
+/// Fields drop in declaration order: the processes are killed before the
+/// World removes their temp directory.
 struct Platform {
+    procs: HashMap<String, Proc>,
     w: World,
     http: Http,
     order_port: u16,
     payment_port: u16,
     delivery_port: u16,
-    procs: HashMap<String, Proc>,
 }
 
 impl Platform {
@@ -276,8 +279,10 @@ fn delivery_killed_while_orders_become_ready_still_delivers_every_order() {
     p.kitchen("kitchen-1", "100", "2");
     let ids = p.place_many(10);
     wait_for(LONG, "some orders ready or on the road", || {
-        ids.iter()
-            .any(|id| p.view(id)["state"] != "queued" && p.view(id)["state"] != "cooking")
+        ids.iter().any(|id| {
+            let state = p.view(id)["state"].clone();
+            state != "queued" && state != "cooking"
+        })
     });
     p.proc("delivery").kill9();
     p.delivery();

@@ -139,9 +139,7 @@ fn deliveries_held_by_a_killed_consumer_go_to_another() {
     let _broker = w.broker(&[]);
     // The slow one takes 5 and sits on them.
     let mut slow = w.consumer("slow", &["--credit", "5", "--work-ms", "600000"]);
-    wait_for(LONG, "the slow consumer's credit", || {
-        std::fs::read_to_string(w.path("slow.log")).is_ok()
-    });
+    w.wait_consumers("kitchen", &["slow"]);
     let mut producer = w.producer("p1", &["--count", "5", "--keys", "5"]);
     assert_eq!(producer.wait_exit(LONG), Some(0));
     wait_for(LONG, "5 deliveries held by the slow consumer", || {
