@@ -80,16 +80,25 @@ impl Incoming {
     /// Tells the broker this message is handled. The PUBACK leaves once
     /// every message that arrived before it is handled too (see
     /// [`crate::acks`]).
+    ///
+    /// Cancel-safe: the work runs in a task of its own, so a caller dropped
+    /// mid-await (a `select!` branch losing) can neither leave its slot
+    /// unfinished, which would hold back every later PUBACK, nor drop acks
+    /// already taken from the order.
     pub async fn ack(self) {
         let Some(ticket) = self.ticket else { return };
-        // Held across the sends so that two finishers cannot interleave.
-        let _sending = self.link.shared.ack_send.lock().await;
-        let ready = lock(&self.link.shared.acks).finish(ticket);
-        for publish in ready {
-            // Fails only when the connection is closing; the broker then
-            // keeps the message for our next session, the safe side.
-            let _ = self.link.client.ack(&publish).await;
-        }
+        let link = self.link;
+        let _ = tokio::spawn(async move {
+            // Held across the sends so that two finishers cannot interleave.
+            let _sending = link.shared.ack_send.lock().await;
+            let ready = lock(&link.shared.acks).finish(ticket);
+            for publish in ready {
+                // Fails only when the connection is closing; the broker then
+                // keeps the message for our next session, the safe side.
+                let _ = link.client.ack(&publish).await;
+            }
+        })
+        .await;
     }
 }
 
@@ -264,8 +273,7 @@ impl Link {
     /// Writes `entry` to the outbox (flushed), then sends it. It is sent
     /// again until confirmed.
     pub async fn publish_durable(&self, entry: Entry) -> Result<(), NodeError> {
-        self.shared.outbox.add(&entry).await?;
-        self.send_entry(&entry).await
+        self.publish_durable_many(std::slice::from_ref(&entry)).await
     }
 
     /// Like [`Link::publish_durable`] for many entries with one flush.

@@ -38,6 +38,22 @@ pub struct Entry {
     pub confirmation: Confirmation,
 }
 
+impl Entry {
+    /// `envelope` bound for `topic`, kept until `confirmation`.
+    pub fn for_envelope(
+        topic: String,
+        envelope: &contracts::Envelope,
+        confirmation: Confirmation,
+    ) -> Result<Entry, NodeError> {
+        Ok(Entry {
+            id: envelope.event_id,
+            topic,
+            payload: serde_json::to_string(envelope)?,
+            confirmation,
+        })
+    }
+}
+
 /// The outbox, a sled tree keyed by event id.
 pub struct Outbox {
     tree: sled::Tree,
@@ -62,25 +78,17 @@ impl Outbox {
 
     /// Stores an entry and flushes, so it survives a kill -9 from here on.
     pub async fn add(&self, entry: &Entry) -> Result<(), NodeError> {
-        let previous = self
-            .tree
-            .insert(entry.id.as_bytes(), serde_json::to_vec(entry)?)?;
-        if previous.is_none() {
-            self.count.fetch_add(1, Ordering::Relaxed);
-        }
-        self.db.flush_async().await?;
-        Ok(())
+        self.add_many(std::slice::from_ref(entry)).await
     }
 
     /// Stores several entries with one flush (group commit).
     pub async fn add_many(&self, entries: &[Entry]) -> Result<(), NodeError> {
-        let mut batch = sled::Batch::default();
         let mut fresh = 0;
         for e in entries {
-            fresh += usize::from(!self.tree.contains_key(e.id.as_bytes())?);
-            batch.insert(e.id.as_bytes(), serde_json::to_vec(e)?);
+            // A re-added entry (same id) replaces itself and is counted once.
+            let previous = self.tree.insert(e.id.as_bytes(), serde_json::to_vec(e)?)?;
+            fresh += usize::from(previous.is_none());
         }
-        self.tree.apply_batch(batch)?;
         self.count.fetch_add(fresh, Ordering::Relaxed);
         self.db.flush_async().await?;
         Ok(())

@@ -30,13 +30,7 @@ impl QueueProducer {
 
     /// Writes `envelope` to the outbox and sends it to `queue`'s keeper.
     pub async fn put(&self, queue: &str, envelope: &Envelope) -> Result<(), NodeError> {
-        let entry = Entry {
-            id: envelope.event_id,
-            topic: self.link.topics().put(queue),
-            payload: serde_json::to_string(envelope)?,
-            confirmation: Confirmation::Keeper,
-        };
-        self.link.publish_durable(entry).await
+        self.put_many(queue, std::slice::from_ref(envelope)).await
     }
 
     /// Puts many envelopes with one outbox flush (group commit).
@@ -44,14 +38,7 @@ impl QueueProducer {
         let topic = self.link.topics().put(queue);
         let entries = envelopes
             .iter()
-            .map(|e| {
-                Ok(Entry {
-                    id: e.event_id,
-                    topic: topic.clone(),
-                    payload: serde_json::to_string(e)?,
-                    confirmation: Confirmation::Keeper,
-                })
-            })
+            .map(|e| Entry::for_envelope(topic.clone(), e, Confirmation::Keeper))
             .collect::<Result<Vec<_>, NodeError>>()?;
         self.link.publish_durable_many(&entries).await
     }

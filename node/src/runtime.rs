@@ -177,12 +177,8 @@ impl Node {
 
     /// Publishes a domain event through the outbox (kept until its PUBACK).
     pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
-        let entry = Entry {
-            id: envelope.event_id,
-            topic: self.topics().event(&envelope.kind),
-            payload: serde_json::to_string(envelope)?,
-            confirmation: Confirmation::PubAck,
-        };
+        let topic = self.topics().event(&envelope.kind);
+        let entry = Entry::for_envelope(topic, envelope, Confirmation::PubAck)?;
         self.link.publish_durable(entry).await
     }
 

@@ -96,11 +96,14 @@ where
     };
     counters.in_flight.fetch_add(1, Ordering::Relaxed);
     let delivery_id = d.delivery_id.clone();
-    let mut outcome = once(&node, d.clone(), &handler).await;
-    if twice {
+    // Copied only for the duplicate fault: a delivery carries its payload.
+    let outcome = if twice {
+        once(&node, d.clone(), &handler).await;
         tracing::warn!(order_id = %d.envelope.order_id, "fault: delivery handled twice");
-        outcome = once(&node, d, &handler).await;
-    }
+        once(&node, d, &handler).await
+    } else {
+        once(&node, d, &handler).await
+    };
     counters.in_flight.fetch_sub(1, Ordering::Relaxed);
     let (outcome, reason) = match outcome {
         Handled::Done => {
