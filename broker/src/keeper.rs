@@ -479,18 +479,22 @@ impl Keeper {
                 );
                 continue;
             };
-            self.store.forget(queue, &envelope.event_id)?;
-            let Ok(item) = Item::from_envelope(self.next_seq, &envelope) else {
-                continue;
+            let item = match Item::from_envelope(self.next_seq, &envelope) {
+                Ok(item) => item,
+                Err(e) => {
+                    tracing::warn!(queue, id = letter.id, error = %e, "dropped a dead letter that cannot be re-queued");
+                    continue;
+                }
             };
             let item = Item {
                 redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
                 ..item
             };
-            if self.store.add(queue, &item)? {
-                self.next_seq += 1;
-                self.queue(queue).put(item);
-            }
+            // Overwrites the item's tombstone: one write, and the keeper is
+            // the only writer, so nothing can have put it back meanwhile.
+            self.store.save(queue, &item)?;
+            self.next_seq += 1;
+            self.queue(queue).put(item);
         }
         batch.dirty = true;
         batch.dlq_changed.insert(queue.to_string());

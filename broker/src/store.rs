@@ -239,13 +239,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets that an event id was accepted, so a re-queued dead letter can
-    /// be put again.
-    pub fn forget(&self, queue: &str, event_id: &Uuid) -> Result<(), StoreError> {
-        self.items(queue)?.remove(event_id.as_bytes())?;
-        Ok(())
-    }
-
     /// Makes every write so far durable. Confirms go out only after this.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
