@@ -286,17 +286,34 @@ impl Queue {
             .filter(|(_, l)| l.consumer == consumer)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut effects = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(lease) = self.leases.remove(&id) {
-                self.released.insert(id, lease.seq);
-                effects.push(self.requeue(lease.seq, why.to_string(), 0));
-            }
-        }
+        let effects = ids
+            .into_iter()
+            .filter_map(|id| self.take_back(id, |_| why.to_string()))
+            .collect();
         if let Some(c) = self.consumers.get_mut(consumer) {
             c.in_flight = 0;
         }
         effects
+    }
+
+    /// Ends the lease `id` without an ack and puts its message back,
+    /// remembering the delivery id so a late `done` can still finish it.
+    fn take_back(&mut self, id: String, why: impl FnOnce(&Lease) -> String) -> Option<Effect> {
+        let lease = self.leases.remove(&id)?;
+        if let Some(c) = self.consumers.get_mut(&lease.consumer) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        let why = why(&lease);
+        self.released.insert(id, lease.seq);
+        Some(self.requeue(lease.seq, why, 0))
+    }
+
+    /// Forgets taken-back deliveries of `seq`: it went out again or is gone,
+    /// so a late ack for them changes nothing (and the map stays small).
+    fn forget_released(&mut self, seq: u64) {
+        if !self.released.is_empty() {
+            self.released.retain(|_, s| *s != seq);
+        }
     }
 
     /// Puts an in-flight head back: eligible after `delay_ms`, or dead if it
@@ -323,6 +340,7 @@ impl Queue {
     /// Removes a key head for good and lets the key's next message go.
     fn remove_head(&mut self, seq: u64) -> Option<Item> {
         let item = self.items.remove(&seq)?;
+        self.forget_released(seq);
         self.eligible.remove(&seq);
         let key = item.key();
         if let Some(keyed) = self.by_key.get_mut(&key) {
@@ -422,22 +440,15 @@ impl Queue {
             .filter(|(_, l)| l.deadline <= now)
             .map(|(id, _)| id.clone())
             .collect();
-        let mut effects = Vec::with_capacity(expired.len());
-        for id in expired {
-            if let Some(lease) = self.leases.remove(&id) {
-                if let Some(c) = self.consumers.get_mut(&lease.consumer) {
-                    c.in_flight = c.in_flight.saturating_sub(1);
-                }
-                self.released.insert(id, lease.seq);
-                let why = format!(
-                    "not acknowledged by {} within {} s",
-                    lease.consumer,
-                    self.policy.ack_timeout_ms / 1000
-                );
-                effects.push(self.requeue(lease.seq, why, 0));
-            }
-        }
-        effects
+        let timeout_s = self.policy.ack_timeout_ms / 1000;
+        expired
+            .into_iter()
+            .filter_map(|id| {
+                self.take_back(id, |l| {
+                    format!("not acknowledged by {} within {timeout_s} s", l.consumer)
+                })
+            })
+            .collect()
     }
 
     /// When the next delayed message becomes due, if any.
@@ -463,6 +474,7 @@ impl Queue {
             let item = item.clone();
             self.next_delivery += 1;
             let delivery_id = format!("{}-{}-{}", self.name, seq, self.next_delivery);
+            self.forget_released(seq);
             self.leases.insert(
                 delivery_id.clone(),
                 Lease {
@@ -723,6 +735,23 @@ mod tests {
         let effect = q.ack("k1", &d.delivery_id, Outcome::Done, None, 0);
         assert!(matches!(effect, Effect::Done(ref i) if i.seq == 1), "{effect:?}");
         assert_eq!(q.ready(), 0);
+    }
+
+    #[test]
+    fn taken_back_deliveries_are_forgotten_once_resent_and_a_late_ack_then_changes_nothing() {
+        let mut q = queue();
+        q.put(item(1, "a"));
+        q.credit("k1", 1, "i1");
+        let first = q.dispatch().remove(0);
+        q.offline("k1");
+        assert_eq!(q.released.len(), 1);
+        q.credit("k2", 1, "i2");
+        let second = q.dispatch().remove(0);
+        assert!(q.released.is_empty(), "resent: nothing left to remember");
+        let late = q.ack("k1", &first.delivery_id, Outcome::Done, None, 0);
+        assert!(matches!(late, Effect::Ignored), "{late:?}");
+        let done = q.ack("k2", &second.delivery_id, Outcome::Done, None, 0);
+        assert!(matches!(done, Effect::Done(ref i) if i.seq == 1), "{done:?}");
     }
 
     #[test]
