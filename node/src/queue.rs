@@ -105,11 +105,12 @@ impl QueueConsumer {
         self.announce().await
     }
 
-    /// The next delivery, or `None` when the link is gone.
+    /// The next delivery, or `None` when the link is gone. Cancel-safe: a
+    /// delivery is either returned or still waiting in the channel.
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
             let msg = self.rx.recv().await?;
-            if let Some(d) = self.accept(msg).await {
+            if let Some(d) = self.accept(msg) {
                 return Some(d);
             }
         }
@@ -118,18 +119,22 @@ impl QueueConsumer {
     /// A delivery that has already arrived, if any (for acking in batches).
     pub async fn try_next(&mut self) -> Option<Delivery> {
         while let Ok(msg) = self.rx.try_recv() {
-            if let Some(d) = self.accept(msg).await {
+            if let Some(d) = self.accept(msg) {
                 return Some(d);
             }
         }
         None
     }
 
-    async fn accept(&self, msg: Incoming) -> Option<Delivery> {
+    /// No await between taking a message off the channel and returning it:
+    /// `next` is used in `select!`, and a delivery taken but not returned
+    /// would be lost until the keeper's ack timeout.
+    fn accept(&self, msg: Incoming) -> Option<Delivery> {
         let parsed = serde_json::from_slice::<Delivery>(&msg.payload);
         // The keeper's lease protocol covers a delivery lost from here on,
-        // so the MQTT message itself can be acknowledged at once.
-        msg.ack().await;
+        // so the MQTT message itself can be acknowledged at once; the ack
+        // order keeps PUBACKs in arrival order whichever task sends them.
+        tokio::spawn(msg.ack());
         match parsed {
             Ok(d) if d.incarnation == lock(&self.state).incarnation => Some(d),
             Ok(d) => {
