@@ -22,26 +22,36 @@ pub fn spawn(ports: Vec<u16>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("nodelay".into())
         .spawn(move || {
-            let mut done: HashSet<RawFd> = HashSet::new();
+            let mut seen: HashSet<u64> = HashSet::new();
             loop {
-                sweep(&ports, &mut done);
+                sweep(&ports, &mut seen);
                 std::thread::sleep(SWEEP);
             }
         })?;
     Ok(())
 }
 
-fn sweep(ports: &[u16], done: &mut HashSet<RawFd>) {
+/// Sets TCP_NODELAY on accepted connections not seen before. Sockets are
+/// known by inode, not by fd number: a reconnect often gets the number of
+/// the connection that just closed, and must not be taken for it.
+fn sweep(ports: &[u16], seen: &mut HashSet<u64>) {
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return;
     };
-    let open: HashSet<RawFd> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    // Forget closed descriptors: their numbers get reused by new sockets.
-    done.retain(|fd| open.contains(fd));
-    for fd in open {
-        if done.contains(&fd) {
+    let mut open = HashSet::new();
+    for entry in entries.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<RawFd>().ok()) else {
+            continue;
+        };
+        // "socket:[12345]" for a socket; anything else is not one.
+        let Some(inode) = std::fs::read_link(entry.path())
+            .ok()
+            .and_then(|l| socket_inode(&l))
+        else {
+            continue;
+        };
+        open.insert(inode);
+        if !seen.insert(inode) {
             continue;
         }
         // SAFETY: `fd` was open a moment ago. If it has been closed (or
@@ -54,8 +64,30 @@ fn sweep(ports: &[u16], done: &mut HashSet<RawFd>) {
         };
         let is_ours = local.as_socket().is_some_and(|a| ports.contains(&a.port()));
         // The listening socket itself has no peer; accepted ones do.
-        if is_ours && sock.peer_addr().is_ok() && sock.set_tcp_nodelay(true).is_ok() {
-            done.insert(fd);
+        if is_ours && sock.peer_addr().is_ok() {
+            let _ = sock.set_tcp_nodelay(true);
         }
+    }
+    // Forget closed sockets, so the set stays as small as the open ones.
+    seen.retain(|i| open.contains(i));
+}
+
+fn socket_inode(link: &std::path::Path) -> Option<u64> {
+    link.to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_are_known_by_inode() {
+        assert_eq!(socket_inode(std::path::Path::new("socket:[12345]")), Some(12345));
+        assert_eq!(socket_inode(std::path::Path::new("/dev/null")), None);
+        assert_eq!(socket_inode(std::path::Path::new("pipe:[77]")), None);
     }
 }
