@@ -117,6 +117,17 @@ pub fn envelope<E: Event>(
     Ok(Envelope::new(E::KIND, order_id, seq, trace_id, source, payload))
 }
 
+/// An event that follows from `cause`: same order, same trace, caused by it,
+/// numbered `seq` and sent by `source`.
+pub fn follow<E: Event>(
+    event: &E,
+    cause: &Envelope,
+    seq: u64,
+    source: impl Into<String>,
+) -> Result<Envelope, serde_json::Error> {
+    Ok(envelope(event, cause.order_id.clone(), seq, cause.trace_id.clone(), source)?.caused_by(cause))
+}
+
 /// Decodes the payload of `env` as `E`, checking first that `env` is of kind
 /// `E::KIND`.
 ///
@@ -376,6 +387,21 @@ mod tests {
             KitchenTicket::KIND,
             DeliveryTicket::KIND,
         ]
+    }
+
+    #[test]
+    fn a_follow_up_keeps_the_order_and_trace_and_names_its_cause() {
+        let cause = envelope(&OrderRejected { reason: "x".into() }, "o1", 3, "t1", "order").unwrap();
+        let next = follow(&OrderCancelled { reason: "y".into() }, &cause, 4, "kitchen-1").unwrap();
+        assert_eq!(
+            (next.order_id.as_str(), next.trace_id.as_str(), next.seq),
+            ("o1", "t1", 4)
+        );
+        assert_eq!(
+            (next.causation_id, next.source.as_str()),
+            (Some(cause.event_id), "kitchen-1")
+        );
+        assert_eq!(next.kind, kind::ORDER_CANCELLED);
     }
 
     #[test]

@@ -322,14 +322,7 @@ fn caused<E: events::Event>(
     n: u64,
     source: &str,
 ) -> Result<Envelope, serde_json::Error> {
-    Ok(events::envelope(
-        event,
-        ticket.order_id.clone(),
-        ticket.seq.saturating_add(n),
-        ticket.trace_id.clone(),
-        source,
-    )?
-    .caused_by(ticket))
+    events::follow(event, ticket, ticket.seq.saturating_add(n), source)
 }
 
 /// The events published when `driver` sets off with `ticket`:

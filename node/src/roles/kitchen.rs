@@ -127,15 +127,7 @@ impl Kitchen {
         ticket: &Envelope,
         seq: u64,
     ) -> Result<Envelope, String> {
-        let env = events::envelope(
-            payload,
-            ticket.order_id.clone(),
-            seq,
-            ticket.trace_id.clone(),
-            self.node.id(),
-        )
-        .map_err(|e| e.to_string())?
-        .caused_by(ticket);
+        let env = events::follow(payload, ticket, seq, self.node.id()).map_err(|e| e.to_string())?;
         self.node.emit(&env).await.map_err(|e| e.to_string())?;
         Ok(env)
     }
@@ -195,15 +187,7 @@ impl Kitchen {
             kitchen: id.to_string(),
             customer: body.customer,
         };
-        let handoff = events::envelope(
-            &delivery,
-            ticket.order_id.clone(),
-            ticket.seq + 2,
-            ticket.trace_id.clone(),
-            id,
-        )
-        .map_err(|e| e.to_string())?
-        .caused_by(&ready);
+        let handoff = events::follow(&delivery, &ready, ticket.seq + 2, id).map_err(|e| e.to_string())?;
         self.node
             .producer()
             .put(DELIVERY, &handoff)

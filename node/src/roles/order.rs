@@ -205,15 +205,7 @@ impl Service {
         cause: &Envelope,
     ) -> Result<Envelope, ApiError> {
         let seq = self.book.lock().await.next_seq(&cause.order_id);
-        let env = events::envelope(
-            payload,
-            cause.order_id.clone(),
-            seq,
-            cause.trace_id.clone(),
-            self.node.id(),
-        )
-        .map_err(ApiError::internal)?;
-        Ok(env.caused_by(cause))
+        events::follow(payload, cause, seq, self.node.id()).map_err(ApiError::internal)
     }
 }
 
@@ -299,18 +291,11 @@ async fn place(
             &paid,
         )
         .await?;
-    let ticket = events::envelope(
-        &KitchenTicket {
-            items: order.items.clone(),
-            customer: order.customer.clone(),
-        },
-        order_id.clone(),
-        queued.seq,
-        trace_id.clone(),
-        s.node.id(),
-    )
-    .map_err(ApiError::internal)?
-    .caused_by(&queued);
+    let body = KitchenTicket {
+        items: order.items.clone(),
+        customer: order.customer.clone(),
+    };
+    let ticket = events::follow(&body, &queued, queued.seq, s.node.id()).map_err(ApiError::internal)?;
     // In the outbox (flushed) before we answer: from here the order survives
     // a kill -9 of this node, and the keeper gets it when it can.
     s.node
