@@ -65,8 +65,6 @@ pub struct Meta {
     pub order_id: String,
     /// The producer, who gets the confirm.
     pub source: String,
-    /// The trace, for alerts about this message.
-    pub trace_id: String,
 }
 
 /// A message stored in a queue.
@@ -98,7 +96,6 @@ impl Item {
                 event_id: envelope.event_id,
                 order_id: envelope.order_id.clone(),
                 source: envelope.source.clone(),
-                trace_id: envelope.trace_id.clone(),
             },
             envelope: Bytes::from(serde_json::to_vec(envelope)?),
         })

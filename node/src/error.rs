@@ -17,7 +17,4 @@ pub enum NodeError {
         "bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)"
     )]
     BrokerUrl(String),
-    /// Timed out waiting for something.
-    #[error("timed out after {0:?} waiting for {1}")]
-    Timeout(std::time::Duration, String),
 }

@@ -483,22 +483,6 @@ async fn resend_loop(link: Link) {
     }
 }
 
-/// Waits until `check` holds, polling every 10 ms, or fails after `limit`.
-pub async fn wait_until(
-    limit: Duration,
-    what: &str,
-    mut check: impl FnMut() -> bool,
-) -> Result<(), NodeError> {
-    let deadline = Instant::now() + limit;
-    while !check() {
-        if Instant::now() > deadline {
-            return Err(NodeError::Timeout(limit, what.to_string()));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::matches;

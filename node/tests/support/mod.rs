@@ -239,13 +239,6 @@ impl World {
         args.extend(extra.iter().map(|s| s.to_string()));
         Proc::spawn(id, &args, &self.path(&format!("{id}.log")))
     }
-
-    /// Prints a process log, for post-mortems of failed tests.
-    pub fn dump_log(&self, name: &str) {
-        if let Ok(text) = std::fs::read_to_string(self.path(&format!("{name}.log"))) {
-            eprintln!("----- {name}.log -----\n{text}");
-        }
-    }
 }
 
 /// A field of a JSON line as a string.
