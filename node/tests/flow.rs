@@ -25,6 +25,15 @@ struct Platform {
 }
 
 impl Platform {
+    /// The broker, payment, order and delivery; kitchens are up to the test.
+    fn up(broker_extra: &[&str]) -> Platform {
+        let mut p = Platform::new(broker_extra);
+        p.payment();
+        p.order();
+        p.delivery();
+        p
+    }
+
     fn new(broker_extra: &[&str]) -> Platform {
         let w = World::new();
         let broker = w.broker(broker_extra);
@@ -46,11 +55,16 @@ impl Platform {
     }
 
     fn payment(&mut self) {
+        self.payment_declining("0");
+    }
+
+    /// Payment that declines this share of payments.
+    fn payment_declining(&mut self, rate: &str) {
         let http = format!("127.0.0.1:{}", self.payment_port);
         self.start(
             "payment",
             "payment",
-            &["--http", &http, "--latency-ms", "0", "--decline-rate", "0"],
+            &["--http", &http, "--latency-ms", "0", "--decline-rate", rate],
         );
         self.http.wait_up(&format!("http://{http}/healthz"));
     }
@@ -180,10 +194,7 @@ fn a_payment_outage_answers_503_quickly_and_recovers() {
 
 #[test]
 fn orders_wait_in_the_queue_until_a_kitchen_starts() {
-    let mut p = Platform::new(&[]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&[]);
     let ids = p.place_many(5);
     p.wait_state(&ids, "queued", LONG);
     p.kitchen("kitchen-1", "0", "2");
@@ -208,10 +219,7 @@ fn orders_wait_in_the_queue_until_a_kitchen_starts() {
 
 #[test]
 fn a_stopped_or_killed_kitchen_bakes_every_queued_order_exactly_once_after_restart() {
-    let mut p = Platform::new(&[]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&[]);
     p.kitchen("kitchen-1", "300", "1");
     let first = p.place_many(6);
     // Graceful stop while tickets wait.
@@ -247,10 +255,7 @@ fn a_stopped_or_killed_kitchen_bakes_every_queued_order_exactly_once_after_resta
 
 #[test]
 fn two_kitchens_share_the_orders() {
-    let mut p = Platform::new(&[]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&[]);
     p.kitchen("kitchen-1", "20", "2");
     p.kitchen("kitchen-2", "20", "2");
     p.w.wait_consumers("kitchen", &["kitchen-1", "kitchen-2"]);
@@ -272,10 +277,7 @@ fn two_kitchens_share_the_orders() {
 
 #[test]
 fn delivery_killed_while_orders_become_ready_still_delivers_every_order() {
-    let mut p = Platform::new(&[]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&[]);
     p.kitchen("kitchen-1", "100", "2");
     let ids = p.place_many(10);
     wait_for(LONG, "some orders ready or on the road", || {
@@ -358,10 +360,7 @@ fn bad_input_is_refused_with_the_field_and_creates_nothing() {
 fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
     // A 30% drop with the default 5 attempts dead-letters some order in about
     // one run in twenty (0.3^5 per order); 20 attempts make that 3e-11.
-    let mut p = Platform::new(&["--ack-timeout-ms", "1500", "--max-attempts", "20"]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&["--ack-timeout-ms", "1500", "--max-attempts", "20"]);
     p.kitchen("kitchen-1", "0", "4");
     let mqtt = support::Mqtt::connect(p.w.port, "test-control", None).expect("connects");
     let faults = json!({"command": "set_faults", "faults": {"duplicate_rate": 0.5, "drop_rate": 0.3}});
@@ -396,10 +395,7 @@ fn duplicated_and_dropped_deliveries_still_deliver_every_order_once() {
 
 #[test]
 fn an_order_a_kitchen_cannot_make_is_refunded_then_cancelled() {
-    let mut p = Platform::new(&[]);
-    p.payment();
-    p.order();
-    p.delivery();
+    let mut p = Platform::up(&[]);
     // Basil for one margherita only: the second order cannot be made.
     let stock = p.w.path("stock.toml");
     std::fs::write(
@@ -434,13 +430,7 @@ fn an_order_a_kitchen_cannot_make_is_refunded_then_cancelled() {
 #[test]
 fn a_declined_payment_ends_in_rejected() {
     let mut p = Platform::new(&[]);
-    let http = format!("127.0.0.1:{}", p.payment_port);
-    p.start(
-        "payment",
-        "payment",
-        &["--http", &http, "--latency-ms", "0", "--decline-rate", "1.0"],
-    );
-    p.http.wait_up(&format!("http://{http}/healthz"));
+    p.payment_declining("1.0");
     p.order();
     let (status, body) = p.place();
     assert_eq!(status, 402, "{body}");
