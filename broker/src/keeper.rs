@@ -366,6 +366,13 @@ impl Keeper {
         Ok(())
     }
 
+    /// Notes that `consumer` is alive (its lease is renewed); returns now.
+    fn heard_from(&mut self, consumer: &str) -> u64 {
+        let now = self.ms();
+        self.last_seen.insert(consumer.to_string(), now);
+        now
+    }
+
     fn on_credit(
         &mut self,
         queue: &str,
@@ -376,8 +383,7 @@ impl Keeper {
         let Some(credit) = decode::<Credit>("credit", queue, payload) else {
             return Ok(());
         };
-        let now = self.ms();
-        self.last_seen.insert(consumer.to_string(), now);
+        self.heard_from(consumer);
         let effects = self
             .queue(queue)
             .credit(consumer, credit.credit, &credit.incarnation);
@@ -395,8 +401,7 @@ impl Keeper {
             return Ok(());
         };
         let acks = acks.into_acks();
-        let now = self.ms();
-        self.last_seen.insert(consumer.to_string(), now);
+        let now = self.heard_from(consumer);
         let mut effects = Vec::with_capacity(acks.len());
         let q = self.queue(queue);
         for a in acks {
@@ -409,8 +414,7 @@ impl Keeper {
         let Ok(status) = serde_json::from_slice::<NodeStatus>(payload) else {
             return Ok(());
         };
-        let now = self.ms();
-        self.last_seen.insert(node.to_string(), now);
+        self.heard_from(node);
         if status.state == NodeState::Offline {
             self.consumer_gone(node, batch)?;
         }
