@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use contracts::queue::{AckMessage, Confirm, Credit, DeadLetter, QueueFigures, QueueStats, Requeue};
+use contracts::queue::{
+    AckMessage, Confirm, Credit, DeadLetter, QueueFigures, QueueStats, Requeue, Withdraw, Withdrawn,
+};
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
 use contracts::Envelope;
@@ -90,6 +92,8 @@ struct Batch {
     buried: Vec<DeadLetter>,
     /// Queues whose DLQ listing changed.
     dlq_changed: BTreeSet<String>,
+    /// Answers to withdrawals: (topic, answer), sent after the flush.
+    withdrawn: Vec<(String, Withdrawn)>,
 }
 
 /// The keeper's state: queues, storage, and its MQTT client.
@@ -147,6 +151,9 @@ impl Keeper {
             }
             if restored > 0 {
                 tracing::info!(queue = %name, restored, "queue rebuilt from storage");
+            }
+            for (order_id, last_seq) in store.load_withdrawn(&name)? {
+                q.restore_withdrawn(order_id, last_seq);
             }
             queues.insert(name, q);
         }
@@ -233,6 +240,9 @@ impl Keeper {
             let topic = self.opts.topics.confirm(&queue, &producer);
             self.publish(topic, &Confirm { event_ids }, false).await?;
         }
+        for (topic, answer) in batch.withdrawn {
+            self.publish(topic, &answer, false).await?;
+        }
         for letter in &batch.buried {
             self.alert(letter).await?;
         }
@@ -291,6 +301,7 @@ impl Keeper {
             ("credit", Some(consumer)) => self.on_credit(&queue, &consumer, &payload, batch),
             ("ack", Some(consumer)) => self.on_ack(&queue, &consumer, &payload, batch),
             ("dlq", Some(cmd)) if cmd == "requeue" => self.on_requeue(&queue, &payload, batch),
+            ("withdraw", Some(client)) => self.on_withdraw(&queue, &client, &payload, batch),
             _ => Ok(()),
         }
     }
@@ -303,6 +314,7 @@ impl Keeper {
             format!("{p}/q/+/credit/+"),
             format!("{p}/q/+/ack/+"),
             format!("{p}/q/+/dlq/requeue"),
+            format!("{p}/q/+/withdraw/+"),
             t.all_status(),
         ];
         for f in filters {
@@ -342,6 +354,21 @@ impl Keeper {
         };
         let id = meta.event_id;
         let source = meta.source.clone();
+        if let Some(last_seq) = self.queue(queue).drop_withdrawn(&meta) {
+            // The order was withdrawn (cancelled): confirmed, so the producer
+            // stops re-sending it, but never delivered.
+            tracing::info!(queue, order_id = %meta.order_id, "put for a withdrawn order dropped");
+            self.store.set_withdrawn(queue, &meta.order_id, last_seq)?;
+            batch.dirty = true;
+            if !source.is_empty() {
+                batch
+                    .confirms
+                    .entry((queue.to_string(), source))
+                    .or_default()
+                    .push(id);
+            }
+            return Ok(());
+        }
         let item = Item {
             seq: self.next_seq,
             attempt: 0,
@@ -470,6 +497,41 @@ impl Keeper {
         Ok(())
     }
 
+    fn on_withdraw(
+        &mut self,
+        queue: &str,
+        client: &str,
+        payload: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), KeeperError> {
+        let Some(req) = decode::<Withdraw>("withdraw", queue, payload) else {
+            return Ok(());
+        };
+        if req.order_id.is_empty() {
+            tracing::warn!(queue, client, "ignored a withdraw without an order id");
+            return Ok(());
+        }
+        let w = self.queue(queue).withdraw(&req.order_id);
+        for item in &w.removed {
+            self.store.finish(queue, &item.meta.event_id)?;
+        }
+        self.store.set_withdrawn(queue, &req.order_id, w.last_seq)?;
+        batch.dirty = true;
+        tracing::info!(queue, order_id = %req.order_id, removed = w.removed.len(), in_flight = w.in_flight, "withdrawn");
+        let answer = Withdrawn {
+            request_id: req.request_id,
+            queue: queue.to_string(),
+            order_id: req.order_id,
+            removed: w.removed.len() as u32,
+            in_flight: w.in_flight,
+            last_seq: w.last_seq,
+        };
+        batch
+            .withdrawn
+            .push((self.opts.topics.withdrawn(queue, client), answer));
+        Ok(())
+    }
+
     fn on_requeue(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
         let Some(req) = decode::<Requeue>("requeue", queue, payload) else {
             return Ok(());
@@ -490,6 +552,10 @@ impl Keeper {
                     continue;
                 }
             };
+            if self.queue(queue).drop_withdrawn(&item.meta).is_some() {
+                tracing::info!(queue, order_id = %item.meta.order_id, "dead letter of a withdrawn order not re-queued");
+                continue;
+            }
             let item = Item {
                 redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
                 ..item

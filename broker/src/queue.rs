@@ -65,6 +65,8 @@ pub struct Meta {
     pub order_id: String,
     /// The producer, who gets the confirm.
     pub source: String,
+    /// The envelope's seq within its order (reported by withdrawals).
+    pub order_seq: u64,
 }
 
 /// A message stored in a queue.
@@ -96,6 +98,7 @@ impl Item {
                 event_id: envelope.event_id,
                 order_id: envelope.order_id.clone(),
                 source: envelope.source.clone(),
+                order_seq: envelope.seq,
             },
             envelope: Bytes::from(serde_json::to_vec(envelope)?),
         })
@@ -142,6 +145,17 @@ pub enum Effect {
     Ignored,
 }
 
+/// What [`Queue::withdraw`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Withdrawal {
+    /// Messages taken off the queue: mark them finished in storage.
+    pub removed: Vec<Item>,
+    /// A consumer still holds one of the key's messages.
+    pub in_flight: bool,
+    /// The highest envelope seq of the key held or dropped so far.
+    pub last_seq: u64,
+}
+
 #[derive(Debug, Clone)]
 struct Consumer {
     credit: u32,
@@ -181,6 +195,9 @@ pub struct Queue {
     next_delivery: u64,
     /// The clock as of the last [`Queue::tick`], in ms.
     now: u64,
+    /// Withdrawn keys, with the highest envelope seq seen of each: their
+    /// messages are never delivered (again).
+    withdrawn: HashMap<String, u64>,
     /// Counters since start.
     pub counters: Counters,
 }
@@ -196,6 +213,8 @@ pub struct Counters {
     pub redelivered: u64,
     /// Messages dead-lettered.
     pub dead: u64,
+    /// Messages withdrawn (removed, dropped on put, or not re-queued).
+    pub withdrawn: u64,
 }
 
 impl Queue {
@@ -215,6 +234,7 @@ impl Queue {
             last_served: None,
             next_delivery: delivery_base,
             now: 0,
+            withdrawn: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -240,6 +260,68 @@ impl Queue {
     pub fn put(&mut self, item: Item) {
         self.counters.put += 1;
         self.push(item);
+    }
+
+    /// Takes `key` off the queue for good: its waiting messages are removed
+    /// (returned, to finish in storage), one in flight stays with its
+    /// consumer but will not come back, and later puts of the key are
+    /// dropped (see [`Queue::drop_withdrawn`]). Repeating it is harmless.
+    pub fn withdraw(&mut self, key: &str) -> Withdrawal {
+        let mut last_seq = self.withdrawn.get(key).copied().unwrap_or(0);
+        let leased: BTreeSet<u64> = self.leases.values().map(|l| l.seq).collect();
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::new();
+        for seq in self.by_key.remove(key).unwrap_or_default() {
+            if leased.contains(&seq) {
+                if let Some(item) = self.items.get(&seq) {
+                    last_seq = last_seq.max(item.meta.order_seq);
+                }
+                kept.push_back(seq);
+                continue;
+            }
+            self.eligible.remove(&seq);
+            self.delayed.retain(|(_, s)| *s != seq);
+            self.forget_released(seq);
+            if let Some(item) = self.items.remove(&seq) {
+                last_seq = last_seq.max(item.meta.order_seq);
+                removed.push(item);
+            }
+        }
+        let in_flight = !kept.is_empty();
+        if in_flight {
+            self.by_key.insert(key.to_string(), kept);
+        }
+        self.counters.withdrawn += removed.len() as u64;
+        self.withdrawn.insert(key.to_string(), last_seq);
+        Withdrawal {
+            removed,
+            in_flight,
+            last_seq,
+        }
+    }
+
+    /// Remembers a withdrawal restored from storage.
+    pub fn restore_withdrawn(&mut self, key: String, last_seq: u64) {
+        self.withdrawn.insert(key, last_seq);
+    }
+
+    /// Whether `key` was withdrawn.
+    pub fn is_withdrawn(&self, key: &str) -> bool {
+        self.withdrawn.contains_key(key)
+    }
+
+    /// A put for a withdrawn key: returns the key's new last seq (to save)
+    /// if the put must be dropped, `None` if it may be queued.
+    pub fn drop_withdrawn(&mut self, meta: &Meta) -> Option<u64> {
+        let key = if meta.order_id.is_empty() {
+            meta.event_id.to_string()
+        } else {
+            meta.order_id.clone()
+        };
+        let last = self.withdrawn.get_mut(&key)?;
+        *last = (*last).max(meta.order_seq);
+        self.counters.withdrawn += 1;
+        Some(*last)
     }
 
     /// A consumer announced its credit. A new incarnation returns every
@@ -319,6 +401,16 @@ impl Queue {
         let Some(item) = self.items.get_mut(&seq) else {
             return Effect::Ignored;
         };
+        if self.withdrawn.contains_key(&item.key()) {
+            // Withdrawn while in flight: it does not come back.
+            return match self.remove_head(seq) {
+                Some(item) => {
+                    self.counters.withdrawn += 1;
+                    Effect::Done(item)
+                }
+                None => Effect::Ignored,
+            };
+        }
         if item.attempt >= self.policy.max_attempts {
             let reason = format!("gave up after {} attempts: {why}", item.attempt);
             return self.kill(seq, reason);
@@ -802,6 +894,81 @@ mod tests {
             Effect::Ignored,
             "stale ack: the message is out again"
         );
+    }
+
+    fn item_at(seq: u64, key: &str, order_seq: u64) -> Item {
+        let envelope = Envelope::new(
+            "kitchen.ticket",
+            key,
+            order_seq,
+            "t",
+            "test",
+            serde_json::Value::Null,
+        );
+        Item::from_envelope(seq, &envelope).unwrap()
+    }
+
+    #[test]
+    fn withdrawing_removes_a_keys_waiting_messages_and_drops_later_puts() {
+        let mut q = queue();
+        q.put(item_at(1, "a", 3));
+        q.put(item_at(2, "b", 3));
+        q.put(item_at(3, "a", 4));
+        let w = q.withdraw("a");
+        let removed: Vec<u64> = w.removed.iter().map(|i| i.seq).collect();
+        assert_eq!(removed, vec![1, 3]);
+        assert!(!w.in_flight);
+        assert_eq!(w.last_seq, 4);
+        assert_eq!(q.ready(), 1, "only b is left");
+        q.credit("k1", 5, "i1");
+        let d = q.dispatch();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].item.meta.order_id, "b");
+        // A later put of "a" (say a kitchen finishing it) is dropped, and its
+        // seq is remembered for the next withdrawal's answer.
+        assert_eq!(q.drop_withdrawn(&item_at(4, "a", 5).meta), Some(5));
+        assert_eq!(q.drop_withdrawn(&item_at(5, "b", 5).meta), None);
+        let again = q.withdraw("a");
+        assert!(again.removed.is_empty());
+        assert_eq!(again.last_seq, 5);
+        assert_eq!(q.counters.withdrawn, 3);
+    }
+
+    #[test]
+    fn a_withdrawn_message_in_flight_stays_with_its_consumer_and_never_comes_back() {
+        let mut q = queue();
+        q.put(item_at(1, "a", 3));
+        q.put(item_at(2, "a", 6));
+        q.credit("k1", 1, "i1");
+        let d = q.dispatch();
+        assert_eq!(d[0].item.seq, 1);
+        let w = q.withdraw("a");
+        assert!(w.in_flight, "the kitchen holds it");
+        assert_eq!(w.removed.len(), 1, "the waiting one is removed");
+        assert_eq!(w.last_seq, 6);
+        // A retry (or the consumer dying) would normally bring it back.
+        assert!(matches!(
+            q.ack("k1", &d[0].delivery_id, Outcome::Retry, None, 0),
+            Effect::Done(_)
+        ));
+        assert_eq!((q.ready(), q.in_flight()), (0, 0));
+        assert!(!q.withdraw("a").in_flight);
+        q.put(item_at(3, "b", 3));
+        q.credit("k1", 1, "i1");
+        assert_eq!(q.dispatch().len(), 1, "other keys flow on");
+    }
+
+    #[test]
+    fn a_withdrawn_message_held_by_a_consumer_that_goes_offline_is_finished() {
+        let mut q = queue();
+        q.put(item_at(1, "a", 3));
+        q.credit("k1", 1, "i1");
+        assert_eq!(q.dispatch().len(), 1);
+        q.withdraw("a");
+        let effects = q.offline("k1");
+        assert!(matches!(effects.as_slice(), [Effect::Done(_)]));
+        q.credit("k2", 1, "i2");
+        assert!(q.dispatch().is_empty());
     }
 
     #[test]

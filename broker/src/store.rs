@@ -101,6 +101,28 @@ impl Store {
         self.tree("dlq", queue)
     }
 
+    fn withdrawn(&self, queue: &str) -> Result<sled::Tree, StoreError> {
+        self.tree("withdrawn", queue)
+    }
+
+    /// Records that `order_id` was withdrawn from `queue`, with the highest
+    /// envelope seq seen of it (not flushed).
+    pub fn set_withdrawn(&self, queue: &str, order_id: &str, last_seq: u64) -> Result<(), StoreError> {
+        self.withdrawn(queue)?
+            .insert(order_id.as_bytes(), &key(last_seq))?;
+        Ok(())
+    }
+
+    /// Every withdrawn key of `queue` and its last seq.
+    pub fn load_withdrawn(&self, queue: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.withdrawn(queue)?.iter() {
+            let (k, v) = entry?;
+            out.push((String::from_utf8_lossy(&k).into_owned(), unkey(&v)));
+        }
+        Ok(out)
+    }
+
     /// Names of the queues that have ever held anything.
     pub fn queue_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self

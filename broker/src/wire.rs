@@ -46,6 +46,7 @@ pub fn check_envelope(raw: &[u8]) -> Result<Meta, serde_json::Error> {
         event_id: v.event_id,
         order_id: v.order_id.into_owned(),
         source: v.source.into_owned(),
+        order_seq: v.seq,
     })
 }
 

@@ -38,6 +38,11 @@ pub mod error_code {
     pub const PAUSED: &str = "paused";
     /// 409: the request contradicts what is recorded.
     pub const CONFLICT: &str = "conflict";
+    /// 409 from `DELETE /orders/{id}`: the customer has the pizza already.
+    pub const ALREADY_DELIVERED: &str = "already_delivered";
+    /// 409 from `DELETE /orders/{id}`: the order was rejected, cancelled or
+    /// failed already.
+    pub const ALREADY_ENDED: &str = "already_ended";
 }
 
 /// What the customer sees when payment cannot be reached (503).
@@ -171,6 +176,33 @@ impl OrderAccepted {
     }
 }
 
+/// `DELETE /orders/{id}` 202 response: the cancellation is stored on queue
+/// `cancellation` and the order node's executor will run its steps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelAccepted {
+    /// The order.
+    pub order_id: String,
+    /// Always `cancelling`.
+    pub status: String,
+    /// The order's trace id; every step is logged with it.
+    pub trace_id: String,
+    /// What happens next, for a human.
+    pub message: String,
+}
+
+/// `POST /recall/{order_id}` 200 response from a delivery node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recalled {
+    /// The order.
+    pub order_id: String,
+    /// The driver called back, if one had set off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// The highest seq the delivery node used (or will use) for the order's
+    /// events: the canceller numbers its own after it.
+    pub last_seq: u64,
+}
+
 /// Every error response of every node: `{"error": {...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -238,6 +270,8 @@ pub struct OrderView {
     pub kitchen: Option<String>,
     /// The driver who carries or carried it, once known.
     pub driver: Option<String>,
+    /// The trace id every event of the order carries.
+    pub trace_id: String,
     /// Every event that moved the order, in seq order.
     pub history: Vec<HistoryEntry>,
 }
@@ -253,6 +287,10 @@ pub struct HistoryEntry {
     pub at: String,
     /// The node that produced it.
     pub source: String,
+    /// What the event says beyond its kind (a reason, a saga step's
+    /// outcome, the driver), when it says anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl From<&Envelope> for HistoryEntry {
@@ -262,6 +300,7 @@ impl From<&Envelope> for HistoryEntry {
             kind: env.kind.clone(),
             at: rfc3339(env.occurred_at),
             source: env.source.clone(),
+            detail: crate::events::summary(env),
         }
     }
 }
@@ -489,11 +528,13 @@ mod tests {
             customer: order().customer,
             kitchen: Some("kitchen-1".into()),
             driver: None,
+            trace_id: "t".into(),
             history: vec![HistoryEntry {
                 seq: 1,
                 kind: "order.placed".into(),
                 at: "2025-01-01T12:00:00Z".into(),
                 source: "order-1".into(),
+                detail: None,
             }],
         });
         round_trip(&PayRequest {
@@ -551,6 +592,7 @@ mod tests {
             customer: order().customer,
             kitchen: None,
             driver: None,
+            trace_id: "t".into(),
             history: vec![],
         };
         let json = serde_json::to_value(v).unwrap();

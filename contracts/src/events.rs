@@ -64,6 +64,10 @@ pub mod kind {
     pub const KITCHEN_TICKET: &str = "kitchen.ticket";
     /// The work item on the `delivery` queue.
     pub const DELIVERY_TICKET: &str = "delivery.ticket";
+    /// The work item on the `cancellation` queue.
+    pub const CANCELLATION_REQUEST: &str = "cancellation.request";
+    /// One step of a cancellation finished (done, skipped or failed).
+    pub const SAGA_STEP: &str = "saga.step";
 
     /// Every kind above, in the order an order usually meets them.
     pub const ALL: &[&str] = &[
@@ -83,6 +87,8 @@ pub mod kind {
         QUEUE_DEAD_LETTERED,
         KITCHEN_TICKET,
         DELIVERY_TICKET,
+        CANCELLATION_REQUEST,
+        SAGA_STEP,
     ];
 
     /// Whether `kind` is one of [`ALL`].
@@ -168,6 +174,39 @@ pub enum DecodeError {
     },
 }
 
+/// A one-line account of what `env` says beyond its kind, for histories and
+/// timelines: the reason of a cancellation, a saga step's outcome, the
+/// kitchen or driver. `None` when the kind says it all or the payload does
+/// not decode.
+pub fn summary(env: &Envelope) -> Option<String> {
+    use kind::*;
+    match env.kind.as_str() {
+        ORDER_PAID => decode::<OrderPaid>(env).ok().map(|p| p.payment_id),
+        ORDER_REJECTED => decode::<OrderRejected>(env).ok().map(|p| p.reason),
+        ORDER_COOKING => decode::<OrderCooking>(env).ok().map(|p| p.kitchen),
+        ORDER_READY => decode::<OrderReady>(env).ok().map(|p| p.kitchen),
+        DRIVER_ASSIGNED => decode::<DriverAssigned>(env).ok().map(|p| p.driver),
+        ORDER_DELIVERED => decode::<OrderDelivered>(env).ok().map(|p| p.driver),
+        ORDER_CANCELLING => decode::<OrderCancelling>(env).ok().map(|p| p.reason),
+        ORDER_CANCELLED => decode::<OrderCancelled>(env).ok().map(|p| p.reason),
+        ORDER_FAILED => decode::<OrderFailed>(env).ok().map(|p| p.reason),
+        PAYMENT_REFUNDED => decode::<PaymentRefunded>(env).ok().map(|p| p.payment_id),
+        CUSTOMER_NOTIFIED => decode::<CustomerNotified>(env).ok().map(|p| p.message),
+        QUEUE_DEAD_LETTERED => decode::<QueueDeadLettered>(env)
+            .ok()
+            .map(|p| format!("{}: {}", p.queue, p.reason)),
+        SAGA_STEP => decode::<SagaStep>(env).ok().map(|p| {
+            let outcome = match p.outcome {
+                StepOutcome::Done => "done",
+                StepOutcome::Skipped => "skipped",
+                StepOutcome::Failed => "failed",
+            };
+            format!("{} {outcome}: {}", p.step, p.detail)
+        }),
+        _ => None,
+    }
+}
+
 /// Implements [`Event`] for a payload type. A macro, so that the table of
 /// `type => kind` pairs reads as one list and no pair can be forgotten halfway.
 macro_rules! events {
@@ -195,6 +234,8 @@ events! {
     QueueDeadLettered => QUEUE_DEAD_LETTERED,
     KitchenTicket => KITCHEN_TICKET,
     DeliveryTicket => DELIVERY_TICKET,
+    CancellationRequest => CANCELLATION_REQUEST,
+    SagaStep => SAGA_STEP,
 }
 
 /// `order.placed`: the order as the customer placed it.
@@ -309,6 +350,57 @@ pub struct CustomerNotified {
     pub message: String,
 }
 
+/// `cancellation.request`: the work item on queue `cancellation`, for the
+/// order node's cancellation executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CancellationRequest {
+    /// Why the order is cancelled, e.g. "cancelled by the customer".
+    pub reason: String,
+    /// Who asked: `customer`, or the node that could not go on.
+    pub requested_by: String,
+}
+
+/// The steps of a cancellation, in the order the executor runs them.
+pub mod step {
+    /// Take the kitchen ticket off its queue if no kitchen has started it.
+    pub const WITHDRAW_TICKET: &str = "withdraw_ticket";
+    /// Stop the order reaching a driver, and call back a driver carrying it.
+    pub const RECALL_DRIVER: &str = "recall_driver";
+    /// Give the money back (`POST /refund` on payment).
+    pub const REFUND: &str = "refund";
+    /// Tell the customer.
+    pub const NOTIFY_CUSTOMER: &str = "notify_customer";
+    /// Every step, in order.
+    pub const ALL: &[&str] = &[WITHDRAW_TICKET, RECALL_DRIVER, REFUND, NOTIFY_CUSTOMER];
+}
+
+/// How a saga step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// It had its effect.
+    Done,
+    /// Nothing to do (e.g. no driver was assigned).
+    Skipped,
+    /// It failed every attempt: the cancellation goes to the DLQ.
+    Failed,
+}
+
+/// `saga.step`: one step of a cancellation, as the executor finished it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SagaStep {
+    /// One of [`step`].
+    pub step: String,
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// What happened, for a human.
+    pub detail: String,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
 /// `queue.dead_lettered`: the keeper gave up on a queue message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -386,6 +478,8 @@ mod tests {
             QueueDeadLettered::KIND,
             KitchenTicket::KIND,
             DeliveryTicket::KIND,
+            CancellationRequest::KIND,
+            SagaStep::KIND,
         ]
     }
 

@@ -110,6 +110,8 @@ const NO_CHANGE: &[&str] = &[
     kind::QUEUE_DEAD_LETTERED,
     kind::KITCHEN_TICKET,
     kind::DELIVERY_TICKET,
+    kind::CANCELLATION_REQUEST,
+    kind::SAGA_STEP,
 ];
 
 impl OrderState {
@@ -473,6 +475,17 @@ impl OrderFold {
         self.next_seq
     }
 
+    /// The highest seq seen, folded or held back (0 before any): a new
+    /// event for the order must be numbered above it.
+    pub fn highest_seq(&self) -> u64 {
+        self.held
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(self.next_seq.saturating_sub(1))
+    }
+
     /// How many envelopes wait behind a gap.
     pub fn held_back(&self) -> usize {
         self.held.len()
@@ -518,6 +531,11 @@ impl OrderFold {
             customer: placed.customer.clone(),
             kitchen: self.kitchen.clone(),
             driver: self.driver.clone(),
+            trace_id: self
+                .applied
+                .first()
+                .map(|e| e.trace_id.clone())
+                .unwrap_or_default(),
             history: self.applied.iter().map(HistoryEntry::from).collect(),
         })
     }

@@ -16,6 +16,9 @@ use crate::Envelope;
 pub const KITCHEN: &str = "kitchen";
 /// Queue of cooked orders waiting for a driver.
 pub const DELIVERY: &str = "delivery";
+/// Queue of cancellations waiting for the order node's executor (a customer's
+/// `DELETE /orders/{id}`, or a kitchen that could not make the order).
+pub const CANCELLATION: &str = "cancellation";
 
 /// The dead-letter queue name of `queue`, e.g. `kitchen.dlq`.
 pub fn dlq_name(queue: &str) -> String {
@@ -124,6 +127,41 @@ pub struct Requeue {
     /// Move every dead letter of the queue back.
     #[serde(default)]
     pub all: bool,
+}
+
+/// Anyone -> keeper: take one order's messages off a queue, for good.
+///
+/// Its messages that wait are removed; one in flight is left to its consumer
+/// but will not be delivered again; and later puts for the order are
+/// confirmed and dropped. This is how a cancellation stops a kitchen ticket
+/// that is not cooking yet, and a cooked order before a driver takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdraw {
+    /// Echoed in the answer.
+    pub request_id: String,
+    /// The order (the partition key) to withdraw.
+    pub order_id: String,
+}
+
+/// Keeper -> the client that asked: what a [`Withdraw`] did. Asking again is
+/// harmless and is how a client waits for an in-flight message to finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawn {
+    /// The request answered.
+    pub request_id: String,
+    /// The queue.
+    pub queue: String,
+    /// The order.
+    pub order_id: String,
+    /// Messages taken off the queue by this request.
+    pub removed: u32,
+    /// A consumer still holds one of the order's messages.
+    pub in_flight: bool,
+    /// The highest envelope seq of the order this queue has held or dropped
+    /// (0 if none): the cancelling side numbers its events after it.
+    pub last_seq: u64,
 }
 
 /// One message in a dead-letter queue.

@@ -71,6 +71,16 @@ impl Topics {
         format!("{}/q/{queue}/dlq/items", self.prefix)
     }
 
+    /// `pizza/q/<queue>/withdraw/<client>`: take an order off a queue.
+    pub fn withdraw(&self, queue: &str, client: &str) -> String {
+        format!("{}/q/{queue}/withdraw/{client}", self.prefix)
+    }
+
+    /// `pizza/q/<queue>/withdrawn/<client>`: the keeper's answer.
+    pub fn withdrawn(&self, queue: &str, client: &str) -> String {
+        format!("{}/q/{queue}/withdrawn/{client}", self.prefix)
+    }
+
     /// `pizza/q/stats`: the keeper's figures every 500 ms.
     pub fn queue_stats(&self) -> String {
         format!("{}/q/stats", self.prefix)

@@ -10,6 +10,7 @@
 //! - [`roles`]: order, payment, kitchen, delivery.
 //! - [`faults`]: injected faults applied to incoming messages.
 //! - [`worker`]: the consume loop queue-consuming roles share.
+//! - [`withdraw`]: asking the keeper to take an order off a queue.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
 
 pub mod acks;
@@ -24,6 +25,7 @@ pub mod outbox;
 pub mod queue;
 pub mod roles;
 pub mod runtime;
+pub mod withdraw;
 pub mod worker;
 
 pub use error::NodeError;

@@ -166,7 +166,19 @@ mod tests {
             assert_eq!(outbox.confirm(&[Uuid::new_v4()]).unwrap(), 0);
             assert_eq!(outbox.len(), 1);
         }
-        let db = sled::open(dir.path()).unwrap();
+        // sled's background flusher may hold the file lock a moment after
+        // the first handle drops (seen under load): reopen with a deadline.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("cannot reopen the outbox: {e}"),
+            }
+        };
         let outbox = Outbox::open(&db).unwrap();
         assert_eq!(outbox.pending().unwrap()[0].id, id);
         assert_eq!(outbox.len(), 1, "counted from the tree on reopen");

@@ -92,13 +92,23 @@ impl Platform {
     }
 
     fn delivery(&mut self) {
+        self.delivery_taking("0");
+    }
+
+    /// Delivery whose trips take `trip_ms`.
+    fn delivery_taking(&mut self, trip_ms: &str) {
         let http = format!("127.0.0.1:{}", self.delivery_port);
         self.start(
             "delivery",
             "delivery",
-            &["--http", &http, "--drivers", "3", "--trip-ms", "0"],
+            &["--http", &http, "--drivers", "3", "--trip-ms", trip_ms],
         );
         self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    /// `DELETE /orders/{id}`.
+    fn cancel(&self, id: &str) -> (u16, Value) {
+        self.http.delete(&format!("{}/{id}", self.orders_url()))
     }
 
     fn proc(&mut self, id: &str) -> &mut Proc {
@@ -418,13 +428,25 @@ fn an_order_a_kitchen_cannot_make_is_refunded_then_cancelled() {
     let ids = p.place_many(2); // two margheritas each: 2 basil, then none
     p.wait_state(&ids[..1], "delivered", LONG);
     p.wait_state(&ids[1..], "cancelled", LONG);
-    let kinds = history_kinds(&p.view(&ids[1]));
-    let tail: Vec<&str> = kinds.iter().rev().take(3).rev().map(String::as_str).collect();
+    let view = p.view(&ids[1]);
     assert_eq!(
-        tail,
-        ["order.cancelling", "payment.refunded", "order.cancelled"],
-        "{kinds:?}"
+        compensation(&view),
+        [
+            "order.cancelling",
+            "saga.step withdraw_ticket skipped",
+            "saga.step recall_driver skipped",
+            "payment.refunded",
+            "customer.notified",
+            "order.cancelled",
+        ],
+        "{view}"
     );
+    let reason = view["history"]
+        .as_array()
+        .and_then(|h| h.iter().find(|e| e["kind"] == "order.cancelling"))
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default();
+    assert!(reason.contains("out of basil"), "{view}");
 }
 
 #[test]
@@ -467,4 +489,197 @@ fn the_order_node_obeys_pause_and_injected_errors() {
         s["faults"]["error_rate"] == 0.0
     });
     assert_eq!(p.place().0, 201);
+}
+
+/// The order's events from `order.cancelling` on, saga steps with their
+/// step and outcome.
+fn compensation(view: &Value) -> Vec<String> {
+    let history = view["history"].as_array().cloned().unwrap_or_default();
+    let from = history
+        .iter()
+        .position(|e| e["kind"] == "order.cancelling")
+        .unwrap_or(history.len());
+    history[from..]
+        .iter()
+        .map(|e| match e["kind"].as_str().unwrap_or_default() {
+            // "withdraw_ticket done: ticket withdrawn ..."
+            "saga.step" => format!(
+                "saga.step {}",
+                e["detail"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+            ),
+            k => k.to_string(),
+        })
+        .collect()
+}
+
+fn step_detail(view: &Value, step: &str) -> String {
+    view["history"]
+        .as_array()
+        .and_then(|h| {
+            h.iter().find(|e| {
+                e["kind"] == "saga.step" && e["detail"].as_str().is_some_and(|d| d.starts_with(step))
+            })
+        })
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_queued_order_cancelled_by_the_customer_never_reaches_a_kitchen_and_is_refunded() {
+    let mut p = Platform::up(&[]);
+    let ids = p.place_many(2);
+    p.wait_state(&ids, "queued", LONG);
+    let (status, body) = p.cancel(&ids[0]);
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (202, Some("cancelling")),
+        "{body}"
+    );
+    p.wait_state(&ids[..1], "cancelled", LONG);
+    let view = p.view(&ids[0]);
+    assert_eq!(
+        compensation(&view),
+        [
+            "order.cancelling",
+            "saga.step withdraw_ticket done",
+            "saga.step recall_driver skipped",
+            "payment.refunded",
+            "customer.notified",
+            "order.cancelled",
+        ],
+        "{view}"
+    );
+    // Every step is logged with the order's trace id.
+    let trace = view["trace_id"].as_str().unwrap_or_default().to_string();
+    let steps = p.w.log_events("order", "cancellation step");
+    let ours: Vec<&Value> = steps
+        .iter()
+        .filter(|l| l["order_id"] == ids[0].as_str())
+        .collect();
+    assert_eq!(ours.len(), 4, "{steps:?}");
+    assert!(ours.iter().all(|l| l["trace_id"] == trace.as_str()), "{ours:?}");
+
+    // A kitchen opening now cooks only the order still wanted.
+    p.kitchen("kitchen-1", "0", "2");
+    p.wait_state(&ids[1..], "delivered", LONG);
+    let cooks = p.cooks(&["kitchen-1"]);
+    assert_eq!(cooks.keys().collect::<Vec<_>>(), [&ids[1]], "{cooks:?}");
+
+    // Once over, an order cannot be cancelled; an unknown one is 404.
+    let (status, body) = p.cancel(&ids[0]);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_ended")),
+        "{body}"
+    );
+    let (status, body) = p.cancel(&ids[1]);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("already_delivered")),
+        "{body}"
+    );
+    assert_eq!(p.cancel("ord_nope").0, 404);
+}
+
+#[test]
+fn cancelling_an_order_in_the_oven_waits_for_it_and_cancelling_one_on_the_road_recalls_the_driver() {
+    let mut p = Platform::new(&[]);
+    p.payment();
+    p.order();
+    p.delivery_taking("60000");
+    p.kitchen("kitchen-1", "1500", "2");
+    let ids = p.place_many(2);
+    p.wait_state(&ids[..1], "cooking", LONG);
+    let (status, body) = p.cancel(&ids[0]);
+    assert_eq!(status, 202, "{body}");
+    p.wait_state(&ids[1..], "out_for_delivery", LONG);
+    let (status, body) = p.cancel(&ids[1]);
+    assert_eq!(status, 202, "{body}");
+    p.wait_state(&ids, "cancelled", LONG);
+
+    let in_oven = p.view(&ids[0]);
+    assert!(
+        step_detail(&in_oven, "withdraw_ticket").contains("already cooking"),
+        "{in_oven}"
+    );
+    let kinds = history_kinds(&in_oven);
+    assert!(
+        !kinds.iter().any(|k| k == "driver.assigned"),
+        "the cooked pizza never left: {kinds:?}"
+    );
+
+    let on_road = p.view(&ids[1]);
+    assert!(
+        step_detail(&on_road, "recall_driver").contains("called back"),
+        "{on_road}"
+    );
+    assert!(
+        !history_kinds(&on_road).iter().any(|k| k == "order.delivered"),
+        "{on_road}"
+    );
+    // Seqs stay one unbroken line across the three nodes that wrote them.
+    let seqs: Vec<u64> = on_road["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| e["seq"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "{on_road}");
+    // Every driver is free again.
+    let drivers_url = format!("http://127.0.0.1:{}/drivers", p.delivery_port);
+    wait_for(LONG, "every driver to be back", || {
+        p.http
+            .get(&drivers_url)
+            .1
+            .as_array()
+            .is_some_and(|d| d.len() == 3 && d.iter().all(|x| x["order_id"].is_null()))
+    });
+}
+
+#[test]
+fn a_cancellation_whose_refund_keeps_failing_goes_to_the_dlq_with_an_alert_and_finishes_when_requeued() {
+    let mut p = Platform::up(&[]);
+    let mqtt = support::Mqtt::connect(p.w.port, "test-alerts", None).expect("connects");
+    mqtt.subscribe("pizza/events/queue.dead_lettered");
+    let ids = p.place_many(1);
+    p.wait_state(&ids, "queued", LONG);
+    p.proc("payment").kill9();
+    let (status, body) = p.cancel(&ids[0]);
+    assert_eq!(status, 202, "{body}");
+    let alert = mqtt.expect("pizza/events/queue.dead_lettered", LONG, |a| {
+        a["payload"]["queue"] == "cancellation"
+    });
+    let reason = alert["payload"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("step refund failed after 3 attempts"), "{alert}");
+    assert_eq!(alert["order_id"], ids[0].as_str(), "{alert}");
+    let view = p.view(&ids[0]);
+    assert_eq!(view["state"], "cancelling", "{view}");
+    assert_eq!(
+        compensation(&view).last().map(String::as_str),
+        Some("saga.step refund failed"),
+        "{view}"
+    );
+
+    // Payment is back; the operator re-queues the dead letter.
+    p.payment();
+    mqtt.publish("pizza/q/cancellation/dlq/requeue", r#"{"all":true}"#);
+    p.wait_state(&ids, "cancelled", LONG);
+    let view = p.view(&ids[0]);
+    assert_eq!(
+        compensation(&view),
+        [
+            "order.cancelling",
+            "saga.step withdraw_ticket done",
+            "saga.step recall_driver skipped",
+            "saga.step refund failed",
+            "payment.refunded",
+            "customer.notified",
+            "order.cancelled",
+        ],
+        "{view}"
+    );
 }

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use contracts::api::{DeliveryView, DriverView};
+use contracts::api::{self, DeliveryView, DriverView, Recalled};
 use contracts::events::{self, CustomerNotified, DeliveryTicket, DriverAssigned, OrderDelivered};
 use contracts::queue::{Delivery, DELIVERY};
 use contracts::Envelope;
@@ -39,7 +40,7 @@ use crate::worker::{self, Handled};
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// HTTP listen address (GET /deliveries/{order_id}, GET /drivers).
+    /// HTTP listen address (GET /deliveries/{order_id}, GET /drivers, POST /recall/{order_id}).
     #[arg(long, env = "PIZZA_HTTP", default_value = "127.0.0.1:8083")]
     pub http: std::net::SocketAddr,
     /// How many drivers.
@@ -280,6 +281,56 @@ impl Deliveries {
 }
 
 // ---------------------------------------------------------------------------
+// Recalling a driver
+// ---------------------------------------------------------------------------
+
+/// Where one ticket's trip is, as far as a recall cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TripState {
+    /// The ticket's seq; the trip's events follow it.
+    pub ticket_seq: u64,
+    /// The driver who set off, once one has (`driver.assigned` is out).
+    pub driver: Option<String>,
+    /// The pizza was handed over: too late to recall.
+    pub arrived: bool,
+    /// A recall came: the trip ends without `order.delivered`.
+    pub recalled: bool,
+}
+
+/// Why a recall cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecallRefused {
+    /// The customer has the pizza.
+    Delivered,
+}
+
+impl TripState {
+    /// A trip about to wait for a driver.
+    pub fn new(ticket_seq: u64) -> Self {
+        TripState {
+            ticket_seq,
+            driver: None,
+            arrived: false,
+            recalled: false,
+        }
+    }
+
+    /// Calls the trip off; the highest seq its events use (the ticket's, if
+    /// no driver set off; else the departure's, `ticket + 2`).
+    pub fn recall(&mut self) -> Result<u64, RecallRefused> {
+        if self.arrived {
+            return Err(RecallRefused::Delivered);
+        }
+        self.recalled = true;
+        Ok(if self.driver.is_some() {
+            self.ticket_seq + 2
+        } else {
+            self.ticket_seq
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
 // The per-delivery decision and the events of a trip
 // ---------------------------------------------------------------------------
 
@@ -365,6 +416,8 @@ struct Desk {
     deliveries: Deliveries,
     /// Tickets being delivered right now, by event id.
     in_progress: HashSet<Uuid>,
+    /// Trips under way (or waiting for a driver), by order id.
+    trips: HashMap<String, TripState>,
     delivered: u64,
 }
 
@@ -379,6 +432,16 @@ struct Service {
     /// still run. Then a ticket waits here for a driver instead of failing.
     drivers: Semaphore,
     desk: Mutex<Desk>,
+    /// Wakes trips when a recall comes; each trip checks its own state.
+    recalls: tokio::sync::Notify,
+}
+
+/// How a trip ended.
+enum TripEnd {
+    /// Handed over by this driver.
+    Delivered(String),
+    /// Called off by the order node's cancellation.
+    Recalled(Option<String>),
 }
 
 impl Service {
@@ -425,8 +488,12 @@ impl Service {
                 let result = self.deliver(ticket, &body).await;
                 self.desk().in_progress.remove(&ticket.event_id);
                 match result {
-                    Ok(driver) => {
+                    Ok(TripEnd::Delivered(driver)) => {
                         tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, %driver, node = %self.node.id(), attempt = d.attempt, "delivered");
+                        Handled::Done
+                    }
+                    Ok(TripEnd::Recalled(driver)) => {
+                        tracing::info!(order_id = %ticket.order_id, trace_id = %ticket.trace_id, ?driver, node = %self.node.id(), "recalled: the order was cancelled");
                         Handled::Done
                     }
                     Err(e) => {
@@ -438,48 +505,96 @@ impl Service {
         }
     }
 
-    /// Takes a driver, makes the trip, frees the driver; the driver's name.
-    async fn deliver(&self, ticket: &Envelope, body: &DeliveryTicket) -> anyhow::Result<String> {
-        let _permit = self
-            .drivers
-            .acquire()
-            .await
-            .context("the driver pool is closed")?;
+    /// Whether the trip of `order_id` was recalled.
+    fn recalled(&self, order_id: &str) -> bool {
+        self.desk().trips.get(order_id).is_some_and(|t| t.recalled)
+    }
+
+    /// Resolves when the trip of `order_id` is recalled.
+    async fn until_recalled(&self, order_id: &str) {
+        loop {
+            let woken = self.recalls.notified();
+            if self.recalled(order_id) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Takes a driver, makes the trip, frees the driver. A recall ends it
+    /// early, whether it waits for a driver or is on the road.
+    async fn deliver(&self, ticket: &Envelope, body: &DeliveryTicket) -> anyhow::Result<TripEnd> {
+        let order_id = ticket.order_id.as_str();
+        self.desk()
+            .trips
+            .insert(order_id.to_string(), TripState::new(ticket.seq));
+        let end = self.drive(ticket, body).await;
+        self.desk().trips.remove(order_id);
+        end
+    }
+
+    async fn drive(&self, ticket: &Envelope, body: &DeliveryTicket) -> anyhow::Result<TripEnd> {
+        let order_id = ticket.order_id.as_str();
+        let _permit = tokio::select! {
+            permit = self.drivers.acquire() => permit.context("the driver pool is closed")?,
+            () = self.until_recalled(order_id) => return Ok(TripEnd::Recalled(None)),
+        };
         let assignment = {
             let mut desk = self.desk();
+            // Under the same lock as a recall: either it came first and no
+            // driver leaves, or the driver is recorded before it answers.
+            if desk.trips.get(order_id).is_some_and(|t| t.recalled) {
+                return Ok(TripEnd::Recalled(None));
+            }
             let since = now();
             let a = desk
                 .pool
-                .take(&ticket.order_id, &since)
+                .take(order_id, &since)
                 .context("no free driver although one was counted free")?;
-            desk.deliveries.assigned(&ticket.order_id, &a.driver, &since);
+            if let Some(t) = desk.trips.get_mut(order_id) {
+                t.driver = Some(a.driver.clone());
+            }
+            desk.deliveries.assigned(order_id, &a.driver, &since);
             self.show_figures(&desk);
             a
         };
         let trip = self.trip(ticket, body, &assignment.driver).await;
         let mut desk = self.desk();
         desk.pool.free(&assignment);
-        match trip {
-            Ok(()) => {
-                desk.deliveries.delivered(&ticket.order_id, &now());
+        match &trip {
+            Ok(TripEnd::Delivered(_)) => {
+                desk.deliveries.delivered(order_id, &now());
                 desk.delivered += 1;
             }
-            Err(_) => desk.deliveries.forget(&ticket.order_id),
+            Ok(TripEnd::Recalled(_)) | Err(_) => desk.deliveries.forget(order_id),
         }
         self.show_figures(&desk);
-        trip.map(|()| assignment.driver)
+        trip
     }
 
-    async fn trip(&self, ticket: &Envelope, body: &DeliveryTicket, driver: &str) -> anyhow::Result<()> {
+    async fn trip(&self, ticket: &Envelope, body: &DeliveryTicket, driver: &str) -> anyhow::Result<TripEnd> {
         let source = self.node.id();
         let [assigned, notified] = departure(ticket, body, driver, source)?;
         self.node.emit(&assigned).await?;
         self.node.emit(&notified).await?;
         // Injected latency is applied once, by the fault gate before the
         // handling; the trip itself is the --trip-ms sample.
-        tokio::time::sleep(self.trip.sample()).await;
+        tokio::select! {
+            () = tokio::time::sleep(self.trip.sample()) => {}
+            () = self.until_recalled(&ticket.order_id) => {
+                return Ok(TripEnd::Recalled(Some(driver.to_string())));
+            }
+        }
+        {
+            let mut desk = self.desk();
+            match desk.trips.get_mut(&ticket.order_id) {
+                Some(t) if t.recalled => return Ok(TripEnd::Recalled(Some(driver.to_string()))),
+                Some(t) => t.arrived = true,
+                None => {}
+            }
+        }
         self.node.emit(&arrival(ticket, driver, source)?).await?;
-        Ok(())
+        Ok(TripEnd::Delivered(driver.to_string()))
     }
 }
 
@@ -488,6 +603,7 @@ fn router(svc: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/drivers", get(drivers))
         .route("/deliveries/:order_id", get(delivery))
+        .route("/recall/:order_id", post(recall))
         .with_state(svc)
 }
 
@@ -510,6 +626,48 @@ async fn delivery(
         .ok_or_else(|| ApiError::not_found(format!("no delivery of order '{order_id}' is known here")))
 }
 
+/// `POST /recall/{order_id}`: the order was cancelled. A trip under way here
+/// ends without `order.delivered` and its driver comes back; the answer
+/// says which seqs the trip used. 404 if this node does not carry the order,
+/// 409 if it was delivered already.
+async fn recall(
+    State(svc): State<Arc<Service>>,
+    Path(order_id): Path<String>,
+) -> Result<Json<Recalled>, ApiError> {
+    let answer = {
+        let mut desk = svc.desk();
+        desk.trips
+            .get_mut(&order_id)
+            .map(|t| t.recall().map(|last_seq| (last_seq, t.driver.clone())))
+    };
+    match answer {
+        Some(Ok((last_seq, driver))) => {
+            svc.recalls.notify_waiters();
+            tracing::info!(%order_id, ?driver, "recall: the trip is called off");
+            Ok(Json(Recalled {
+                order_id,
+                driver,
+                last_seq,
+            }))
+        }
+        Some(Err(RecallRefused::Delivered)) => Err(delivered(&order_id)),
+        None => match svc.desk().deliveries.view(&order_id) {
+            Some(v) if v.state == DELIVERED => Err(delivered(&order_id)),
+            _ => Err(ApiError::not_found(format!(
+                "order '{order_id}' is not on a trip from this node"
+            ))),
+        },
+    }
+}
+
+fn delivered(order_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        api::error_code::ALREADY_DELIVERED,
+        format!("order '{order_id}' was delivered already; it cannot be recalled"),
+    )
+}
+
 /// Runs the delivery service until SIGTERM/SIGINT or a `stop` command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.drivers == 0 {
@@ -525,10 +683,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         node: node.clone(),
         trip: args.trip_ms,
         drivers: Semaphore::new(names.len()),
+        recalls: tokio::sync::Notify::new(),
         desk: Mutex::new(Desk {
             pool: DriverPool::new(names),
             deliveries: Deliveries::new(REMEMBERED),
             in_progress: HashSet::new(),
+            trips: HashMap::new(),
             delivered: 0,
         }),
     });
@@ -711,6 +871,21 @@ mod tests {
             decide(&ticket(u64::MAX - 1), false),
             Decision::Reject(_)
         ));
+    }
+
+    #[test]
+    fn a_recall_before_departure_uses_no_seq_after_it_the_departures_and_never_after_arrival() {
+        let mut waiting = TripState::new(5);
+        assert_eq!(waiting.recall(), Ok(5));
+        assert!(waiting.recalled);
+        let mut driving = TripState::new(5);
+        driving.driver = Some("Ada".into());
+        assert_eq!(driving.recall(), Ok(7));
+        let mut arrived = driving.clone();
+        arrived.recalled = false;
+        arrived.arrived = true;
+        assert_eq!(arrived.recall(), Err(RecallRefused::Delivered));
+        assert!(!arrived.recalled);
     }
 
     #[test]

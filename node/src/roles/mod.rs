@@ -10,7 +10,9 @@
 pub mod assets;
 pub mod book;
 pub mod breaker;
+pub mod cancellation;
 pub mod delivery;
+pub mod directory;
 pub mod http;
 pub mod kitchen;
 pub mod order;

@@ -3,9 +3,11 @@
 //! It validates an order, charges it synchronously through payment (with a
 //! timeout and a circuit breaker), then records it and puts a ticket on queue
 //! `kitchen` before answering 201, whether or not a kitchen runs. It follows
-//! every order by folding all events through the contract's state machine,
-//! and runs the saga's compensation when a kitchen refuses an order: refund,
-//! then `order.cancelled`.
+//! every order by folding all events through the contract's state machine.
+//!
+//! `DELETE /orders/{id}` puts a cancellation on queue `cancellation`, and so
+//! does a kitchen refusing an order (`order.cancelling`); this node's
+//! cancellation executor ([`crate::roles::cancellation`]) consumes that queue.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -17,11 +19,11 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
-    self, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse, PlaceOrder, RefundRequest,
+    self, CancelAccepted, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse, PlaceOrder,
 };
-use contracts::events::{self, KitchenTicket, OrderPaid, OrderPlaced, OrderQueued};
+use contracts::events::{self, CancellationRequest, KitchenTicket, OrderPaid, OrderPlaced, OrderQueued};
 use contracts::order::OrderState;
-use contracts::queue::KITCHEN;
+use contracts::queue::{CANCELLATION, KITCHEN};
 use contracts::Envelope;
 use serde::Deserialize;
 
@@ -29,6 +31,7 @@ use crate::config::CommonArgs;
 use crate::roles::assets::Menu;
 use crate::roles::book::Book;
 use crate::roles::breaker::Breaker;
+use crate::roles::directory::Directory;
 use crate::roles::http::{ApiError, JsonBody};
 use crate::runtime::Node;
 
@@ -55,20 +58,27 @@ pub struct Args {
     /// The menu (TOML); defaults to assets/menu.toml.
     #[arg(long)]
     pub menu: Option<PathBuf>,
+    /// Cancellations executed at once.
+    #[arg(long, default_value_t = 4)]
+    pub cancellations: u32,
 }
 
-/// Shared by the handlers.
-struct Service {
-    node: Node,
+/// Shared by the handlers and the cancellation executor.
+pub(crate) struct Service {
+    pub(crate) node: Node,
     menu: Menu,
-    book: tokio::sync::Mutex<Book>,
-    payment_url: String,
-    http: reqwest::Client,
+    pub(crate) book: tokio::sync::Mutex<Book>,
+    pub(crate) payment_url: String,
+    pub(crate) http: reqwest::Client,
     breaker: Mutex<Breaker>,
     started: Instant,
+    /// Asks the keeper to take an order off a queue.
+    pub(crate) withdrawals: crate::withdraw::Withdrawals,
+    /// Where the delivery nodes are, to recall a driver.
+    pub(crate) directory: Directory,
 }
 
-type Shared = Arc<Service>;
+pub(crate) type Shared = Arc<Service>;
 
 /// What payment said.
 enum Payment {
@@ -101,22 +111,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         http,
         breaker: Mutex::new(Breaker::new(args.breaker_failures, args.breaker_open_ms)),
         started: Instant::now(),
+        withdrawals: crate::withdraw::Withdrawals::start(node.link().clone()).await?,
+        directory: Directory::follow(&node).await?,
     });
     service.figures();
 
     let events = node.events(node.topics().all_events()).await?;
     tokio::spawn(follow(service.clone(), events));
-    // A compensation interrupted by a restart picks up where it was.
-    for order_id in service.book.lock().await.in_state(OrderState::Cancelling) {
-        tokio::spawn(compensate(service.clone(), order_id));
-    }
+    // The executor: a cancellation interrupted by a restart is still on the
+    // queue (or comes back from this node's lost lease) and resumes.
+    let executor = {
+        let s = service.clone();
+        tokio::spawn(crate::worker::run(
+            node.clone(),
+            CANCELLATION,
+            args.cancellations,
+            move |d| crate::roles::cancellation::execute(s.clone(), d),
+        ))
+    };
 
     let router = Router::new()
         .route("/orders", post(place).get(list))
-        .route("/orders/:id", get(show))
+        .route("/orders/:id", get(show).delete(cancel))
         .route("/healthz", get(health))
         .with_state(service.clone());
     crate::roles::serve(listener, router, crate::roles::until_stopped(node.clone())).await?;
+    if let Ok(Err(e)) = executor.await {
+        tracing::error!(error = %e, "the cancellation executor stopped");
+    }
     node.shutdown().await;
     Ok(())
 }
@@ -181,7 +203,7 @@ impl Service {
     }
 
     /// Records (folds and stores) and publishes an event of this node.
-    async fn publish(&self, env: &Envelope) -> Result<(), ApiError> {
+    pub(crate) async fn publish(&self, env: &Envelope) -> Result<(), ApiError> {
         self.book
             .lock()
             .await
@@ -397,9 +419,19 @@ async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::l
                 let was = book.get(&order_id).and_then(|f| f.state());
                 match book.record(env) {
                     Ok(_) => {
-                        let now = book.get(&order_id).and_then(|f| f.state());
+                        let fold = book.get(&order_id);
+                        let now = fold.and_then(|f| f.state());
+                        // Another node started a compensation (a kitchen
+                        // out of stock); our own were queued when we made them.
                         if now == Some(OrderState::Cancelling) && was != now {
-                            cancelling.push(order_id);
+                            let cause = fold.and_then(|f| {
+                                f.applied()
+                                    .iter()
+                                    .rev()
+                                    .find(|e| e.kind == events::kind::ORDER_CANCELLING)
+                                    .cloned()
+                            });
+                            cancelling.extend(cause.filter(|c| c.source != s.node.id()));
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "could not record an event"),
@@ -413,74 +445,88 @@ async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::l
         for msg in batch {
             msg.ack().await;
         }
-        for order_id in cancelling {
-            tokio::spawn(compensate(s.clone(), order_id));
+        for cause in cancelling {
+            let reason = events::decode::<events::OrderCancelling>(&cause)
+                .map_or_else(|_| "cancelled".to_string(), |c| c.reason);
+            if let Err(e) = request_cancellation(&s, &cause, reason, cause.source.clone()).await {
+                tracing::error!(order_id = %cause.order_id, error = ?e, "could not queue the compensation; it is retried when the event comes again");
+            }
         }
     }
 }
 
-/// The saga's compensation for an order a kitchen refused: refund the
-/// payment (retried with backoff until payment answers), then cancel.
-async fn compensate(s: Shared, order_id: String) {
-    let (payment_id, cause, reason) = {
+/// Puts a cancellation of `cause`'s order on queue `cancellation` (durable
+/// in the outbox when this returns). Its event id derives from the cause, so
+/// the same cause queues it once.
+async fn request_cancellation(
+    s: &Service,
+    cause: &Envelope,
+    reason: String,
+    requested_by: String,
+) -> Result<(), ApiError> {
+    let req = CancellationRequest { reason, requested_by };
+    let mut env = events::follow(&req, cause, cause.seq, s.node.id()).map_err(ApiError::internal)?;
+    // Any fixed, invertible mapping will do; a v5 hash would need a feature.
+    env.event_id =
+        uuid::Uuid::from_u128(cause.event_id.as_u128() ^ 0x00ca_9ce1_0000_0000_0000_0000_0000_0000);
+    s.node
+        .producer()
+        .put(CANCELLATION, &env)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// `DELETE /orders/{id}`: 202 once the cancellation is stored on queue
+/// `cancellation`; 404 for an unknown order; 409 once it is delivered or has
+/// ended otherwise.
+async fn cancel(State(s): State<Shared>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let (state, last) = {
         let book = s.book.lock().await;
-        let Some(fold) = book.get(&order_id) else { return };
-        let paid = fold.applied().iter().find(|e| e.kind == events::kind::ORDER_PAID);
-        let payment_id = paid
-            .and_then(|e| events::decode::<OrderPaid>(e).ok())
-            .map(|p| p.payment_id);
-        let Some(last) = fold.applied().last().cloned() else {
-            return;
-        };
-        let reason = fold
-            .applied()
-            .iter()
-            .rev()
-            .find(|e| e.kind == events::kind::ORDER_CANCELLING)
-            .and_then(|e| events::decode::<events::OrderCancelling>(e).ok())
-            .map_or_else(|| "cancelled".to_string(), |c| c.reason);
-        (payment_id, last, reason)
+        let fold = book
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(format!("no order {id}")))?;
+        (fold.state(), fold.applied().last().cloned())
     };
-    let Some(payment_id) = payment_id else {
-        tracing::warn!(%order_id, "nothing to refund: the order was never paid");
-        return;
+    let (Some(state), Some(last)) = (state, last) else {
+        return Err(ApiError::not_found(format!("no order {id}")));
     };
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        let req = RefundRequest {
-            payment_id: payment_id.clone(),
-            order_id: order_id.clone(),
-        };
-        let answer = s
-            .http
-            .post(format!("{}/refund", s.payment_url))
-            .header("traceparent", contracts::trace::traceparent(&cause.trace_id))
-            .json(&req)
-            .send()
-            .await;
-        match answer {
-            Ok(r) if r.status().is_success() => break,
-            Ok(r) => tracing::warn!(%order_id, status = %r.status(), "refund refused; retrying"),
-            Err(e) => tracing::warn!(%order_id, error = %e, "refund failed; retrying"),
+    match state {
+        OrderState::Delivered => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                api::error_code::ALREADY_DELIVERED,
+                format!("order {id} was delivered already; it can no longer be cancelled"),
+            ))
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+        s if s.is_terminal() => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                api::error_code::ALREADY_ENDED,
+                format!("order {id} is {s} already; there is nothing to cancel"),
+            ))
+        }
+        OrderState::Cancelling => {}
+        _ => {
+            // A fresh event id per request: a second DELETE queues a second
+            // cancellation, which finds the order cancelled and does nothing.
+            let req = CancellationRequest {
+                reason: "cancelled by the customer".into(),
+                requested_by: "customer".into(),
+            };
+            let env = events::follow(&req, &last, last.seq, s.node.id()).map_err(ApiError::internal)?;
+            s.node
+                .producer()
+                .put(CANCELLATION, &env)
+                .await
+                .map_err(ApiError::internal)?;
+        }
     }
-    let steps = async {
-        let refunded = s
-            .follow_up(&events::PaymentRefunded { payment_id }, &cause)
-            .await?;
-        s.follow_up(
-            &events::OrderCancelled {
-                reason: reason.clone(),
-            },
-            &refunded,
-        )
-        .await?;
-        Ok::<_, ApiError>(())
+    tracing::info!(order_id = %id, trace_id = %last.trace_id, was = %state, "cancellation accepted");
+    let body = CancelAccepted {
+        order_id: id.clone(),
+        status: OrderState::Cancelling.to_string(),
+        trace_id: last.trace_id.clone(),
+        message: format!("the cancellation of order {id} is queued; follow it with GET /orders/{id}"),
     };
-    match steps.await {
-        Ok(()) => tracing::info!(%order_id, trace_id = %cause.trace_id, %reason, "refunded and cancelled"),
-        Err(e) => tracing::error!(%order_id, error = ?e, "could not record the compensation"),
-    }
+    Ok((StatusCode::ACCEPTED, Json(body)))
 }

@@ -398,6 +398,14 @@ impl Http {
         }
     }
 
+    /// DELETE; (status, JSON body or Null).
+    pub fn delete(&self, url: &str) -> (u16, serde_json::Value) {
+        match self.client.delete(url).send() {
+            Ok(r) => (r.status().as_u16(), r.json().unwrap_or(serde_json::Value::Null)),
+            Err(_) => (0, serde_json::Value::Null),
+        }
+    }
+
     /// POST raw bytes with a content type.
     pub fn post_raw(&self, url: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
         match self
