@@ -177,14 +177,12 @@ pub enum DecodeError {
 /// A one-line account of what `env` says beyond its kind, for histories and
 /// timelines: the reason of a cancellation, a saga step's outcome, the
 /// kitchen or driver. `None` when the kind says it all or the payload does
-/// not decode.
+/// not decode, and for the kitchen's events, whose source is the kitchen.
 pub fn summary(env: &Envelope) -> Option<String> {
     use kind::*;
     match env.kind.as_str() {
         ORDER_PAID => decode::<OrderPaid>(env).ok().map(|p| p.payment_id),
         ORDER_REJECTED => decode::<OrderRejected>(env).ok().map(|p| p.reason),
-        ORDER_COOKING => decode::<OrderCooking>(env).ok().map(|p| p.kitchen),
-        ORDER_READY => decode::<OrderReady>(env).ok().map(|p| p.kitchen),
         DRIVER_ASSIGNED => decode::<DriverAssigned>(env).ok().map(|p| p.driver),
         ORDER_DELIVERED => decode::<OrderDelivered>(env).ok().map(|p| p.driver),
         ORDER_CANCELLING => decode::<OrderCancelling>(env).ok().map(|p| p.reason),

@@ -157,6 +157,14 @@ impl App {
                 });
                 Ok(None)
             }
+            Effect::CancelOrder { url, order_id } => {
+                let (http, tx) = (self.http.clone(), self.tx.clone());
+                tokio::spawn(async move {
+                    let outcome = crate::customer::cancel(&http, &url, &order_id).await;
+                    let _ = tx.send(Msg::CancelAnswered { order_id, outcome });
+                });
+                Ok(None)
+            }
             // The caller sees `model.quitting` and calls `finish`.
             Effect::Quit { .. } => Ok(None),
         };

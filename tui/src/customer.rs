@@ -73,6 +73,26 @@ pub fn random_order(rng: &mut impl Rng, pizzas: &[String]) -> PlaceOrder {
     }
 }
 
+/// Asks the order service at `base_url` to cancel `order_id`, the way a
+/// customer would: `Ok` on 202, else the service's own message.
+pub async fn cancel(client: &reqwest::Client, base_url: &str, order_id: &str) -> Result<(), String> {
+    let url = format!("{}/orders/{order_id}", base_url.trim_end_matches('/'));
+    let answer = client
+        .delete(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map_err(|e| format!("the order service did not answer: {e}"))?;
+    let status = answer.status();
+    if status == reqwest::StatusCode::ACCEPTED {
+        return Ok(());
+    }
+    match answer.json::<ErrorBody>().await {
+        Ok(body) => Err(format!("{} {}", status.as_u16(), body.error.message)),
+        Err(_) => Err(format!("the order service answered {status}")),
+    }
+}
+
 /// Posts `count` random orders to `base_url` and reports how it went.
 pub async fn place(client: &reqwest::Client, base_url: &str, count: u32) -> PlaceOutcome {
     let pizzas = pizzas();

@@ -81,6 +81,7 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             })
         }
         KeyCode::Char('q') => return ask_quit(m),
+        KeyCode::Char('x') if m.ui.focused() == Panel::Orders => return ask_cancel(m),
         KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | '+' | '-' | 'f')) => return on_node_key(m, c),
         _ => {}
     }
@@ -117,6 +118,7 @@ fn move_selection(m: &mut Model, by: i64) {
     m.ui.selected.insert(panel, ids[next].clone());
     if panel == Panel::Orders && matches!(m.ui.detail, Some(Detail::Order(_))) {
         m.ui.detail = Some(Detail::Order(ids[next].clone()));
+        m.ui.history_step = None;
     }
 }
 
@@ -133,6 +135,7 @@ fn open_detail(m: &mut Model) {
             if let Some(id) = m.selected(Panel::Orders) {
                 m.ui.selected.insert(Panel::Orders, id.clone());
                 m.ui.detail = Some(Detail::Order(id));
+                m.ui.history_step = None;
             }
         }
         Panel::Queues => {
@@ -157,6 +160,15 @@ fn on_detail_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
             Some(Vec::new())
         }
         KeyCode::Enter => Some(Vec::new()),
+        KeyCode::Char('[') | KeyCode::Left | KeyCode::Char(']') | KeyCode::Right => {
+            let Some(Detail::Order(id)) = &m.ui.detail else {
+                return None;
+            };
+            let back = matches!(key.code, KeyCode::Char('[') | KeyCode::Left);
+            let n = m.orders.get(id).map_or(0, |e| e.fold.applied().len());
+            m.ui.history_step = step_history(m.ui.history_step, back, n);
+            Some(Vec::new())
+        }
         KeyCode::Char('r') | KeyCode::Char('A') => {
             let Some(Detail::DeadLetters { queue, cursor }) = &m.ui.detail else {
                 return None;
@@ -185,6 +197,44 @@ fn on_detail_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
         }
         _ => None,
     }
+}
+
+/// One step through an order's `n` events: back from live starts at the
+/// next-to-last event (the last one *is* live); forward past the last one
+/// returns to live.
+pub fn step_history(at: Option<usize>, back: bool, n: usize) -> Option<usize> {
+    match (at, back) {
+        (_, _) if n == 0 => None,
+        (None, true) => Some(n.saturating_sub(2)),
+        (None, false) => None,
+        (Some(i), true) => Some(i.saturating_sub(1)),
+        (Some(i), false) if i + 1 >= n - 1 => None,
+        (Some(i), false) => Some(i + 1),
+    }
+}
+
+/// `x` on the Orders panel (or an order's detail): cancel the order.
+fn ask_cancel(m: &mut Model) -> Vec<Effect> {
+    let Some(id) = m.selected(Panel::Orders) else {
+        m.ui.flash = Some("no order selected".into());
+        return Vec::new();
+    };
+    let (state, done) = m.orders.get(&id).map_or(("unknown".to_string(), false), |e| {
+        (e.state_label().to_string(), e.is_done())
+    });
+    if done {
+        m.ui.flash = Some(format!("order {id} is {state}: there is nothing to cancel"));
+        return Vec::new();
+    }
+    let Some(url) = m.order_url() else {
+        m.ui.flash = Some("no order service is up to cancel through".into());
+        return Vec::new();
+    };
+    m.ui.popup = Some(Popup::Confirm {
+        question: format!("cancel order {id} ({state})?"),
+        effect: Effect::CancelOrder { url, order_id: id },
+    });
+    Vec::new()
 }
 
 fn on_filter_key(m: &mut Model, key: KeyEvent) {

@@ -48,6 +48,13 @@ pub enum Msg {
     Refused(String),
     /// Orders placed from the keyboard came back.
     Placed(PlaceOutcome),
+    /// The order service answered a cancellation (`DELETE /orders/{id}`).
+    CancelAnswered {
+        /// The order.
+        order_id: String,
+        /// Accepted (202), or why not.
+        outcome: Result<(), String>,
+    },
     /// SIGINT, SIGTERM or SIGHUP reached the control room.
     Terminate,
 }
@@ -90,6 +97,13 @@ pub enum Effect {
         url: String,
         /// How many.
         count: u32,
+    },
+    /// `DELETE /orders/{id}` on the order service at `url`.
+    CancelOrder {
+        /// The order service.
+        url: String,
+        /// The order.
+        order_id: String,
     },
     /// Leave the control room.
     Quit {

@@ -87,6 +87,19 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             data_changed(m);
             Vec::new()
         }
+        Msg::CancelAnswered { order_id, outcome } => {
+            let (level, text) = match outcome {
+                Ok(()) => (
+                    Level::Info,
+                    format!("cancellation of {order_id} accepted: watch its saga in the detail view"),
+                ),
+                Err(why) => (Level::Warn, format!("cancellation of {order_id} refused: {why}")),
+            };
+            m.ui.flash = Some(text.clone());
+            m.log.push(m.now, level, text);
+            data_changed(m);
+            Vec::new()
+        }
         Msg::Terminate => {
             m.quitting = Some(true);
             vec![Effect::Quit { stop_nodes: true }]

@@ -897,6 +897,86 @@ fn the_filter_matches_the_state_too_and_stops_at_40_characters() {
 }
 
 #[test]
+fn x_on_an_order_asks_then_cancels_it_through_the_order_service() {
+    let mut m = model();
+    order_node(&mut m);
+    update(&mut m, placed("ord-1", T0));
+    update(&mut m, paid("ord-1", T0));
+    focus(&mut m, Panel::Orders);
+    assert_eq!(update(&mut m, key('x')), vec![]);
+    assert_eq!(confirm_question(&m), "cancel order ord-1 (paid)?");
+    assert_eq!(
+        update(&mut m, key('y')),
+        vec![Effect::CancelOrder {
+            url: ORDER_URL.into(),
+            order_id: "ord-1".into()
+        }]
+    );
+    update(
+        &mut m,
+        Msg::CancelAnswered {
+            order_id: "ord-1".into(),
+            outcome: Ok(()),
+        },
+    );
+    assert!(
+        flash(&m).starts_with("cancellation of ord-1 accepted"),
+        "{}",
+        flash(&m)
+    );
+    update(
+        &mut m,
+        Msg::CancelAnswered {
+            order_id: "ord-1".into(),
+            outcome: Err("409 order ord-1 was delivered already".into()),
+        },
+    );
+    assert_eq!(last_log(&m).level, Level::Warn);
+    assert!(last_log(&m).text.contains("409"), "{}", last_log(&m).text);
+}
+
+#[test]
+fn x_on_an_order_without_an_order_service_or_one_that_ended_only_flashes() {
+    let mut m = model();
+    update(&mut m, placed("ord-1", T0));
+    focus(&mut m, Panel::Orders);
+    assert_eq!(update(&mut m, key('x')), vec![]);
+    assert_eq!(m.ui.popup, None);
+    assert!(flash(&m).contains("no order service"), "{}", flash(&m));
+}
+
+#[test]
+fn brackets_step_through_an_orders_history_and_back_to_live() {
+    let mut m = model();
+    update(&mut m, placed("ord-1", T0));
+    update(&mut m, paid("ord-1", T0));
+    focus(&mut m, Panel::Orders);
+    update(&mut m, code(KeyCode::Enter));
+    assert_eq!(m.ui.history_step, None, "live");
+    update(&mut m, key('['));
+    assert_eq!(m.ui.history_step, Some(0), "as of the first event");
+    update(&mut m, code(KeyCode::Left));
+    assert_eq!(m.ui.history_step, Some(0), "stays at the first");
+    update(&mut m, key(']'));
+    assert_eq!(m.ui.history_step, None, "past the last: live again");
+    update(&mut m, key('['));
+    update(&mut m, code(KeyCode::Esc));
+    update(&mut m, code(KeyCode::Enter));
+    assert_eq!(m.ui.history_step, None, "a reopened detail is live");
+}
+
+#[test]
+fn history_steps_are_clamped() {
+    use tui::keys::step_history;
+    assert_eq!(step_history(None, true, 0), None);
+    assert_eq!(step_history(None, true, 5), Some(3));
+    assert_eq!(step_history(Some(3), false, 5), None);
+    assert_eq!(step_history(Some(2), false, 5), Some(3));
+    assert_eq!(step_history(Some(0), true, 5), Some(0));
+    assert_eq!(step_history(None, false, 5), None);
+}
+
+#[test]
 fn enter_opens_an_order_and_esc_closes_it() {
     let mut m = model();
     update(&mut m, placed("ord-1", T0));
@@ -1594,6 +1674,9 @@ fn node_keys_outside_the_nodes_panel_flash_and_do_nothing() {
     for panel in [Panel::Queues, Panel::Orders, Panel::Drivers, Panel::Events] {
         focus(&mut m, panel);
         for c in ['s', 'x', 'K', 'p', 'r', '+', '-', 'f'] {
+            if c == 'x' && panel == Panel::Orders {
+                continue; // x cancels an order there
+            }
             assert_eq!(update(&mut m, key(c)), vec![], "{c} on {panel:?}");
             assert_eq!(
                 flash(&m),

@@ -146,3 +146,120 @@ fn dead_letters_list_reason_and_attempts() {
     assert!(screen.contains("out of stock: mozzarella"), "{screen}");
     insta::assert_snapshot!("dead_letters_80x24", screen);
 }
+
+/// A customer's cancellation, as its events arrive: the saga's steps with
+/// their outcomes, then stepping back to where the order was.
+#[test]
+fn a_cancelled_orders_saga_shows_its_steps_and_its_history_can_be_stepped_back() {
+    use contracts::events::{self as ev, step, SagaStep, StepOutcome};
+    let mut m = tui::sample::model();
+    let id = "ord_cancelled";
+    let at = time::macros::datetime!(2026-11-21 12:00:30 UTC);
+    let placed = ev::OrderPlaced {
+        customer: contracts::api::Customer {
+            name: "Edsger".into(),
+            address: "3 Saga Way".into(),
+        },
+        items: vec![],
+        amount_cents: 1800,
+    };
+    let mut events = vec![ev::envelope(&placed, id, 1, "0000000000000000000000000000000c", "order").unwrap()];
+    let next =
+        |payload: serde_json::Value, kind: &str, source: &str, events: &mut Vec<contracts::Envelope>| {
+            let last = events.last().unwrap().clone();
+            let mut e =
+                contracts::Envelope::new(kind, id, last.seq + 1, last.trace_id.clone(), source, payload);
+            e.occurred_at = last.occurred_at + time::Duration::milliseconds(120);
+            events.push(e);
+        };
+    let saga = |step: &str, outcome: StepOutcome, detail: &str| {
+        serde_json::to_value(SagaStep {
+            step: step.into(),
+            outcome,
+            detail: detail.into(),
+            attempts: 1,
+        })
+        .unwrap()
+    };
+    events[0].occurred_at = at;
+    next(
+        serde_json::json!({"payment_id": "pay_9", "amount_cents": 1800}),
+        ev::kind::ORDER_PAID,
+        "order",
+        &mut events,
+    );
+    next(
+        serde_json::json!({"queue": "kitchen"}),
+        ev::kind::ORDER_QUEUED,
+        "order",
+        &mut events,
+    );
+    next(
+        serde_json::json!({"reason": "cancelled by the customer"}),
+        ev::kind::ORDER_CANCELLING,
+        "order",
+        &mut events,
+    );
+    next(
+        saga(
+            step::WITHDRAW_TICKET,
+            StepOutcome::Done,
+            "ticket withdrawn before any kitchen started it",
+        ),
+        ev::kind::SAGA_STEP,
+        "order",
+        &mut events,
+    );
+    next(
+        saga(
+            step::RECALL_DRIVER,
+            StepOutcome::Skipped,
+            "no driver was assigned",
+        ),
+        ev::kind::SAGA_STEP,
+        "order",
+        &mut events,
+    );
+    next(
+        serde_json::json!({"payment_id": "pay_9"}),
+        ev::kind::PAYMENT_REFUNDED,
+        "order",
+        &mut events,
+    );
+    next(
+        serde_json::json!({"message": "Your order was cancelled (cancelled by the customer). Any payment is refunded."}),
+        ev::kind::CUSTOMER_NOTIFIED,
+        "order",
+        &mut events,
+    );
+    next(
+        serde_json::json!({"reason": "cancelled by the customer"}),
+        ev::kind::ORDER_CANCELLED,
+        "order",
+        &mut events,
+    );
+    for e in events {
+        update(&mut m, Msg::Event(Box::new(e)));
+    }
+    focus(&mut m, Panel::Orders);
+    m.ui.selected.insert(Panel::Orders, id.into());
+    press(&mut m, KeyCode::Enter);
+    let live = draw(&m, 120, 40);
+    assert_whole(&live);
+    for text in [
+        "withdraw_ticket done: ticket withdrawn",
+        "recall_driver skipped",
+        "pay_9",
+        "cancelled",
+    ] {
+        assert!(live.contains(text), "{text} missing:\n{live}");
+    }
+    // Back to just after order.cancelling: the order was `cancelling` then.
+    for _ in 0..5 {
+        press(&mut m, KeyCode::Char('['));
+    }
+    let then = draw(&m, 120, 40);
+    assert_whole(&then);
+    assert!(then.contains("as of seq 4 (12:00:30) cancelling"), "{then}");
+    insta::assert_snapshot!("order_saga_stepped_back_120x40", then);
+}

@@ -137,6 +137,9 @@ pub struct Ui {
     pub popup: Option<Popup>,
     /// The open detail view.
     pub detail: Option<Detail>,
+    /// In an order's detail: the history stepped back to this event (an
+    /// index into its steps); `None` follows the order live.
+    pub history_step: Option<usize>,
     /// The display does not follow data while frozen.
     pub frozen: bool,
     /// A one-line answer to the last key ("kitchen-1 is not running").

@@ -87,6 +87,7 @@ impl OrderEntry {
                     state: state.map(|s| s.as_str()).unwrap_or("?"),
                     source: e.source.clone(),
                     seq: e.seq,
+                    detail: contracts::events::summary(e).unwrap_or_default(),
                 }
             })
             .collect()
@@ -141,6 +142,8 @@ pub struct Step {
     pub source: String,
     /// Its seq.
     pub seq: u64,
+    /// What it says beyond its kind (a reason, a saga step, the driver).
+    pub detail: String,
 }
 
 /// What happened to an event offered to the book.

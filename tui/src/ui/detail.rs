@@ -61,12 +61,26 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
             )
         })
         .unwrap_or_default();
-    let mut first = vec![
-        Span::raw("state ").dark_gray(),
-        Span::styled(state.to_string(), Style::new().bold().fg(state_color(state))),
-        Span::raw("  trace ").dark_gray(),
-        Span::raw(trace),
-    ];
+    // Stepping through the history shows the order as it was after one
+    // event: the state then, and the later events dimmed.
+    let as_of = m.ui.history_step.filter(|i| *i < steps.len());
+    let mut first = match as_of {
+        Some(i) => vec![
+            Span::raw(format!("as of seq {} ({}) ", steps[i].seq, clock(steps[i].at))).fg(Color::Yellow),
+            Span::styled(
+                steps[i].state.to_string(),
+                Style::new().bold().fg(state_color(steps[i].state)),
+            ),
+            Span::raw(format!("  now {state}  ")).dark_gray(),
+            Span::raw("[ ] step · ] past the end: live").fg(Color::Yellow),
+        ],
+        None => vec![
+            Span::raw("state ").dark_gray(),
+            Span::styled(state.to_string(), Style::new().bold().fg(state_color(state))),
+            Span::raw("  trace ").dark_gray(),
+            Span::raw(trace),
+        ],
+    };
     if e.fold.held_back() > 0 {
         let gaps: Vec<String> = e
             .fold
@@ -82,35 +96,58 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     );
 
     let t0 = e.first_at;
-    let rows = steps.iter().map(|s| {
-        Row::new(vec![
+    // Narrow screens drop the SINCE column so the detail keeps some room.
+    let wide = table.width >= 100;
+    let keep = |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
+        cells
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| wide || *i != 2)
+            .map(|(_, c)| c)
+            .collect()
+    };
+    let rows = steps.iter().enumerate().map(|(i, s)| {
+        let row = Row::new(keep(vec![
             Cell::from(s.seq.to_string()),
             Cell::from(clock(s.at)),
             Cell::from(format!("+{} ms", (s.at - t0).whole_milliseconds())),
             Cell::from(s.kind.clone()),
             Cell::from(s.state).style(Style::new().fg(state_color(s.state))),
             Cell::from(s.source.clone()),
-        ])
+            Cell::from(s.detail.clone()),
+        ]));
+        match as_of {
+            Some(at) if i == at => row.reversed(),
+            Some(at) if i > at => row.dark_gray(),
+            _ => row,
+        }
     });
     let rejected = e.fold.rejected().iter().map(|r| {
-        Row::new(vec![
+        Row::new(keep(vec![
             Cell::from(r.envelope.seq.to_string()),
             Cell::from(clock(r.envelope.occurred_at)),
             Cell::from(""),
             Cell::from(r.envelope.kind.clone()),
             Cell::from("skipped"),
+            Cell::from(r.envelope.source.clone()),
             Cell::from(r.error.to_string()),
-        ])
+        ]))
         .fg(Color::Red)
     });
-    let widths = [
+    let mut widths = vec![
         Constraint::Length(4),
         Constraint::Length(9),
         Constraint::Length(10),
         Constraint::Length(18),
         Constraint::Length(17),
+        Constraint::Length(10),
         Constraint::Min(8),
     ];
+    let mut header = vec!["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY", "DETAIL"];
+    if !wide {
+        widths.remove(2);
+        header.remove(2);
+    }
     let table_block = if titled {
         Block::new().title(Span::raw("state machine").dark_gray())
     } else {
@@ -118,11 +155,7 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     };
     frame.render_widget(
         Table::new(rows.chain(rejected), widths)
-            .header(
-                Row::new(["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY"])
-                    .dark_gray()
-                    .bold(),
-            )
+            .header(Row::new(header).dark_gray().bold())
             .block(table_block),
         table,
     );

@@ -24,6 +24,8 @@ pub const HELP: &[(&str, &str)] = &[
     ("+ / -", "one more / one fewer node of its role"),
     ("f", "fault menu: latency, errors, drop, duplicate, stock"),
     ("o / O", "place one order / a burst"),
+    ("x on an order", "cancel it (DELETE /orders/{id}): watch the saga"),
+    ("[ ] ← →", "in an order: step back / forward through its history"),
     ("r / A", "in dead letters: re-queue one / all"),
     ("space", "freeze the display"),
     ("q / ctrl-c", "quit (stop the nodes, or leave them running)"),
