@@ -11,6 +11,7 @@
 //! - [`faults`]: injected faults applied to incoming messages.
 //! - [`worker`]: the consume loop queue-consuming roles share.
 //! - [`withdraw`]: asking the keeper to take an order off a queue.
+//! - [`ports`]: a free port that no outgoing connection can take first.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
 
 pub mod acks;
@@ -22,6 +23,7 @@ pub mod inbox;
 pub mod link;
 pub mod logging;
 pub mod outbox;
+pub mod ports;
 pub mod queue;
 pub mod roles;
 pub mod runtime;

@@ -12,7 +12,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::net::TcpListener;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -536,9 +535,10 @@ fn signal(pid: u32, sig: libc::c_int) {
     }
 }
 
-/// A port nobody listens on right now (127.0.0.1).
+/// A port nobody listens on right now (127.0.0.1), outside the range the
+/// OS uses for outgoing connections (see [`node::ports`]).
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    node::ports::free_port()
 }
 
 /// A signal number as people know it.

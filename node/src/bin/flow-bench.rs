@@ -8,7 +8,6 @@
 //! ports, with a temporary data directory, and stops every process it
 //! started when it ends.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,7 +39,7 @@ impl Drop for Child9 {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(node::ports::free_port()?)
 }
 
 fn spawn(bin: &Path, dir: &Path, args: &[String]) -> anyhow::Result<Child9> {

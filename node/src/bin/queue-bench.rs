@@ -12,7 +12,6 @@
 //!
 //! `cargo run --release -p node --bin queue-bench [-- --raw N --queue N --rate R --secs S]`
 
-use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -44,7 +43,7 @@ struct Args {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(node::ports::free_port()?)
 }
 
 fn rss_mib() -> f64 {

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,12 +15,9 @@ pub fn pizza_node() -> &'static str {
     env!("CARGO_BIN_EXE_pizza-node")
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, that no outgoing connection takes.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("the OS hands out an ephemeral port")
+    node::ports::free_port().expect("a free port")
 }
 
 /// Polls `check` every 20 ms until it holds; panics with `what` after `limit`.
