@@ -11,13 +11,18 @@
 //! - [`faults`]: injected faults applied to incoming messages.
 //! - [`worker`]: the consume loop queue-consuming roles share.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
+//! - [`history`]: asking the broker's event log for an order's events, and
+//!   `GET /orders/{id}/history`.
+//! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
 pub mod acks;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod history;
 pub mod inbox;
+pub mod inspect;
 pub mod link;
 pub mod logging;
 pub mod outbox;
