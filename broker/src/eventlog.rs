@@ -38,7 +38,9 @@
 //! is the truth: nothing is rebuilt on start. What this cannot cover: an
 //! event rumqttd accepted (and PUBACKed to its producer) in the instant
 //! before the whole broker process dies, since rumqttd keeps messages in
-//! memory only.
+//! memory only; and, after a restart, an event a node re-sends in the few
+//! milliseconds before this client has subscribed again (the restarted
+//! rumqttd has no session of ours to keep it in).
 
 use std::collections::HashSet;
 use std::path::Path;
