@@ -9,9 +9,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::platform::Platform;
-use support::{pizza_node, wait_for};
+use support::{pizza_node, wait_for, Mqtt};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -247,6 +247,38 @@ fn the_history_survives_a_kill_9_of_the_broker_and_its_absence_is_a_503() {
     let ids = p.place_many(3);
     p.wait_state(&ids, "delivered", LONG);
     let before: Vec<Value> = ids.iter().map(|id| full_history(&p, id)).collect();
+
+    // Re-sent and malformed events change nothing in the log, as the raw
+    // protocol shows (the replay would hide a duplicate anyway).
+    let mqtt = Mqtt::connect(p.w.port, "test-log", None).expect("connects");
+    mqtt.subscribe("pizza/log/reply/test-log");
+    let ask = |request: &str, order_id: &str| {
+        let query = json!({"request_id": request, "order_id": order_id});
+        mqtt.publish("pizza/log/query/test-log", query.to_string());
+        mqtt.expect("pizza/log/reply/test-log", LONG, |r| r["request_id"] == request)
+    };
+    let logged = ask("r-1", &ids[0]);
+    let events = logged["events"].as_array().expect("events").clone();
+    assert_eq!(events.len(), DELIVERED.len(), "{logged}");
+    mqtt.publish("pizza/events/order.queued", events[2].to_string());
+    mqtt.publish("pizza/events/order.queued", "{not an envelope");
+    // A fresh event behind them: once it is in the log, so is whatever
+    // came before it on the events topics.
+    let mut marker = events[0].clone();
+    marker["order_id"] = json!("ord_marker");
+    marker["event_id"] = json!("00000000-0000-4000-8000-000000000001");
+    mqtt.publish("pizza/events/order.placed", marker.to_string());
+    let mut n = 0;
+    wait_for(LONG, "the marker event in the log", || {
+        n += 1;
+        ask(&format!("m-{n}"), "ord_marker")["events"]
+            .as_array()
+            .is_some_and(|e| e.len() == 1)
+    });
+    let again = ask("r-2", &ids[0]);
+    assert_eq!(again["events"], logged["events"], "stored once");
+    let (status, _) = p.http.get(&history_url(&p, &ids[0]));
+    assert_eq!(status, 200, "a malformed event did not stop the log");
 
     p.proc("broker").kill9();
     let started = Instant::now();
