@@ -29,6 +29,13 @@
 //! `'e'` keys make appending idempotent: an event re-sent by a node's outbox
 //! or duplicated by the `duplicate` fault is stored once.
 //!
+//! # No snapshots
+//!
+//! Replaying all 100,000 events of 12,500 orders from the log through
+//! `OrderFold` takes 0.5-0.7 s on the 2-core development machine, and one
+//! order's history about 0.2 ms (`replay-bench`), so there are no snapshots:
+//! an order's history is its index scan.
+//!
 //! # Durability
 //!
 //! Each event's three keys go in one sled batch (atomic), and a batch of
