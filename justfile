@@ -21,6 +21,7 @@ ci:
 bench:
     cargo run --release -p node --bin queue-bench
     cargo run --release -p tui --bin render-bench
+    cargo run --release -p broker --bin replay-bench
 
 # The platform without a terminal: events and alerts on stdout.
 headless:

@@ -6,10 +6,13 @@
 //!   leases, DLQ), tested without sockets.
 //! - [`store`]: the queues' sled storage, with group-commit flushes.
 //! - [`keeper`]: the MQTT client that runs the queues over ordinary topics.
+//! - [`eventlog`]: every domain event appended once to sled, and one order's
+//!   events served to whoever asks over MQTT (replay, trace).
 //!
-//! [`serve`] runs both; `pizza-node broker` is its command line.
+//! [`serve`] runs all three; `pizza-node broker` is its command line.
 
 pub mod auth;
+pub mod eventlog;
 pub mod keeper;
 #[cfg(target_os = "linux")]
 pub mod nodelay;
@@ -42,6 +45,9 @@ pub enum BrokerError {
     /// The keeper failed.
     #[error(transparent)]
     Keeper(#[from] KeeperError),
+    /// The event log failed.
+    #[error(transparent)]
+    EventLog(#[from] eventlog::EventLogError),
 }
 
 /// Everything `pizza-node broker` is told.
@@ -49,7 +55,7 @@ pub enum BrokerError {
 pub struct BrokerOptions {
     /// The MQTT server's listeners and users.
     pub server: ServerOptions,
-    /// Where the queues are stored.
+    /// Where the queues and the event log are stored.
     pub data_dir: PathBuf,
     /// Topic prefix.
     pub prefix: String,
@@ -59,7 +65,8 @@ pub struct BrokerOptions {
     pub lease: Duration,
 }
 
-/// Runs the MQTT server and the keeper until the keeper fails. The server has
+/// Runs the MQTT server, the keeper and the event log until the keeper or
+/// the event log fails. The server has
 /// no shutdown API; the process exiting stops it.
 pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
     let addr = opts.server.listen;
@@ -102,6 +109,16 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         addr.ip().to_string()
     };
     let topics = Topics::new(&opts.prefix);
+    // Opened before anything connects, so that a storage problem stops the
+    // broker at once instead of after the first event.
+    let log = eventlog::EventLog::open(&opts.data_dir)?;
+    let recorder = eventlog::RecorderOptions {
+        host: host.clone(),
+        port: addr.port(),
+        client_id: format!("{}-eventlog", topics.prefix().replace('/', "-")),
+        credentials: credentials.clone(),
+        topics: topics.clone(),
+    };
     let keeper_opts = KeeperOptions {
         host,
         port: addr.port(),
@@ -117,6 +134,9 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         ],
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
-    keeper.run(eventloop).await?;
+    tokio::try_join!(
+        async { keeper.run(eventloop).await.map_err(BrokerError::from) },
+        async { eventlog::run(recorder, log).await.map_err(BrokerError::from) },
+    )?;
     Ok(())
 }

@@ -12,13 +12,18 @@
 //! - [`order`]: the order state machine, a pure fold over envelopes.
 //! - [`api`]: REST request and response bodies.
 //! - [`trace`]: W3C `traceparent` headers.
+//! - [`history`]: the event log's query protocol, and replay of an order to
+//!   any instant.
+//! - [`timeline`]: an order's trace timeline (how long each stage took).
 
 pub mod api;
 pub mod envelope;
 pub mod events;
+pub mod history;
 pub mod order;
 pub mod queue;
 pub mod status;
+pub mod timeline;
 pub mod topics;
 pub mod trace;
 

@@ -101,6 +101,32 @@ impl Topics {
         format!("{}/control/{node}", self.prefix)
     }
 
+    /// `pizza/log/query/<client>`: a [`crate::history::LogQuery`] to the
+    /// broker's event log; the answer goes to [`log_reply`](Self::log_reply)
+    /// of the same client.
+    pub fn log_query(&self, client: &str) -> String {
+        format!("{}/log/query/{client}", self.prefix)
+    }
+
+    /// `pizza/log/query/+`: every query, for the event log to subscribe to.
+    pub fn all_log_queries(&self) -> String {
+        format!("{}/log/query/+", self.prefix)
+    }
+
+    /// `pizza/log/reply/<client>`: the event log's
+    /// [`crate::history::LogReply`] to `client`.
+    pub fn log_reply(&self, client: &str) -> String {
+        format!("{}/log/reply/{client}", self.prefix)
+    }
+
+    /// The client in a log query topic.
+    pub fn parse_log_query_topic<'a>(&self, topic: &'a str) -> Option<&'a str> {
+        let client = topic
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("/log/query/")?;
+        (!client.is_empty() && !client.contains('/')).then_some(client)
+    }
+
     /// Splits a queue topic into (queue, verb, client), e.g.
     /// `pizza/q/kitchen/ack/k1` -> `("kitchen", "ack", Some("k1"))`.
     /// Returns `None` for anything that is not a queue topic.
@@ -144,5 +170,17 @@ mod tests {
         );
         assert_eq!(t.parse_queue_topic("other/q/kitchen/put"), None);
         assert_eq!(t.parse_status_topic("pizza/nodes/k1/status"), Some("k1"));
+    }
+
+    #[test]
+    fn builds_and_parses_log_topics() {
+        let t = Topics::new("pizza");
+        assert_eq!(t.log_query("order"), "pizza/log/query/order");
+        assert_eq!(t.log_reply("order"), "pizza/log/reply/order");
+        assert_eq!(t.all_log_queries(), "pizza/log/query/+");
+        assert_eq!(t.parse_log_query_topic("pizza/log/query/order"), Some("order"));
+        assert_eq!(t.parse_log_query_topic("pizza/log/query/"), None);
+        assert_eq!(t.parse_log_query_topic("pizza/log/query/a/b"), None);
+        assert_eq!(t.parse_log_query_topic("pizza/log/reply/order"), None);
     }
 }

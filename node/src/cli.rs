@@ -45,6 +45,10 @@ pub enum Command {
     Put(PutArgs),
     /// Consume a work queue, printing one JSON line per delivery.
     Consume(ConsumeArgs),
+    /// Rebuild an order's state at an instant from the broker's event log.
+    Replay(crate::inspect::ReplayArgs),
+    /// Print an order's trace timeline: how long each stage took.
+    Trace(crate::inspect::TraceArgs),
 }
 
 /// `pizza-node broker`.
@@ -163,6 +167,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delivery(a) => role(&a.common.clone(), crate::roles::delivery::run(a)).await,
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
+        Command::Replay(a) => crate::inspect::replay(a).await,
+        Command::Trace(a) => crate::inspect::trace(a).await,
     }
 }
 

@@ -13,13 +13,18 @@
 //! - [`withdraw`]: asking the keeper to take an order off a queue.
 //! - [`ports`]: a free port that no outgoing connection can take first.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
+//! - [`history`]: asking the broker's event log for an order's events, and
+//!   `GET /orders/{id}/history`.
+//! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
 pub mod acks;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod history;
 pub mod inbox;
+pub mod inspect;
 pub mod link;
 pub mod logging;
 pub mod outbox;

@@ -1,4 +1,5 @@
-//! The order service: `POST /orders`, `GET /orders/{id}`, `GET /orders`.
+//! The order service: `POST /orders`, `GET /orders/{id}`, `GET /orders`,
+//! `GET /orders/{id}/history` (see [`crate::history`]).
 //!
 //! It validates an order, charges it synchronously through payment (with a
 //! timeout and a circuit breaker), then records it and puts a ticket on queue
@@ -130,9 +131,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         ))
     };
 
+    // The order's past, replayed from the broker's event log.
+    let history = crate::history::LogClient::start(&node).await?;
     let router = Router::new()
         .route("/orders", post(place).get(list))
         .route("/orders/:id", get(show).delete(cancel))
+        .route(
+            "/orders/:id/history",
+            get(crate::history::get_history).with_state(history),
+        )
         .route("/healthz", get(health))
         .with_state(service.clone());
     crate::roles::serve(listener, router, crate::roles::until_stopped(node.clone())).await?;
@@ -259,6 +266,9 @@ async fn place(
         currency: "CHF".into(),
     };
     let started = Instant::now();
+    // The order was placed when it arrived, not when payment answered: the
+    // trace timeline's payment stage is placed -> paid.
+    let received = time::OffsetDateTime::now_utc();
     let payment = s.pay(&req, &trace_id).await;
     let pay_ms = started.elapsed().as_millis() as u64;
     let payment_id = match payment {
@@ -275,7 +285,7 @@ async fn place(
             ));
         }
         Payment::Declined(reason) => {
-            let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
+            let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents, received)?;
             s.publish(&placed).await?;
             s.follow_up(
                 &events::OrderRejected {
@@ -294,7 +304,7 @@ async fn place(
         Payment::Captured(id) => id,
     };
 
-    let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents)?;
+    let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents, received)?;
     s.publish(&placed).await?;
     let paid = s
         .follow_up(
@@ -361,13 +371,17 @@ fn placed_event(
     order_id: &str,
     trace_id: &str,
     amount_cents: u64,
+    received: time::OffsetDateTime,
 ) -> Result<Envelope, ApiError> {
     let placed = OrderPlaced {
         customer: order.customer.clone(),
         items: order.items.clone(),
         amount_cents,
     };
-    events::envelope(&placed, order_id, 1, trace_id, s.node.id()).map_err(ApiError::internal)
+    let mut env =
+        events::envelope(&placed, order_id, 1, trace_id, s.node.id()).map_err(ApiError::internal)?;
+    env.occurred_at = received;
+    Ok(env)
 }
 
 async fn show(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {

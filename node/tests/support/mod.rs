@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod platform;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

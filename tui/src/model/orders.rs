@@ -7,8 +7,10 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use contracts::events::kind;
 use contracts::order::{Offer, OrderFold, OrderState};
+/// A stage of the trace timeline (from `contracts::timeline`).
+pub use contracts::timeline::Span;
+use contracts::timeline::Timeline;
 use contracts::Envelope;
 use time::{Duration, OffsetDateTime};
 
@@ -93,40 +95,16 @@ impl OrderEntry {
             .collect()
     }
 
-    /// The trace timeline: each stage's start (from the first event) and
-    /// length; `None` for a stage not reached.
+    /// The trace timeline: each stage's start (from the first event seen,
+    /// held-back ones included) and length; `None` for a stage not reached.
+    /// Computed by `contracts::timeline`, as `pizza-node trace` does.
     pub fn timeline(&self) -> Vec<(&'static str, Option<Span>)> {
-        let at = |k: &str| {
-            self.fold
-                .applied()
-                .iter()
-                .find(|e| e.kind == k)
-                .map(|e| e.occurred_at)
-        };
-        let span = |from: &str, to: &str| {
-            let (start, end) = (at(from)?, at(to)?);
-            Some(Span {
-                offset: start - self.first_at,
-                length: end - start,
-            })
-        };
-        vec![
-            ("payment", span(kind::ORDER_PLACED, kind::ORDER_PAID)),
-            ("queue wait", span(kind::ORDER_QUEUED, kind::ORDER_COOKING)),
-            ("cooking", span(kind::ORDER_COOKING, kind::ORDER_READY)),
-            ("driver wait", span(kind::ORDER_READY, kind::DRIVER_ASSIGNED)),
-            ("trip", span(kind::DRIVER_ASSIGNED, kind::ORDER_DELIVERED)),
-        ]
+        Timeline::from_origin(self.fold.applied(), self.first_at)
+            .stages
+            .into_iter()
+            .map(|s| (s.name, s.span))
+            .collect()
     }
-}
-
-/// A stage of the trace timeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
-    /// When it began, counted from the order's first event.
-    pub offset: Duration,
-    /// How long it took.
-    pub length: Duration,
 }
 
 /// One applied event, for the detail view.
