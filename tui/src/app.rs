@@ -32,6 +32,10 @@ pub struct Options {
     pub topology: Topology,
     /// Topic prefix.
     pub prefix: String,
+    /// A scenario to play (`--scenario`).
+    pub scenario: Option<crate::scenario::Scenario>,
+    /// Record the operator's actions into this scenario file (`--record`).
+    pub record: Option<PathBuf>,
 }
 
 impl Options {
@@ -54,6 +58,8 @@ pub enum Ending {
 pub struct App {
     /// The model `update` changes.
     pub model: Model,
+    /// What it runs.
+    opts: Options,
     supervisor: Supervisor,
     feed: Feed,
     http: reqwest::Client,
@@ -83,8 +89,13 @@ impl App {
             .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        let now = OffsetDateTime::now_utc();
+        let mut model = Model::new(info, now);
+        model.play = opts.scenario.clone().map(|s| crate::play::Play::new(s, now));
+        model.recording = opts.record.as_ref().map(|_| crate::record::Recording::new(now));
         let mut app = App {
-            model: Model::new(info, OffsetDateTime::now_utc()),
+            opts,
+            model,
             supervisor,
             feed,
             http,
@@ -179,6 +190,7 @@ impl App {
     /// when the operator chose to leave them running.
     pub async fn finish(mut self) -> Ending {
         self.feed.close().await;
+        self.save_recording();
         if self.model.quitting == Some(false) {
             return Ending::Detached(self.supervisor.detach());
         }
@@ -186,6 +198,55 @@ impl App {
         let exited = tokio::task::spawn_blocking(move || supervisor.shutdown(STOP_GRACE)).await;
         Ending::Stopped(exited.unwrap_or_default())
     }
+}
+
+impl App {
+    /// Writes the recorded session (`--record`) as a scenario. A failure is
+    /// logged: the nodes must still be stopped.
+    fn save_recording(&mut self) {
+        let (Some(path), Some(rec)) = (&self.opts.record, &self.model.recording) else {
+            return;
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "recorded".into());
+        let scenario = rec.scenario(&name, self.opts.topology.nodes.clone(), self.model.now);
+        let written = toml::to_string_pretty(&scenario)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                let header = "# Recorded with `control-room --record`. Replay it with\n\
+                              # `control-room --scenario FILE` (or `--headless --scenario FILE`).\n\n";
+                std::fs::write(path, format!("{header}{text}")).map_err(|e| e.to_string())
+            });
+        match written {
+            Ok(()) => tracing::info!(path = %path.display(), steps = scenario.steps.len(), "session recorded"),
+            Err(e) => tracing::error!(path = %path.display(), error = %e, "could not write the recording"),
+        }
+    }
+
+    /// The scenario's verdict, once it is over.
+    pub fn verdict(&self) -> Option<crate::play::Verdict> {
+        self.model.play.as_ref().and_then(|p| p.verdict.clone())
+    }
+
+    /// [`App::finish`], keeping the scenario's verdict.
+    pub async fn close(self) -> Finished {
+        let verdict = self.verdict();
+        Finished {
+            ending: self.finish().await,
+            verdict,
+        }
+    }
+}
+
+/// How a run ended, with the verdict of the scenario it played, if any.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// What happened to the nodes.
+    pub ending: Ending,
+    /// The scenario's verdict (`None` without a scenario, or one cut short).
+    pub verdict: Option<crate::play::Verdict>,
 }
 
 /// A fresh per-run data directory: `$TMPDIR/pizza-platform/run-<time>-<pid>`.

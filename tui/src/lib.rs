@@ -10,6 +10,8 @@
 //! - [`customer`]: places orders over HTTP like a customer.
 //! - [`tty`] / [`headless`]: the two ways to run it.
 //! - [`topology`]: which nodes to start.
+//! - [`scenario`] / [`play`] / [`record`]: scripted runs, their player,
+//!   and recording an operator's session into a scenario.
 
 pub mod app;
 pub mod customer;
@@ -18,7 +20,10 @@ pub mod headless;
 pub mod keys;
 pub mod model;
 pub mod msg;
+pub mod play;
+pub mod record;
 pub mod sample;
+pub mod scenario;
 pub mod supervisor;
 pub mod topology;
 pub mod tty;

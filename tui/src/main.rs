@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tui::app::{per_run_dir, App, Ending, Options};
+use tui::app::{per_run_dir, App, Ending, Finished, Options};
 use tui::supervisor::{free_port, BrokerTarget};
 use tui::topology::Topology;
 
@@ -35,6 +35,14 @@ struct Args {
     /// Topic prefix.
     #[arg(long, env = "PIZZA_PREFIX", default_value = "pizza")]
     prefix: String,
+    /// Play a scenario (assets/scenarios/*.toml): visibly, with captions, or
+    /// with --headless as a check whose exit code is the verdict.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Record what you do in this session as a scenario file, to replay it
+    /// with --scenario.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +86,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let log = data_dir.join("logs").join("control-room.log");
     let _logs = node::logging::init(node::config::LogFormat::Pretty, Some(&log))
         .with_context(|| format!("cannot open the log file {}", log.display()))?;
-    let mut topology = Topology::load(args.topology.as_deref())?;
+    let scenario = match &args.scenario {
+        Some(path) => Some(tui::scenario::Scenario::load(path)?),
+        None => None,
+    };
+    // A scenario brings its own platform unless --topology says otherwise.
+    let mut topology = match (&scenario, &args.topology) {
+        (Some(s), None) => s.topology().map_err(anyhow::Error::msg)?,
+        _ => Topology::load(args.topology.as_deref())?,
+    };
     let broker = match args.broker {
         Some(url) => {
             topology = topology.without_broker();
@@ -94,9 +110,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         broker,
         topology,
         prefix: args.prefix,
+        scenario,
+        record: args.record.clone(),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let ending = runtime.block_on(async {
+    let Finished { ending, verdict } = runtime.block_on(async {
         let app = App::start(opts.clone())?;
         if args.headless {
             tui::headless::run(app).await
@@ -122,5 +140,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     let _ = writeln!(std::io::stdout(), "{text}");
-    Ok(ExitCode::SUCCESS)
+    if let (Some(v), false) = (&verdict, args.headless) {
+        let _ = writeln!(std::io::stdout(), "{}", tui::headless::verdict_table(v));
+    }
+    if let Some(path) = &args.record {
+        let _ = writeln!(std::io::stdout(), "Session recorded as {}", path.display());
+    }
+    Ok(match verdict {
+        Some(v) if !v.passed() => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 pub const DEFAULT: &str = include_str!("../../assets/topology.toml");
 
 /// A node role, as `control-room node <role>` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// The MQTT broker and queue keeper.
@@ -68,7 +68,7 @@ impl std::fmt::Display for Role {
 }
 
 /// One node of the topology.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     /// What it runs.
@@ -76,7 +76,7 @@ pub struct NodeSpec {
     /// Its id: MQTT client id, data directory and log file name.
     pub id: String,
     /// Extra role flags, e.g. `["--ovens", "3"]`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
 }
 

@@ -18,7 +18,7 @@ use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::app::{App, Ending, TICK};
+use crate::app::{App, Finished, TICK};
 use crate::msg::Msg;
 
 /// The shortest time between two frames.
@@ -29,7 +29,7 @@ pub const FRAME: Duration = Duration::from_millis(33);
 const BATCH: usize = 2_000;
 
 /// Runs the control room until the operator quits.
-pub async fn run(mut app: App) -> anyhow::Result<Ending> {
+pub async fn run(mut app: App) -> anyhow::Result<Finished> {
     let mut terminal = enter().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
     let stop_keys = Arc::new(AtomicBool::new(false));
     spawn_key_reader(app.sender(), stop_keys.clone());
@@ -81,7 +81,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Ending> {
     // gone too, which panics. It lives until the process exits anyway.
     std::mem::forget(terminal);
     drawn?;
-    Ok(app.finish().await)
+    Ok(app.close().await)
 }
 
 /// Raw mode and the alternate screen, with a panic hook that restores the

@@ -13,6 +13,23 @@ use crate::supervisor::ChildEvent;
 
 /// Applies `msg` to the model and says what the shell must do.
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
+    let Some(mut play) = m.play.take() else {
+        return apply(m, msg);
+    };
+    // A scenario sees each message before the model changes, then acts on
+    // the changed model.
+    play.observe(&msg);
+    let mut effects = apply(m, msg);
+    let before = (play.step, play.lines.len(), play.verdict.is_some());
+    effects.extend(play.advance(m));
+    if (play.step, play.lines.len(), play.verdict.is_some()) != before {
+        m.dirty = true;
+    }
+    m.play = Some(play);
+    effects
+}
+
+fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             // Ages and uptimes show whole seconds: redraw once a second.
@@ -28,7 +45,11 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
         }
         Msg::Key(key) => {
             m.dirty = true;
-            keys::on_key(m, key)
+            let effects = keys::on_key(m, key);
+            if let Some(r) = &mut m.recording {
+                r.note(m.now, &effects, &m.nodes);
+            }
+            effects
         }
         Msg::Status(status) => {
             on_status(m, status);
@@ -83,6 +104,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Placed(outcome) => {
+            if let Some(r) = &mut m.recording {
+                r.accepted(&outcome.accepted);
+            }
             on_placed(m, outcome);
             data_changed(m);
             Vec::new()

@@ -56,6 +56,8 @@ fn options(dir: &Path, topology: Topology) -> Options {
         },
         topology,
         prefix: "pizza".into(),
+        scenario: None,
+        record: None,
     }
 }
 

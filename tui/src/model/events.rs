@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 pub const LOG_CAP: usize = 500;
 
 /// How a line is highlighted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// A domain event.
     Event,

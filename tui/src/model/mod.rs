@@ -191,6 +191,10 @@ pub struct Model {
     pub dirty: bool,
     /// Set when the control room should exit.
     pub quitting: Option<bool>,
+    /// The scenario being played (`--scenario`).
+    pub play: Option<crate::play::Play>,
+    /// The operator's actions being recorded (`--record`).
+    pub recording: Option<crate::record::Recording>,
 }
 
 impl Model {
@@ -208,6 +212,8 @@ impl Model {
             placing: 0,
             dirty: true,
             quitting: None,
+            play: None,
+            recording: None,
         }
     }
 

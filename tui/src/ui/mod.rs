@@ -12,6 +12,7 @@ mod nodes;
 mod orders;
 mod popups;
 mod queues;
+mod scenario;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
@@ -27,10 +28,19 @@ pub const FULL_LAYOUT: (u16, u16) = (100, 30);
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, m: &Model) {
     let area = frame.area();
-    let [header, body, footer] =
-        Layout::vertical([Constraint::Length(2), Constraint::Min(3), Constraint::Length(2)]).areas(area);
+    let bar_h = if m.play.is_some() { scenario::HEIGHT } else { 0 };
+    let [header, body, bar, footer] = Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(bar_h),
+        Constraint::Length(2),
+    ])
+    .areas(area);
     draw_header(frame, m, header);
     draw_footer(frame, m, footer);
+    if let Some(play) = &m.play {
+        scenario::draw_bar(frame, play, bar);
+    }
     match &m.ui.detail {
         Some(Detail::Order(id)) => detail::draw_order(frame, m, id, body),
         Some(Detail::DeadLetters { queue, cursor }) => {
@@ -38,6 +48,9 @@ pub fn draw(frame: &mut Frame, m: &Model) {
         }
         None if area.width >= FULL_LAYOUT.0 && area.height >= FULL_LAYOUT.1 => draw_full(frame, m, body),
         None => draw_compact(frame, m, body),
+    }
+    if let Some(play) = m.play.as_ref().filter(|_| m.ui.popup.is_none()) {
+        scenario::draw_verdict(frame, play, body);
     }
     popups::draw(frame, m, area);
 }

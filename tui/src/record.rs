@@ -1,0 +1,155 @@
+//! `--record FILE`: what the operator does, as a scenario that replays it.
+//!
+//! Keys are not recorded as keys: the [`Effect`]s they produce (after any
+//! confirmation) are mapped to scenario [`Step`]s, with `sleep` steps for the
+//! time between them. The recording ends by waiting for every order placed to
+//! end, and expects what any correct run must show: no accepted order lost,
+//! none cooked twice. Replayed headless, it reaches the same verdict.
+
+use contracts::status::Control;
+use time::OffsetDateTime;
+
+use crate::model::Nodes;
+use crate::msg::Effect;
+use crate::scenario::{Expect, Scenario, Step, UntilKind};
+use crate::topology::NodeSpec;
+
+/// Pauses shorter than this are not worth a `sleep` step.
+const MIN_SLEEP_S: f64 = 0.2;
+
+/// A session being recorded.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    /// When the last step was recorded (or the recording began).
+    last: OffsetDateTime,
+    /// The steps so far.
+    pub steps: Vec<Step>,
+    /// Orders accepted so far, to name a cancelled one by its place.
+    accepted: Vec<String>,
+}
+
+impl Recording {
+    /// A recording starting at `now`.
+    pub fn new(now: OffsetDateTime) -> Recording {
+        Recording {
+            last: now,
+            steps: Vec::new(),
+            accepted: Vec::new(),
+        }
+    }
+
+    /// Orders accepted (so that a cancellation names the order by position).
+    pub fn accepted(&mut self, ids: &[String]) {
+        self.accepted.extend(ids.iter().cloned());
+    }
+
+    /// Records the effects of one key press.
+    pub fn note(&mut self, now: OffsetDateTime, effects: &[Effect], nodes: &Nodes) {
+        for effect in effects {
+            let Some(step) = self.step_for(effect, nodes, now) else {
+                continue;
+            };
+            let pause = (now - self.last).as_seconds_f64();
+            if pause >= MIN_SLEEP_S {
+                self.steps.push(Step::Sleep {
+                    seconds: (pause * 10.0).round() / 10.0,
+                    caption: None,
+                });
+            }
+            self.steps.push(step);
+            self.last = now;
+        }
+    }
+
+    fn step_for(&self, effect: &Effect, nodes: &Nodes, now: OffsetDateTime) -> Option<Step> {
+        let node = |id: &String| id.clone();
+        Some(match effect {
+            Effect::Start(id) => Step::Start {
+                node: node(id),
+                caption: None,
+            },
+            Effect::Stop(id) => Step::Stop {
+                node: node(id),
+                caption: None,
+            },
+            Effect::Kill(id) => Step::Kill {
+                node: node(id),
+                caption: None,
+            },
+            Effect::Freeze(id, true) => Step::Pause {
+                node: node(id),
+                caption: None,
+            },
+            Effect::Freeze(id, false) => Step::Resume {
+                node: node(id),
+                caption: None,
+            },
+            Effect::Restart(id) => Step::Restart {
+                node: node(id),
+                caption: None,
+            },
+            Effect::ScaleUp(role) => {
+                let alive = nodes
+                    .values()
+                    .filter(|n| n.role == role.as_str() && n.shown(now).is_alive())
+                    .count() as u32;
+                Step::Scale {
+                    role: role.as_str().to_string(),
+                    to: alive + 1,
+                    caption: None,
+                }
+            }
+            Effect::Control(id, Control::SetFaults { faults }) => Step::Fault {
+                node: node(id),
+                faults: faults.clone(),
+                caption: None,
+            },
+            Effect::Control(id, Control::ClearFaults) => Step::ClearFaults {
+                node: node(id),
+                caption: None,
+            },
+            Effect::PlaceOrders { count, .. } => Step::Place {
+                count: *count,
+                caption: None,
+            },
+            Effect::CancelOrder { order_id, .. } => {
+                let place = self.accepted.iter().position(|o| o == order_id)?;
+                Step::Cancel {
+                    order: place as i64 + 1,
+                    caption: None,
+                }
+            }
+            Effect::Requeue(queue, _) => Step::Requeue {
+                queue: queue.clone(),
+                caption: None,
+            },
+            // Pause/resume/stop commands to nodes not started here, and quitting,
+            // are not part of a replayable timeline.
+            Effect::Control(..) | Effect::Quit { .. } => return None,
+        })
+    }
+
+    /// The recorded session as a scenario for `nodes`.
+    pub fn scenario(&self, name: &str, nodes: Vec<NodeSpec>, when: OffsetDateTime) -> Scenario {
+        let mut steps = self.steps.clone();
+        steps.push(Step::Wait {
+            until: UntilKind::Ended,
+            count: None,
+            queue: None,
+            state: None,
+            node: None,
+            timeout_s: 120.0,
+            caption: Some("Every order placed comes to an end.".into()),
+        });
+        Scenario {
+            name: name.to_string(),
+            proves: format!(
+                "A session recorded at {}: replayed, no accepted order is lost and none is cooked twice.",
+                crate::ui::clock(when)
+            ),
+            nodes,
+            steps,
+            expect: vec![Expect::NoneLost, Expect::NoneCookedTwice],
+        }
+    }
+}
