@@ -1,0 +1,183 @@
+//! The whole platform as real processes (broker, payment, order, kitchens,
+//! delivery) on free ports, for the flow and ordering tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::{free_port, wait_for, Http, Mqtt, Proc, World};
+
+/// The platform under test: every process, its ports, and an HTTP client.
+///
+/// Fields drop in declaration order: the processes are killed before the
+/// World removes their temp directory.
+pub struct Platform {
+    pub procs: HashMap<String, Proc>,
+    pub w: World,
+    pub http: Http,
+    pub order_port: u16,
+    pub payment_port: u16,
+    pub delivery_port: u16,
+}
+
+impl Platform {
+    /// The broker, payment, order and delivery; kitchens are up to the test.
+    pub fn up(broker_extra: &[&str]) -> Platform {
+        let mut p = Platform::new(broker_extra);
+        p.payment();
+        p.order();
+        p.delivery();
+        p
+    }
+
+    pub fn new(broker_extra: &[&str]) -> Platform {
+        let w = World::new();
+        let broker = w.broker(broker_extra);
+        let mut procs = HashMap::new();
+        procs.insert("broker".to_string(), broker);
+        Platform {
+            w,
+            http: Http::default(),
+            order_port: free_port(),
+            payment_port: free_port(),
+            delivery_port: free_port(),
+            procs,
+        }
+    }
+
+    pub fn start(&mut self, role: &str, id: &str, extra: &[&str]) {
+        let p = self.w.node(role, id, extra);
+        self.procs.insert(id.to_string(), p);
+    }
+
+    pub fn payment(&mut self) {
+        self.payment_declining("0");
+    }
+
+    /// Payment that declines this share of payments.
+    pub fn payment_declining(&mut self, rate: &str) {
+        let http = format!("127.0.0.1:{}", self.payment_port);
+        self.start(
+            "payment",
+            "payment",
+            &["--http", &http, "--latency-ms", "0", "--decline-rate", rate],
+        );
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    pub fn order(&mut self) {
+        self.order_with(&[]);
+    }
+
+    /// The order node with extra flags (e.g. the breaker's).
+    pub fn order_with(&mut self, extra: &[&str]) {
+        let http = format!("127.0.0.1:{}", self.order_port);
+        let pay = format!("http://127.0.0.1:{}", self.payment_port);
+        let mut args = vec![
+            "--http",
+            &http,
+            "--payment-url",
+            &pay,
+            "--payment-timeout-ms",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        self.start("order", "order", &args);
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    pub fn kitchen(&mut self, id: &str, prep_ms: &str, ovens: &str) {
+        self.start("kitchen", id, &["--ovens", ovens, "--prep-ms", prep_ms]);
+    }
+
+    pub fn delivery(&mut self) {
+        let http = format!("127.0.0.1:{}", self.delivery_port);
+        self.start(
+            "delivery",
+            "delivery",
+            &["--http", &http, "--drivers", "3", "--trip-ms", "0"],
+        );
+        self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    /// A raw MQTT client, like the control room's, connected as `id`.
+    pub fn mqtt(&self, id: &str) -> Mqtt {
+        Mqtt::connect(self.w.port, id, None).expect("connects")
+    }
+
+    /// Sends `faults` to `node` the way the control room does, and waits
+    /// until its heartbeat shows `shown` (a field of `faults`) in effect.
+    /// A command reaches a node only once it listens, hence the first wait
+    /// for a heartbeat.
+    pub fn set_faults(&self, mqtt: &Mqtt, node: &str, faults: &Value, shown: &str) {
+        let status = format!("pizza/nodes/{node}/status");
+        mqtt.subscribe(&status);
+        mqtt.expect(&status, Duration::from_secs(60), |s| s["state"] == "up");
+        let command = json!({"command": "set_faults", "faults": faults});
+        mqtt.publish(&format!("pizza/control/{node}"), command.to_string());
+        mqtt.expect(&status, Duration::from_secs(60), |s| {
+            s["faults"][shown] == faults[shown]
+        });
+    }
+
+    pub fn proc(&mut self, id: &str) -> &mut Proc {
+        self.procs.get_mut(id).expect("started")
+    }
+
+    pub fn orders_url(&self) -> String {
+        format!("http://127.0.0.1:{}/orders", self.order_port)
+    }
+
+    pub fn place(&self) -> (u16, Value) {
+        let body = json!({
+            "customer": {"name": "Ada", "address": "Seestrasse 1, 8002 Zürich"},
+            "items": [{"pizza": "margherita", "qty": 2}]
+        });
+        self.http.post(&self.orders_url(), &body)
+    }
+
+    /// Places `n` orders, all of which must be accepted; returns their ids.
+    pub fn place_many(&self, n: usize) -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let (status, body) = self.place();
+                assert_eq!(status, 201, "{body}");
+                body["order_id"].as_str().expect("an order id").to_string()
+            })
+            .collect()
+    }
+
+    pub fn view(&self, id: &str) -> Value {
+        self.http.get(&format!("{}/{id}", self.orders_url())).1
+    }
+
+    pub fn wait_state(&self, ids: &[String], state: &str, limit: Duration) {
+        wait_for(limit, &format!("{} orders to be {state}", ids.len()), || {
+            ids.iter().all(|id| self.view(id)["state"] == state)
+        });
+    }
+
+    /// Completed cooks per order, from the kitchens' logs.
+    pub fn cooks(&self, kitchens: &[&str]) -> BTreeMap<String, Vec<String>> {
+        let mut by_order: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for k in kitchens {
+            for line in self.w.log_events(k, "ticket cooked") {
+                let order = line["order_id"].as_str().unwrap_or_default().to_string();
+                by_order.entry(order).or_default().push(k.to_string());
+            }
+        }
+        by_order
+    }
+}
+
+pub fn history_kinds(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
