@@ -100,10 +100,16 @@ mod tests {
         for _ in 0..200 {
             let s = roll_send(&f, &mut rng);
             assert!(s.twice);
-            assert!(s.delay >= Duration::from_millis(1) && s.delay <= Duration::from_millis(40), "{s:?}");
+            assert!(
+                s.delay >= Duration::from_millis(1) && s.delay <= Duration::from_millis(40),
+                "{s:?}"
+            );
             delays.insert(s.delay);
         }
-        assert!(delays.len() > 10, "delays vary, so events overtake each other: {delays:?}");
+        assert!(
+            delays.len() > 10,
+            "delays vary, so events overtake each other: {delays:?}"
+        );
     }
 
     #[test]

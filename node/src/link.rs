@@ -322,8 +322,13 @@ impl Link {
     async fn send_disordered(&self, entry: &Entry, twice: bool) -> Result<(), NodeError> {
         self.send_entry(entry).await?;
         if twice {
-            self.send(entry.topic.clone(), entry.payload.clone().into_bytes(), false, None)
-                .await?;
+            self.send(
+                entry.topic.clone(),
+                entry.payload.clone().into_bytes(),
+                false,
+                None,
+            )
+            .await?;
         }
         Ok(())
     }

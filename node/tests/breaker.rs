@@ -48,7 +48,11 @@ fn the_breaker_opens_after_the_set_failures_refuses_without_calling_payment_and_
     wait_for(LONG, "payment to log 3 calls", || payment_calls(&p) == 3);
     let f = figures(&|f| f["breaker"] == "open");
     assert_eq!(
-        (&f["breaker_failures"], &f["breaker_opened"], &f["breaker_rejected"]),
+        (
+            &f["breaker_failures"],
+            &f["breaker_opened"],
+            &f["breaker_rejected"]
+        ),
         (&json!(3), &json!(1), &json!(0)),
         "{f}"
     );

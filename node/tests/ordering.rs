@@ -83,7 +83,11 @@ impl Watcher {
 
     fn ending(&self, id: &str) -> Option<Ending> {
         let fold = self.folds.get(id)?;
-        assert!(fold.rejected().is_empty(), "{id}: illegal transitions {:?}", fold.rejected());
+        assert!(
+            fold.rejected().is_empty(),
+            "{id}: illegal transitions {:?}",
+            fold.rejected()
+        );
         Some(Ending {
             state: fold.state()?.as_str().to_string(),
             kinds: fold.applied().iter().map(|e| e.kind.clone()).collect(),
@@ -124,15 +128,19 @@ fn run(faults: Option<&Value>) -> Run {
 
     let ids = p.place_many(N);
     let mut watcher = Watcher::default();
-    wait_for(LIMIT, "every order to end for the book and the subscriber", || {
-        watcher.absorb(&mqtt);
-        ids.iter().all(|id| {
-            let subscriber_done = watcher
-                .ending(id)
-                .is_some_and(|e| TERMINAL.contains(&e.state.as_str()));
-            subscriber_done && TERMINAL.contains(&p.view(id)["state"].as_str().unwrap_or_default())
-        })
-    });
+    wait_for(
+        LIMIT,
+        "every order to end for the book and the subscriber",
+        || {
+            watcher.absorb(&mqtt);
+            ids.iter().all(|id| {
+                let subscriber_done = watcher
+                    .ending(id)
+                    .is_some_and(|e| TERMINAL.contains(&e.state.as_str()));
+                subscriber_done && TERMINAL.contains(&p.view(id)["state"].as_str().unwrap_or_default())
+            })
+        },
+    );
     // The book has applied every order's last event; its figures follow
     // within a heartbeat.
     let order_status = mqtt.expect("pizza/nodes/order/status", LIMIT, |s| {
@@ -141,10 +149,7 @@ fn run(faults: Option<&Value>) -> Run {
     watcher.absorb(&mqtt);
     Run {
         book: ids.iter().map(|id| book_ending(&p.view(id))).collect(),
-        watcher: ids
-            .iter()
-            .map(|id| watcher.ending(id).expect("folded"))
-            .collect(),
+        watcher: ids.iter().map(|id| watcher.ending(id).expect("folded")).collect(),
         overtaken: watcher.overtaken,
         duplicates: watcher.duplicates,
         order_status,

@@ -197,7 +197,11 @@ mod tests {
 
         drop(book);
         let book = Book::open(&db).unwrap();
-        assert_eq!((book.held_back(), book.released_total()), (0, 0), "a replay releases nothing");
+        assert_eq!(
+            (book.held_back(), book.released_total()),
+            (0, 0),
+            "a replay releases nothing"
+        );
         assert_eq!(book.get("o1").map(|f| f.applied().len()), Some(3));
     }
 }
