@@ -8,7 +8,7 @@
 //! - [`runtime`]: [`Node`]: heartbeat, control topic, faults.
 //! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
 //! - [`roles`]: order, payment, kitchen, delivery.
-//! - [`faults`]: injected faults applied to incoming messages.
+//! - [`faults`]: injected faults, on incoming messages and on published events.
 //! - [`worker`]: the consume loop queue-consuming roles share.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
 

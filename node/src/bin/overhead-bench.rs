@@ -66,14 +66,53 @@ fn breaker(calls: u64) {
         }
     }
     let locked = started.elapsed().as_nanos() as f64 / calls as f64;
-    println!("breaker allow+success: {bare:.1} ns bare, {locked:.1} ns with the mutex and clock ({calls} calls)");
+    println!(
+        "breaker allow+success: {bare:.1} ns bare, {locked:.1} ns with the mutex and clock ({calls} calls)"
+    );
 }
 
-async fn outbox(orders: usize) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("overhead-bench-{}", std::process::id()));
+/// The rest of the breaker's bookkeeping per call: after every payment call
+/// the order node copies the breaker and writes its four figures into the
+/// node's status (`Service::figures` in roles/order.rs, repeated here).
+async fn breaker_figures(calls: u64, dir: &std::path::Path) -> anyhow::Result<()> {
+    // A node whose broker is not there: `start` returns at once and its link
+    // keeps trying in the background, which is all `set_figure` needs.
+    let node = node::Node::start(node::NodeConfig {
+        id: "overhead-bench".into(),
+        role: "order".into(),
+        broker: "mqtt://127.0.0.1:9".parse()?,
+        data_dir: dir.join("node"),
+        prefix: "pizza".into(),
+    })
+    .await?;
+    let shared = Mutex::new(Breaker::new(5, 10_000));
+    let start = Instant::now();
+    let started = Instant::now();
+    for _ in 0..calls {
+        let now = start.elapsed().as_millis() as u64;
+        let allowed = shared.lock().map(|mut b| b.allow(now)).unwrap_or(false);
+        if black_box(allowed) {
+            if let Ok(mut b) = shared.lock() {
+                b.success();
+            }
+        }
+        let Ok(b) = shared.lock().map(|b| b.clone()) else {
+            continue;
+        };
+        node.set_figure("breaker", serde_json::to_value(b.state()).unwrap_or_default());
+        node.set_figure("breaker_failures", b.failures());
+        node.set_figure("breaker_opened", b.opened_total);
+        node.set_figure("breaker_rejected", b.rejected_total);
+    }
+    let full = started.elapsed().as_nanos() as f64 / calls as f64;
+    println!("breaker allow+success+status figures (the order node's whole bookkeeping): {full:.0} ns ({calls} calls)");
+    Ok(())
+}
+
+async fn outbox(orders: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     // The node runtime's sled settings (runtime.rs `Node::start`).
     let db = sled::Config::new()
-        .path(&dir)
+        .path(dir.join("outbox"))
         .flush_every_ms(Some(200))
         .cache_capacity(16 * 1024 * 1024)
         .open()
@@ -93,7 +132,13 @@ async fn outbox(orders: usize) -> anyhow::Result<()> {
     let mut four = Vec::with_capacity(orders);
     for i in 0..orders {
         let order_id = format!("ord_{i:032}");
-        let env = events::envelope(&ticket, &order_id, 3, &contracts::envelope::new_trace_id(), "order")?;
+        let env = events::envelope(
+            &ticket,
+            &order_id,
+            3,
+            contracts::envelope::new_trace_id(),
+            "order",
+        )?;
         let entry = Entry::for_envelope("pizza/q/kitchen/put".into(), &env, Confirmation::Keeper)?;
         let started = Instant::now();
         outbox.add(&entry).await?;
@@ -112,7 +157,6 @@ async fn outbox(orders: usize) -> anyhow::Result<()> {
     }
     drop(outbox);
     drop(db);
-    let _ = std::fs::remove_dir_all(&dir);
     one.sort();
     four.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
@@ -133,6 +177,13 @@ async fn outbox(orders: usize) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let dir = std::env::temp_dir().join(format!("overhead-bench-{}", std::process::id()));
     breaker(args.calls);
-    outbox(args.orders).await
+    let result = async {
+        breaker_figures(args.calls / 10, &dir).await?;
+        outbox(args.orders, &dir).await
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
