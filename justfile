@@ -20,6 +20,7 @@ ci:
 # Broker and queue throughput/latency.
 bench:
     cargo run --release -p node --bin queue-bench
+    cargo run --release -p node --bin overhead-bench
     cargo run --release -p tui --bin render-bench
     cargo run --release -p broker --bin replay-bench
 

@@ -88,9 +88,18 @@ pub struct Faults {
     /// Probability (0..1) that an incoming message is dropped unhandled.
     #[serde(default)]
     pub drop_rate: f64,
-    /// Probability (0..1) that an incoming message is handled twice.
+    /// Probability (0..1) that an incoming message is handled twice, and
+    /// that an event this node publishes is sent twice.
     #[serde(default)]
     pub duplicate_rate: f64,
+    /// Probability (0..1) that an event this node publishes is held back
+    /// (after its outbox write) for a random time within the reorder window,
+    /// so that the order's later events overtake it.
+    #[serde(default)]
+    pub reorder_rate: f64,
+    /// The reorder window in ms; 0 means [`DEFAULT_REORDER_WINDOW_MS`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reorder_window_ms: u64,
     /// Take no new work.
     #[serde(default)]
     pub paused: bool,
@@ -99,10 +108,28 @@ pub struct Faults {
     pub out_of_stock: Vec<String>,
 }
 
+/// The reorder window when [`Faults::reorder_window_ms`] is 0: long enough
+/// for an order's next events (a few ms apart without prep or trip time) to
+/// overtake a held-back one, short enough not to slow a demo down.
+pub const DEFAULT_REORDER_WINDOW_MS: u64 = 500;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Faults {
     /// Whether any fault is active.
     pub fn any(&self) -> bool {
         *self != Faults::default()
+    }
+
+    /// The reorder window in effect, in ms.
+    pub fn reorder_window(&self) -> u64 {
+        if self.reorder_window_ms == 0 {
+            DEFAULT_REORDER_WINDOW_MS
+        } else {
+            self.reorder_window_ms
+        }
     }
 }
 
@@ -145,5 +172,18 @@ mod tests {
         let c: Control = serde_json::from_str(r#"{"command":"stop"}"#).unwrap();
         assert_eq!(c, Control::Stop);
         assert!(serde_json::from_str::<Control>(r#"{"command":"explode"}"#).is_err());
+    }
+
+    #[test]
+    fn reorder_fields_are_optional_both_ways() {
+        // A command written before the reorder fault existed still parses.
+        let old: Faults = serde_json::from_str(r#"{"duplicate_rate":0.5}"#).unwrap();
+        assert_eq!(old.reorder_rate, 0.0);
+        assert_eq!(old.reorder_window(), DEFAULT_REORDER_WINDOW_MS);
+        let f: Faults = serde_json::from_str(r#"{"reorder_rate":0.3,"reorder_window_ms":200}"#).unwrap();
+        assert_eq!((f.reorder_rate, f.reorder_window()), (0.3, 200));
+        let text = serde_json::to_string(&Faults::default()).unwrap();
+        assert!(!text.contains("reorder_window_ms"), "{text}");
+        assert!(text.contains("\"reorder_rate\":0.0"), "{text}");
     }
 }

@@ -8,7 +8,7 @@
 //! - [`runtime`]: [`Node`]: heartbeat, control topic, faults.
 //! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
 //! - [`roles`]: order, payment, kitchen, delivery.
-//! - [`faults`]: injected faults applied to incoming messages.
+//! - [`faults`]: injected faults, on incoming messages and on published events.
 //! - [`worker`]: the consume loop queue-consuming roles share.
 //! - [`withdraw`]: asking the keeper to take an order off a queue.
 //! - [`ports`]: a free port that no outgoing connection can take first.

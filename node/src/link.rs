@@ -285,6 +285,54 @@ impl Link {
         Ok(())
     }
 
+    /// Like [`Link::publish_durable`], disordered by injected faults: the
+    /// entry is written to the outbox (flushed) first, exactly as without
+    /// faults, then its send is held back for `delay` (in a task of its own,
+    /// so the caller's later messages overtake it) and, if `twice`, a second
+    /// copy follows it.
+    ///
+    /// A held-back entry counts as sent from the moment it is written, so the
+    /// resend loop does not send it early and undo the reordering; if the
+    /// node dies meanwhile, the outbox sends it after the restart.
+    pub async fn publish_durable_disordered(
+        &self,
+        entry: Entry,
+        delay: Duration,
+        twice: bool,
+    ) -> Result<(), NodeError> {
+        self.shared.outbox.add(&entry).await?;
+        if delay.is_zero() {
+            return self.send_disordered(&entry, twice).await;
+        }
+        lock(&self.shared.sent_at).insert(entry.id, Instant::now());
+        let link = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Err(e) = link.send_disordered(&entry, twice).await {
+                // Still in the outbox: the resend loop or a restart sends it.
+                tracing::debug!(error = %e, "a held-back event could not be sent yet");
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends `entry`, and a second copy if `twice`. The copy is not tied to
+    /// the outbox entry: the first PUBACK confirms it, and receivers drop the
+    /// copy by event id.
+    async fn send_disordered(&self, entry: &Entry, twice: bool) -> Result<(), NodeError> {
+        self.send_entry(entry).await?;
+        if twice {
+            self.send(
+                entry.topic.clone(),
+                entry.payload.clone().into_bytes(),
+                false,
+                None,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn send_entry(&self, entry: &Entry) -> Result<(), NodeError> {
         lock(&self.shared.sent_at).insert(entry.id, Instant::now());
         let pubacked = (entry.confirmation == Confirmation::PubAck).then_some(entry.id);

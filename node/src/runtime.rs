@@ -176,10 +176,28 @@ impl Node {
     }
 
     /// Publishes a domain event through the outbox (kept until its PUBACK).
+    ///
+    /// The duplicate and reorder faults strike here, on the publishing side,
+    /// so that every subscriber (the order book, the control room, anyone)
+    /// receives the same disordered stream; see [`crate::faults::roll_send`].
     pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
         let topic = self.topics().event(&envelope.kind);
         let entry = Entry::for_envelope(topic, envelope, Confirmation::PubAck)?;
-        self.link.publish_durable(entry).await
+        let plan = crate::faults::roll_send(&self.faults(), &mut rand::thread_rng());
+        if plan.delay.is_zero() && !plan.twice {
+            return self.link.publish_durable(entry).await;
+        }
+        tracing::debug!(
+            order_id = %envelope.order_id,
+            seq = envelope.seq,
+            kind = %envelope.kind,
+            delay_ms = plan.delay.as_millis() as u64,
+            twice = plan.twice,
+            "fault: event disordered"
+        );
+        self.link
+            .publish_durable_disordered(entry, plan.delay, plan.twice)
+            .await
     }
 
     /// Subscribes to domain events matching `filter` (e.g. `pizza/events/#`).

@@ -337,6 +337,7 @@ pub fn fault_items(role: &str) -> Vec<FaultItem> {
         FaultItem::ErrorRate,
         FaultItem::Drop,
         FaultItem::Duplicate,
+        FaultItem::Reorder,
         FaultItem::Pause,
     ];
     if role == "kitchen" {
@@ -397,6 +398,7 @@ pub fn cycle_fault(f: &mut Faults, item: FaultItem, forward: bool, ingredients: 
         FaultItem::ErrorRate => f.error_rate = next(&RATES, f.error_rate, forward),
         FaultItem::Drop => f.drop_rate = next(&RATES, f.drop_rate, forward),
         FaultItem::Duplicate => f.duplicate_rate = next(&RATES, f.duplicate_rate, forward),
+        FaultItem::Reorder => f.reorder_rate = next(&RATES, f.reorder_rate, forward),
         FaultItem::Pause => f.paused = !f.paused,
         FaultItem::OutOfStock => {
             // none → each ingredient in turn → none.

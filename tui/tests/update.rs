@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use contracts::api::Customer;
-use contracts::events::{envelope, OrderPaid, OrderPlaced, QueueDeadLettered};
+use contracts::events::{self, envelope, OrderPaid, OrderPlaced, QueueDeadLettered};
 use contracts::queue::{DeadLetter, QueueFigures, QueueStats};
 use contracts::status::{Control, Faults, NodeState, NodeStatus};
+use contracts::Envelope;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
@@ -399,6 +400,120 @@ fn an_event_adds_the_order_and_a_log_line() {
     update(&mut m, paid("ord-0000aaaa", T0 + Duration::seconds(1)));
     assert_eq!(m.orders.get("ord-0000aaaa").unwrap().state_label(), "paid");
     assert_eq!(m.orders.total(), 1);
+}
+
+/// One order's whole life, seq 1 to 8, as the order, kitchen and delivery
+/// nodes publish it.
+fn life(order_id: &str) -> Vec<Envelope> {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let placed = OrderPlaced {
+        customer: Customer {
+            name: "Ada".into(),
+            address: "1 Loop St".into(),
+        },
+        items: vec![],
+        amount_cents: 1250,
+    };
+    let mut envs = vec![envelope(&placed, order_id, 1, trace, "order-1").unwrap()];
+    fn next<E: events::Event>(envs: &mut Vec<Envelope>, body: E, source: &str) {
+        let cause = envs.last().expect("placed first").clone();
+        let mut env = events::follow(&body, &cause, cause.seq + 1, source).unwrap();
+        env.occurred_at = cause.occurred_at + Duration::milliseconds(10);
+        envs.push(env);
+    }
+    let paid = OrderPaid {
+        payment_id: "pay-1".into(),
+        amount_cents: 1250,
+    };
+    next(&mut envs, paid, "order-1");
+    let queued = events::OrderQueued {
+        queue: "kitchen".into(),
+    };
+    next(&mut envs, queued, "order-1");
+    let kitchen = || "kitchen-1".to_string();
+    next(
+        &mut envs,
+        events::OrderCooking { kitchen: kitchen() },
+        "kitchen-1",
+    );
+    next(&mut envs, events::OrderReady { kitchen: kitchen() }, "kitchen-1");
+    let assigned = events::DriverAssigned {
+        driver: "Rosa".into(),
+        kitchen: Some(kitchen()),
+    };
+    next(&mut envs, assigned, "delivery");
+    let notified = events::CustomerNotified {
+        message: "on its way".into(),
+    };
+    next(&mut envs, notified, "delivery");
+    let delivered = events::OrderDelivered {
+        driver: "Rosa".into(),
+    };
+    next(&mut envs, delivered, "delivery");
+    envs
+}
+
+#[test]
+fn a_gap_holds_an_orders_events_back_until_it_fills() {
+    let mut m = model();
+    let id = "ord-0000beef";
+    let envs = life(id);
+    update(&mut m, Msg::Event(Box::new(envs[2].clone())));
+    update(&mut m, Msg::Event(Box::new(envs[0].clone())));
+    let e = m.orders.get(id).expect("the order");
+    assert_eq!(e.state_label(), "placed");
+    assert_eq!(e.fold.held_back(), 1);
+    assert_eq!(e.fold.gaps(), [2..=2], "shown as: waiting for seq 2");
+    update(&mut m, Msg::Event(Box::new(envs[1].clone())));
+    let e = m.orders.get(id).expect("the order");
+    assert_eq!((e.state_label(), e.fold.held_back()), ("queued", 0));
+}
+
+#[test]
+fn one_orders_events_shuffled_and_duplicated_are_applied_once_in_seq_order() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    let id = "ord-0000beef";
+    let life = life(id);
+    let kinds: Vec<&str> = life.iter().map(|e| e.kind.as_str()).collect();
+    let mut held_somewhere = false;
+    for seed in 0..50 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut stream: Vec<Envelope> = life.clone();
+        stream.extend(life.iter().filter(|_| rng.gen_bool(0.5)).cloned());
+        stream.shuffle(&mut rng);
+        let mut m = model();
+        for env in stream {
+            update(&mut m, Msg::Event(Box::new(env)));
+            held_somewhere |= m.orders.get(id).is_some_and(|e| e.fold.held_back() > 0);
+        }
+        let e = m.orders.get(id).expect("the order");
+        assert_eq!(e.state_label(), "delivered", "seed {seed}");
+        assert_eq!(e.fold.held_back(), 0, "seed {seed}");
+        assert!(
+            e.fold.rejected().is_empty(),
+            "seed {seed}: {:?}",
+            e.fold.rejected()
+        );
+        let steps = e.steps();
+        assert_eq!(
+            steps.iter().map(|s| s.seq).collect::<Vec<_>>(),
+            (1..=8).collect::<Vec<_>>(),
+            "seed {seed}: each seq once, in order"
+        );
+        assert_eq!(
+            steps.iter().map(|s| s.kind.as_str()).collect::<Vec<_>>(),
+            kinds,
+            "seed {seed}"
+        );
+        assert_eq!(steps.last().map(|s| s.state), Some("delivered"), "seed {seed}");
+        assert_eq!(
+            (e.fold.kitchen(), e.fold.driver()),
+            (Some("kitchen-1"), Some("Rosa"))
+        );
+        assert_eq!(m.orders.total(), 1, "seed {seed}");
+    }
+    assert!(held_somewhere, "the shuffles made gaps");
 }
 
 #[test]
@@ -1608,6 +1723,45 @@ fn the_fault_menu_starts_from_the_nodes_faults_and_offers_out_of_stock_to_kitche
         panic!("expected one SetFaults, got {effects:?}");
     };
     assert_eq!(faults.out_of_stock, ["mozzarella"]);
+}
+
+#[test]
+fn the_fault_menu_sets_reorder_after_duplicate_and_the_row_shows_it() {
+    let mut m = model();
+    owned_kitchen(&mut m);
+    update(&mut m, key('f'));
+    // latency, error rate, drop, duplicate, reorder
+    type_keys(&mut m, "jjjj");
+    let effects = update(&mut m, code(KeyCode::Enter));
+    let [Effect::Control(_, Control::SetFaults { faults })] = effects.as_slice() else {
+        panic!("expected one SetFaults, got {effects:?}");
+    };
+    assert_eq!(
+        faults,
+        &Faults {
+            reorder_rate: 0.1,
+            ..Faults::default()
+        }
+    );
+    let mut s = beat("kitchen-1", "kitchen", NodeState::Up, 4242, T0);
+    s.faults = faults.clone();
+    s.faults.duplicate_rate = 0.5;
+    update(&mut m, Msg::Status(s));
+    assert_eq!(m.nodes["kitchen-1"].faults_text(), "dup 50% reorder 10%");
+}
+
+#[test]
+fn the_order_rows_faults_show_breaker_refusals_and_held_back_events() {
+    let mut m = model();
+    let mut s = beat("order-1", "order", NodeState::Up, 31, T0);
+    s.figures.insert("breaker".into(), "open".into());
+    s.figures.insert("breaker_rejected".into(), 5.into());
+    s.figures.insert("held_back".into(), 2.into());
+    update(&mut m, Msg::Status(s));
+    assert_eq!(
+        m.nodes["order-1"].faults_text(),
+        "breaker open (5 refused) 2 held"
+    );
 }
 
 #[test]

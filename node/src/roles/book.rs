@@ -17,6 +17,11 @@ pub struct Book {
     folds: HashMap<String, OrderFold>,
     /// order ids by when they were placed, newest last (ids are time-ordered).
     placed: BTreeMap<String, ()>,
+    /// Envelopes waiting behind a gap now, over all orders.
+    held_back: usize,
+    /// Envelopes that waited behind a gap and were applied once it filled,
+    /// since the node started: the proof that disorder was repaired.
+    released_total: u64,
 }
 
 fn key(env: &Envelope) -> String {
@@ -31,11 +36,16 @@ impl Book {
             tree: tree.clone(),
             folds: HashMap::new(),
             placed: BTreeMap::new(),
+            held_back: 0,
+            released_total: 0,
         };
         for v in tree.iter().values() {
             let env: Envelope = serde_json::from_slice(&v?)?;
             book.fold(env);
         }
+        // Stored in seq order, so the replay releases nothing; counting
+        // starts with this run.
+        book.released_total = 0;
         Ok(book)
     }
 
@@ -49,7 +59,27 @@ impl Book {
         if fold.placed().is_some() {
             self.placed.insert(id, ());
         }
+        match offer {
+            Offer::HeldBack => self.held_back += 1,
+            // The offered envelope plus any it released from behind the gap.
+            Offer::Applied { applied, illegal } => {
+                let released = (applied + illegal).saturating_sub(1);
+                self.held_back = self.held_back.saturating_sub(released);
+                self.released_total += released as u64;
+            }
+            _ => {}
+        }
         offer
+    }
+
+    /// Envelopes waiting behind a gap in their order's seqs now.
+    pub fn held_back(&self) -> usize {
+        self.held_back
+    }
+
+    /// Envelopes released from behind a gap since the node started.
+    pub fn released_total(&self) -> u64 {
+        self.released_total
     }
 
     /// Folds one event in and stores it (unflushed: see [`Book::flush`]).
@@ -114,5 +144,64 @@ impl Book {
     /// Whether no order is known.
     pub fn is_empty(&self) -> bool {
         self.placed.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::events::{self, OrderPaid, OrderPlaced, OrderQueued};
+
+    fn order(id: &str) -> Vec<Envelope> {
+        let placed = OrderPlaced {
+            customer: contracts::api::Customer {
+                name: "Ada".into(),
+                address: "1 Loop St".into(),
+            },
+            items: vec![],
+            amount_cents: 1250,
+        };
+        let placed = events::envelope(&placed, id, 1, "t", "order").unwrap();
+        let paid = OrderPaid {
+            payment_id: "p".into(),
+            amount_cents: 1250,
+        };
+        let paid = events::follow(&paid, &placed, 2, "order").unwrap();
+        let queued = OrderQueued {
+            queue: "kitchen".into(),
+        };
+        let queued = events::follow(&queued, &paid, 3, "order").unwrap();
+        vec![placed, paid, queued]
+    }
+
+    #[test]
+    fn held_back_envelopes_are_counted_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let mut book = Book::open(&db).unwrap();
+        let [placed, paid, queued]: [Envelope; 3] = order("o1").try_into().unwrap();
+        assert_eq!(book.record(queued.clone()).unwrap(), Offer::HeldBack);
+        assert_eq!(book.record(paid.clone()).unwrap(), Offer::HeldBack);
+        assert_eq!(book.record(queued).unwrap(), Offer::Duplicate);
+        assert_eq!((book.held_back(), book.released_total()), (2, 0));
+        assert_eq!(
+            book.record(placed).unwrap(),
+            Offer::Applied {
+                applied: 3,
+                illegal: 0
+            }
+        );
+        assert_eq!((book.held_back(), book.released_total()), (0, 2));
+        assert_eq!(book.record(paid).unwrap(), Offer::Duplicate);
+        assert_eq!(book.get("o1").and_then(|f| f.state()), Some(OrderState::Queued));
+
+        drop(book);
+        let book = Book::open(&db).unwrap();
+        assert_eq!(
+            (book.held_back(), book.released_total()),
+            (0, 0),
+            "a replay releases nothing"
+        );
+        assert_eq!(book.get("o1").map(|f| f.applied().len()), Some(3));
     }
 }

@@ -116,6 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         directory: Directory::follow(&node).await?,
     });
     service.figures();
+    service.book_figures(&*service.book.lock().await);
 
     let events = node.events(node.topics().all_events()).await?;
     tokio::spawn(follow(service.clone(), events));
@@ -166,6 +167,13 @@ impl Service {
         self.node.set_figure("breaker_failures", b.failures());
         self.node.set_figure("breaker_opened", b.opened_total);
         self.node.set_figure("breaker_rejected", b.rejected_total);
+    }
+
+    /// The book's ordering figures: envelopes waiting behind a gap in their
+    /// order's seqs now, and how many a filled gap has released so far.
+    fn book_figures(&self, book: &Book) {
+        self.node.set_figure("held_back", book.held_back() as u64);
+        self.node.set_figure("released_total", book.released_total());
     }
 
     /// Calls `POST /pay` through the breaker.
@@ -455,6 +463,7 @@ async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::l
                 tracing::error!(error = %e, "could not flush the order book; events will come again");
                 continue;
             }
+            s.book_figures(&book);
         }
         for msg in batch {
             msg.ack().await;

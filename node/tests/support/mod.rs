@@ -307,6 +307,24 @@ impl Mqtt {
             .expect("publish");
     }
 
+    /// Every message received so far and not yet matched by an `expect`,
+    /// in arrival order, without waiting.
+    pub fn take_all(&self) -> Vec<(String, serde_json::Value)> {
+        let mut out = std::mem::take(&mut *self.backlog.borrow_mut());
+        while let Ok(event) = self.rx.try_recv() {
+            match event {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&p.payload) {
+                        out.push((p.topic.clone(), v));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => panic!("MQTT connection failed: {e}"),
+            }
+        }
+        out
+    }
+
     /// Waits for a message on `topic` whose JSON satisfies `check`.
     pub fn expect(
         &self,

@@ -1,15 +1,12 @@
-//! The whole platform as real processes: broker, payment, order, delivery
-//! and kitchens, on free ports, killed on drop.
-//!
-//! The same shape as the `Platform` of `flow.rs` (which keeps its own copy
-//! for now), shared here so that other test files need not copy it again.
+//! The whole platform as real processes (broker, payment, order, kitchens,
+//! delivery) on free ports, for the flow and ordering tests.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::{free_port, wait_for, Http, Proc, World};
+use super::{free_port, wait_for, Http, Mqtt, Proc, World};
 
 /// The platform under test: every process, its ports, and an HTTP client.
 ///
@@ -70,20 +67,23 @@ impl Platform {
     }
 
     pub fn order(&mut self) {
+        self.order_with(&[]);
+    }
+
+    /// The order node with extra flags (e.g. the breaker's).
+    pub fn order_with(&mut self, extra: &[&str]) {
         let http = format!("127.0.0.1:{}", self.order_port);
         let pay = format!("http://127.0.0.1:{}", self.payment_port);
-        self.start(
-            "order",
-            "order",
-            &[
-                "--http",
-                &http,
-                "--payment-url",
-                &pay,
-                "--payment-timeout-ms",
-                "1000",
-            ],
-        );
+        let mut args = vec![
+            "--http",
+            &http,
+            "--payment-url",
+            &pay,
+            "--payment-timeout-ms",
+            "1000",
+        ];
+        args.extend_from_slice(extra);
+        self.start("order", "order", &args);
         self.http.wait_up(&format!("http://{http}/healthz"));
     }
 
@@ -91,14 +91,45 @@ impl Platform {
         self.start("kitchen", id, &["--ovens", ovens, "--prep-ms", prep_ms]);
     }
 
-    pub fn delivery(&mut self) {
+    /// `DELETE /orders/{id}`.
+    pub fn cancel(&self, id: &str) -> (u16, Value) {
+        self.http.delete(&format!("{}/{id}", self.orders_url()))
+    }
+
+    /// Delivery whose trips take `trip_ms`.
+    pub fn delivery_taking(&mut self, trip_ms: &str) {
         let http = format!("127.0.0.1:{}", self.delivery_port);
         self.start(
             "delivery",
             "delivery",
-            &["--http", &http, "--drivers", "3", "--trip-ms", "0"],
+            &["--http", &http, "--drivers", "3", "--trip-ms", trip_ms],
         );
         self.http.wait_up(&format!("http://{http}/healthz"));
+    }
+
+    /// Delivery with instant trips.
+    pub fn delivery(&mut self) {
+        self.delivery_taking("0");
+    }
+
+    /// A raw MQTT client, like the control room's, connected as `id`.
+    pub fn mqtt(&self, id: &str) -> Mqtt {
+        Mqtt::connect(self.w.port, id, None).expect("connects")
+    }
+
+    /// Sends `faults` to `node` the way the control room does, and waits
+    /// until its heartbeat shows `shown` (a field of `faults`) in effect.
+    /// A command reaches a node only once it listens, hence the first wait
+    /// for a heartbeat.
+    pub fn set_faults(&self, mqtt: &Mqtt, node: &str, faults: &Value, shown: &str) {
+        let status = format!("pizza/nodes/{node}/status");
+        mqtt.subscribe(&status);
+        mqtt.expect(&status, Duration::from_secs(60), |s| s["state"] == "up");
+        let command = json!({"command": "set_faults", "faults": faults});
+        mqtt.publish(&format!("pizza/control/{node}"), command.to_string());
+        mqtt.expect(&status, Duration::from_secs(60), |s| {
+            s["faults"][shown] == faults[shown]
+        });
     }
 
     pub fn proc(&mut self, id: &str) -> &mut Proc {
@@ -149,4 +180,15 @@ impl Platform {
         }
         by_order
     }
+}
+
+pub fn history_kinds(view: &Value) -> Vec<String> {
+    view["history"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .map(|e| e["kind"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }

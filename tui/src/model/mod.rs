@@ -70,8 +70,11 @@ pub enum FaultItem {
     ErrorRate,
     /// Share of incoming messages dropped unacknowledged.
     Drop,
-    /// Share of incoming messages handled twice.
+    /// Share of incoming messages handled twice (and of published events
+    /// sent twice).
     Duplicate,
+    /// Share of published events held back so that later ones overtake them.
+    Reorder,
     /// Take no work (the node stays connected).
     Pause,
     /// An ingredient the kitchen has run out of.

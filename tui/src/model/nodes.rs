@@ -205,6 +205,9 @@ impl NodeRow {
         if f.duplicate_rate > 0.0 {
             parts.push(format!("dup {:.0}%", f.duplicate_rate * 100.0));
         }
+        if f.reorder_rate > 0.0 {
+            parts.push(format!("reorder {:.0}%", f.reorder_rate * 100.0));
+        }
         if f.paused {
             parts.push("paused".into());
         }
@@ -212,9 +215,21 @@ impl NodeRow {
             parts.push(format!("no {}", f.out_of_stock.join(",")));
         }
         if let Some(b) = self.figure_str("breaker").filter(|b| *b != "closed") {
-            parts.push(format!("breaker {b}"));
+            match self.figure_u64("breaker_rejected").filter(|n| *n > 0) {
+                Some(n) => parts.push(format!("breaker {b} ({n} refused)")),
+                None => parts.push(format!("breaker {b}")),
+            }
+        }
+        // The order book waiting for a gap in some order's seqs to fill.
+        if let Some(n) = self.figure_u64("held_back").filter(|n| *n > 0) {
+            parts.push(format!("{n} held"));
         }
         parts.join(" ")
+    }
+
+    /// A number figure from the heartbeat.
+    pub fn figure_u64(&self, key: &str) -> Option<u64> {
+        self.status.as_ref()?.figures.get(key)?.as_u64()
     }
 
     /// A string figure from the heartbeat.

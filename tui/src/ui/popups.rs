@@ -22,7 +22,7 @@ pub const HELP: &[(&str, &str)] = &[
     ("p", "pause / resume it (SIGSTOP / SIGCONT)"),
     ("r", "restart it"),
     ("+ / -", "one more / one fewer node of its role"),
-    ("f", "fault menu: latency, errors, drop, duplicate, stock"),
+    ("f", "fault menu: latency, errors, drop, dup, reorder, stock"),
     ("o / O", "place one order / a burst"),
     ("x on an order", "cancel it (DELETE /orders/{id}): watch the saga"),
     ("[ ] ← →", "in an order: step back / forward through its history"),
@@ -90,6 +90,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
                     FaultItem::ErrorRate => ("error rate", percent(faults.error_rate)),
                     FaultItem::Drop => ("drop", percent(faults.drop_rate)),
                     FaultItem::Duplicate => ("duplicate", percent(faults.duplicate_rate)),
+                    FaultItem::Reorder => ("reorder", percent(faults.reorder_rate)),
                     FaultItem::Pause => ("take no work", if faults.paused { "yes" } else { "no" }.into()),
                     FaultItem::OutOfStock => (
                         "out of stock",
