@@ -9,6 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::cast::{CastTarget, Recorder};
 use crate::feed::Feed;
 use crate::model::{Model, RunInfo};
 use crate::msg::{Effect, Msg};
@@ -32,6 +33,8 @@ pub struct Options {
     pub topology: Topology,
     /// Topic prefix.
     pub prefix: String,
+    /// Record the screen as an asciicast file (`--cast`).
+    pub cast: Option<CastTarget>,
 }
 
 impl Options {
@@ -59,11 +62,15 @@ pub struct App {
     http: reqwest::Client,
     tx: UnboundedSender<Msg>,
     rx: UnboundedReceiver<Msg>,
+    cast: Option<Recorder>,
 }
 
 impl App {
     /// Connects to the broker and starts the topology. Needs a tokio runtime.
     pub fn start(opts: Options) -> anyhow::Result<App> {
+        // First, so a cast file that cannot be created stops the run before
+        // any node is started.
+        let cast = opts.cast.as_ref().map(Recorder::create).transpose()?;
         let (tx, rx) = unbounded_channel();
         let supervisor = Supervisor::new(SupervisorConfig {
             exe: opts.exe.clone(),
@@ -90,11 +97,18 @@ impl App {
             http,
             tx,
             rx,
+            cast,
         };
         for event in app.supervisor.start_topology() {
             app.handle(Msg::Child(event));
         }
         Ok(app)
+    }
+
+    /// The screen recorder asked for with `--cast`, handed to whichever
+    /// loop draws (the terminal's, or headless's off-screen one).
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.cast.take()
     }
 
     /// A sender for messages from elsewhere (keys, signals).

@@ -1,15 +1,30 @@
 //! `control-room --headless`: the same platform and the same model without a
 //! terminal. Every line the Events & alerts panel would show is printed to
 //! stdout; SIGINT or SIGTERM stops the nodes and exits.
+//!
+//! With `--cast FILE` the screen is drawn anyway, off-screen (ratatui's
+//! `TestBackend` at `--cast-size`), whenever the model changed and at most
+//! every [`HEADLESS_FRAME`], and recorded: a scripted run in CI leaves a
+//! recording as playable as an interactive one.
 
 use std::io::Write;
+use std::time::Instant;
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
 
 use crate::app::{App, Ending, TICK};
+use crate::cast::{Recorder, HEADLESS_FRAME};
+use crate::msg::Msg;
 use crate::ui::clock;
 
 /// Runs until a signal arrives.
 pub async fn run(mut app: App) -> anyhow::Result<Ending> {
     crate::tty::forward_signals(app.sender());
+    let mut screen = match app.take_recorder() {
+        Some(recorder) => Some(OffScreen::new(recorder)?),
+        None => None,
+    };
     let info = &app.model.info;
     say(&format!(
         "broker {}\ndata {}\nlogs {}",
@@ -18,12 +33,72 @@ pub async fn run(mut app: App) -> anyhow::Result<Ending> {
     let mut printed = 0u64;
     print_new(&app, &mut printed);
     let mut tick = tokio::time::interval(TICK);
+    let mut last_frame = Instant::now() - HEADLESS_FRAME;
     while app.model.quitting.is_none() {
-        let msg = app.next(&mut tick).await;
-        app.handle(msg);
+        // Without a recording nothing is drawn, so `dirty` is not waited on.
+        let wait = (screen.is_some() && app.model.dirty)
+            .then(|| (last_frame + HEADLESS_FRAME).saturating_duration_since(Instant::now()));
+        let msg = match wait {
+            Some(wait) => tokio::select! {
+                msg = app.next(&mut tick) => Some(msg),
+                _ = tokio::time::sleep(wait) => None,
+            },
+            None => Some(app.next(&mut tick).await),
+        };
+        if let Some(msg) = msg {
+            app.handle(msg);
+        }
+        if let Some(s) = screen.as_mut() {
+            if app.model.dirty && last_frame.elapsed() >= HEADLESS_FRAME {
+                s.draw(&mut app);
+                last_frame = Instant::now();
+            }
+        }
         print_new(&app, &mut printed);
     }
+    if let Some(mut s) = screen {
+        // The last state before quitting, then everything on disk before the
+        // nodes are stopped (which takes seconds).
+        if app.model.dirty {
+            s.draw(&mut app);
+        }
+        s.recorder.finish();
+    }
     Ok(app.finish().await)
+}
+
+/// A terminal that is only memory, and the recorder its frames go to.
+struct OffScreen {
+    terminal: Terminal<TestBackend>,
+    recorder: Recorder,
+}
+
+impl OffScreen {
+    fn new(recorder: Recorder) -> anyhow::Result<OffScreen> {
+        let size = recorder.headless_size();
+        let terminal = Terminal::new(TestBackend::new(size.width, size.height))
+            .map_err(|e| anyhow::anyhow!("cannot set up the off-screen terminal: {e}"))?;
+        Ok(OffScreen { terminal, recorder })
+    }
+
+    /// Draws the model and records the frame. A drawing error (none is
+    /// expected in memory) is treated like a write error: recording stops.
+    fn draw(&mut self, app: &mut App) {
+        app.model.dirty = false;
+        if !self.recorder.is_recording() {
+            return;
+        }
+        let stopped = match self.terminal.draw(|f| crate::ui::draw(f, &app.model)) {
+            Ok(frame) => self.recorder.record(frame.buffer).map(|e| e.to_string()),
+            Err(e) => {
+                self.recorder.stop();
+                Some(format!("cannot draw off-screen: {e}"))
+            }
+        };
+        if let Some(e) = stopped {
+            app.handle(Msg::Refused(format!("recording stopped: {e}")));
+        }
+    }
 }
 
 /// Prints log lines not printed yet.

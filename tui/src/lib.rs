@@ -10,8 +10,10 @@
 //! - [`customer`]: places orders over HTTP like a customer.
 //! - [`tty`] / [`headless`]: the two ways to run it.
 //! - [`topology`]: which nodes to start.
+//! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
 
 pub mod app;
+pub mod cast;
 pub mod customer;
 pub mod feed;
 pub mod headless;

@@ -56,6 +56,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         },
         topology,
         prefix: "pizza".into(),
+        cast: None,
     }
 }
 
