@@ -9,6 +9,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use crate::cast::{CastTarget, Recorder};
 use crate::feed::Feed;
 use crate::model::{Model, RunInfo};
 use crate::msg::{Effect, Msg};
@@ -36,6 +37,8 @@ pub struct Options {
     pub scenario: Option<crate::scenario::Scenario>,
     /// Record the operator's actions into this scenario file (`--record`).
     pub record: Option<PathBuf>,
+    /// Record the screen as an asciicast file (`--cast`).
+    pub cast: Option<CastTarget>,
 }
 
 impl Options {
@@ -65,11 +68,15 @@ pub struct App {
     http: reqwest::Client,
     tx: UnboundedSender<Msg>,
     rx: UnboundedReceiver<Msg>,
+    cast: Option<Recorder>,
 }
 
 impl App {
     /// Connects to the broker and starts the topology. Needs a tokio runtime.
     pub fn start(opts: Options) -> anyhow::Result<App> {
+        // First, so a cast file that cannot be created stops the run before
+        // any node is started.
+        let cast = opts.cast.as_ref().map(Recorder::create).transpose()?;
         let (tx, rx) = unbounded_channel();
         let supervisor = Supervisor::new(SupervisorConfig {
             exe: opts.exe.clone(),
@@ -101,11 +108,18 @@ impl App {
             http,
             tx,
             rx,
+            cast,
         };
         for event in app.supervisor.start_topology() {
             app.handle(Msg::Child(event));
         }
         Ok(app)
+    }
+
+    /// The screen recorder asked for with `--cast`, handed to whichever
+    /// loop draws (the terminal's, or headless's off-screen one).
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.cast.take()
     }
 
     /// A sender for messages from elsewhere (keys, signals).
@@ -220,7 +234,9 @@ impl App {
                 std::fs::write(path, format!("{header}{text}")).map_err(|e| e.to_string())
             });
         match written {
-            Ok(()) => tracing::info!(path = %path.display(), steps = scenario.steps.len(), "session recorded"),
+            Ok(()) => {
+                tracing::info!(path = %path.display(), steps = scenario.steps.len(), "session recorded")
+            }
             Err(e) => tracing::error!(path = %path.display(), error = %e, "could not write the recording"),
         }
     }

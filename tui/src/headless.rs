@@ -5,17 +5,31 @@
 //! With `--scenario`, it prints the scenario's steps as they run (and the
 //! alerts), then a verdict table, and quits: the exit code says whether every
 //! expectation held.
+//! With `--cast FILE` the screen is drawn anyway, off-screen (ratatui's
+//! `TestBackend` at `--cast-size`), whenever the model changed and at most
+//! every [`HEADLESS_FRAME`], and recorded: a scripted run in CI leaves a
+//! recording as playable as an interactive one.
 
 use std::io::Write;
+use std::time::Instant;
+
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
 
 use crate::app::{App, Finished, TICK};
+use crate::cast::{Recorder, HEADLESS_FRAME};
 use crate::model::Level;
+use crate::msg::Msg;
 use crate::play::Verdict;
 use crate::ui::clock;
 
 /// Runs until a signal arrives, or until the scenario is over.
 pub async fn run(mut app: App) -> anyhow::Result<Finished> {
     crate::tty::forward_signals(app.sender());
+    let mut screen = match app.take_recorder() {
+        Some(recorder) => Some(OffScreen::new(recorder)?),
+        None => None,
+    };
     let info = &app.model.info;
     say(&format!(
         "broker {}\ndata {}\nlogs {}",
@@ -26,9 +40,27 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
     let mut narrated = 0usize;
     print_new(&app, &mut printed, scripted);
     let mut tick = tokio::time::interval(TICK);
+    let mut last_frame = Instant::now() - HEADLESS_FRAME;
     while app.model.quitting.is_none() {
-        let msg = app.next(&mut tick).await;
-        app.handle(msg);
+        // Without a recording nothing is drawn, so `dirty` is not waited on.
+        let wait = (screen.is_some() && app.model.dirty)
+            .then(|| (last_frame + HEADLESS_FRAME).saturating_duration_since(Instant::now()));
+        let msg = match wait {
+            Some(wait) => tokio::select! {
+                msg = app.next(&mut tick) => Some(msg),
+                _ = tokio::time::sleep(wait) => None,
+            },
+            None => Some(app.next(&mut tick).await),
+        };
+        if let Some(msg) = msg {
+            app.handle(msg);
+        }
+        if let Some(s) = screen.as_mut() {
+            if app.model.dirty && last_frame.elapsed() >= HEADLESS_FRAME {
+                s.draw(&mut app);
+                last_frame = Instant::now();
+            }
+        }
         print_new(&app, &mut printed, scripted);
         if let Some(play) = &app.model.play {
             for line in &play.lines[narrated..] {
@@ -41,6 +73,14 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
             }
         }
     }
+    if let Some(mut s) = screen {
+        // The last state before quitting (the verdict on screen), then
+        // everything on disk before the nodes are stopped (which takes
+        // seconds).
+        app.model.dirty = true;
+        s.draw(&mut app);
+        s.recorder.finish();
+    }
     Ok(app.close().await)
 }
 
@@ -50,7 +90,12 @@ pub fn verdict_table(v: &Verdict) -> String {
     if let Some(step) = &v.failed_step {
         out.push_str(&format!("  FAIL  the timeline: {step}\n"));
     }
-    let width = v.judged.iter().map(|j| j.expected.chars().count()).max().unwrap_or(0);
+    let width = v
+        .judged
+        .iter()
+        .map(|j| j.expected.chars().count())
+        .max()
+        .unwrap_or(0);
     for j in &v.judged {
         let mark = if j.held { "pass" } else { "FAIL" };
         out.push_str(&format!("  {mark}  {:<width$}  {}\n", j.expected, j.saw));
@@ -61,6 +106,40 @@ pub fn verdict_table(v: &Verdict) -> String {
         "FAILED"
     });
     out
+}
+
+/// A terminal that is only memory, and the recorder its frames go to.
+struct OffScreen {
+    terminal: Terminal<TestBackend>,
+    recorder: Recorder,
+}
+
+impl OffScreen {
+    fn new(recorder: Recorder) -> anyhow::Result<OffScreen> {
+        let size = recorder.headless_size();
+        let terminal = Terminal::new(TestBackend::new(size.width, size.height))
+            .map_err(|e| anyhow::anyhow!("cannot set up the off-screen terminal: {e}"))?;
+        Ok(OffScreen { terminal, recorder })
+    }
+
+    /// Draws the model and records the frame. A drawing error (none is
+    /// expected in memory) is treated like a write error: recording stops.
+    fn draw(&mut self, app: &mut App) {
+        app.model.dirty = false;
+        if !self.recorder.is_recording() {
+            return;
+        }
+        let stopped = match self.terminal.draw(|f| crate::ui::draw(f, &app.model)) {
+            Ok(frame) => self.recorder.record(frame.buffer).map(|e| e.to_string()),
+            Err(e) => {
+                self.recorder.stop();
+                Some(format!("cannot draw off-screen: {e}"))
+            }
+        };
+        if let Some(e) = stopped {
+            app.handle(Msg::Refused(format!("recording stopped: {e}")));
+        }
+    }
 }
 
 /// Prints log lines not printed yet (only warnings and alerts in a scenario,

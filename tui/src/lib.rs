@@ -12,8 +12,10 @@
 //! - [`topology`]: which nodes to start.
 //! - [`scenario`] / [`play`] / [`record`]: scripted runs, their player,
 //!   and recording an operator's session into a scenario.
+//! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
 
 pub mod app;
+pub mod cast;
 pub mod customer;
 pub mod feed;
 pub mod headless;

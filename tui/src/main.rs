@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use ratatui::layout::Size;
 use tui::app::{per_run_dir, App, Ending, Finished, Options};
+use tui::cast::CastTarget;
 use tui::supervisor::{free_port, BrokerTarget};
 use tui::topology::Topology;
 
@@ -43,6 +45,26 @@ struct Args {
     /// with --scenario.
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// Record the screen as an asciicast v2 file (play it with
+    /// `asciinema play FILE`). Works with --headless too: the screen is then
+    /// drawn off-screen at --cast-size.
+    #[arg(long, value_name = "FILE")]
+    cast: Option<PathBuf>,
+    /// The size a --headless --cast run draws at, COLSxROWS.
+    #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
+    cast_size: Size,
+}
+
+/// `120x40` -> 120 columns, 40 rows.
+fn parse_size(text: &str) -> Result<Size, String> {
+    let bad = || format!("expected COLSxROWS like 120x40, got {text:?}");
+    let (cols, rows) = text.split_once(['x', 'X']).ok_or_else(bad)?;
+    let width: u16 = cols.trim().parse().map_err(|_| bad())?;
+    let height: u16 = rows.trim().parse().map_err(|_| bad())?;
+    if width == 0 || height == 0 {
+        return Err(bad());
+    }
+    Ok(Size { width, height })
 }
 
 fn main() -> ExitCode {
@@ -112,6 +134,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         prefix: args.prefix,
         scenario,
         record: args.record.clone(),
+        cast: args.cast.map(|path| CastTarget {
+            path,
+            headless_size: args.cast_size,
+        }),
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let Finished { ending, verdict } = runtime.block_on(async {

@@ -124,24 +124,35 @@ impl Play {
                 self.awaiting = self.awaiting.saturating_sub(o.requested);
                 self.seen.accepted.extend(o.accepted.iter().cloned());
                 for (code, n) in &o.refused {
-                    let status = code.split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let status = code
+                        .split_whitespace()
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     *self.seen.refused.entry(status).or_default() += u64::from(*n);
                 }
             }
-            Msg::Event(e) if e.kind == kind::ORDER_READY => {
-                if self.seen.ready.entry(e.order_id.clone()).or_default().insert(e.event_id) {
-                    *self.seen.cooked.entry(e.source.clone()).or_default() += 1;
-                }
+            // A duplicate (same event id) counts once; a second cook does not.
+            Msg::Event(e)
+                if e.kind == kind::ORDER_READY
+                    && self
+                        .seen
+                        .ready
+                        .entry(e.order_id.clone())
+                        .or_default()
+                        .insert(e.event_id) =>
+            {
+                *self.seen.cooked.entry(e.source.clone()).or_default() += 1;
             }
             Msg::Event(e) if e.kind == kind::QUEUE_DEAD_LETTERED => {
                 if let Ok(d) = contracts::events::decode::<contracts::events::QueueDeadLettered>(e) {
                     *self.seen.dead.entry(d.queue).or_default() += 1;
                 }
             }
-            Msg::Status(s) if s.role == "order" => {
-                if s.figures.get("breaker").and_then(|v| v.as_str()) == Some("open") {
-                    self.seen.breaker_opened = true;
-                }
+            Msg::Status(s)
+                if s.role == "order" && s.figures.get("breaker").and_then(|v| v.as_str()) == Some("open") =>
+            {
+                self.seen.breaker_opened = true;
             }
             _ => {}
         }
@@ -164,9 +175,13 @@ impl Play {
                 self.started = Some(now);
                 self.step_since = now;
                 self.caption = None;
-                self.lines.push(format!("platform up after {:.1} s", secs(now - self.began)));
+                self.lines
+                    .push(format!("platform up after {:.1} s", secs(now - self.began)));
             } else if secs(now - self.began) > STARTUP_TIMEOUT_S {
-                self.fail(format!("the platform did not come up within {STARTUP_TIMEOUT_S} s"), m);
+                self.fail(
+                    format!("the platform did not come up within {STARTUP_TIMEOUT_S} s"),
+                    m,
+                );
                 return effects;
             } else {
                 return effects;
@@ -205,7 +220,11 @@ impl Play {
             match self.done(&step, m) {
                 Done::Yes => {
                     if matches!(step, Step::Wait { .. }) {
-                        self.lines.push(format!("      ok after {:.1} s ({})", secs(now - self.step_since), self.progress));
+                        self.lines.push(format!(
+                            "      ok after {:.1} s ({})",
+                            secs(now - self.step_since),
+                            self.progress
+                        ));
                     }
                     self.step += 1;
                     self.acted = false;
@@ -263,7 +282,9 @@ impl Play {
             Step::Restart { node, .. } => vec![Effect::Restart(node_known(node)?)],
             Step::Fault { node, faults, .. } => vec![Effect::Control(
                 node_known(node)?,
-                Control::SetFaults { faults: faults.clone() },
+                Control::SetFaults {
+                    faults: faults.clone(),
+                },
             )],
             Step::ClearFaults { node, .. } => vec![Effect::Control(node_known(node)?, Control::ClearFaults)],
             Step::Scale { role, to, .. } => scale(m, role, *to)?,
@@ -364,7 +385,11 @@ impl Play {
                 (c >= *n, format!("{c}/{n} consuming {q}"))
             }
             Until::Node { node, state } => {
-                let shown = m.nodes.get(node).map(|n| n.shown(m.now).label()).unwrap_or_default();
+                let shown = m
+                    .nodes
+                    .get(node)
+                    .map(|n| n.shown(m.now).label())
+                    .unwrap_or_default();
                 (shown.starts_with(state.as_str()), format!("{node} {shown}"))
             }
             Until::Breaker { state } => {
@@ -424,11 +449,20 @@ impl Play {
                 let n = self.seen.accepted.len();
                 match stuck.as_slice() {
                     [] => (true, format!("all {n} accepted orders accounted for")),
-                    _ => (false, format!("{} of {n} not finished: {}", stuck.len(), stuck.join(", "))),
+                    _ => (
+                        false,
+                        format!("{} of {n} not finished: {}", stuck.len(), stuck.join(", ")),
+                    ),
                 }
             }
             Expect::NoneCookedTwice => {
-                let twice: Vec<&String> = self.seen.ready.iter().filter(|(_, r)| r.len() > 1).map(|(o, _)| o).collect();
+                let twice: Vec<&String> = self
+                    .seen
+                    .ready
+                    .iter()
+                    .filter(|(_, r)| r.len() > 1)
+                    .map(|(o, _)| o)
+                    .collect();
                 (twice.is_empty(), format!("{} cooked twice", twice.len()))
             }
             Expect::KitchenCooked { node, at_least } => {
@@ -449,7 +483,12 @@ impl Play {
             }
             Expect::BreakerOpened => (
                 self.seen.breaker_opened,
-                if self.seen.breaker_opened { "it opened" } else { "it never opened" }.into(),
+                if self.seen.breaker_opened {
+                    "it opened"
+                } else {
+                    "it never opened"
+                }
+                .into(),
             ),
             Expect::DeadLettered { queue, at_least } => {
                 let c = self.seen.dead.get(queue).copied().unwrap_or(0);
@@ -487,7 +526,11 @@ pub fn platform_up(m: &Model) -> bool {
     let consumers = |queue: &str, role: &str| {
         let want = owned.iter().filter(|n| n.role == role).count();
         let have = m.queues.rows.get(queue).map_or(0, |q| {
-            q.figures.consumers.iter().filter(|c| c.online && c.credit > 0).count()
+            q.figures
+                .consumers
+                .iter()
+                .filter(|c| c.online && c.credit > 0)
+                .count()
         });
         have >= want
     };
@@ -506,7 +549,9 @@ fn breaker(m: &Model) -> Option<String> {
 
 /// The effects that make `to` nodes of `role` run.
 fn scale(m: &Model, role: &str, to: u32) -> Result<Vec<Effect>, String> {
-    let r = Role::parse(role).filter(|r| r.scales()).ok_or_else(|| format!("{role} does not scale"))?;
+    let r = Role::parse(role)
+        .filter(|r| r.scales())
+        .ok_or_else(|| format!("{role} does not scale"))?;
     let mut alive: Vec<_> = m
         .nodes
         .values()
@@ -521,7 +566,15 @@ fn scale(m: &Model, role: &str, to: u32) -> Result<Vec<Effect>, String> {
     alive.sort_by_key(|n| (n.since, n.id.clone()));
     let excess = (n - to) as usize;
     if alive.len() < excess {
-        return Err(format!("cannot scale {role} to {to}: only {} were started here", alive.len()));
+        return Err(format!(
+            "cannot scale {role} to {to}: only {} were started here",
+            alive.len()
+        ));
     }
-    Ok(alive.iter().rev().take(excess).map(|n| Effect::Stop(n.id.clone())).collect())
+    Ok(alive
+        .iter()
+        .rev()
+        .take(excess)
+        .map(|n| Effect::Stop(n.id.clone()))
+        .collect())
 }

@@ -331,7 +331,14 @@ impl Step {
                 state,
                 node,
                 ..
-            } => Until::of(*until, *count, queue.as_deref(), state.as_deref(), node.as_deref()).ok(),
+            } => Until::of(
+                *until,
+                *count,
+                queue.as_deref(),
+                state.as_deref(),
+                node.as_deref(),
+            )
+            .ok(),
             _ => None,
         }
     }
@@ -454,7 +461,10 @@ impl Scenario {
         if self.nodes.is_empty() {
             return Topology::parse(crate::topology::DEFAULT).map_err(|e| e.to_string());
         }
-        let text = toml::to_string(&TopologyFile { node: self.nodes.clone() }).map_err(|e| e.to_string())?;
+        let text = toml::to_string(&TopologyFile {
+            node: self.nodes.clone(),
+        })
+        .map_err(|e| e.to_string())?;
         Topology::parse(&text).map_err(|e| e.to_string())
     }
 
@@ -479,15 +489,24 @@ impl Scenario {
                 }
                 Step::Scale { role, .. } => match Role::parse(role) {
                     Some(r) if r.scales() => {}
-                    _ => return Err(format!("step {n}: role '{role}' does not scale (kitchen, delivery, payment do)")),
+                    _ => {
+                        return Err(format!(
+                            "step {n}: role '{role}' does not scale (kitchen, delivery, payment do)"
+                        ))
+                    }
                 },
                 Step::Cancel { order: 0, .. } => {
-                    return Err(format!("step {n}: order 0 names no order: 1 is the first placed, -1 the latest"))
+                    return Err(format!(
+                        "step {n}: order 0 names no order: 1 is the first placed, -1 the latest"
+                    ))
                 }
-                Step::Wait { timeout_s, .. } | Step::Sleep { seconds: timeout_s, .. }
-                    if !(timeout_s.is_finite() && *timeout_s >= 0.0) =>
-                {
-                    return Err(format!("step {n}: a duration must be a positive number of seconds"))
+                Step::Wait { timeout_s, .. }
+                | Step::Sleep {
+                    seconds: timeout_s, ..
+                } if !(timeout_s.is_finite() && *timeout_s >= 0.0) => {
+                    return Err(format!(
+                        "step {n}: a duration must be a positive number of seconds"
+                    ))
                 }
                 Step::Wait {
                     until,
@@ -497,8 +516,14 @@ impl Scenario {
                     node,
                     ..
                 } => {
-                    Until::of(*until, *count, queue.as_deref(), state.as_deref(), node.as_deref())
-                        .map_err(|e| format!("step {n}: {e}"))?;
+                    Until::of(
+                        *until,
+                        *count,
+                        queue.as_deref(),
+                        state.as_deref(),
+                        node.as_deref(),
+                    )
+                    .map_err(|e| format!("step {n}: {e}"))?;
                 }
                 _ => {}
             }
@@ -571,7 +596,11 @@ pub fn faults_text(f: &Faults) -> String {
     if f.latency_ms > 0 {
         parts.push(format!("latency {} ms", f.latency_ms));
     }
-    for (name, v) in [("error_rate", f.error_rate), ("drop_rate", f.drop_rate), ("duplicate_rate", f.duplicate_rate)] {
+    for (name, v) in [
+        ("error_rate", f.error_rate),
+        ("drop_rate", f.drop_rate),
+        ("duplicate_rate", f.duplicate_rate),
+    ] {
         if v > 0.0 {
             parts.push(format!("{name} {v}"));
         }
@@ -618,7 +647,9 @@ impl Expect {
                 format!("{} each cooked at least {at_least}", kitchens.join(", "))
             }
             Expect::BreakerOpened => "the circuit breaker opened".into(),
-            Expect::DeadLettered { queue, at_least } => format!("at least {at_least} dead-lettered on {queue}"),
+            Expect::DeadLettered { queue, at_least } => {
+                format!("at least {at_least} dead-lettered on {queue}")
+            }
             Expect::Refused { status, at_least } => format!("at least {at_least} refused with {status}"),
             Expect::Alerts { at_least } => format!("at least {at_least} alert(s)"),
         }
@@ -674,8 +705,14 @@ that = "none_lost"
                 count: 5
             })
         );
-        assert_eq!(s.steps[2].describe(), "wait until 5 ready on queue kitchen (≤ 20 s)");
-        assert_eq!(s.steps[1].describe(), "faults on kitchen-2: error_rate 1, out_of_stock basil");
+        assert_eq!(
+            s.steps[2].describe(),
+            "wait until 5 ready on queue kitchen (≤ 20 s)"
+        );
+        assert_eq!(
+            s.steps[1].describe(),
+            "faults on kitchen-2: error_rate 1, out_of_stock basil"
+        );
         assert_eq!(s.expect, vec![Expect::Delivered { count: 5 }, Expect::NoneLost]);
         assert_eq!(s.topology().unwrap().nodes.len(), 6, "the default platform");
     }

@@ -4,6 +4,9 @@
 //! Draws at most ~30 times a second and only when the model changed, so an
 //! idle control room costs next to nothing. The terminal is restored on every
 //! way out: a normal quit, an error, a panic (ratatui's hook) and a signal.
+//!
+//! With `--cast FILE` every frame drawn is also recorded, at the terminal's
+//! size; a resize becomes a resize event and a full repaint (see `cast.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -30,6 +33,7 @@ const BATCH: usize = 2_000;
 
 /// Runs the control room until the operator quits.
 pub async fn run(mut app: App) -> anyhow::Result<Finished> {
+    let mut recorder = app.take_recorder();
     let mut terminal = enter().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
     let stop_keys = Arc::new(AtomicBool::new(false));
     spawn_key_reader(app.sender(), stop_keys.clone());
@@ -64,9 +68,13 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
                 return Ok(());
             }
             if app.model.dirty && last_frame.elapsed() >= FRAME {
-                terminal.draw(|f| crate::ui::draw(f, &app.model))?;
+                let frame = terminal.draw(|f| crate::ui::draw(f, &app.model))?;
+                let stopped = recorder.as_mut().and_then(|r| r.record(frame.buffer));
                 app.model.dirty = false;
                 last_frame = Instant::now();
+                if let Some(e) = stopped {
+                    app.handle(Msg::Refused(format!("recording stopped: {e}")));
+                }
             }
         }
     }
@@ -75,6 +83,11 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
     // hung up (its window closed) it may never return from reading, and the
     // nodes must be stopped regardless.
     stop_keys.store(true, Ordering::Relaxed);
+    // Before the nodes are stopped (seconds): a second signal or a kill
+    // must find the recording complete.
+    if let Some(r) = recorder.as_mut() {
+        r.finish();
+    }
     leave();
     // `leave` has shown the cursor. Dropping the Terminal would show it again
     // and, on a terminal that is gone, print the failure to a stderr that is

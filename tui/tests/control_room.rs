@@ -58,6 +58,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         prefix: "pizza".into(),
         scenario: None,
         record: None,
+        cast: None,
     }
 }
 

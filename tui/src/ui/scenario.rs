@@ -17,7 +17,10 @@ pub(super) fn draw_bar(frame: &mut Frame, play: &Play, area: Rect) {
     let total = play.scenario.steps.len();
     let step = play.step.min(total);
     let mut first = vec![
-        Span::styled(format!(" ▶ {} ", play.scenario.name), Style::new().fg(Color::Black).bg(Color::Yellow).bold()),
+        Span::styled(
+            format!(" ▶ {} ", play.scenario.name),
+            Style::new().fg(Color::Black).bg(Color::Yellow).bold(),
+        ),
         Span::raw(" "),
     ];
     match (&play.verdict, play.started) {
@@ -41,7 +44,10 @@ pub(super) fn draw_bar(frame: &mut Frame, play: &Play, area: Rect) {
     let caption = play.caption.clone().unwrap_or_default();
     let lines = vec![
         Line::from(first),
-        Line::from(Span::styled(format!(" {caption}"), Style::new().fg(Color::Yellow).bold())),
+        Line::from(Span::styled(
+            format!(" {caption}"),
+            Style::new().fg(Color::Yellow).bold(),
+        )),
     ];
     frame.render_widget(Paragraph::new(lines), area);
 }
@@ -56,7 +62,10 @@ fn progress_bar(done: usize, total: usize) -> String {
 /// The verdict over the panels, once the scenario is over.
 pub(super) fn draw_verdict(frame: &mut Frame, play: &Play, area: Rect) {
     let Some(v) = &play.verdict else { return };
-    let mut lines = vec![Line::from(Span::raw(play.scenario.proves.clone()).italic()), Line::from("")];
+    let mut lines = vec![
+        Line::from(Span::raw(play.scenario.proves.clone()).italic()),
+        Line::from(""),
+    ];
     if let Some(step) = &v.failed_step {
         lines.push(Line::from(vec![
             Span::styled(" FAIL ", Style::new().fg(Color::White).bg(Color::Red).bold()),
@@ -76,13 +85,23 @@ pub(super) fn draw_verdict(frame: &mut Frame, play: &Play, area: Rect) {
         ]));
     }
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::raw("q quits · the panels stay live").dark_gray()));
-    let title = if v.passed() { " Verdict: PASSED " } else { " Verdict: FAILED " };
+    lines.push(Line::from(
+        Span::raw("q quits · the panels stay live").dark_gray(),
+    ));
+    let title = if v.passed() {
+        " Verdict: PASSED "
+    } else {
+        " Verdict: FAILED "
+    };
     let color = if v.passed() { Color::Green } else { Color::Red };
     let height = (lines.len() as u16 + 2).min(area.height);
     let width = area.width.saturating_sub(4).min(96);
-    let [row] = Layout::vertical([Constraint::Length(height)]).flex(Flex::Center).areas(area);
-    let [rect] = Layout::horizontal([Constraint::Length(width)]).flex(Flex::Center).areas(row);
+    let [row] = Layout::vertical([Constraint::Length(height)])
+        .flex(Flex::Center)
+        .areas(area);
+    let [rect] = Layout::horizontal([Constraint::Length(width)])
+        .flex(Flex::Center)
+        .areas(row);
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: true }).block(
