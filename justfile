@@ -24,6 +24,14 @@ bench:
     cargo run --release -p tui --bin render-bench
     cargo run --release -p broker --bin replay-bench
 
+# Play a scenario in the control room, e.g. `just demo buffering` (`just demo` lists them).
+demo name="":
+    @if [ -z "{{name}}" ]; then ls assets/scenarios | sed 's/.toml$//'; else cargo run --release -- --scenario assets/scenarios/{{name}}.toml; fi
+
+# Every scenario headless: each prints its verdict; fails on the first that does not pass.
+demos:
+    for f in assets/scenarios/*.toml; do cargo run --release -- --headless --scenario "$f" || exit 1; done
+
 # The platform without a terminal: events and alerts on stdout.
 headless:
     cargo run --release -- --headless

@@ -498,6 +498,15 @@ impl Play {
                 let c = self.seen.refused.get(status).copied().unwrap_or(0);
                 (c >= *at_least, format!("{c} refused with {status}"))
             }
+            Expect::Reordered { at_least } => {
+                let c = m
+                    .nodes
+                    .values()
+                    .filter(|n| n.role == "order")
+                    .filter_map(|n| n.figure_u64("released_total"))
+                    .sum::<u64>();
+                (c >= *at_least, format!("{c} released by the order node"))
+            }
             Expect::Alerts { at_least } => {
                 let c = m.log.alerts();
                 (c >= *at_least, format!("{c} alert(s)"))

@@ -396,6 +396,13 @@ pub enum Expect {
         /// At least this many.
         at_least: u64,
     },
+    /// The order node released at least `at_least` events it had held
+    /// back behind a gap (its `released_total` figure): disorder happened
+    /// and was repaired.
+    Reordered {
+        /// At least this many.
+        at_least: u64,
+    },
     /// At least `at_least` alerts (red lines) were raised.
     Alerts {
         /// At least this many.
@@ -651,6 +658,7 @@ impl Expect {
                 format!("at least {at_least} dead-lettered on {queue}")
             }
             Expect::Refused { status, at_least } => format!("at least {at_least} refused with {status}"),
+            Expect::Reordered { at_least } => format!("at least {at_least} events held back and released"),
             Expect::Alerts { at_least } => format!("at least {at_least} alert(s)"),
         }
     }

@@ -2,9 +2,8 @@
 //! and node processes (this crate's own binary, re-executed), real HTTP,
 //! keys fed through `update`. Only the terminal is missing.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,9 @@ use tui::msg::Msg;
 use tui::supervisor::{free_port, BrokerTarget};
 use tui::topology::{NodeSpec, Role, Topology};
 
-const EXE: &str = env!("CARGO_BIN_EXE_control-room");
+mod support;
+
+use support::{signal, Room, EXE};
 
 /// The default topology, fast: short cooking and trips, payment always
 /// answering yes. `broker_args` tune the keeper; `kitchens` names them.
@@ -262,112 +263,6 @@ async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
-/// A `control-room` process that is stopped (SIGTERM, then SIGKILL) on drop,
-/// with its stdout lines on a channel.
-struct Room {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Room {
-    fn start(args: &[&str]) -> Room {
-        let mut child = Command::new(EXE)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("control-room starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Room {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a line containing `text`; returns it.
-    fn expect(&mut self, text: &str, secs: u64) -> String {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(l) = self.seen.iter().find(|l| l.contains(text)) {
-                return l.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.seen.push(line),
-                Err(_) => panic!(
-                    "no line with {text:?} in {secs} s; got:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Pids of every node it said it started.
-    fn node_pids(&self) -> Vec<u32> {
-        self.seen
-            .iter()
-            .filter(|l| l.contains(" started "))
-            .filter_map(|l| l.split("(pid ").nth(1))
-            .filter_map(|rest| rest.trim_end_matches(')').parse().ok())
-            .collect()
-    }
-
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        signal(self.child.id(), libc::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "control-room did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Room {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            // SIGTERM first, so it can stop its own children.
-            signal(self.child.id(), libc::SIGTERM);
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = self.child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-/// A broker and one kitchen: the smallest platform that starts children.
 const BROKER_AND_KITCHEN: &str =
     "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n";
 

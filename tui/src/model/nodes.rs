@@ -227,14 +227,14 @@ impl NodeRow {
         parts.join(" ")
     }
 
-    /// A number figure from the heartbeat.
-    pub fn figure_u64(&self, key: &str) -> Option<u64> {
-        self.status.as_ref()?.figures.get(key)?.as_u64()
-    }
-
     /// A string figure from the heartbeat.
     pub fn figure_str(&self, key: &str) -> Option<&str> {
         self.status.as_ref()?.figures.get(key)?.as_str()
+    }
+
+    /// A number figure from the heartbeat.
+    pub fn figure_u64(&self, key: &str) -> Option<u64> {
+        self.status.as_ref()?.figures.get(key)?.as_u64()
     }
 
     /// The drivers a delivery node reports.
