@@ -556,3 +556,81 @@ fn closing_the_terminal_window_stops_every_node() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `--record`: an operator's session (a burst, a kitchen killed and started
+/// again, one order cancelled) becomes a scenario; played headless, the
+/// recording reaches the same verdict the live session did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_session_replays_to_the_same_verdict() {
+    use tui::scenario::{Expect, Scenario, Step};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let recorded = dir.path().join("session.toml");
+    let mut opts = options(
+        &dir.path().join("live"),
+        fast_platform(&[], &["kitchen-1", "kitchen-2"]),
+    );
+    opts.record = Some(recorded.clone());
+    let mut app = App::start(opts).expect("the control room starts");
+    wait(&mut app, 60, "the platform up", tui::play::platform_up).await;
+
+    keys(&mut app, "O");
+    key(&mut app, KeyCode::Backspace);
+    key(&mut app, KeyCode::Backspace);
+    keys(&mut app, "6");
+    key(&mut app, KeyCode::Enter);
+    wait(&mut app, 30, "6 orders accepted", |m| m.orders.total() == 6).await;
+    select_node(&mut app, "kitchen-1");
+    keys(&mut app, "Ky");
+    wait(&mut app, 10, "kitchen-1 crashed", |m| {
+        shown(m, "kitchen-1") == Some(Shown::Crashed("SIGKILL".into()))
+    })
+    .await;
+    keys(&mut app, "s");
+    // Cancel the oldest order unless it is already delivered.
+    app.model.ui.focus = Some(Panel::Orders);
+    keys(&mut app, "G");
+    keys(&mut app, "x");
+    if app.model.ui.popup.is_some() {
+        keys(&mut app, "y");
+    }
+    wait(&mut app, 60, "every order ended", |m| {
+        m.orders
+            .counts()
+            .iter()
+            .filter(|(s, _)| ["delivered", "cancelled"].contains(*s))
+            .map(|(_, n)| n)
+            .sum::<u64>()
+            == 6
+    })
+    .await;
+    // The live verdict of what the recording will expect.
+    let live_lost = 6 - count(&app.model, "delivered") - count(&app.model, "cancelled");
+    assert_eq!(live_lost, 0);
+    keys(&mut app, "q");
+    key(&mut app, KeyCode::Enter);
+    app.finish().await;
+
+    let scenario = Scenario::load(&recorded).unwrap_or_else(|e| panic!("{e}"));
+    let steps: Vec<String> = scenario.steps.iter().map(Step::describe).collect();
+    for wanted in ["place 6 order(s)", "kill -9 kitchen-1", "start kitchen-1"] {
+        assert!(steps.iter().any(|s| s == wanted), "{wanted} not in {steps:?}");
+    }
+    assert!(
+        steps.iter().any(|s| s.starts_with("sleep ")),
+        "the pauses are kept: {steps:?}"
+    );
+    assert_eq!(scenario.expect, vec![Expect::NoneLost, Expect::NoneCookedTwice]);
+
+    let data = dir.path().join("replay").display().to_string();
+    let mut room = Room::start(&[
+        "--headless",
+        "--scenario",
+        &recorded.display().to_string(),
+        "--data-dir",
+        &data,
+    ]);
+    let code = room.wait_exit(180);
+    let out = room.seen.join("\n");
+    assert!(out.contains("PASSED: every expectation held"), "{out}");
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -67,7 +67,10 @@ fn the_shipped_scenarios_are_exactly_the_listed_ones_and_all_parse() {
     assert_eq!(found, listed);
     let readme = std::fs::read_to_string(assets().join("../README.md")).expect("README");
     for name in SHIPPED {
-        assert!(readme.contains(&format!("`{name}`")), "the README does not list {name}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "the README does not list {name}"
+        );
     }
 }
 
@@ -107,7 +110,12 @@ count = 1
     .expect("writes");
     let (code, out) = play(&file);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("FAIL  the timeline: step 1 timed out: 1 orders delivered within 1 s (saw 0/1 delivered)"), "{out}");
+    assert!(
+        out.contains(
+            "FAIL  the timeline: step 1 timed out: 1 orders delivered within 1 s (saw 0/1 delivered)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("FAIL  1 orders delivered  0 delivered"), "{out}");
 }
 
@@ -127,13 +135,23 @@ fn a_bad_scenario_is_refused_before_anything_starts() {
 
 #[test]
 fn the_committed_buffering_recording_plays_back_to_its_verdict() {
-    let text = std::fs::read_to_string(assets().join("recordings/buffering.cast")).expect("the recording is committed");
+    let text = std::fs::read_to_string(assets().join("recordings/buffering.cast"))
+        .expect("the recording is committed");
     let rec = parse(&text);
-    assert_eq!((rec.header["width"].as_u64(), rec.header["height"].as_u64()), (Some(120), Some(40)));
+    assert_eq!(
+        (rec.header["width"].as_u64(), rec.header["height"].as_u64()),
+        (Some(120), Some(40))
+    );
     let last = rec.events.last().map_or(0.0, |e| e.0);
     assert!(last > 3.0, "a demo lasts more than a few seconds: {last}");
     let screen = replay(&rec).text();
-    for text in ["Pizza Platform", "buffering", "PASSED", "5 orders delivered", "kitchen-1 cooked at least 5"] {
+    for text in [
+        "Pizza Platform",
+        "buffering",
+        "PASSED",
+        "5 orders delivered",
+        "kitchen-1 cooked at least 5",
+    ] {
         assert!(screen.contains(text), "{text} not on the final screen:\n{screen}");
     }
 }
