@@ -35,6 +35,8 @@ pub struct Options {
     pub prefix: String,
     /// A scenario to play (`--scenario`).
     pub scenario: Option<crate::scenario::Scenario>,
+    /// Seconds each captioned step of the scenario stays on screen at least.
+    pub pace: f64,
     /// Record the operator's actions into this scenario file (`--record`).
     pub record: Option<PathBuf>,
     /// Record the screen as an asciicast file (`--cast`).
@@ -98,7 +100,10 @@ impl App {
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         let now = OffsetDateTime::now_utc();
         let mut model = Model::new(info, now);
-        model.play = opts.scenario.clone().map(|s| crate::play::Play::new(s, now));
+        model.play = opts
+            .scenario
+            .clone()
+            .map(|s| crate::play::Play::new(s, now).paced(opts.pace));
         model.recording = opts.record.as_ref().map(|_| crate::record::Recording::new(now));
         let mut app = App {
             opts,

@@ -41,6 +41,10 @@ struct Args {
     /// with --headless as a check whose exit code is the verdict.
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
+    /// Seconds each captioned scenario step stays on screen at least
+    /// (default: 2.5 in the control room, 0 with --headless).
+    #[arg(long, value_name = "SECONDS")]
+    pace: Option<f64>,
     /// Record what you do in this session as a scenario file, to replay it
     /// with --scenario.
     #[arg(long, value_name = "FILE")]
@@ -133,6 +137,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         topology,
         prefix: args.prefix,
         scenario,
+        pace: args.pace.unwrap_or(if args.headless { 0.0 } else { 2.5 }),
         record: args.record.clone(),
         cast: args.cast.map(|path| CastTarget {
             path,

@@ -95,6 +95,9 @@ pub struct Play {
     pub lines: Vec<String>,
     /// Set when the run is over.
     pub verdict: Option<Verdict>,
+    /// A step with a caption stays on screen at least this long (seconds),
+    /// so that people watching can read it; 0 in headless checks.
+    pub pace: f64,
 }
 
 impl Play {
@@ -114,7 +117,14 @@ impl Play {
             acted: false,
             lines,
             verdict: None,
+            pace: 0.0,
         }
+    }
+
+    /// The same, holding each captioned step at least `pace` seconds.
+    pub fn paced(mut self, pace: f64) -> Play {
+        self.pace = pace.max(0.0);
+        self
     }
 
     /// Notes what a message says, before `update` applies it.
@@ -217,7 +227,9 @@ impl Play {
                 self.acted = true;
                 self.step_since = now;
             }
+            let readable = step.caption().is_none() || secs(now - self.step_since) >= self.pace;
             match self.done(&step, m) {
+                Done::Yes if !readable => return effects,
                 Done::Yes => {
                     if matches!(step, Step::Wait { .. }) {
                         self.lines.push(format!(

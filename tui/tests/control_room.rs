@@ -58,6 +58,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         topology,
         prefix: "pizza".into(),
         scenario: None,
+        pace: 0.0,
         record: None,
         cast: None,
     }

@@ -95,7 +95,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         );
     }
     let widths = [
-        Constraint::Length(15),
+        Constraint::Length(18),
         Constraint::Length(5),
         Constraint::Length(4),
         Constraint::Length(5),
