@@ -30,6 +30,7 @@ pub mod logging;
 pub mod outbox;
 pub mod ports;
 pub mod queue;
+pub mod recent;
 pub mod roles;
 pub mod runtime;
 pub mod withdraw;

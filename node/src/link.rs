@@ -34,6 +34,8 @@ const RESEND_PUT_AFTER: Duration = Duration::from_secs(3);
 const RESEND_EVENT_AFTER: Duration = Duration::from_secs(10);
 /// Ceiling of the reconnect backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// When recent events go out a second time after a broker restart.
+const ECHO_AGAIN_AFTER: Duration = Duration::from_secs(5);
 
 /// Where and who to connect as.
 #[derive(Debug, Clone)]
@@ -130,6 +132,8 @@ struct Shared {
     /// Serialises "note in `queued`, then hand to rumqttc".
     send_lock: tokio::sync::Mutex<()>,
     sent_at: Mutex<HashMap<Uuid, Instant>>,
+    /// Events published lately, published again after a broker restart.
+    recent: Mutex<crate::recent::Recent>,
     outbox: Outbox,
     epoch: watch::Sender<Epoch>,
     /// Set once our DISCONNECT has been written.
@@ -198,6 +202,7 @@ impl Link {
             acks: Mutex::new(AckOrder::default()),
             ack_send: tokio::sync::Mutex::new(()),
             sent_at: Mutex::new(HashMap::new()),
+            recent: Mutex::new(crate::recent::Recent::default()),
             outbox,
             epoch,
             closed: watch::channel(false).0,
@@ -334,7 +339,11 @@ impl Link {
     }
 
     async fn send_entry(&self, entry: &Entry) -> Result<(), NodeError> {
-        lock(&self.shared.sent_at).insert(entry.id, Instant::now());
+        let now = Instant::now();
+        lock(&self.shared.sent_at).insert(entry.id, now);
+        if entry.confirmation == Confirmation::PubAck {
+            lock(&self.shared.recent).note(now, entry.clone());
+        }
         let pubacked = (entry.confirmation == Confirmation::PubAck).then_some(entry.id);
         self.send(
             entry.topic.clone(),
@@ -371,6 +380,28 @@ impl Link {
         let _ = self.publish_json(topic, last_status, true).await;
         let _ = self.client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), closed.wait_for(|c| *c)).await;
+    }
+
+    /// Publishes again the events of the last moments (see [`crate::recent`]).
+    async fn echo_recent(&self) {
+        let recent = lock(&self.shared.recent).since(Instant::now());
+        let mut sent = 0;
+        for e in &recent {
+            if self
+                .send(e.topic.clone(), e.payload.clone().into_bytes(), false, None)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            sent += 1;
+        }
+        if sent > 0 {
+            tracing::info!(
+                events = sent,
+                "the broker restarted: recent events published again"
+            );
+        }
     }
 
     /// Sends every outbox entry due for a resend (`all`: every entry).
@@ -458,6 +489,16 @@ impl Link {
             Ok(0) => {}
             Ok(n) => tracing::info!(resent = n, "outbox sent again after reconnect"),
             Err(e) => tracing::warn!(error = %e, "could not resend the outbox"),
+        }
+        if !session_present {
+            // Once now, and once more when slower subscribers (the control
+            // room, other nodes) have had time to reconnect and subscribe.
+            self.echo_recent().await;
+            let link = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(ECHO_AGAIN_AFTER).await;
+                link.echo_recent().await;
+            });
         }
         self.shared.epoch.send_modify(|e| {
             e.connections += 1;
