@@ -64,7 +64,12 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Enter => open_detail(m),
         KeyCode::Esc => {
-            m.ui.filter.clear();
+            // First esc puts a scenario's verdict away; then it clears the filter.
+            if m.play.as_ref().is_some_and(|p| p.verdict.is_some()) && !m.ui.verdict_hidden {
+                m.ui.verdict_hidden = true;
+            } else {
+                m.ui.filter.clear();
+            }
         }
         KeyCode::Char(' ') => {
             m.ui.frozen = !m.ui.frozen;

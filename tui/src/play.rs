@@ -268,9 +268,9 @@ impl Play {
 
     fn finish(&mut self, verdict: Verdict) {
         self.caption = Some(if verdict.passed() {
-            format!("{}: PASSED. q to quit.", self.scenario.name)
+            format!("{}: PASSED. esc shows the panels, q quits.", self.scenario.name)
         } else {
-            format!("{}: FAILED. q to quit.", self.scenario.name)
+            format!("{}: FAILED. esc shows the panels, q quits.", self.scenario.name)
         });
         self.verdict = Some(verdict);
     }

@@ -13,19 +13,20 @@ use crate::supervisor::ChildEvent;
 
 /// Applies `msg` to the model and says what the shell must do.
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
-    let Some(mut play) = m.play.take() else {
-        return apply(m, msg);
-    };
     // A scenario sees each message before the model changes, then acts on
     // the changed model.
-    play.observe(&msg);
-    let mut effects = apply(m, msg);
-    let before = (play.step, play.lines.len(), play.verdict.is_some());
-    effects.extend(play.advance(m));
-    if (play.step, play.lines.len(), play.verdict.is_some()) != before {
-        m.dirty = true;
+    if let Some(play) = &mut m.play {
+        play.observe(&msg);
     }
-    m.play = Some(play);
+    let mut effects = apply(m, msg);
+    if let Some(mut play) = m.play.take() {
+        let before = (play.step, play.lines.len(), play.verdict.is_some());
+        effects.extend(play.advance(m));
+        if (play.step, play.lines.len(), play.verdict.is_some()) != before {
+            m.dirty = true;
+        }
+        m.play = Some(play);
+    }
     effects
 }
 

@@ -1848,3 +1848,101 @@ fn node_keys_with_no_node_flash() {
     assert_eq!(update(&mut m, key('x')), vec![]);
     assert_eq!(flash(&m), "no node selected");
 }
+
+/// A scenario with its platform already up (`started`), stepped by ticks.
+fn playing(m: &mut Model, toml: &str) {
+    let scenario = tui::scenario::Scenario::parse(toml, "test").expect("a valid scenario");
+    let mut play = tui::play::Play::new(scenario, m.now);
+    play.started = Some(m.now);
+    m.play = Some(play);
+}
+
+const PLACE_THEN_WAIT: &str = r#"
+name = "t"
+proves = "p"
+
+[[step]]
+do = "place"
+count = 2
+caption = "Two orders."
+
+[[step]]
+do = "wait"
+until = "delivered"
+count = 2
+timeout_s = 5
+
+[[expect]]
+that = "delivered"
+count = 2
+
+[[expect]]
+that = "none_lost"
+"#;
+
+#[test]
+fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_failed_verdict() {
+    let mut m = model();
+    order_node(&mut m);
+    playing(&mut m, PLACE_THEN_WAIT);
+    let effects = update(&mut m, Msg::Tick(T0 + Duration::milliseconds(250)));
+    assert_eq!(
+        effects,
+        vec![Effect::PlaceOrders {
+            url: ORDER_URL.into(),
+            count: 2
+        }]
+    );
+    // The place step waits for the answer, then the wait step begins.
+    update(
+        &mut m,
+        Msg::Placed(PlaceOutcome {
+            requested: 2,
+            accepted: vec!["ord-1".into(), "ord-2".into()],
+            ..PlaceOutcome::default()
+        }),
+    );
+    update(&mut m, placed("ord-1", T0));
+    let play = m.play.as_ref().expect("playing");
+    assert_eq!((play.step, play.verdict.is_none()), (1, true));
+    update(&mut m, Msg::Tick(T0 + Duration::seconds(7)));
+    let v = m.play.as_ref().and_then(|p| p.verdict.clone()).expect("over");
+    assert!(!v.passed());
+    assert_eq!(
+        v.failed_step.as_deref(),
+        Some("step 2 timed out: 2 orders delivered within 5 s (saw 0/2 delivered)")
+    );
+    assert_eq!(v.judged[0].saw, "0 delivered");
+    assert!(!v.judged[1].held, "{:?}", v.judged[1]);
+    assert!(
+        v.judged[1].saw.contains("2 of 2 not finished"),
+        "{}",
+        v.judged[1].saw
+    );
+    // esc puts the verdict away (the panels show), then clears the filter.
+    update(&mut m, code(KeyCode::Esc));
+    assert!(m.ui.verdict_hidden);
+}
+
+#[test]
+fn a_paced_scenario_holds_a_captioned_step_on_screen() {
+    let mut m = model();
+    order_node(&mut m);
+    let scenario = tui::scenario::Scenario::parse(
+        "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"caption\"\ntext = \"Read me.\"\n",
+        "test",
+    )
+    .expect("valid");
+    let mut play = tui::play::Play::new(scenario, m.now).paced(2.0);
+    play.started = Some(m.now);
+    m.play = Some(play);
+    update(&mut m, Msg::Tick(T0 + Duration::seconds(1)));
+    let p = m.play.as_ref().expect("playing");
+    assert_eq!(
+        (p.caption.as_deref(), p.verdict.is_some()),
+        (Some("Read me."), false)
+    );
+    update(&mut m, Msg::Tick(T0 + Duration::seconds(4)));
+    let p = m.play.as_ref().expect("playing");
+    assert!(p.verdict.as_ref().is_some_and(|v| v.passed()), "{:?}", p.verdict);
+}

@@ -140,6 +140,8 @@ pub struct Ui {
     pub popup: Option<Popup>,
     /// The open detail view.
     pub detail: Option<Detail>,
+    /// The scenario's verdict was put away (esc) to see the panels.
+    pub verdict_hidden: bool,
     /// In an order's detail: the history stepped back to this event (an
     /// index into its steps); `None` follows the order live.
     pub history_step: Option<usize>,

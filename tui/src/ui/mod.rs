@@ -49,7 +49,11 @@ pub fn draw(frame: &mut Frame, m: &Model) {
         None if area.width >= FULL_LAYOUT.0 && area.height >= FULL_LAYOUT.1 => draw_full(frame, m, body),
         None => draw_compact(frame, m, body),
     }
-    if let Some(play) = m.play.as_ref().filter(|_| m.ui.popup.is_none()) {
+    if let Some(play) = m
+        .play
+        .as_ref()
+        .filter(|_| m.ui.popup.is_none() && !m.ui.verdict_hidden)
+    {
         scenario::draw_verdict(frame, play, body);
     }
     popups::draw(frame, m, area);
