@@ -287,7 +287,12 @@ impl Until {
         state: Option<&str>,
         node: Option<&str>,
     ) -> Result<Until, String> {
-        let need = |what: &str| format!("wait until {kind:?} needs `{what}`").to_lowercase();
+        // The name as written in the file (`queue_ready`), not the Rust one.
+        let name = serde_json::to_value(kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let need = |what: &str| format!("wait until {name} needs `{what}`");
         let count = || count.ok_or_else(|| need("count"));
         let queue = || queue.map(str::to_string).ok_or_else(|| need("queue"));
         let state = || state.map(str::to_string).ok_or_else(|| need("state"));
@@ -738,7 +743,7 @@ that = "none_lost"
         assert!(e.contains("bake"), "{e}");
         let missing = SAMPLE.replace("queue = \"kitchen\"\n", "");
         let e = Scenario::parse(&missing, "t").unwrap_err().to_string();
-        assert!(e.contains("step 3: wait until queueready needs `queue`"), "{e}");
+        assert!(e.contains("step 3: wait until queue_ready needs `queue`"), "{e}");
     }
 
     #[test]
