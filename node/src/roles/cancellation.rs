@@ -54,6 +54,8 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// Longest wait for a kitchen to finish cooking (or a recalled driver to
 /// come back) before the cancellation is retried later.
 const SETTLE: Duration = Duration::from_secs(60);
+/// Longest wait for the book to hold the events the others reported.
+const CATCH_UP: Duration = Duration::from_secs(3);
 
 /// What the order's events say about its cancellation so far.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -211,6 +213,7 @@ impl Run<'_> {
             }
         }
         // Nothing is in flight anywhere now: this node is the only writer.
+        self.catch_up().await;
         let mut seq = self.first_free_seq().await;
         let reason = p.reason.clone().unwrap_or_else(|| req.reason.clone());
         let Some(cause) = self.last_event().await else {
@@ -460,6 +463,25 @@ impl Run<'_> {
                 self.emit(&failed, cause, seq).await?;
                 Err(Handled::Reject(why))
             }
+        }
+    }
+
+    /// Waits (briefly) until the book has every event up to the highest seq
+    /// the others reported, so our first event follows the last one they
+    /// sent rather than racing it; after [`CATCH_UP`] we number above them
+    /// anyway and the fold holds ours back until theirs arrive.
+    async fn catch_up(&self) {
+        let deadline = Instant::now() + CATCH_UP;
+        while Instant::now() < deadline {
+            let caught_up = {
+                let book = self.s.book.lock().await;
+                book.get(&self.order_id)
+                    .is_some_and(|f| f.next_seq() > self.others_seq && f.held_back() == 0)
+            };
+            if caught_up {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
