@@ -153,3 +153,75 @@ impl Recording {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::Role;
+    use contracts::status::Faults;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);
+
+    #[test]
+    fn key_effects_become_steps_with_the_pauses_between_them() {
+        let nodes = Nodes::new();
+        let mut r = Recording::new(T0);
+        let at = |s: f64| T0 + time::Duration::seconds_f64(s);
+        r.note(
+            at(0.1),
+            &[Effect::PlaceOrders {
+                url: "u".into(),
+                count: 5,
+            }],
+            &nodes,
+        );
+        r.accepted(&["o1".into(), "o2".into()]);
+        r.note(at(2.04), &[Effect::Kill("kitchen-1".into())], &nodes);
+        r.note(
+            at(2.1),
+            &[Effect::ScaleUp(Role::Kitchen), Effect::Quit { stop_nodes: true }],
+            &nodes,
+        );
+        r.note(
+            at(3.0),
+            &[Effect::Control(
+                "kitchen-2".into(),
+                Control::SetFaults {
+                    faults: Faults {
+                        error_rate: 0.5,
+                        ..Faults::default()
+                    },
+                },
+            )],
+            &nodes,
+        );
+        r.note(
+            at(3.0),
+            &[Effect::CancelOrder {
+                url: "u".into(),
+                order_id: "o2".into(),
+            }],
+            &nodes,
+        );
+        let steps: Vec<String> = r.steps.iter().map(Step::describe).collect();
+        assert_eq!(
+            steps,
+            [
+                "place 5 order(s)",
+                "sleep 1.9 s",
+                "kill -9 kitchen-1",
+                "scale kitchen to 1",
+                "sleep 0.9 s",
+                "faults on kitchen-2: error_rate 0.5",
+                "cancel order #2",
+            ]
+        );
+        let s = r.scenario("session", Vec::new(), at(4.0));
+        assert_eq!(
+            s.steps.last().map(Step::describe).as_deref(),
+            Some("wait until every order placed has ended (≤ 120 s)")
+        );
+        assert_eq!(s.expect, vec![Expect::NoneLost, Expect::NoneCookedTwice]);
+    }
+}
