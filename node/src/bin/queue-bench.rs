@@ -353,12 +353,15 @@ async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
     producer
         .subscribe("pizza/q/bench-thin/confirm/bench-thin-producer", QoS::AtLeastOnce)
         .await?;
+    let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = confirmed.clone();
     let confirming = tokio::spawn(async move {
         let mut confirmed = 0u64;
         while confirmed < count {
             if let Ok(Event::Incoming(Packet::Publish(p))) = producer_loop.poll().await {
                 if let Ok(c) = serde_json::from_slice::<Confirm>(&p.payload) {
                     confirmed += c.event_ids.len() as u64;
+                    seen.store(confirmed, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }
@@ -369,8 +372,17 @@ async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
         .map(|i| serde_json::to_vec(&envelope(i, "bench-thin-producer")))
         .collect::<Result<_, _>>()?;
     tokio::time::sleep(Duration::from_millis(200)).await; // let the credit and subscriptions land
+                                                          // At most WINDOW puts unconfirmed, as a real producer (the node
+                                                          // runtime's outbox) keeps: rumqttd holds only ~10 MiB per topic filter
+                                                          // (see broker::server), so a keeper that falls further behind a flood
+                                                          // loses puts, and this client has no outbox to send them again; the run
+                                                          // would hang instead of measuring.
+    const WINDOW: u64 = 10_000;
     let started = Instant::now();
-    for body in bodies {
+    for (sent, body) in bodies.into_iter().enumerate() {
+        while sent as u64 >= confirmed.load(std::sync::atomic::Ordering::Relaxed) + WINDOW {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
         producer
             .publish("pizza/q/bench-thin/put", QoS::AtLeastOnce, false, body)
             .await?;
