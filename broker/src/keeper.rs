@@ -96,6 +96,19 @@ struct Batch {
     withdrawn: Vec<(String, Withdrawn)>,
 }
 
+impl Batch {
+    /// Confirms `id` to its producer after the flush (a put without a
+    /// source has no one to confirm to).
+    fn confirm(&mut self, queue: &str, source: String, id: Uuid) {
+        if !source.is_empty() {
+            self.confirms
+                .entry((queue.to_string(), source))
+                .or_default()
+                .push(id);
+        }
+    }
+}
+
 /// The keeper's state: queues, storage, and its MQTT client.
 pub struct Keeper {
     opts: KeeperOptions,
@@ -360,13 +373,7 @@ impl Keeper {
             tracing::info!(queue, order_id = %meta.order_id, "put for a withdrawn order dropped");
             self.store.set_withdrawn(queue, &meta.order_id, last_seq)?;
             batch.dirty = true;
-            if !source.is_empty() {
-                batch
-                    .confirms
-                    .entry((queue.to_string(), source))
-                    .or_default()
-                    .push(id);
-            }
+            batch.confirm(queue, source, id);
             return Ok(());
         }
         let item = Item {
@@ -383,13 +390,7 @@ impl Keeper {
             self.queue(queue).put(item);
             batch.dirty = true;
         }
-        if !source.is_empty() {
-            batch
-                .confirms
-                .entry((queue.to_string(), source))
-                .or_default()
-                .push(id);
-        }
+        batch.confirm(queue, source, id);
         Ok(())
     }
 

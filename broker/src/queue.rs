@@ -313,6 +313,10 @@ impl Queue {
     /// A put for a withdrawn key: returns the key's new last seq (to save)
     /// if the put must be dropped, `None` if it may be queued.
     pub fn drop_withdrawn(&mut self, meta: &Meta) -> Option<u64> {
+        // Called for every put: no key is built while nothing is withdrawn.
+        if self.withdrawn.is_empty() {
+            return None;
+        }
         let key = if meta.order_id.is_empty() {
             meta.event_id.to_string()
         } else {

@@ -12,8 +12,6 @@
 //! The log is the broker's, so an answer needs the broker: when none comes
 //! within the timeout the caller says so (HTTP 503), rather than guessing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
@@ -24,11 +22,10 @@ use contracts::history::{self, HistoryView, LogQuery, LogReply, ReplayError};
 use contracts::topics::Topics;
 use contracts::Envelope;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
-use crate::link::{Incoming, Link};
+use crate::request::Requests;
 use crate::roles::http::ApiError;
 use crate::runtime::Node;
 
@@ -58,18 +55,10 @@ pub enum HistoryError {
     Node(#[from] NodeError),
 }
 
-/// Open questions of a [`LogClient`], by request id.
-type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<LogReply>>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Asks the event log over a node's own MQTT connection. Cheap to clone.
 #[derive(Clone)]
 pub struct LogClient {
-    link: Link,
-    pending: Pending,
+    requests: Requests<LogReply>,
     timeout: Duration,
 }
 
@@ -77,41 +66,28 @@ impl LogClient {
     /// Subscribes to the node's reply topic and starts pairing replies.
     pub async fn start(node: &Node) -> Result<LogClient, NodeError> {
         let link = node.link().clone();
-        let replies = link.subscribe(link.topics().log_reply(link.id())).await?;
-        let pending = Pending::default();
-        tokio::spawn(pair_replies(replies, pending.clone()));
+        let replies = link.topics().log_reply(link.id());
         Ok(LogClient {
-            link,
-            pending,
+            requests: Requests::start(link, replies).await?,
             timeout: ANSWER_WITHIN,
         })
     }
 
     /// Every event of `order_id` the log holds, in seq order.
     pub async fn events(&self, order_id: &str) -> Result<Vec<Envelope>, HistoryError> {
-        let request_id = uuid::Uuid::new_v4().simple().to_string();
-        let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(request_id.clone(), tx);
-        let query = LogQuery {
-            request_id: request_id.clone(),
-            order_id: order_id.to_string(),
-        };
-        let topic = self.link.topics().log_query(self.link.id());
-        // Not through the outbox: a lost question is answered by the timeout,
-        // and asking again is the caller's choice.
-        let asked = self.link.publish_json(topic, &query, false).await;
-        let answer = match asked {
-            Ok(()) => tokio::time::timeout(self.timeout, rx).await,
-            Err(e) => {
-                lock(&self.pending).remove(&request_id);
-                return Err(e.into());
-            }
-        };
-        lock(&self.pending).remove(&request_id);
-        match answer {
-            Ok(Ok(reply)) => events_of(reply),
+        let link = self.requests.link();
+        let topic = link.topics().log_query(link.id());
+        let reply = self
+            .requests
+            .ask(topic, self.timeout, |request_id| LogQuery {
+                request_id,
+                order_id: order_id.to_string(),
+            })
+            .await?;
+        match reply {
+            Some(reply) => events_of(reply),
             // Timed out, or the pairing task is gone (the node is stopping).
-            _ => Err(HistoryError::Timeout(self.timeout)),
+            None => Err(HistoryError::Timeout(self.timeout)),
         }
     }
 }
@@ -120,22 +96,6 @@ fn events_of(reply: LogReply) -> Result<Vec<Envelope>, HistoryError> {
     match reply.error {
         Some(e) => Err(HistoryError::Log(e)),
         None => Ok(reply.events),
-    }
-}
-
-/// Hands each reply to the question waiting for it; a reply nobody waits
-/// for (its question timed out) is dropped.
-async fn pair_replies(mut rx: mpsc::UnboundedReceiver<Incoming>, pending: Pending) {
-    while let Some(msg) = rx.recv().await {
-        match serde_json::from_slice::<LogReply>(&msg.payload) {
-            Ok(reply) => {
-                if let Some(tx) = lock(&pending).remove(&reply.request_id) {
-                    let _ = tx.send(reply);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "ignored a malformed event log reply"),
-        }
-        msg.ack().await;
     }
 }
 

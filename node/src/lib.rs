@@ -10,6 +10,7 @@
 //! - [`roles`]: order, payment, kitchen, delivery.
 //! - [`faults`]: injected faults, on incoming messages and on published events.
 //! - [`worker`]: the consume loop queue-consuming roles share.
+//! - [`request`]: request/reply over MQTT (withdrawals, the event log).
 //! - [`withdraw`]: asking the keeper to take an order off a queue.
 //! - [`ports`]: a free port that no outgoing connection can take first.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
@@ -31,6 +32,7 @@ pub mod outbox;
 pub mod ports;
 pub mod queue;
 pub mod recent;
+pub mod request;
 pub mod roles;
 pub mod runtime;
 pub mod withdraw;

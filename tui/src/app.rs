@@ -146,6 +146,23 @@ impl App {
         }
     }
 
+    /// Like [`App::next`], but gives up with `None` after `frame_in` (the
+    /// time until the next frame may be drawn), so a dirty model is drawn
+    /// even when no message comes. `None` waits as long as it takes.
+    pub async fn next_within(
+        &mut self,
+        tick: &mut tokio::time::Interval,
+        frame_in: Option<Duration>,
+    ) -> Option<Msg> {
+        match frame_in {
+            Some(wait) => tokio::select! {
+                msg = self.next(tick) => Some(msg),
+                _ = tokio::time::sleep(wait) => None,
+            },
+            None => Some(self.next(tick).await),
+        }
+    }
+
     /// A message already waiting, if any.
     pub fn try_next(&mut self) -> Option<Msg> {
         self.rx.try_recv().ok()

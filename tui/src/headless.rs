@@ -45,14 +45,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
         // Without a recording nothing is drawn, so `dirty` is not waited on.
         let wait = (screen.is_some() && app.model.dirty)
             .then(|| (last_frame + HEADLESS_FRAME).saturating_duration_since(Instant::now()));
-        let msg = match wait {
-            Some(wait) => tokio::select! {
-                msg = app.next(&mut tick) => Some(msg),
-                _ = tokio::time::sleep(wait) => None,
-            },
-            None => Some(app.next(&mut tick).await),
-        };
-        if let Some(msg) = msg {
+        if let Some(msg) = app.next_within(&mut tick, wait).await {
             app.handle(msg);
         }
         if let Some(s) = screen.as_mut() {

@@ -48,14 +48,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
                 .model
                 .dirty
                 .then(|| (last_frame + FRAME).saturating_duration_since(Instant::now()));
-            let msg = match wait {
-                Some(wait) => tokio::select! {
-                    msg = app.next(&mut tick) => Some(msg),
-                    _ = tokio::time::sleep(wait) => None,
-                },
-                None => Some(app.next(&mut tick).await),
-            };
-            if let Some(msg) = msg {
+            if let Some(msg) = app.next_within(&mut tick, wait).await {
                 app.handle(msg);
                 for _ in 0..BATCH {
                     match app.try_next() {

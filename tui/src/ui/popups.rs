@@ -135,8 +135,20 @@ fn answer_line(answers: &[(&str, &str)]) -> Line<'static> {
     Line::from(spans)
 }
 
-/// A bordered box in the middle of `area`, cleared underneath.
+/// A yellow bordered box in the middle of `area`, cleared underneath.
 fn show(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16) {
+    show_in(frame, area, title, lines, width, Color::Yellow);
+}
+
+/// A bordered box of `color` in the middle of `area`, cleared underneath.
+pub(super) fn show_in(
+    frame: &mut Frame,
+    area: Rect,
+    title: &str,
+    lines: Vec<Line>,
+    width: u16,
+    color: Color,
+) {
     let width = width.min(area.width.saturating_sub(2));
     let height = (lines.len() as u16 + 2).min(area.height);
     let [row] = Layout::vertical([Constraint::Length(height)])
@@ -148,11 +160,8 @@ fn show(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, width: u16
     frame.render_widget(Clear, rect);
     let block = Block::bordered()
         .border_type(BorderType::Rounded)
-        .border_style(Style::new().fg(Color::Yellow))
-        .title(Span::styled(
-            title.to_string(),
-            Style::new().bold().fg(Color::Yellow),
-        ));
+        .border_style(Style::new().fg(color))
+        .title(Span::styled(title.to_string(), Style::new().bold().fg(color)));
     frame.render_widget(
         Paragraph::new(lines).wrap(Wrap { trim: false }).block(block),
         rect,

@@ -1,10 +1,10 @@
 //! A scenario on screen: the caption bar narrating each step with its
 //! progress, and the verdict once it is over.
 
-use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Clear, Paragraph, Wrap};
+use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::play::Play;
@@ -86,30 +86,12 @@ pub(super) fn draw_verdict(frame: &mut Frame, play: &Play, area: Rect) {
     }
     lines.push(Line::from(""));
     lines.push(Line::from(
-        Span::raw("q quits · the panels stay live").dark_gray(),
+        Span::raw("esc hides this · q quits · the panels stay live").dark_gray(),
     ));
-    let title = if v.passed() {
-        " Verdict: PASSED "
+    let (title, color) = if v.passed() {
+        (" Verdict: PASSED ", Color::Green)
     } else {
-        " Verdict: FAILED "
+        (" Verdict: FAILED ", Color::Red)
     };
-    let color = if v.passed() { Color::Green } else { Color::Red };
-    let height = (lines.len() as u16 + 2).min(area.height);
-    let width = area.width.saturating_sub(4).min(96);
-    let [row] = Layout::vertical([Constraint::Length(height)])
-        .flex(Flex::Center)
-        .areas(area);
-    let [rect] = Layout::horizontal([Constraint::Length(width)])
-        .flex(Flex::Center)
-        .areas(row);
-    frame.render_widget(Clear, rect);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(
-            Block::bordered()
-                .border_type(BorderType::Rounded)
-                .border_style(Style::new().fg(color))
-                .title(Span::styled(title, Style::new().fg(color).bold())),
-        ),
-        rect,
-    );
+    super::popups::show_in(frame, area, title, lines, 96, color);
 }
