@@ -56,7 +56,7 @@ use std::time::Duration;
 use contracts::history::LogQuery;
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -385,15 +385,9 @@ enum Input {
 /// the batch holding them is flushed, so an event the recorder did not store
 /// is sent to it again by the broker.
 pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLogError> {
-    let mut mqtt = MqttOptions::new(&opts.client_id, &opts.host, opts.port);
-    mqtt.set_clean_session(false)
-        .set_keep_alive(Duration::from_secs(10))
-        .set_manual_acks(true)
-        .set_inflight(1_000)
-        .set_max_packet_size(crate::server::MAX_PAYLOAD * 2, crate::server::MAX_PAYLOAD * 2);
-    if let Some((u, p)) = &opts.credentials {
-        mqtt.set_credentials(u, p);
-    }
+    let mut mqtt =
+        crate::server::client_options(&opts.client_id, &opts.host, opts.port, opts.credentials.as_ref());
+    mqtt.set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     eventloop.network_options.set_tcp_nodelay(true);
     // Unbounded for the same reason as the keeper's: the event loop must

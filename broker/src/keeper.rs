@@ -23,7 +23,7 @@ use contracts::queue::{
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -172,14 +172,8 @@ impl Keeper {
         }
         let next_seq = store.next_seq()?;
 
-        let mut mqtt = MqttOptions::new(&opts.client_id, &opts.host, opts.port);
-        mqtt.set_clean_session(false)
-            .set_keep_alive(Duration::from_secs(10))
-            .set_inflight(1_000)
-            .set_max_packet_size(crate::server::MAX_PAYLOAD * 2, crate::server::MAX_PAYLOAD * 2);
-        if let Some((u, p)) = &opts.credentials {
-            mqtt.set_credentials(u, p);
-        }
+        let mqtt =
+            crate::server::client_options(&opts.client_id, &opts.host, opts.port, opts.credentials.as_ref());
         let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
         eventloop.network_options.set_tcp_nodelay(true);
         let keeper = Keeper {

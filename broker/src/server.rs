@@ -97,3 +97,23 @@ pub fn spawn(opts: &ServerOptions) -> std::io::Result<()> {
         })?;
     Ok(())
 }
+
+/// The MQTT options of the broker's own clients (the keeper, the event
+/// log): a persistent session, room for the largest payload, and the
+/// credentials when the broker asks for them.
+pub fn client_options(
+    client_id: &str,
+    host: &str,
+    port: u16,
+    credentials: Option<&(String, String)>,
+) -> rumqttc::MqttOptions {
+    let mut mqtt = rumqttc::MqttOptions::new(client_id, host, port);
+    mqtt.set_clean_session(false)
+        .set_keep_alive(std::time::Duration::from_secs(10))
+        .set_inflight(1_000)
+        .set_max_packet_size(MAX_PAYLOAD * 2, MAX_PAYLOAD * 2);
+    if let Some((u, p)) = credentials {
+        mqtt.set_credentials(u, p);
+    }
+    mqtt
+}
