@@ -4,9 +4,10 @@
 //! 3.1.1 broker) that owns the queues' storage. One task runs the loop:
 //!
 //! 1. take every message waiting (a batch: puts, credits, acks, statuses);
-//! 2. apply them to the in-memory queues and write the changes to sled;
-//! 3. flush sled once for the whole batch (group commit), and only then
-//!    publish the put confirms;
+//! 2. apply them to the in-memory queues and append the changes to the
+//!    queues' journals ([`crate::journal`]);
+//! 3. write the journals' records and flush sled once for the whole batch
+//!    (group commit), and only then publish the put confirms;
 //! 4. hand out deliveries against credit; publish stats every 500 ms.
 //!
 //! Nothing is confirmed before it is on disk, and all queue state is rebuilt
@@ -144,7 +145,7 @@ fn valid_queue_name(name: &str) -> bool {
 impl Keeper {
     /// Opens storage, rebuilds every queue from it, and connects.
     pub fn open(opts: KeeperOptions) -> Result<(Keeper, EventLoop), KeeperError> {
-        let store = Store::open(&opts.data_dir)?;
+        let mut store = Store::open(&opts.data_dir)?;
         let mut names: BTreeSet<String> = store.queue_names().into_iter().collect();
         names.extend(opts.queues.iter().cloned());
         let base = wall_ms();

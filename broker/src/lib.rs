@@ -4,6 +4,8 @@
 //! - [`server`]: rumqttd, configured with bounded memory and optional auth.
 //! - [`queue`]: one work queue as plain data (credit, per-key FIFO, retries,
 //!   leases, DLQ), tested without sockets.
+//! - [`journal`]: how a queue's puts and acks are packed into few sled
+//!   records, replayed on start and truncated from the front (plain data).
 //! - [`store`]: the queues' sled storage, with group-commit flushes.
 //! - [`keeper`]: the MQTT client that runs the queues over ordinary topics.
 //! - [`eventlog`]: every domain event appended once to sled, and one order's
@@ -13,6 +15,7 @@
 
 pub mod auth;
 pub mod eventlog;
+pub mod journal;
 pub mod keeper;
 #[cfg(target_os = "linux")]
 pub mod nodelay;

@@ -1,28 +1,28 @@
-//! The keeper's durable state in sled: queue items, dead letters, and the
-//! event ids already accepted (so a re-sent put is stored once).
+//! The keeper's durable state in sled: queue journals, dead letters, and
+//! withdrawn keys.
 //!
 //! Layout, per queue `q`:
-//! - tree `items/q`: event id (16 bytes) -> stored item JSON (see
-//!   [`wire::stored_json`]), or an empty tombstone once the item is done;
-//! - tree `dlq/q`:   id (u64 big-endian) -> [`DeadLetter`] JSON;
+//! - tree `log/q`:  record number (u64 big-endian) -> a run of put and done
+//!   operations (see [`crate::journal`]), a few records per batch;
+//! - tree `seen/q`: record number -> event ids accepted in one batch (16
+//!   bytes each), for deduplicating re-sent puts;
+//! - tree `dlq/q`:  id (u64 big-endian) -> [`DeadLetter`] JSON;
+//! - tree `withdrawn/q`: order id -> the highest seq seen of it;
 //! - key `next_seq`: the next queue position.
 //!
-//! Keying items by event id makes a put one compare-and-swap that both
-//! deduplicates and stores, and a done one tombstone write that keeps the
-//! dedupe record: two sled operations per message (sled costs ~8 µs an
-//! operation here, so the count is the throughput). Put order lives in the
-//! stored `seq`; a restart sorts the live items by it.
-//!
-//! Durability: callers batch writes and call [`Store::flush`] once per batch
-//! before confirming (group commit). sled's flush survives kill -9 of the
-//! process; it does not promise survival of a power cut.
+//! Durability: writes are buffered per batch and written by [`Store::flush`],
+//! which the keeper calls once per batch before confirming (group commit).
+//! sled's flush survives kill -9 of the process; it does not promise
+//! survival of a power cut.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::Bytes;
 use contracts::queue::DeadLetter;
 use uuid::Uuid;
 
+use crate::journal::{self, JournalError, Live, Op, Replay, Seen};
 use crate::queue::Item;
 use crate::wire;
 
@@ -37,16 +37,45 @@ pub enum StoreError {
     /// A stored record did not decode.
     #[error("queue storage holds a record that does not decode ({0}); the data directory may be from another version")]
     Decode(#[from] serde_json::Error),
+    /// A journal record did not decode.
+    #[error(
+        "queue storage holds a damaged journal record ({0}); the data directory may be from another version"
+    )]
+    Journal(#[from] JournalError),
+}
+
+/// One queue's journal as the store writes it.
+#[derive(Debug)]
+struct Journal {
+    live: Live,
+    seen: Seen,
+    /// The record being filled: its number and bytes.
+    open: Option<(u64, Vec<u8>)>,
+    /// Full records waiting for the next flush.
+    sealed: Vec<(u64, Vec<u8>)>,
+}
+
+impl Journal {
+    fn new() -> Journal {
+        Journal {
+            live: Live::default(),
+            seen: Seen::new(journal::SEEN_KEEP),
+            open: None,
+            sealed: Vec::new(),
+        }
+    }
 }
 
 /// The keeper's sled database.
-#[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     /// DLQ sizes, counted once and then kept up to date: sled's `len` is a
     /// full scan, and the stats ask every 500 ms.
-    dead: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
-    trees: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, sled::Tree>>>,
+    dead: Arc<Mutex<HashMap<String, u64>>>,
+    trees: Arc<Mutex<HashMap<String, sled::Tree>>>,
+    journals: BTreeMap<String, Journal>,
+    /// The next record number, for every queue's `log` and `seen` trees.
+    next_record: u64,
 }
 
 fn key(n: u64) -> [u8; 8] {
@@ -73,10 +102,22 @@ impl Store {
             // what a crash can lose of the non-critical writes (attempt counts).
             .flush_every_ms(Some(500))
             .open()?;
+        // Record numbers go on from the highest ever written.
+        let next_record = db
+            .tree_names()
+            .iter()
+            .filter(|n| n.starts_with(b"log/") || n.starts_with(b"seen/"))
+            .map(|n| Ok(db.open_tree(n)?.last()?.map_or(0, |(k, _)| unkey(&k))))
+            .collect::<Result<Vec<u64>, sled::Error>>()?
+            .into_iter()
+            .max()
+            .map_or(1, |last| last + 1);
         Ok(Store {
             db,
             dead: Default::default(),
             trees: Default::default(),
+            journals: BTreeMap::new(),
+            next_record,
         })
     }
 
@@ -93,8 +134,18 @@ impl Store {
         Ok(t)
     }
 
-    fn items(&self, queue: &str) -> Result<sled::Tree, StoreError> {
-        self.tree("items", queue)
+    fn log(&self, queue: &str) -> Result<sled::Tree, StoreError> {
+        self.tree("log", queue)
+    }
+
+    fn seen(&self, queue: &str) -> Result<sled::Tree, StoreError> {
+        self.tree("seen", queue)
+    }
+
+    fn journal(&mut self, queue: &str) -> &mut Journal {
+        self.journals
+            .entry(queue.to_string())
+            .or_insert_with(Journal::new)
     }
 
     fn dlq(&self, queue: &str) -> Result<sled::Tree, StoreError> {
@@ -130,13 +181,15 @@ impl Store {
             .tree_names()
             .iter()
             .filter_map(|n| {
-                std::str::from_utf8(n)
-                    .ok()?
-                    .strip_prefix("items/")
+                let n = std::str::from_utf8(n).ok()?;
+                // `items/` is the layout before the journal (see `migrate`).
+                n.strip_prefix("log/")
+                    .or_else(|| n.strip_prefix("items/"))
                     .map(str::to_string)
             })
             .collect();
         names.sort();
+        names.dedup();
         names
     }
 
@@ -151,52 +204,107 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a new item unless its event id was accepted before (then
-    /// returns false and stores nothing). Not flushed.
-    pub fn add(&self, queue: &str, item: &Item) -> Result<bool, StoreError> {
-        let value = wire::stored_json(item)?;
-        let swapped = self.items(queue)?.compare_and_swap(
-            item.meta.event_id.as_bytes(),
-            None as Option<&[u8]>,
-            Some(value),
-        )?;
-        Ok(swapped.is_ok())
+    /// Appends an operation to `queue`'s open record (sealing it when
+    /// full), and returns the record's number.
+    fn append(&mut self, queue: &str, write: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        let next = self.next_record;
+        let j = self.journal(queue);
+        let (r, bytes) = j.open.get_or_insert_with(|| (next, Vec::new()));
+        let r = *r;
+        write(bytes);
+        j.live.record(r);
+        if bytes.len() >= journal::RECORD_BYTES {
+            j.sealed.extend(j.open.take());
+        }
+        if r == next {
+            self.next_record += 1;
+        }
+        r
     }
 
-    /// Stores an updated item (not flushed).
-    pub fn save(&self, queue: &str, item: &Item) -> Result<(), StoreError> {
-        self.items(queue)?
-            .insert(item.meta.event_id.as_bytes(), wire::stored_json(item)?)?;
+    /// Stores a new item unless its event id was accepted lately (then
+    /// returns false and stores nothing). Written at the next flush.
+    pub fn add(&mut self, queue: &str, item: &Item) -> Result<bool, StoreError> {
+        let id = item.meta.event_id;
+        let j = self.journal(queue);
+        if j.live.contains(&id) || !j.seen.accept(id) {
+            return Ok(false);
+        }
+        self.save(queue, item)?;
+        Ok(true)
+    }
+
+    /// Stores an item's new version (written at the next flush).
+    pub fn save(&mut self, queue: &str, item: &Item) -> Result<(), StoreError> {
+        let r = self.append(queue, |b| journal::put(b, item));
+        self.journal(queue).live.put(item.meta.event_id, r);
         Ok(())
     }
 
-    /// Marks an item finished: a tombstone that still deduplicates a late
-    /// re-sent put of it (not flushed).
-    pub fn finish(&self, queue: &str, event_id: &Uuid) -> Result<(), StoreError> {
-        self.items(queue)?.insert(event_id.as_bytes(), &[])?;
+    /// Marks an item finished (written at the next flush). Its event id is
+    /// still remembered, so a late re-sent put of it is not stored again.
+    pub fn finish(&mut self, queue: &str, event_id: &Uuid) -> Result<(), StoreError> {
+        self.append(queue, |b| journal::done(b, event_id));
+        self.journal(queue).live.done(event_id);
         Ok(())
     }
 
     /// Every live item of `queue` in put order, to rebuild after a restart.
-    pub fn load(&self, queue: &str) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        for entry in self.items(queue)?.iter() {
-            let (_, v) = entry?;
+    /// Call once per queue, before writing to it.
+    pub fn load(&mut self, queue: &str) -> Result<Vec<Item>, StoreError> {
+        let mut replay = Replay::default();
+        for entry in self.log(queue)?.iter() {
+            let (k, v) = entry?;
+            replay.record(unkey(&k), &v)?;
+        }
+        let mut seen = Seen::new(journal::SEEN_KEEP);
+        for entry in self.seen(queue)?.iter() {
+            let (k, v) = entry?;
+            seen.restore(unkey(&k), &v);
+        }
+        let (live, mut items) = replay.finish()?;
+        let j = self.journal(queue);
+        j.live = live;
+        j.seen = seen;
+        items.extend(self.migrate(queue)?);
+        items.sort_by_key(|i| i.seq);
+        Ok(items)
+    }
+
+    /// Moves a queue stored in the layout before the journal (tree
+    /// `items/q`: event id -> stored item JSON, or empty once done) into
+    /// the journal, and returns its live items.
+    fn migrate(&mut self, queue: &str) -> Result<Vec<Item>, StoreError> {
+        let name = format!("items/{queue}");
+        if !self.db.tree_names().iter().any(|n| n == name.as_bytes()) {
+            return Ok(Vec::new());
+        }
+        let old = self.db.open_tree(&name)?;
+        let mut items = Vec::new();
+        for entry in old.iter() {
+            let (k, v) = entry?;
+            let Ok(id) = Uuid::from_slice(&k) else { continue };
+            self.journal(queue).seen.accept(id);
             if v.is_empty() {
                 continue;
             }
             let s: wire::StoredIn = serde_json::from_slice(&v)?;
-            let envelope = Bytes::from(s.envelope.get().to_owned());
-            out.push(Item {
+            let envelope = bytes::Bytes::from(s.envelope.get().to_owned());
+            let item = Item {
                 seq: s.seq,
                 attempt: s.attempt,
                 redelivery: s.redelivery,
                 meta: wire::check_envelope(&envelope)?,
                 envelope,
-            });
+            };
+            self.save(queue, &item)?;
+            items.push(item);
         }
-        out.sort_by_key(|i| i.seq);
-        Ok(out)
+        self.write()?;
+        self.db.flush()?;
+        self.db.drop_tree(name.as_bytes())?;
+        tracing::info!(queue, live = items.len(), "queue moved to the journal layout");
+        Ok(items)
     }
 
     /// Adds a dead letter; returns it with its id.
@@ -228,7 +336,7 @@ impl Store {
         Ok(n)
     }
 
-    fn lock_dead(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+    fn lock_dead(&self) -> MutexGuard<'_, HashMap<String, u64>> {
         self.dead.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -261,9 +369,70 @@ impl Store {
         Ok(out)
     }
 
-    /// Makes every write so far durable. Confirms go out only after this.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    /// Writes the batch's records, deletes the ones no longer needed, and
+    /// makes every write so far durable. Confirms go out only after this.
+    pub async fn flush(&mut self) -> Result<(), StoreError> {
+        self.write()?;
         self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Writes the batch's records and deletes the ones no longer needed
+    /// (not flushed).
+    fn write(&mut self) -> Result<(), StoreError> {
+        let queues: Vec<String> = self.journals.keys().cloned().collect();
+        for queue in queues {
+            self.copy_forward(&queue)?;
+            let seen_record = self.next_record;
+            let j = self.journal(&queue);
+            j.sealed.extend(j.open.take());
+            let records = std::mem::take(&mut j.sealed);
+            let seen = j.seen.seal(seen_record);
+            if seen.is_some() {
+                self.next_record += 1;
+            }
+            let log = self.log(&queue)?;
+            for (r, bytes) in records {
+                log.insert(key(r), bytes)?;
+            }
+            let seen_tree = self.seen(&queue)?;
+            if let Some(bytes) = seen {
+                seen_tree.insert(key(seen_record), bytes)?;
+            }
+            let j = self.journal(&queue);
+            let (gone, forgotten) = (j.live.truncate(u64::MAX), j.seen.evict());
+            for r in gone {
+                log.remove(key(r))?;
+            }
+            for r in forgotten {
+                seen_tree.remove(key(r))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// When a queue has many records and its oldest holds only a few live
+    /// items (a message in a long backoff, say), re-writes those into the
+    /// open record, so the oldest can go and the journal stays short.
+    fn copy_forward(&mut self, queue: &str) -> Result<(), StoreError> {
+        let j = self.journal(queue);
+        let Some((oldest, live)) = j.live.oldest() else {
+            return Ok(());
+        };
+        if live == 0 || live > journal::COPY_FORWARD_MAX || j.live.records() <= journal::COPY_FORWARD_AFTER {
+            return Ok(());
+        }
+        let Some(bytes) = self.log(queue)?.get(key(oldest))? else {
+            return Ok(());
+        };
+        for op in journal::ops(&bytes)? {
+            if let Op::Put { id, op } = op {
+                if self.journal(queue).live.is_at(&id, oldest) {
+                    let r = self.append(queue, |b| b.extend_from_slice(op));
+                    self.journal(queue).live.put(id, r);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -290,7 +459,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, c) = (item(3, "o1"), item(1, "o2"), item(2, "o3"));
         {
-            let store = Store::open(dir.path()).unwrap();
+            let mut store = Store::open(dir.path()).unwrap();
             for i in [&a, &b, &c] {
                 assert!(store.add("kitchen", i).unwrap());
             }
@@ -301,7 +470,7 @@ mod tests {
             store.finish("kitchen", &c.meta.event_id).unwrap();
             store.flush().await.unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
         let seqs: Vec<u64> = store.load("kitchen").unwrap().iter().map(|i| i.seq).collect();
         assert_eq!(seqs, vec![1, 3], "live items, in seq order");
         assert!(
@@ -324,5 +493,97 @@ mod tests {
         assert_eq!(store.dead_count("kitchen").unwrap(), 2, "counted without a scan");
         assert_eq!(store.exhume("kitchen", &[a.id], false).unwrap().len(), 1);
         assert_eq!(store.dead_count("kitchen").unwrap(), 1);
+    }
+
+    /// Puts and finishes `n` fresh items on `queue`, one flush per `batch`;
+    /// returns the last.
+    async fn churn(store: &mut Store, queue: &str, n: u64, batch: u64) -> Item {
+        let mut last = None;
+        for i in 0..n {
+            let it = item(1_000 + i, &format!("c{i}"));
+            assert!(store.add(queue, &it).unwrap());
+            store.finish(queue, &it.meta.event_id).unwrap();
+            if i % batch == 0 {
+                store.flush().await.unwrap();
+            }
+            last = Some(it);
+        }
+        store.flush().await.unwrap();
+        last.unwrap()
+    }
+
+    #[tokio::test]
+    async fn finished_work_is_deleted_and_a_long_lived_item_is_carried_forward() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut pinned = item(1, "stuck");
+        let finished;
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            assert!(store.add("kitchen", &pinned).unwrap());
+            store.flush().await.unwrap();
+            // A retry re-writes it with its new attempt count.
+            pinned.attempt = 4;
+            pinned.redelivery = Some("retry: oven cold".into());
+            store.save("kitchen", &pinned).unwrap();
+            finished = Some(churn(&mut store, "kitchen", 5_000, 10).await);
+            let records = store.log("kitchen").unwrap().len();
+            assert!(
+                records <= journal::COPY_FORWARD_AFTER + 2,
+                "the journal stays short behind one long-lived item: {records} records"
+            );
+            assert!(
+                store.log("kitchen").unwrap().first().unwrap().is_some(),
+                "the live item's record is kept"
+            );
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load("kitchen").unwrap(), vec![pinned.clone()]);
+        assert!(
+            !store.add("kitchen", &finished.unwrap()).unwrap(),
+            "finished ids are still remembered after a restart"
+        );
+        store.finish("kitchen", &pinned.meta.event_id).unwrap();
+        store.flush().await.unwrap();
+        assert_eq!(
+            store.log("kitchen").unwrap().len(),
+            0,
+            "nothing live, nothing kept"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_queue_in_the_old_layout_is_moved_into_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, done) = (item(2, "o1"), item(1, "o2"));
+        {
+            let db = sled::open(dir.path().join("queues")).unwrap();
+            let old = db.open_tree("items/kitchen").unwrap();
+            let envelope = std::str::from_utf8(&live.envelope).unwrap();
+            let stored = format!(r#"{{"seq":2,"attempt":1,"redelivery":null,"envelope":{envelope}}}"#);
+            old.insert(live.meta.event_id.as_bytes(), stored.as_bytes())
+                .unwrap();
+            old.insert(done.meta.event_id.as_bytes(), &[]).unwrap();
+            db.flush().unwrap();
+        }
+        let restored = Item {
+            attempt: 1,
+            ..live.clone()
+        };
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.queue_names(), vec!["kitchen".to_string()]);
+            assert_eq!(store.load("kitchen").unwrap(), vec![restored.clone()]);
+            assert!(
+                !store.add("kitchen", &done).unwrap(),
+                "a finished id still deduplicates"
+            );
+            assert!(!store
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n == "items/kitchen".as_bytes()));
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load("kitchen").unwrap(), vec![restored], "moved for good");
     }
 }

@@ -106,16 +106,8 @@ pub fn delivery_json(
     })
 }
 
-/// A stored queue item: its position, delivery state and the raw envelope.
-#[derive(Serialize)]
-struct StoredOut<'a> {
-    seq: u64,
-    attempt: u32,
-    redelivery: Option<&'a str>,
-    envelope: &'a RawValue,
-}
-
-/// A stored queue item as read back.
+/// A queue item as the layout before the journal stored it (read only to
+/// move such a queue into the journal, see [`crate::store`]).
 #[derive(Deserialize)]
 pub struct StoredIn {
     /// Position in the queue.
@@ -127,16 +119,6 @@ pub struct StoredIn {
     pub redelivery: Option<String>,
     /// The envelope as put.
     pub envelope: Box<RawValue>,
-}
-
-/// Serialises a stored item.
-pub fn stored_json(item: &crate::queue::Item) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&StoredOut {
-        seq: item.seq,
-        attempt: item.attempt,
-        redelivery: item.redelivery.as_deref(),
-        envelope: raw(&item.envelope)?,
-    })
 }
 
 /// The full envelope, for the rare paths that show it (dead letters).
