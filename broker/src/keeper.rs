@@ -40,6 +40,9 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 const DLQ_LISTED: usize = 200;
 /// Most messages taken into one batch before flushing.
 const MAX_BATCH: usize = 4_096;
+/// Most bytes of deliveries sent in one message to a consumer that takes
+/// batches (well under the broker's and the nodes' packet limits).
+const DELIVERY_BATCH_BYTES: usize = 64 * 1024;
 
 /// Errors that stop the keeper.
 #[derive(Debug, thiserror::Error)]
@@ -267,22 +270,53 @@ impl Keeper {
         // and after a crash every restored message is marked as a possible
         // redelivery.
         for (name, q) in self.queues.iter_mut() {
-            out.extend(q.dispatch().into_iter().map(|d| (name.clone(), d)));
+            let dispatched = q.dispatch();
+            if !dispatched.is_empty() {
+                out.push((name.clone(), dispatched));
+            }
         }
-        for (queue, d) in out {
-            let topic = self.opts.topics.deliver(&queue, &d.consumer);
-            let item = &d.item;
-            let delivery = wire::delivery_json(
-                &d.delivery_id,
-                item.attempt,
-                item.redelivery.as_deref(),
-                &d.incarnation,
-                &item.envelope,
-            )
-            .unwrap_or_default();
-            self.client
-                .publish(topic, QoS::AtLeastOnce, false, delivery)
-                .await?;
+        for (queue, dispatched) in out {
+            // A consumer that takes batches gets this round's deliveries in
+            // as few messages as the size cap allows, in dispatch order.
+            let mut batches: BTreeMap<String, wire::DeliveryBatch> = BTreeMap::new();
+            for d in dispatched {
+                let item = &d.item;
+                let delivery = wire::delivery_json(
+                    &d.delivery_id,
+                    item.attempt,
+                    item.redelivery.as_deref(),
+                    &d.incarnation,
+                    &item.envelope,
+                )
+                .unwrap_or_default();
+                if !d.batch {
+                    let topic = self.opts.topics.deliver(&queue, &d.consumer);
+                    self.client
+                        .publish(topic, QoS::AtLeastOnce, false, delivery)
+                        .await?;
+                    continue;
+                }
+                if delivery.is_empty() {
+                    // Cannot be joined into a batch; its ack timeout brings it back.
+                    tracing::warn!(%queue, delivery_id = %d.delivery_id, "a delivery did not encode");
+                    continue;
+                }
+                let batch = batches.entry(d.consumer.clone()).or_default();
+                if !batch.is_empty() && batch.len() + delivery.len() > DELIVERY_BATCH_BYTES {
+                    let body = batch.take();
+                    let topic = self.opts.topics.deliver(&queue, &d.consumer);
+                    self.client.publish(topic, QoS::AtLeastOnce, false, body).await?;
+                }
+                batch.push(&delivery);
+            }
+            for (consumer, mut batch) in batches {
+                if !batch.is_empty() {
+                    let topic = self.opts.topics.deliver(&queue, &consumer);
+                    self.client
+                        .publish(topic, QoS::AtLeastOnce, false, batch.take())
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -407,9 +441,9 @@ impl Keeper {
             return Ok(());
         };
         self.heard_from(consumer);
-        let effects = self
-            .queue(queue)
-            .credit(consumer, credit.credit, &credit.incarnation);
+        let q = self.queue(queue);
+        let effects = q.credit(consumer, credit.credit, &credit.incarnation);
+        q.set_batch(consumer, credit.batch);
         self.apply(queue, effects, batch)
     }
 

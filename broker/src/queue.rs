@@ -125,6 +125,9 @@ pub struct Dispatch {
     pub delivery_id: String,
     /// The item (with `attempt` already counting this delivery).
     pub item: Item,
+    /// The consumer takes deliveries in batches (see
+    /// [`contracts::queue::Credit::batch`]).
+    pub batch: bool,
 }
 
 /// What an ack (or a lease expiry) did to a message; the keeper persists it.
@@ -162,6 +165,7 @@ struct Consumer {
     incarnation: String,
     in_flight: u32,
     online: bool,
+    batch: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -344,11 +348,20 @@ impl Queue {
             incarnation: incarnation.to_string(),
             in_flight: 0,
             online: true,
+            batch: false,
         });
         c.credit = credit;
         c.incarnation = incarnation.to_string();
         c.online = true;
         effects
+    }
+
+    /// Whether `consumer` takes its deliveries in batches (it says so in its
+    /// credit; older consumers do not).
+    pub fn set_batch(&mut self, consumer: &str, batch: bool) {
+        if let Some(c) = self.consumers.get_mut(consumer) {
+            c.batch = batch;
+        }
     }
 
     /// A consumer went offline (its last will arrived, or its lease ran out):
@@ -583,6 +596,7 @@ impl Queue {
                 incarnation: c.incarnation.clone(),
                 delivery_id,
                 item,
+                batch: c.batch,
             });
             self.last_served = Some(consumer);
         }
@@ -670,6 +684,22 @@ mod tests {
         assert!(q.dispatch().is_empty(), "credit used up");
         q.ack("k1", &d[0].delivery_id, Outcome::Done, None, 0);
         assert_eq!(q.dispatch().len(), 1);
+    }
+
+    #[test]
+    fn a_consumer_that_asks_for_batches_is_marked_in_its_dispatches() {
+        let mut q = queue();
+        for s in 1..=3 {
+            q.put(item(s, &format!("o{s}")));
+        }
+        q.credit("old", 1, "i1");
+        q.credit("new", 2, "i2");
+        q.set_batch("new", true);
+        let d = q.dispatch();
+        assert_eq!(d.len(), 3, "credit still bounds what each one gets");
+        for d in &d {
+            assert_eq!(d.batch, d.consumer == "new", "{}", d.consumer);
+        }
     }
 
     #[test]

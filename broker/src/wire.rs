@@ -106,6 +106,48 @@ pub fn delivery_json(
     })
 }
 
+/// A [`contracts::queue::DeliveryMessage::Batch`] being built from
+/// [`delivery_json`] outputs, without parsing them again.
+#[derive(Debug, Default)]
+pub struct DeliveryBatch {
+    buf: Vec<u8>,
+    count: usize,
+}
+
+impl DeliveryBatch {
+    const HEAD: &'static [u8] = br#"{"deliveries":["#;
+
+    /// Appends one delivery (the output of [`delivery_json`]).
+    pub fn push(&mut self, delivery: &[u8]) {
+        if self.count == 0 {
+            self.buf.clear();
+            self.buf.extend_from_slice(Self::HEAD);
+        } else {
+            self.buf.push(b',');
+        }
+        self.buf.extend_from_slice(delivery);
+        self.count += 1;
+    }
+
+    /// Bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The message, and the builder emptied for the next batch.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.extend_from_slice(b"]}");
+        self.count = 0;
+        out
+    }
+}
+
 /// A queue item as the layout before the journal stored it (read only to
 /// move such a queue into the journal, see [`crate::store`]).
 #[derive(Deserialize)]
@@ -171,5 +213,26 @@ mod tests {
         assert_eq!(d.envelope, e);
         assert_eq!(d.attempt, 2);
         assert_eq!(d.redelivery.as_deref(), Some("retry: x"));
+    }
+
+    #[test]
+    fn a_delivery_batch_reads_back_as_the_contract_type() {
+        let e = sample();
+        let raw = Bytes::from(serde_json::to_vec(&e).unwrap());
+        let mut batch = DeliveryBatch::default();
+        assert!(batch.is_empty());
+        for i in 0..3 {
+            batch.push(&delivery_json(&format!("d-{i}"), 1, None, "inc-1", &raw).unwrap());
+        }
+        let json = batch.take();
+        assert!(batch.is_empty());
+        let m: contracts::queue::DeliveryMessage = serde_json::from_slice(&json).unwrap();
+        let ds = m.into_deliveries();
+        assert_eq!(ds.len(), 3);
+        assert_eq!(ds[2].delivery_id, "d-2");
+        assert_eq!(ds[0].envelope, e);
+        batch.push(&delivery_json("d-9", 1, None, "inc-1", &raw).unwrap());
+        let m: contracts::queue::DeliveryMessage = serde_json::from_slice(&batch.take()).unwrap();
+        assert_eq!(m.into_deliveries().len(), 1, "the builder starts afresh");
     }
 }

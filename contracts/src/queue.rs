@@ -6,6 +6,10 @@
 //! consumer --credit(Credit)-> keeper --deliver(Delivery)-> consumer
 //! consumer --ack(AckBatch)--> keeper
 //! ```
+//!
+//! A consumer whose credit says `batch: true` gets its deliveries as
+//! [`DeliveryMessage::Batch`] (many in one MQTT message); one that leaves it
+//! out gets one [`Delivery`] per message, as before.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -48,6 +52,12 @@ pub struct Credit {
     /// keeper that deliveries sent to the previous one are gone: it returns
     /// them to the queue at once.
     pub incarnation: String,
+    /// The consumer reads [`DeliveryMessage::Batch`]: the keeper may send
+    /// several deliveries in one message (one MQTT message per batch instead
+    /// of per delivery). Absent (false) in older consumers, which get one
+    /// [`Delivery`] per message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub batch: bool,
 }
 
 /// Keeper -> consumer: one message to work on.
@@ -67,6 +77,47 @@ pub struct Delivery {
     pub incarnation: String,
     /// The message itself.
     pub envelope: Envelope,
+}
+
+/// Keeper -> consumer: what arrives on a deliver topic. A consumer that
+/// asked for batches (see [`Credit::batch`]) must read both forms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DeliveryMessage {
+    /// Several deliveries in one message.
+    Batch {
+        /// The deliveries, in the order the keeper handed them out.
+        deliveries: Vec<Delivery>,
+    },
+    /// A single delivery.
+    One(Box<Delivery>),
+}
+
+impl DeliveryMessage {
+    /// Reads a deliver topic's payload into its deliveries.
+    ///
+    /// Faster than deserialising the untagged enum, which buffers the whole
+    /// message before choosing a form: a batch is tried first, and a single
+    /// delivery fails that try at its first key.
+    pub fn parse(payload: &[u8]) -> Result<Vec<Delivery>, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Batch {
+            deliveries: Vec<Delivery>,
+        }
+        match serde_json::from_slice::<Batch>(payload) {
+            Ok(b) => Ok(b.deliveries),
+            Err(_) => serde_json::from_slice::<Delivery>(payload).map(|d| vec![d]),
+        }
+    }
+
+    /// The deliveries carried, whatever the form.
+    pub fn into_deliveries(self) -> Vec<Delivery> {
+        match self {
+            DeliveryMessage::Batch { deliveries } => deliveries,
+            DeliveryMessage::One(d) => vec![*d],
+        }
+    }
 }
 
 /// What the consumer did with a delivery.
@@ -250,6 +301,38 @@ mod tests {
         let acks = many.into_acks();
         assert_eq!(acks[0].outcome, Outcome::Retry);
         assert_eq!(acks[1].outcome, Outcome::Reject);
+    }
+
+    #[test]
+    fn delivery_message_is_one_or_many_and_credit_batch_is_optional() {
+        let e = Envelope::new("kitchen.ticket", "o1", 3, "t", "order-1", serde_json::json!({}));
+        let d = Delivery {
+            delivery_id: "kitchen-1-1".into(),
+            attempt: 1,
+            redelivery: None,
+            incarnation: "k1-abc".into(),
+            envelope: e,
+        };
+        let one = serde_json::to_vec(&d).unwrap();
+        assert_eq!(DeliveryMessage::parse(&one).unwrap(), vec![d.clone()]);
+        let one: DeliveryMessage = serde_json::from_slice(&one).unwrap();
+        assert_eq!(one.into_deliveries(), vec![d.clone()]);
+        let many = serde_json::to_vec(&DeliveryMessage::Batch {
+            deliveries: vec![d.clone(), d.clone()],
+        })
+        .unwrap();
+        assert_eq!(DeliveryMessage::parse(&many).unwrap().len(), 2);
+        assert!(DeliveryMessage::parse(br#"{"deliveries":[{}]}"#).is_err());
+        let many: DeliveryMessage = serde_json::from_slice(&many).unwrap();
+        assert_eq!(many.into_deliveries().len(), 2);
+        // An older consumer's credit (no `batch`) still reads, as false, and
+        // a credit without batches is written as before.
+        let old: Credit = serde_json::from_str(r#"{"credit":2,"incarnation":"i"}"#).unwrap();
+        assert!(!old.batch);
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"credit":2,"incarnation":"i"}"#
+        );
     }
 
     #[test]

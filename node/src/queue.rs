@@ -1,9 +1,10 @@
 //! The work-queue client API the roles use: [`QueueProducer`] puts through
 //! the outbox, [`QueueConsumer`] takes deliveries against credit and acks them.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use contracts::queue::{Ack, AckMessage, Credit, Delivery, Outcome};
+use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Outcome};
 use contracts::Envelope;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -55,10 +56,15 @@ impl QueueProducer {
 /// a fresh incarnation after every reconnect, so the keeper takes back what
 /// the previous connection held. Deliveries for an older incarnation are
 /// dropped here: the keeper has already given them to someone else.
+///
+/// It asks for deliveries in batches (many in one MQTT message), and reads
+/// single ones too.
 pub struct QueueConsumer {
     queue: String,
     link: Link,
     rx: mpsc::UnboundedReceiver<Incoming>,
+    /// Deliveries of a batch message not handed out yet.
+    pending: VecDeque<Delivery>,
     state: Arc<Mutex<CreditState>>,
 }
 
@@ -83,6 +89,7 @@ impl QueueConsumer {
             queue: queue.to_string(),
             link: link.clone(),
             rx,
+            pending: VecDeque::new(),
             state: state.clone(),
         };
         tokio::spawn(announce_on_reconnect(link, queue.to_string(), state));
@@ -106,44 +113,55 @@ impl QueueConsumer {
     }
 
     /// The next delivery, or `None` when the link is gone. Cancel-safe: a
-    /// delivery is either returned or still waiting in the channel.
+    /// delivery is either returned or still waiting (in the channel, or in
+    /// the rest of a batch).
     pub async fn next(&mut self) -> Option<Delivery> {
         loop {
-            let msg = self.rx.recv().await?;
-            if let Some(d) = self.accept(msg) {
+            if let Some(d) = self.pop() {
                 return Some(d);
             }
+            let msg = self.rx.recv().await?;
+            self.accept(msg);
         }
     }
 
     /// A delivery that has already arrived, if any (for acking in batches).
     pub async fn try_next(&mut self) -> Option<Delivery> {
-        while let Ok(msg) = self.rx.try_recv() {
-            if let Some(d) = self.accept(msg) {
+        loop {
+            if let Some(d) = self.pop() {
                 return Some(d);
             }
+            let msg = self.rx.try_recv().ok()?;
+            self.accept(msg);
+        }
+    }
+
+    /// The next delivery of the current batch that is meant for this
+    /// incarnation. Checked here, not on arrival, so that one taken back by
+    /// the keeper after a reconnect is not handed out from the batch either.
+    fn pop(&mut self) -> Option<Delivery> {
+        while let Some(d) = self.pending.pop_front() {
+            if d.incarnation == lock(&self.state).incarnation {
+                return Some(d);
+            }
+            tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection");
         }
         None
     }
 
-    /// No await between taking a message off the channel and returning it:
-    /// `next` is used in `select!`, and a delivery taken but not returned
-    /// would be lost until the keeper's ack timeout.
-    fn accept(&self, msg: Incoming) -> Option<Delivery> {
-        let parsed = serde_json::from_slice::<Delivery>(&msg.payload);
+    /// No await between taking a message off the channel and queueing its
+    /// deliveries: `next` is used in `select!`, and a delivery taken but not
+    /// kept would be lost until the keeper's ack timeout.
+    fn accept(&mut self, msg: Incoming) {
+        let parsed = DeliveryMessage::parse(&msg.payload);
         // The keeper's lease protocol covers a delivery lost from here on,
         // so the MQTT message itself can be acknowledged at once; the ack
         // order keeps PUBACKs in arrival order whichever task sends them.
         tokio::spawn(msg.ack());
         match parsed {
-            Ok(d) if d.incarnation == lock(&self.state).incarnation => Some(d),
-            Ok(d) => {
-                tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection");
-                None
-            }
+            Ok(deliveries) => self.pending.extend(deliveries),
             Err(e) => {
                 tracing::warn!(queue = %self.queue, error = %e, "ignored a malformed delivery");
-                None
             }
         }
     }
@@ -199,6 +217,7 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
         Credit {
             credit: s.credit,
             incarnation: s.incarnation.clone(),
+            batch: true,
         }
     };
     link.publish_json(link.topics().credit(queue, link.id()), &credit, false)

@@ -40,6 +40,10 @@ struct Args {
     /// Seconds of the latency run.
     #[arg(long, default_value_t = 5)]
     secs: u64,
+    /// The thin consumer asks for one delivery per MQTT message (as
+    /// consumers did before delivery batches), for comparison.
+    #[arg(long)]
+    single_deliveries: bool,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -120,7 +124,7 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         args.rate, p50, p99
     );
 
-    let thin = thin_queue(port, args.queue)
+    let thin = thin_queue(port, args.queue, !args.single_deliveries)
         .await
         .context("thin-client queue run")?;
     println!(
@@ -269,11 +273,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The queue protocol spoken by bare rumqttc clients: the producer keeps no
 /// outbox and the consumer acks in batches. This measures the keeper itself
 /// (durable confirms, credit, acks), not the node runtime's client side.
-async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
+async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
     use contracts::queue::{Ack, AckMessage, Confirm, Credit, Outcome};
     #[derive(serde::Deserialize)]
     struct DeliveryId {
         delivery_id: String,
+    }
+    /// A deliver message, one or a batch (the consumer asks for batches).
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum DeliveryIds {
+        Batch { deliveries: Vec<DeliveryId> },
+        One(DeliveryId),
     }
     let client = |id: &str| {
         let mut o = MqttOptions::new(id, "127.0.0.1", port);
@@ -291,6 +302,7 @@ async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
     let credit = Credit {
         credit: 1_000,
         incarnation: "thin-1".into(),
+        batch,
     };
     consumer
         .publish(
@@ -306,10 +318,13 @@ async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
     let polling = tokio::spawn(async move {
         while let Ok(event) = consumer_loop.poll().await {
             if let Event::Incoming(Packet::Publish(p)) = event {
-                if let Ok(d) = serde_json::from_slice::<DeliveryId>(&p.payload) {
-                    if ids_tx.send(d.delivery_id).is_err() {
-                        break;
-                    }
+                let ids = match serde_json::from_slice::<DeliveryIds>(&p.payload) {
+                    Ok(DeliveryIds::Batch { deliveries }) => deliveries,
+                    Ok(DeliveryIds::One(d)) => vec![d],
+                    Err(_) => continue,
+                };
+                if ids.into_iter().any(|d| ids_tx.send(d.delivery_id).is_err()) {
+                    break;
                 }
             }
         }
@@ -371,12 +386,13 @@ async fn thin_queue(port: u16, count: u64) -> anyhow::Result<f64> {
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| serde_json::to_vec(&envelope(i, "bench-thin-producer")))
         .collect::<Result<_, _>>()?;
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the credit and subscriptions land
-                                                          // At most WINDOW puts unconfirmed, as a real producer (the node
-                                                          // runtime's outbox) keeps: rumqttd holds only ~10 MiB per topic filter
-                                                          // (see broker::server), so a keeper that falls further behind a flood
-                                                          // loses puts, and this client has no outbox to send them again; the run
-                                                          // would hang instead of measuring.
+    // Let the credit and subscriptions land.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The producer keeps at most WINDOW puts unconfirmed, as a real one
+    // does (the node runtime's outbox): rumqttd keeps only ~10 MiB per
+    // topic filter (see broker::server), so a keeper that falls further
+    // behind a flood loses puts, and this client has no outbox to send them
+    // again; the run would then hang instead of measuring.
     const WINDOW: u64 = 10_000;
     let started = Instant::now();
     for (sent, body) in bodies.into_iter().enumerate() {
