@@ -2,14 +2,14 @@
 //!
 //! A put is validated against the full [`Envelope`] schema, but through a
 //! borrowed view whose payload stays a [`RawValue`]: no JSON tree is built.
-//! Deliveries and stored records embed the envelope bytes as they came, so
-//! the payload is never parsed or re-serialised by the keeper.
+//! Deliveries (and the journal, see [`crate::journal`]) carry the envelope
+//! bytes as they came, so the payload is never re-serialised by the keeper.
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use contracts::Envelope;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -72,24 +72,9 @@ pub fn check_event(raw: &[u8]) -> Result<EventKey, serde_json::Error> {
     })
 }
 
-/// The envelope bytes as a JSON value to embed. They were checked on put.
-fn raw(envelope: &Bytes) -> Result<&RawValue, serde_json::Error> {
-    let text = std::str::from_utf8(envelope).map_err(serde::de::Error::custom)?;
-    serde_json::from_str(text)
-}
-
-/// A [`contracts::queue::Delivery`], written around the raw envelope.
-#[derive(Serialize)]
-struct DeliveryOut<'a> {
-    delivery_id: &'a str,
-    attempt: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    redelivery: Option<&'a str>,
-    incarnation: &'a str,
-    envelope: &'a RawValue,
-}
-
-/// Serialises a delivery without re-encoding the envelope.
+/// Serialises a [`contracts::queue::Delivery`] around the raw envelope,
+/// without parsing the envelope again: an item's envelope was checked when
+/// it was put (or read back from the journal), so its bytes are valid JSON.
 pub fn delivery_json(
     delivery_id: &str,
     attempt: u32,
@@ -97,13 +82,21 @@ pub fn delivery_json(
     incarnation: &str,
     envelope: &Bytes,
 ) -> Result<Vec<u8>, serde_json::Error> {
-    serde_json::to_vec(&DeliveryOut {
-        delivery_id,
-        attempt,
-        redelivery,
-        incarnation,
-        envelope: raw(envelope)?,
-    })
+    let mut out = Vec::with_capacity(envelope.len() + 160);
+    out.extend_from_slice(br#"{"delivery_id":"#);
+    serde_json::to_writer(&mut out, delivery_id)?;
+    out.extend_from_slice(br#","attempt":"#);
+    out.extend_from_slice(attempt.to_string().as_bytes());
+    if let Some(reason) = redelivery {
+        out.extend_from_slice(br#","redelivery":"#);
+        serde_json::to_writer(&mut out, reason)?;
+    }
+    out.extend_from_slice(br#","incarnation":"#);
+    serde_json::to_writer(&mut out, incarnation)?;
+    out.extend_from_slice(br#","envelope":"#);
+    out.extend_from_slice(envelope);
+    out.push(b'}');
+    Ok(out)
 }
 
 /// A [`contracts::queue::DeliveryMessage::Batch`] being built from
@@ -208,11 +201,22 @@ mod tests {
     fn a_delivery_reads_back_as_the_contract_type() {
         let e = sample();
         let raw = Bytes::from(serde_json::to_vec(&e).unwrap());
-        let json = delivery_json("d-1", 2, Some("retry: x"), "inc-1", &raw).unwrap();
+        let json = delivery_json("d-1", 2, Some("retry: \"x\"\n"), "inc-\\1", &raw).unwrap();
         let d: contracts::queue::Delivery = serde_json::from_slice(&json).unwrap();
         assert_eq!(d.envelope, e);
         assert_eq!(d.attempt, 2);
-        assert_eq!(d.redelivery.as_deref(), Some("retry: x"));
+        assert_eq!(
+            d.redelivery.as_deref(),
+            Some("retry: \"x\"\n"),
+            "strings are escaped"
+        );
+        assert_eq!(
+            (d.delivery_id.as_str(), d.incarnation.as_str()),
+            ("d-1", "inc-\\1")
+        );
+        let first = delivery_json("d-2", 1, None, "i", &raw).unwrap();
+        let d: contracts::queue::Delivery = serde_json::from_slice(&first).unwrap();
+        assert_eq!(d.redelivery, None);
     }
 
     #[test]
