@@ -18,9 +18,14 @@
 //! current version of a live item. Only the *oldest* records are ever
 //! deleted, and only when that count is zero. That is safe because a `Done`
 //! only cancels puts in the same or older records, and those are gone
-//! already. One long-lived item would pin every record after it, so an old
-//! record holding few live puts has them copied forward into the newest
-//! record first ([`COPY_FORWARD_MAX`]).
+//! already. One long-lived item would pin every record after it, so when a
+//! queue has far more records than its live items need, the oldest record's
+//! live puts are copied forward into the newest first
+//! ([`COPY_FORWARD_AFTER`]).
+//!
+//! Deleting old records after writing new ones relies on sled recovering
+//! a prefix of its writes after a crash (its log is sequential), as the
+//! keeper did before the journal.
 //!
 //! **Deduplication.** A put is idempotent by event id. [`Seen`] remembers
 //! the accepted ids, in its own records, for the last [`SEEN_KEEP`] puts of
@@ -40,11 +45,12 @@ use crate::wire;
 pub const RECORD_BYTES: usize = 64 * 1024;
 /// Accepted event ids remembered per queue, beyond the live ones.
 pub const SEEN_KEEP: usize = 200_000;
-/// An oldest record with at most this many live puts has them copied
-/// forward once the queue has more than [`COPY_FORWARD_AFTER`] records.
-pub const COPY_FORWARD_MAX: u32 = 64;
-/// How many records a queue may have before its oldest is copied forward.
+/// Records a queue's journal may hold beyond what its live items need
+/// before its oldest record's live items are copied forward.
 pub const COPY_FORWARD_AFTER: usize = 64;
+/// Live items a record is expected to hold at least, for that count (a full
+/// record holds about 150).
+pub const LIVE_PER_RECORD: usize = 32;
 
 const PUT: u8 = b'P';
 const DONE: u8 = b'D';

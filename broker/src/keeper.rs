@@ -243,7 +243,9 @@ impl Keeper {
 
     /// Flush, confirm, alert, then deliver: the order is the guarantee.
     async fn finish(&mut self, batch: Batch) -> Result<(), KeeperError> {
-        if batch.dirty {
+        // Acks and retries are flushed too: the stats published next never
+        // show work done that a crash could bring back.
+        if batch.dirty || self.store.has_pending() {
             self.store.set_next_seq(self.next_seq)?;
             self.store.flush().await?;
         }
@@ -566,7 +568,9 @@ impl Keeper {
         let Some(req) = decode::<Requeue>("requeue", queue, payload) else {
             return Ok(());
         };
-        for letter in self.store.exhume(queue, &req.ids, req.all)? {
+        let letters = self.store.pick_dead(queue, &req.ids, req.all)?;
+        let taken: Vec<u64> = letters.iter().map(|l| l.id).collect();
+        for letter in letters {
             let Some(envelope) = letter.envelope else {
                 tracing::warn!(
                     queue,
@@ -590,12 +594,12 @@ impl Keeper {
                 redelivery: Some(format!("re-queued from the DLQ (was: {})", letter.reason)),
                 ..item
             };
-            // Overwrites the item's tombstone: one write, and the keeper is
-            // the only writer, so nothing can have put it back meanwhile.
+            // A put after the item's done: the journal's replay brings it back.
             self.store.save(queue, &item)?;
             self.next_seq += 1;
             self.queue(queue).put(item);
         }
+        self.store.remove_dead(queue, &taken)?;
         batch.dirty = true;
         batch.dlq_changed.insert(queue.to_string());
         Ok(())

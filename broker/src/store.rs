@@ -184,6 +184,7 @@ impl Store {
                 let n = std::str::from_utf8(n).ok()?;
                 // `items/` is the layout before the journal (see `migrate`).
                 n.strip_prefix("log/")
+                    .or_else(|| n.strip_prefix("seen/"))
                     .or_else(|| n.strip_prefix("items/"))
                     .map(str::to_string)
             })
@@ -281,11 +282,18 @@ impl Store {
         }
         let old = self.db.open_tree(&name)?;
         let mut items = Vec::new();
-        for entry in old.iter() {
+        for (n, entry) in old.iter().enumerate() {
+            if n % 10_000 == 9_999 {
+                // Accepted ids go in records of their own size, so that the
+                // window evicts them a record at a time.
+                self.write()?;
+            }
             let (k, v) = entry?;
             let Ok(id) = Uuid::from_slice(&k) else { continue };
-            self.journal(queue).seen.accept(id);
-            if v.is_empty() {
+            // Known already: moved by an earlier start that crashed before
+            // the old tree was dropped.
+            let j = self.journal(queue);
+            if j.live.contains(&id) || !j.seen.accept(id) || v.is_empty() {
                 continue;
             }
             let s: wire::StoredIn = serde_json::from_slice(&v)?;
@@ -303,6 +311,7 @@ impl Store {
         self.write()?;
         self.db.flush()?;
         self.db.drop_tree(name.as_bytes())?;
+        self.db.flush()?;
         tracing::info!(queue, live = items.len(), "queue moved to the journal layout");
         Ok(items)
     }
@@ -347,26 +356,34 @@ impl Store {
         }
     }
 
-    /// Takes dead letters out of the DLQ (`ids`, or all of them).
-    pub fn exhume(&self, queue: &str, ids: &[u64], all: bool) -> Result<Vec<DeadLetter>, StoreError> {
+    /// Dead letters of `queue` to re-queue (`ids`, or all of them); they
+    /// stay in the DLQ until [`Store::remove_dead`].
+    pub fn pick_dead(&self, queue: &str, ids: &[u64], all: bool) -> Result<Vec<DeadLetter>, StoreError> {
         let tree = self.dlq(queue)?;
-        let wanted: Vec<u64> = if all {
-            tree.iter()
-                .keys()
-                .filter_map(|k| k.ok().map(|k| unkey(&k)))
-                .collect()
-        } else {
-            ids.to_vec()
-        };
+        if all {
+            return self.dead_letters(queue);
+        }
         let mut out = Vec::new();
-        for id in wanted {
-            if let Some(v) = tree.remove(key(id))? {
+        for id in ids {
+            if let Some(v) = tree.get(key(*id))? {
                 out.push(serde_json::from_slice(&v)?);
             }
         }
-        let taken = out.len() as u64;
-        self.adjust_dead(queue, |n| n.saturating_sub(taken));
         Ok(out)
+    }
+
+    /// Takes re-queued dead letters out of the DLQ. The journal is written
+    /// first: sled keeps write order, so a crash in between leaves a letter
+    /// both re-queued and in the DLQ (a duplicate), never in neither.
+    pub fn remove_dead(&mut self, queue: &str, ids: &[u64]) -> Result<(), StoreError> {
+        self.write()?;
+        let tree = self.dlq(queue)?;
+        let mut taken = 0;
+        for id in ids {
+            taken += u64::from(tree.remove(key(*id))?.is_some());
+        }
+        self.adjust_dead(queue, |n| n.saturating_sub(taken));
+        Ok(())
     }
 
     /// Writes the batch's records, deletes the ones no longer needed, and
@@ -377,9 +394,16 @@ impl Store {
         Ok(())
     }
 
-    /// Writes the batch's records and deletes the ones no longer needed
-    /// (not flushed).
-    fn write(&mut self) -> Result<(), StoreError> {
+    /// Whether operations wait to be written.
+    pub fn has_pending(&self) -> bool {
+        self.journals
+            .values()
+            .any(|j| j.open.is_some() || !j.sealed.is_empty())
+    }
+
+    /// Writes the batch's records and deletes the ones no longer needed,
+    /// without waiting for the disk (sled's background flush follows).
+    pub fn write(&mut self) -> Result<(), StoreError> {
         let queues: Vec<String> = self.journals.keys().cloned().collect();
         for queue in queues {
             self.copy_forward(&queue)?;
@@ -411,21 +435,25 @@ impl Store {
         Ok(())
     }
 
-    /// When a queue has many records and its oldest holds only a few live
-    /// items (a message in a long backoff, say), re-writes those into the
-    /// open record, so the oldest can go and the journal stays short.
+    /// When a queue's journal holds many more records than its live items
+    /// need (an old record pinned by a few long-lived items, say), re-writes
+    /// the oldest record's live items into the open record, so that it and
+    /// the empty records behind it can go.
     fn copy_forward(&mut self, queue: &str) -> Result<(), StoreError> {
         let j = self.journal(queue);
         let Some((oldest, live)) = j.live.oldest() else {
             return Ok(());
         };
-        if live == 0 || live > journal::COPY_FORWARD_MAX || j.live.records() <= journal::COPY_FORWARD_AFTER {
+        let needed = journal::COPY_FORWARD_AFTER + j.live.items() / journal::LIVE_PER_RECORD;
+        if live == 0 || j.live.records() <= needed {
             return Ok(());
         }
         let Some(bytes) = self.log(queue)?.get(key(oldest))? else {
             return Ok(());
         };
-        for op in journal::ops(&bytes)? {
+        // Newest first: a record can hold several versions of an item, and
+        // only the last one is current.
+        for op in journal::ops(&bytes)?.into_iter().rev() {
             if let Op::Put { id, op } = op {
                 if self.journal(queue).live.is_at(&id, oldest) {
                     let r = self.append(queue, |b| b.extend_from_slice(op));
@@ -491,7 +519,9 @@ mod tests {
         let a = store.bury(letter(0)).unwrap();
         store.bury(letter(0)).unwrap();
         assert_eq!(store.dead_count("kitchen").unwrap(), 2, "counted without a scan");
-        assert_eq!(store.exhume("kitchen", &[a.id], false).unwrap().len(), 1);
+        assert_eq!(store.pick_dead("kitchen", &[a.id], false).unwrap().len(), 1);
+        assert_eq!(store.dead_count("kitchen").unwrap(), 2, "picked, not yet removed");
+        store.remove_dead("kitchen", &[a.id]).unwrap();
         assert_eq!(store.dead_count("kitchen").unwrap(), 1);
     }
 
@@ -520,11 +550,12 @@ mod tests {
         {
             let mut store = Store::open(dir.path()).unwrap();
             assert!(store.add("kitchen", &pinned).unwrap());
-            store.flush().await.unwrap();
-            // A retry re-writes it with its new attempt count.
+            // A retry re-writes it with its new attempt count, here into the
+            // same record: only this last version may be carried forward.
             pinned.attempt = 4;
             pinned.redelivery = Some("retry: oven cold".into());
             store.save("kitchen", &pinned).unwrap();
+            store.flush().await.unwrap();
             finished = Some(churn(&mut store, "kitchen", 5_000, 10).await);
             let records = store.log("kitchen").unwrap().len();
             assert!(
@@ -585,5 +616,66 @@ mod tests {
         }
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load("kitchen").unwrap(), vec![restored], "moved for good");
+    }
+
+    #[tokio::test]
+    async fn many_long_lived_items_do_not_let_the_journal_grow_without_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let stuck: Vec<Item> = (0..100).map(|i| item(i, &format!("stuck{i}"))).collect();
+        for it in &stuck {
+            assert!(store.add("kitchen", it).unwrap());
+        }
+        store.flush().await.unwrap();
+        churn(&mut store, "kitchen", 5_000, 10).await;
+        let records = store.log("kitchen").unwrap().len();
+        assert!(records <= journal::COPY_FORWARD_AFTER + 8, "{records} records");
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.load("kitchen").unwrap(),
+            stuck,
+            "every stuck item kept, once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_move_interrupted_before_the_old_tree_was_dropped_is_not_done_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = item(2, "o1");
+        let envelope = std::str::from_utf8(&live.envelope).unwrap().to_string();
+        let stored = format!(r#"{{"seq":2,"attempt":0,"envelope":{envelope}}}"#);
+        let write_old = || {
+            let db = sled::open(dir.path().join("queues")).unwrap();
+            let old = db.open_tree("items/kitchen").unwrap();
+            old.insert(live.meta.event_id.as_bytes(), stored.as_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        };
+        write_old();
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.load("kitchen").unwrap(), vec![live.clone()]);
+        }
+        // As if the drop of the old tree had not reached the disk.
+        write_old();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load("kitchen").unwrap(), vec![live]);
+        store.flush().await.unwrap();
+        let puts: usize = store
+            .log("kitchen")
+            .unwrap()
+            .iter()
+            .values()
+            .map(|v| {
+                let v = v.unwrap();
+                journal::ops(&v)
+                    .unwrap()
+                    .iter()
+                    .filter(|op| matches!(op, Op::Put { .. }))
+                    .count()
+            })
+            .sum();
+        assert_eq!(puts, 1, "the item is in the journal once");
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use support::{s, wait_for, World};
+use support::{s, wait_for, Mqtt, World};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -201,4 +201,57 @@ fn killing_the_broker_mid_stream_loses_no_confirmed_message() {
     let repeats = by_id.values().filter(|d| d.len() > 1).count();
     eprintln!("messages delivered more than once across the broker restart: {repeats}");
     assert_repeats_are_marked(&by_id);
+}
+
+/// The kitchen queue's figures in a `pizza/q/stats` message.
+fn kitchen(stats: &serde_json::Value) -> Option<&serde_json::Value> {
+    stats["queues"]
+        .as_array()?
+        .iter()
+        .find(|q| q["name"] == "kitchen")
+}
+
+#[test]
+fn finished_work_stays_finished_after_the_broker_is_killed() {
+    let w = World::new();
+    let mut broker = w.broker(&[]);
+    let mut producer = w.producer("p1", &["--queue", "kitchen", "--count", "300", "--keys", "300"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0), "every put is confirmed");
+    let mqtt = Mqtt::connect(w.port, "test-watch", None).expect("connects");
+    mqtt.subscribe("pizza/q/stats");
+    let mut consumer = w.consumer("c1", &["--queue", "kitchen", "--credit", "50"]);
+    // Stats are published between batches, after the batch's flush: once
+    // they show the work done, the dones are on disk.
+    mqtt.expect("pizza/q/stats", LONG, |v| {
+        kitchen(v).is_some_and(|k| k["done_total"] == 300 && k["ready"] == 0 && k["in_flight"] == 0)
+    });
+    consumer.kill9();
+    drop(mqtt);
+    broker.kill9();
+
+    let _broker = w.broker(&[]);
+    let mqtt = Mqtt::connect(w.port, "test-watch-2", None).expect("connects again");
+    mqtt.subscribe("pizza/q/stats");
+    let later = w.consumer("c2", &["--queue", "kitchen", "--credit", "50"]);
+    let stats = mqtt.expect("pizza/q/stats", LONG, |v| {
+        kitchen(v).is_some_and(|k| {
+            k["consumers"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["id"] == "c2" && c["online"] == true))
+        })
+    });
+    let k = kitchen(&stats).cloned().unwrap_or_default();
+    assert_eq!(
+        (
+            k["ready"].as_u64(),
+            k["in_flight"].as_u64(),
+            k["done_total"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0)),
+        "nothing finished came back after the restart: {k}"
+    );
+    assert!(
+        later.with("delivery_id").is_empty(),
+        "the new consumer was given finished work"
+    );
 }
