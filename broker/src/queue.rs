@@ -114,6 +114,16 @@ impl Item {
     }
 }
 
+#[cfg(test)]
+impl Item {
+    /// A kitchen ticket for `key` at queue position `seq`, for tests.
+    pub(crate) fn ticket(seq: u64, key: &str) -> Item {
+        let payload = serde_json::json!({ "n": seq });
+        let envelope = Envelope::new("kitchen.ticket", key, 1, "t", "test", payload);
+        Item::from_envelope(seq, &envelope).expect("an envelope serialises")
+    }
+}
+
 /// One delivery to send: the keeper publishes it to `consumer`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dispatch {
@@ -661,8 +671,7 @@ mod tests {
     use super::*;
 
     fn item(seq: u64, key: &str) -> Item {
-        let envelope = Envelope::new("kitchen.ticket", key, 1, "t", "test", serde_json::Value::Null);
-        Item::from_envelope(seq, &envelope).unwrap()
+        Item::ticket(seq, key)
     }
 
     fn queue() -> Queue {

@@ -468,18 +468,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::Envelope;
 
     fn item(seq: u64, order: &str) -> Item {
-        let e = Envelope::new(
-            "kitchen.ticket",
-            order,
-            1,
-            "t",
-            "p1",
-            serde_json::json!({"n": seq}),
-        );
-        Item::from_envelope(seq, &e).unwrap()
+        Item::ticket(seq, order)
     }
 
     #[tokio::test]
