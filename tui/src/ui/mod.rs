@@ -171,7 +171,7 @@ fn draw_header(frame: &mut Frame, m: &Model, area: Rect) {
     let mut first = vec![title, Span::raw(" "), feed, Span::raw(m.info.broker.clone())];
     let total = m.orders.total();
     // The long form when it fits, else the short one: nothing is cut.
-    let long = format!("  orders {total} · {active} active · {done} delivered · {failed} not");
+    let long = format!("  orders {total} · {active} active · {done} delivered · {failed} ended undelivered");
     let width = area.width as usize;
     let used = 18 + m.info.broker.chars().count();
     if used + long.chars().count() <= width {
@@ -181,7 +181,7 @@ fn draw_header(frame: &mut Frame, m: &Model, area: Rect) {
             Span::raw(format!(" · {active} active · ")),
             Span::styled(format!("{done} delivered"), Style::new().fg(Color::Green)),
             Span::raw(" · "),
-            Span::styled(format!("{failed} not"), Style::new().fg(Color::Red)),
+            Span::styled(format!("{failed} ended undelivered"), Style::new().fg(Color::Red)),
         ]);
     } else {
         first.extend([
