@@ -613,14 +613,19 @@ impl Keeper {
                 Effect::Dead { item, reason } => {
                     self.store.finish(queue, &item.meta.event_id)?;
                     tracing::warn!(queue, order_id = %item.meta.order_id, %reason, "dead-lettered");
+                    let envelope = wire::full_envelope(&item.envelope);
+                    // An envelope only a full read refuses is kept as text.
+                    let raw = envelope
+                        .is_none()
+                        .then(|| String::from_utf8_lossy(&item.envelope).into_owned());
                     let letter = DeadLetter {
                         id: 0,
                         queue: queue.to_string(),
                         reason,
                         attempts: item.attempt,
                         at: now_rfc3339(),
-                        envelope: wire::full_envelope(&item.envelope),
-                        raw: None,
+                        envelope,
+                        raw,
                     };
                     self.bury(letter, batch)?;
                 }

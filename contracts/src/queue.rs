@@ -43,8 +43,11 @@ pub struct Confirm {
 /// Credit is a window, not an increment: the keeper delivers while the
 /// consumer's in-flight count is below `credit`. Sending it again is harmless,
 /// which lets a consumer repeat it as a heartbeat. Credit 0 pauses delivery.
+///
+/// Unknown fields are ignored, unlike in the other messages: a consumer
+/// newer than its keeper (one that asks for `batch`, say) must still get
+/// work, one delivery per message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Credit {
     /// Maximum unacknowledged deliveries.
     pub credit: u32,
@@ -94,20 +97,32 @@ pub enum DeliveryMessage {
 }
 
 impl DeliveryMessage {
-    /// Reads a deliver topic's payload into its deliveries.
+    /// Reads a deliver topic's payload into its deliveries, each on its
+    /// own: one that does not read (its envelope's payload holds a number
+    /// out of range, say, which the keeper's put check lets through) is an
+    /// [`Unreadable`] for the consumer to reject, and spoils nothing else.
     ///
     /// Faster than deserialising the untagged enum, which buffers the whole
     /// message before choosing a form: a batch is tried first, and a single
-    /// delivery fails that try at its first key.
-    pub fn parse(payload: &[u8]) -> Result<Vec<Delivery>, serde_json::Error> {
+    /// delivery fails that try at its first key. An error means the payload
+    /// is neither form, not even a delivery id to reject.
+    pub fn parse(payload: &[u8]) -> Result<Vec<Result<Delivery, Unreadable>>, serde_json::Error> {
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct Batch {
-            deliveries: Vec<Delivery>,
+        struct Batch<'a> {
+            #[serde(borrow)]
+            deliveries: Vec<&'a serde_json::value::RawValue>,
         }
-        match serde_json::from_slice::<Batch>(payload) {
-            Ok(b) => Ok(b.deliveries),
-            Err(_) => serde_json::from_slice::<Delivery>(payload).map(|d| vec![d]),
+        if let Ok(b) = serde_json::from_slice::<Batch>(payload) {
+            return Ok(b
+                .deliveries
+                .iter()
+                .map(|raw| Unreadable::check(raw.get().as_bytes()))
+                .collect());
+        }
+        match Unreadable::check(payload) {
+            Err(u) if u.delivery_id.is_none() => Err(serde::de::Error::custom(u.reason)),
+            one => Ok(vec![one]),
         }
     }
 
@@ -117,6 +132,38 @@ impl DeliveryMessage {
             DeliveryMessage::Batch { deliveries } => deliveries,
             DeliveryMessage::One(d) => vec![*d],
         }
+    }
+}
+
+/// A delivery that arrived but does not read as a [`Delivery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// Its id, when at least that reads: the consumer rejects it by this id,
+    /// with [`Unreadable::reason`], and the keeper dead-letters it.
+    pub delivery_id: Option<String>,
+    /// The incarnation it was meant for, when that reads.
+    pub incarnation: Option<String>,
+    /// Why it does not read.
+    pub reason: String,
+}
+
+impl Unreadable {
+    /// Reads one delivery, or says why it does not read.
+    fn check(bytes: &[u8]) -> Result<Delivery, Unreadable> {
+        #[derive(Deserialize)]
+        struct Ids {
+            delivery_id: Option<String>,
+            incarnation: Option<String>,
+        }
+        serde_json::from_slice::<Delivery>(bytes).map_err(|e| {
+            let ids = serde_json::from_slice::<Ids>(bytes).ok();
+            let (delivery_id, incarnation) = ids.map_or((None, None), |i| (i.delivery_id, i.incarnation));
+            Unreadable {
+                delivery_id,
+                incarnation,
+                reason: e.to_string(),
+            }
+        })
     }
 }
 
@@ -314,7 +361,7 @@ mod tests {
             envelope: e,
         };
         let one = serde_json::to_vec(&d).unwrap();
-        assert_eq!(DeliveryMessage::parse(&one).unwrap(), vec![d.clone()]);
+        assert_eq!(DeliveryMessage::parse(&one).unwrap(), vec![Ok(d.clone())]);
         let one: DeliveryMessage = serde_json::from_slice(&one).unwrap();
         assert_eq!(one.into_deliveries(), vec![d.clone()]);
         let many = serde_json::to_vec(&DeliveryMessage::Batch {
@@ -322,11 +369,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(DeliveryMessage::parse(&many).unwrap().len(), 2);
-        assert!(DeliveryMessage::parse(br#"{"deliveries":[{}]}"#).is_err());
+        assert!(DeliveryMessage::parse(b"[1,2]").is_err(), "neither form");
         let many: DeliveryMessage = serde_json::from_slice(&many).unwrap();
         assert_eq!(many.into_deliveries().len(), 2);
         // An older consumer's credit (no `batch`) still reads, as false, and
         // a credit without batches is written as before.
+        let newer: Credit =
+            serde_json::from_str(r#"{"credit":2,"incarnation":"i","window_ms":5}"#).unwrap();
+        assert_eq!(newer.credit, 2, "a field from a newer consumer is ignored");
         let old: Credit = serde_json::from_str(r#"{"credit":2,"incarnation":"i"}"#).unwrap();
         assert!(!old.batch);
         assert_eq!(
@@ -338,5 +388,36 @@ mod tests {
     #[test]
     fn dlq_name_appends_suffix() {
         assert_eq!(dlq_name(KITCHEN), "kitchen.dlq");
+    }
+
+    #[test]
+    fn an_unreadable_delivery_spoils_only_itself() {
+        let e = Envelope::new("kitchen.ticket", "o1", 1, "t", "order-1", serde_json::json!({}));
+        let good = |id: &str| Delivery {
+            delivery_id: id.into(),
+            attempt: 1,
+            redelivery: None,
+            incarnation: "k1".into(),
+            envelope: e.clone(),
+        };
+        let good_json = |id: &str| serde_json::to_string(&good(id)).unwrap();
+        // Well-formed JSON that the keeper's put check passes, but whose
+        // payload a full read refuses (a number out of f64's range).
+        let bad = good_json("d-2").replace(r#""payload":{}"#, r#""payload":{"x":1e400}"#);
+        let batch = format!(
+            r#"{{"deliveries":[{},{bad},{}]}}"#,
+            good_json("d-1"),
+            good_json("d-3")
+        );
+        let read = DeliveryMessage::parse(batch.as_bytes()).unwrap();
+        assert_eq!(read[0], Ok(good("d-1")));
+        assert_eq!(read[2], Ok(good("d-3")));
+        let Err(u) = &read[1] else { panic!("{read:?}") };
+        assert_eq!(u.delivery_id.as_deref(), Some("d-2"));
+        assert_eq!(u.incarnation.as_deref(), Some("k1"));
+        assert!(u.reason.contains("number out of range"), "{}", u.reason);
+        // Alone, it is still one to reject, not an error.
+        let alone = DeliveryMessage::parse(bad.as_bytes()).unwrap();
+        assert!(matches!(&alone[..], [Err(u)] if u.delivery_id.as_deref() == Some("d-2")));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Outcome};
+use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Outcome, Unreadable};
 use contracts::Envelope;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -159,11 +159,35 @@ impl QueueConsumer {
         // order keeps PUBACKs in arrival order whichever task sends them.
         tokio::spawn(msg.ack());
         match parsed {
-            Ok(deliveries) => self.pending.extend(deliveries),
+            Ok(deliveries) => {
+                for d in deliveries {
+                    match d {
+                        Ok(d) => self.pending.push_back(d),
+                        Err(bad) => self.reject(bad),
+                    }
+                }
+            }
             Err(e) => {
                 tracing::warn!(queue = %self.queue, error = %e, "ignored a malformed delivery");
             }
         }
+    }
+
+    /// Rejects a delivery that does not read, so the keeper dead-letters it
+    /// with the reason instead of waiting out its ack timeout.
+    fn reject(&self, bad: Unreadable) {
+        tracing::warn!(queue = %self.queue, delivery_id = ?bad.delivery_id, reason = %bad.reason, "rejected an unreadable delivery");
+        let ours = bad.incarnation.as_deref() == Some(lock(&self.state).incarnation.as_str());
+        let Some(delivery_id) = bad.delivery_id.filter(|_| ours) else {
+            return;
+        };
+        let acker = self.acker();
+        let reason = format!("unreadable delivery: {}", bad.reason);
+        tokio::spawn(async move {
+            if let Err(e) = acker.ack(&delivery_id, Outcome::Reject, Some(reason)).await {
+                tracing::warn!(%delivery_id, error = %e, "could not reject an unreadable delivery");
+            }
+        });
     }
 
     /// A handle that acknowledges this consumer's deliveries, for tasks that

@@ -128,3 +128,55 @@ fn a_reject_dead_letters_at_once_with_the_consumers_reason() {
     assert!(s(l, "reason").contains("rejected by c-reject"), "{l}");
     assert_eq!(l["envelope"]["kind"], "test.message");
 }
+
+#[test]
+fn an_unreadable_delivery_is_dead_lettered_with_its_reason_and_spoils_nothing_else() {
+    let w = World::new();
+    let _broker = w.broker(&[]);
+    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    mqtt.subscribe("pizza/q/stats");
+    let mut producer = w.producer("p1", &["--queue", "kitchen", "--count", "5", "--keys", "5"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0));
+    // Well-formed JSON, so the put is stored; but the payload holds a number
+    // no consumer can read (out of f64's range).
+    let bad = contracts::Envelope::new(
+        "kitchen.ticket",
+        "o-bad",
+        1,
+        "t",
+        "test-poker",
+        serde_json::json!({}),
+    );
+    let raw = serde_json::to_string(&bad)
+        .unwrap()
+        .replace(r#""payload":{}"#, r#""payload":{"x":1e400}"#);
+    mqtt.publish("pizza/q/kitchen/put", raw);
+    // All six wait, so the consumer gets them in one batch.
+    mqtt.expect("pizza/q/stats", LONG, |v| {
+        v["queues"]
+            .as_array()
+            .is_some_and(|qs| qs.iter().any(|q| q["name"] == "kitchen" && q["ready"] == 6))
+    });
+    let consumer = w.consumer("c1", &["--queue", "kitchen", "--credit", "10"]);
+    let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let letter = &listing.as_array().unwrap()[0];
+    assert!(
+        s(letter, "raw").contains(r#""order_id":"o-bad""#),
+        "kept as text, since it does not read: {letter}"
+    );
+    assert!(
+        s(letter, "reason").contains("unreadable delivery")
+            && s(letter, "reason").contains("number out of range"),
+        "{letter}"
+    );
+    assert_eq!(
+        letter["attempts"], 1,
+        "rejected at once, not after timeouts: {letter}"
+    );
+    wait_for(LONG, "the five good ones done", || {
+        consumer.with("acked").len() == 5
+    });
+}
