@@ -38,6 +38,17 @@ use crate::wire;
 pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 /// Most dead letters listed on a queue's retained `dlq/items` topic.
 const DLQ_LISTED: usize = 200;
+/// Largest envelope a put may carry: a delivery wraps it in its id,
+/// attempt, reason and incarnation, and must still fit the broker's payload
+/// limit, or the broker would drop the keeper's connection over it again
+/// and again.
+pub const MAX_ENVELOPE: usize = crate::server::MAX_PAYLOAD - 8 * 1024;
+/// Longest redelivery reason kept from a consumer's ack.
+const MAX_REASON: usize = 1024;
+/// Bytes of the retained DLQ listing, well within the payload limit.
+const DLQ_LISTING_BYTES: usize = crate::server::MAX_PAYLOAD / 2;
+/// Longest raw text of one letter in the listing (the DLQ keeps it all).
+const LISTED_RAW: usize = 4 * 1024;
 /// Most messages taken into one batch before flushing.
 const MAX_BATCH: usize = 4_096;
 /// Most bytes of deliveries sent in one message to a consumer that takes
@@ -380,21 +391,20 @@ impl Keeper {
     }
 
     fn on_put(&mut self, queue: &str, payload: &Bytes, batch: &mut Batch) -> Result<(), KeeperError> {
+        if payload.len() > MAX_ENVELOPE {
+            let reason = format!(
+                "envelope too large: {} bytes, at most {MAX_ENVELOPE}",
+                payload.len()
+            );
+            // Kept in the DLQ, so confirmed: its producer must stop re-sending.
+            if let Ok(meta) = wire::check_envelope(payload) {
+                batch.confirm(queue, meta.source, meta.event_id);
+            }
+            return self.refuse(queue, reason, payload, batch);
+        }
         let meta = match wire::check_envelope(payload) {
             Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(queue, error = %e, "malformed put sent to the DLQ");
-                let letter = DeadLetter {
-                    id: 0,
-                    queue: queue.to_string(),
-                    reason: format!("malformed envelope: {e}"),
-                    attempts: 0,
-                    at: now_rfc3339(),
-                    envelope: None,
-                    raw: Some(String::from_utf8_lossy(payload).into_owned()),
-                };
-                return self.bury(letter, batch);
-            }
+            Err(e) => return self.refuse(queue, format!("malformed envelope: {e}"), payload, batch),
         };
         let id = meta.event_id;
         let source = meta.source.clone();
@@ -423,6 +433,27 @@ impl Keeper {
         }
         batch.confirm(queue, source, id);
         Ok(())
+    }
+
+    /// Sends a put that cannot be queued to the DLQ, keeping its text.
+    fn refuse(
+        &mut self,
+        queue: &str,
+        reason: String,
+        payload: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), KeeperError> {
+        tracing::warn!(queue, %reason, "put refused and sent to the DLQ");
+        let letter = DeadLetter {
+            id: 0,
+            queue: queue.to_string(),
+            reason,
+            attempts: 0,
+            at: now_rfc3339(),
+            envelope: None,
+            raw: Some(String::from_utf8_lossy(payload).into_owned()),
+        };
+        self.bury(letter, batch)
     }
 
     /// Notes that `consumer` is alive (its lease is renewed); returns now.
@@ -464,7 +495,12 @@ impl Keeper {
         let mut effects = Vec::with_capacity(acks.len());
         let q = self.queue(queue);
         for a in acks {
-            effects.push(q.ack(consumer, &a.delivery_id, a.outcome, a.reason, now));
+            // The reason travels with every redelivery: keep it short.
+            let reason = a.reason.map(|mut r| {
+                cut(&mut r, MAX_REASON);
+                r
+            });
+            effects.push(q.ack(consumer, &a.delivery_id, a.outcome, reason, now));
         }
         self.apply(queue, effects, batch)
     }
@@ -680,6 +716,22 @@ impl Keeper {
         let mut letters = self.store.dead_letters(queue)?;
         let skip = letters.len().saturating_sub(DLQ_LISTED);
         letters.drain(..skip);
+        // Within the broker's payload limit: long raw texts are cut, and the
+        // oldest letters left out if they still do not fit.
+        let mut sizes = Vec::with_capacity(letters.len());
+        for letter in &mut letters {
+            if let Some(raw) = &mut letter.raw {
+                cut(raw, LISTED_RAW);
+            }
+            sizes.push(serde_json::to_vec(letter).map_or(0, |v| v.len() + 1));
+        }
+        let mut total: usize = sizes.iter().sum();
+        let mut dropped = 0;
+        while total > DLQ_LISTING_BYTES && dropped < sizes.len() {
+            total -= sizes[dropped];
+            dropped += 1;
+        }
+        letters.drain(..dropped);
         self.publish(self.opts.topics.dlq_items(queue), &letters, true)
             .await
     }
@@ -724,6 +776,19 @@ impl Keeper {
             .publish(topic, QoS::AtLeastOnce, retain, payload)
             .await?;
         Ok(())
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, on a character boundary, and marks
+/// the cut.
+fn cut(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
     }
 }
 
@@ -805,6 +870,16 @@ impl Rates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_keeps_whole_characters_and_marks_the_cut() {
+        let mut short = "oven jammed".to_string();
+        cut(&mut short, 64);
+        assert_eq!(short, "oven jammed");
+        let mut long = "é".repeat(10); // 2 bytes each
+        cut(&mut long, 5);
+        assert_eq!(long, "éé…");
+    }
 
     #[test]
     fn rates_are_smoothed_and_converge() {

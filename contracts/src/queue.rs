@@ -374,8 +374,7 @@ mod tests {
         assert_eq!(many.into_deliveries().len(), 2);
         // An older consumer's credit (no `batch`) still reads, as false, and
         // a credit without batches is written as before.
-        let newer: Credit =
-            serde_json::from_str(r#"{"credit":2,"incarnation":"i","window_ms":5}"#).unwrap();
+        let newer: Credit = serde_json::from_str(r#"{"credit":2,"incarnation":"i","window_ms":5}"#).unwrap();
         assert_eq!(newer.credit, 2, "a field from a newer consumer is ignored");
         let old: Credit = serde_json::from_str(r#"{"credit":2,"incarnation":"i"}"#).unwrap();
         assert!(!old.batch);

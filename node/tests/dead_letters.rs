@@ -180,3 +180,54 @@ fn an_unreadable_delivery_is_dead_lettered_with_its_reason_and_spoils_nothing_el
         consumer.with("acked").len() == 5
     });
 }
+
+#[test]
+fn a_put_too_large_to_deliver_goes_to_the_dlq_and_the_queue_keeps_moving() {
+    let w = World::new();
+    let _broker = w.broker(&[]);
+    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    mqtt.subscribe("pizza/q/kitchen/confirm/test-poker");
+    mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    });
+    // Within the broker's 256 KiB limit, but with no room left for the
+    // delivery's own fields.
+    let blob = "x".repeat(250 * 1024);
+    let big = contracts::Envelope::new(
+        "kitchen.ticket",
+        "o-big",
+        1,
+        "t",
+        "test-poker",
+        serde_json::json!({ "blob": blob }),
+    );
+    mqtt.publish("pizza/q/kitchen/put", serde_json::to_vec(&big).unwrap());
+    let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 1)
+    });
+    let letter = &listing.as_array().unwrap()[0];
+    assert!(
+        s(letter, "reason").starts_with("envelope too large: "),
+        "{letter}"
+    );
+    let raw = s(letter, "raw");
+    assert!(
+        raw.contains(r#""order_id":"o-big""#) && raw.ends_with('…') && raw.len() < 8 * 1024,
+        "the listing shows the start of it: {} bytes",
+        raw.len()
+    );
+    let confirm = mqtt.expect("pizza/q/kitchen/confirm/test-poker", LONG, |_| true);
+    assert_eq!(
+        confirm["event_ids"][0],
+        big.event_id.to_string(),
+        "kept in the DLQ, so confirmed: its producer stops re-sending it"
+    );
+
+    let mut producer = w.producer("p1", &["--queue", "kitchen", "--count", "3", "--keys", "3"]);
+    assert_eq!(producer.wait_exit(LONG), Some(0));
+    let consumer = w.consumer("c1", &["--queue", "kitchen", "--credit", "3"]);
+    wait_for(LONG, "the next puts delivered", || {
+        consumer.with("acked").len() == 3
+    });
+}

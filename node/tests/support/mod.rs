@@ -261,7 +261,8 @@ impl Mqtt {
     /// the CONNACK outcome: Ok once connected, Err with the broker's refusal.
     pub fn connect(port: u16, id: &str, credentials: Option<(&str, &str)>) -> Result<Mqtt, String> {
         let mut opts = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(5));
+        opts.set_keep_alive(Duration::from_secs(5))
+            .set_max_packet_size(512 * 1024, 512 * 1024);
         if let Some((u, p)) = credentials {
             opts.set_credentials(u, p);
         }
