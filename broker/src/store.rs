@@ -98,8 +98,8 @@ impl Store {
             .mode(sled::Mode::HighThroughput)
             // sled's default cache is 1 GiB; the queues need far less.
             .cache_capacity(64 * 1024 * 1024)
-            // We flush explicitly per batch; the background flush only bounds
-            // what a crash can lose of the non-critical writes (attempt counts).
+            // We flush explicitly per batch; the background flush is only a
+            // backstop.
             .flush_every_ms(Some(500))
             .open()?;
         // Record numbers go on from the highest ever written.
@@ -143,9 +143,13 @@ impl Store {
     }
 
     fn journal(&mut self, queue: &str) -> &mut Journal {
+        // Looked up several times per message: no key is built once it exists.
+        if !self.journals.contains_key(queue) {
+            self.journals.insert(queue.to_string(), Journal::new());
+        }
         self.journals
-            .entry(queue.to_string())
-            .or_insert_with(Journal::new)
+            .get_mut(queue)
+            .expect("the journal was just inserted")
     }
 
     fn dlq(&self, queue: &str) -> Result<sled::Tree, StoreError> {
