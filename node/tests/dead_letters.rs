@@ -133,9 +133,7 @@ fn a_reject_dead_letters_at_once_with_the_consumers_reason() {
 fn an_unreadable_delivery_is_dead_lettered_with_its_reason_and_spoils_nothing_else() {
     let w = World::new();
     let _broker = w.broker(&[]);
-    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
-    mqtt.subscribe("pizza/q/kitchen/dlq/items");
-    mqtt.subscribe("pizza/q/stats");
+    let mqtt = w.watch("test-poker", &["pizza/q/kitchen/dlq/items", "pizza/q/stats"]);
     let mut producer = w.producer("p1", &["--queue", "kitchen", "--count", "5", "--keys", "5"]);
     assert_eq!(producer.wait_exit(LONG), Some(0));
     // Well-formed JSON, so the put is stored; but the payload holds a number
@@ -185,9 +183,10 @@ fn an_unreadable_delivery_is_dead_lettered_with_its_reason_and_spoils_nothing_el
 fn a_put_too_large_to_deliver_goes_to_the_dlq_and_the_queue_keeps_moving() {
     let w = World::new();
     let _broker = w.broker(&[]);
-    let mqtt = Mqtt::connect(w.port, "test-poker", None).expect("connects");
-    mqtt.subscribe("pizza/q/kitchen/dlq/items");
-    mqtt.subscribe("pizza/q/kitchen/confirm/test-poker");
+    let mqtt = w.watch(
+        "test-poker",
+        &["pizza/q/kitchen/dlq/items", "pizza/q/kitchen/confirm/test-poker"],
+    );
     mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
         v.as_array().is_some_and(|a| a.is_empty())
     });

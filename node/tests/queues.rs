@@ -6,7 +6,7 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use support::{s, wait_for, Mqtt, World};
+use support::{s, wait_for, World};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -217,8 +217,7 @@ fn finished_work_stays_finished_after_the_broker_is_killed() {
     let mut broker = w.broker(&[]);
     let mut producer = w.producer("p1", &["--queue", "kitchen", "--count", "300", "--keys", "300"]);
     assert_eq!(producer.wait_exit(LONG), Some(0), "every put is confirmed");
-    let mqtt = Mqtt::connect(w.port, "test-watch", None).expect("connects");
-    mqtt.subscribe("pizza/q/stats");
+    let mqtt = w.watch("test-watch", &["pizza/q/stats"]);
     let mut consumer = w.consumer("c1", &["--queue", "kitchen", "--credit", "50"]);
     // Stats are published between batches, after the batch's flush: once
     // they show the work done, the dones are on disk.
@@ -230,8 +229,7 @@ fn finished_work_stays_finished_after_the_broker_is_killed() {
     broker.kill9();
 
     let _broker = w.broker(&[]);
-    let mqtt = Mqtt::connect(w.port, "test-watch-2", None).expect("connects again");
-    mqtt.subscribe("pizza/q/stats");
+    let mqtt = w.watch("test-watch-2", &["pizza/q/stats"]);
     let later = w.consumer("c2", &["--queue", "kitchen", "--credit", "50"]);
     let stats = mqtt.expect("pizza/q/stats", LONG, |v| {
         kitchen(v).is_some_and(|k| {

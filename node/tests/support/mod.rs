@@ -159,6 +159,15 @@ impl World {
         self.dir.path().join(name)
     }
 
+    /// A test client connected as `id` and subscribed to `filters`.
+    pub fn watch(&self, id: &str, filters: &[&str]) -> Mqtt {
+        let mqtt = Mqtt::connect(self.port, id, None).expect("the test client connects");
+        for f in filters {
+            mqtt.subscribe(f);
+        }
+        mqtt
+    }
+
     pub fn broker_url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
