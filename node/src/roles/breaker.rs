@@ -58,6 +58,16 @@ impl Breaker {
         self.failures
     }
 
+    /// Its state and counts as a node's status figures (name, value).
+    pub fn figures(&self) -> [(&'static str, serde_json::Value); 4] {
+        [
+            ("breaker", serde_json::to_value(self.state).unwrap_or_default()),
+            ("breaker_failures", self.failures.into()),
+            ("breaker_opened", self.opened_total.into()),
+            ("breaker_rejected", self.rejected_total.into()),
+        ]
+    }
+
     /// Whether a call may go out now (`now` in ms). A `true` in half-open
     /// state is the one trial call.
     pub fn allow(&mut self, now: u64) -> bool {

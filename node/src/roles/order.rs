@@ -161,12 +161,10 @@ impl Service {
     }
 
     fn figures(&self) {
-        let b = self.lock_breaker().clone();
-        self.node
-            .set_figure("breaker", serde_json::to_value(b.state()).unwrap_or_default());
-        self.node.set_figure("breaker_failures", b.failures());
-        self.node.set_figure("breaker_opened", b.opened_total);
-        self.node.set_figure("breaker_rejected", b.rejected_total);
+        let figures = self.lock_breaker().figures();
+        for (name, value) in figures {
+            self.node.set_figure(name, value);
+        }
     }
 
     /// The book's ordering figures: envelopes waiting behind a gap in their
