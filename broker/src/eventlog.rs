@@ -213,7 +213,7 @@ impl EventLog {
         let mut fresh = HashSet::new();
         let mut next = self.next;
         for raw in payloads {
-            let meta = match wire::check_event(raw) {
+            let meta = match wire::check_envelope(raw) {
                 Ok(m) => m,
                 Err(e) => {
                     out.push(Appended::Malformed(e.to_string()));
@@ -232,7 +232,7 @@ impl EventLog {
             let pos = next;
             next += 1;
             fresh.insert(meta.event_id);
-            index.extend_from_slice(&meta.seq.to_be_bytes());
+            index.extend_from_slice(&meta.order_seq.to_be_bytes());
             index.extend_from_slice(meta.event_id.as_bytes());
             batch.insert(&pos_key(pos), raw);
             batch.insert(index, &pos.to_be_bytes());

@@ -314,6 +314,11 @@ impl Seen {
         new
     }
 
+    /// Whether ids were accepted since the last seal.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Takes the ids accepted since the last seal as record `r`'s bytes.
     pub fn seal(&mut self, r: u64) -> Option<Vec<u8>> {
         if self.pending.is_empty() {

@@ -101,8 +101,6 @@ enum Input {
 struct Batch {
     /// (queue, producer) -> event ids to confirm.
     confirms: BTreeMap<(String, String), Vec<Uuid>>,
-    /// Storage was written: flush before confirming.
-    dirty: bool,
     /// Dead letters added: publish alerts for them.
     buried: Vec<DeadLetter>,
     /// Queues whose DLQ listing changed.
@@ -185,7 +183,7 @@ impl Keeper {
             }
             queues.insert(name, q);
         }
-        let next_seq = store.next_seq()?;
+        let next_seq = store.next_seq();
 
         let mqtt =
             crate::server::client_options(&opts.client_id, &opts.host, opts.port, opts.credentials.as_ref());
@@ -256,10 +254,8 @@ impl Keeper {
     async fn finish(&mut self, batch: Batch) -> Result<(), KeeperError> {
         // Acks and retries are flushed too: the stats published next never
         // show work done that a crash could bring back.
-        if batch.dirty || self.store.has_pending() {
-            self.store.set_next_seq(self.next_seq)?;
-            self.store.flush().await?;
-        }
+        self.store.set_next_seq(self.next_seq)?;
+        self.store.flush().await?;
         for ((queue, producer), event_ids) in batch.confirms {
             let topic = self.opts.topics.confirm(&queue, &producer);
             self.publish(topic, &Confirm { event_ids }, false).await?;
@@ -413,7 +409,6 @@ impl Keeper {
             // stops re-sending it, but never delivered.
             tracing::info!(queue, order_id = %meta.order_id, "put for a withdrawn order dropped");
             self.store.set_withdrawn(queue, &meta.order_id, last_seq)?;
-            batch.dirty = true;
             batch.confirm(queue, source, id);
             return Ok(());
         }
@@ -429,7 +424,6 @@ impl Keeper {
         if self.store.add(queue, &item)? {
             self.next_seq += 1;
             self.queue(queue).put(item);
-            batch.dirty = true;
         }
         batch.confirm(queue, source, id);
         Ok(())
@@ -584,7 +578,6 @@ impl Keeper {
             self.store.finish(queue, &item.meta.event_id)?;
         }
         self.store.set_withdrawn(queue, &req.order_id, w.last_seq)?;
-        batch.dirty = true;
         tracing::info!(queue, order_id = %req.order_id, removed = w.removed.len(), in_flight = w.in_flight, "withdrawn");
         let answer = Withdrawn {
             request_id: req.request_id,
@@ -636,7 +629,6 @@ impl Keeper {
             self.queue(queue).put(item);
         }
         self.store.remove_dead(queue, &taken)?;
-        batch.dirty = true;
         batch.dlq_changed.insert(queue.to_string());
         Ok(())
     }
@@ -674,7 +666,6 @@ impl Keeper {
     fn bury(&mut self, letter: DeadLetter, batch: &mut Batch) -> Result<(), KeeperError> {
         let queue = letter.queue.clone();
         let letter = self.store.bury(letter)?;
-        batch.dirty = true;
         batch.dlq_changed.insert(queue.clone());
         batch.buried.push(letter);
         self.queue(&queue);

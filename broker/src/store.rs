@@ -76,6 +76,10 @@ pub struct Store {
     journals: BTreeMap<String, Journal>,
     /// The next record number, for every queue's `log` and `seen` trees.
     next_record: u64,
+    /// The next free seq as last written.
+    next_seq: u64,
+    /// Something was written (or waits to be) since the last flush.
+    dirty: bool,
 }
 
 fn key(n: u64) -> [u8; 8] {
@@ -112,12 +116,15 @@ impl Store {
             .into_iter()
             .max()
             .map_or(1, |last| last + 1);
+        let next_seq = db.get("next_seq")?.map_or(1, |v| unkey(&v));
         Ok(Store {
             db,
             dead: Default::default(),
             trees: Default::default(),
             journals: BTreeMap::new(),
             next_record,
+            next_seq,
+            dirty: false,
         })
     }
 
@@ -162,9 +169,10 @@ impl Store {
 
     /// Records that `order_id` was withdrawn from `queue`, with the highest
     /// envelope seq seen of it (not flushed).
-    pub fn set_withdrawn(&self, queue: &str, order_id: &str, last_seq: u64) -> Result<(), StoreError> {
+    pub fn set_withdrawn(&mut self, queue: &str, order_id: &str, last_seq: u64) -> Result<(), StoreError> {
         self.withdrawn(queue)?
             .insert(order_id.as_bytes(), &key(last_seq))?;
+        self.dirty = true;
         Ok(())
     }
 
@@ -199,19 +207,24 @@ impl Store {
     }
 
     /// The next free seq, persisted so that seqs never repeat.
-    pub fn next_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.db.get("next_seq")?.map_or(1, |v| unkey(&v)))
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Remembers the next free seq (written with the batch it belongs to).
-    pub fn set_next_seq(&self, seq: u64) -> Result<(), StoreError> {
-        self.db.insert("next_seq", &key(seq))?;
+    pub fn set_next_seq(&mut self, seq: u64) -> Result<(), StoreError> {
+        if seq != self.next_seq {
+            self.db.insert("next_seq", &key(seq))?;
+            self.next_seq = seq;
+            self.dirty = true;
+        }
         Ok(())
     }
 
     /// Appends an operation to `queue`'s open record (sealing it when
     /// full), and returns the record's number.
     fn append(&mut self, queue: &str, write: impl FnOnce(&mut Vec<u8>)) -> u64 {
+        self.dirty = true;
         let next = self.next_record;
         let j = self.journal(queue);
         let (r, bytes) = j.open.get_or_insert_with(|| (next, Vec::new()));
@@ -321,7 +334,8 @@ impl Store {
     }
 
     /// Adds a dead letter; returns it with its id.
-    pub fn bury(&self, mut letter: DeadLetter) -> Result<DeadLetter, StoreError> {
+    pub fn bury(&mut self, mut letter: DeadLetter) -> Result<DeadLetter, StoreError> {
+        self.dirty = true;
         let tree = self.dlq(&letter.queue)?;
         letter.id = self.db.generate_id()?;
         tree.insert(key(letter.id), serde_json::to_vec(&letter)?)?;
@@ -381,6 +395,7 @@ impl Store {
     /// both re-queued and in the DLQ (a duplicate), never in neither.
     pub fn remove_dead(&mut self, queue: &str, ids: &[u64]) -> Result<(), StoreError> {
         self.write()?;
+        self.dirty = true;
         let tree = self.dlq(queue)?;
         let mut taken = 0;
         for id in ids {
@@ -392,24 +407,27 @@ impl Store {
 
     /// Writes the batch's records, deletes the ones no longer needed, and
     /// makes every write so far durable. Confirms go out only after this.
+    /// Does nothing when nothing changed.
     pub async fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.dirty {
+            return Ok(());
+        }
         self.write()?;
         self.db.flush_async().await?;
+        self.dirty = false;
         Ok(())
-    }
-
-    /// Whether operations wait to be written.
-    pub fn has_pending(&self) -> bool {
-        self.journals
-            .values()
-            .any(|j| j.open.is_some() || !j.sealed.is_empty())
     }
 
     /// Writes the batch's records and deletes the ones no longer needed,
     /// without waiting for the disk (sled's background flush follows).
-    pub fn write(&mut self) -> Result<(), StoreError> {
-        let queues: Vec<String> = self.journals.keys().cloned().collect();
-        for queue in queues {
+    fn write(&mut self) -> Result<(), StoreError> {
+        let touched: Vec<String> = self
+            .journals
+            .iter()
+            .filter(|(_, j)| j.open.is_some() || !j.sealed.is_empty() || j.seen.has_pending())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for queue in touched {
             self.copy_forward(&queue)?;
             let seen_record = self.next_record;
             let j = self.journal(&queue);

@@ -50,28 +50,6 @@ pub fn check_envelope(raw: &[u8]) -> Result<Meta, serde_json::Error> {
     })
 }
 
-/// What the event log indexes an event by.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventKey {
-    /// The envelope's event id (idempotency key).
-    pub event_id: Uuid,
-    /// The order it belongs to.
-    pub order_id: String,
-    /// Its place in the order's life.
-    pub seq: u64,
-}
-
-/// Checks that `raw` is a well-formed envelope and returns the fields the
-/// event log indexes it by.
-pub fn check_event(raw: &[u8]) -> Result<EventKey, serde_json::Error> {
-    let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
-    Ok(EventKey {
-        event_id: v.event_id,
-        order_id: v.order_id.into_owned(),
-        seq: v.seq,
-    })
-}
-
 /// Serialises a [`contracts::queue::Delivery`] around the raw envelope,
 /// without parsing the envelope again: an item's envelope was checked when
 /// it was put (or read back from the journal), so its bytes are valid JSON.
