@@ -181,7 +181,6 @@ pub fn replay(
     let mut fold = OrderFold::new(order_id);
     let (mut seen, mut later) = (0usize, 0usize);
     let mut first: Option<OffsetDateTime> = None;
-    let mut held = Vec::new();
     for env in events {
         if env.order_id != order_id {
             continue;
@@ -192,7 +191,6 @@ pub fn replay(
             later += 1;
             continue;
         }
-        held.push(env.clone());
         fold.offer(env);
     }
     let Some(state) = fold.state() else {
@@ -231,17 +229,6 @@ pub fn replay(
             }
         })
         .collect();
-    // What the fold still holds: offered, neither applied nor rejected, and
-    // not a duplicate of either.
-    let folded: std::collections::HashSet<Uuid> = fold
-        .applied()
-        .iter()
-        .map(|e| e.event_id)
-        .chain(fold.rejected().iter().map(|r| r.envelope.event_id))
-        .collect();
-    held.retain(|e| e.seq >= fold.next_seq() && !folded.contains(&e.event_id));
-    held.sort_by_key(|e| e.seq);
-    held.dedup_by_key(|e| e.seq);
     Ok(HistoryView {
         order_id: order_id.to_string(),
         as_of: as_of.map(rfc3339),
@@ -252,7 +239,7 @@ pub fn replay(
             .map(|e| e.trace_id.clone())
             .unwrap_or_default(),
         steps,
-        held_back: held.iter().map(HistoryEntry::from).collect(),
+        held_back: fold.held().map(HistoryEntry::from).collect(),
         rejected: fold
             .rejected()
             .iter()

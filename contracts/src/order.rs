@@ -491,6 +491,11 @@ impl OrderFold {
         self.held.len()
     }
 
+    /// The envelopes waiting behind a gap, in seq order.
+    pub fn held(&self) -> impl Iterator<Item = &Envelope> {
+        self.held.values()
+    }
+
     /// The missing seqs that hold envelopes back, as ranges (a bogus seq far
     /// ahead would make a list of single seqs enormous).
     pub fn gaps(&self) -> Vec<RangeInclusive<u64>> {
