@@ -51,17 +51,17 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
 
 use contracts::history::LogQuery;
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Publish, QoS};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::server::{pump, Input};
 use crate::wire;
 
 /// Most messages taken into one batch before flushing.
@@ -372,12 +372,6 @@ pub struct RecorderOptions {
     pub topics: Topics,
 }
 
-/// What the MQTT event loop hands the recorder.
-enum Input {
-    Connected,
-    Publish(Publish),
-}
-
 /// Records every event into `log` and answers log queries, until the MQTT
 /// client or the storage fails.
 ///
@@ -390,10 +384,9 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
     mqtt.set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     eventloop.network_options.set_tcp_nodelay(true);
-    // Unbounded for the same reason as the keeper's: the event loop must
-    // never wait on us, or our own publishes could deadlock against it.
+    // Unbounded: see `server::pump`.
     let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(pump(eventloop, tx));
+    tokio::spawn(pump(eventloop, tx, "event log"));
     tracing::info!(events = log.len(), "event log opened");
 
     while let Some(first) = rx.recv().await {
@@ -447,30 +440,6 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
         }
     }
     Ok(())
-}
-
-/// Drives the MQTT event loop, reconnecting with capped backoff.
-async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Input>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let input = match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => Input::Publish(p),
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(100);
-                Input::Connected
-            }
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "event log lost the broker; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-                continue;
-            }
-        };
-        if tx.send(input).is_err() {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -24,13 +24,14 @@ use contracts::queue::{
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use rumqttc::{AsyncClient, EventLoop, QoS};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::queue::{Effect, Item, Policy, Queue};
+use crate::server::{pump, Input};
 use crate::store::{Store, StoreError};
 use crate::wire;
 
@@ -88,12 +89,6 @@ pub struct KeeperOptions {
     pub lease: Duration,
     /// Queues that exist (and show in stats) before anything is put on them.
     pub queues: Vec<String>,
-}
-
-/// What the MQTT event loop hands the keeper.
-enum Input {
-    Connected,
-    Publish { topic: String, payload: Bytes },
 }
 
 /// Work collected while applying one batch, done after the flush.
@@ -209,11 +204,9 @@ impl Keeper {
 
     /// Runs the keeper until its MQTT client or its storage fails.
     pub async fn run(mut self, eventloop: EventLoop) -> Result<(), KeeperError> {
-        // Unbounded on purpose: the event loop must never wait on the keeper,
-        // or the keeper's own publishes (which the event loop sends) could
-        // deadlock against it. The broker's in-flight window bounds the flow.
+        // Unbounded: see `server::pump`.
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(pump(eventloop, tx));
+        tokio::spawn(pump(eventloop, tx, "keeper"));
 
         let mut stats = tokio::time::interval(STATS_INTERVAL);
         stats.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -333,7 +326,7 @@ impl Keeper {
     async fn handle(&mut self, input: Input, batch: &mut Batch) -> Result<(), KeeperError> {
         let (topic, payload) = match input {
             Input::Connected => return self.subscribe().await,
-            Input::Publish { topic, payload } => (topic, payload),
+            Input::Publish(p) => (p.topic, p.payload),
         };
         if let Some(node) = self.opts.topics.parse_status_topic(&topic) {
             let node = node.to_string();
@@ -791,42 +784,6 @@ fn decode<T: serde::de::DeserializeOwned>(what: &str, queue: &str, payload: &[u8
         Err(e) => {
             tracing::warn!(queue, error = %e, "ignored a malformed {what}");
             None
-        }
-    }
-}
-
-/// Drives the MQTT event loop, forwarding what matters to the keeper and
-/// reconnecting with capped backoff.
-async fn pump(mut eventloop: EventLoop, tx: mpsc::UnboundedSender<Input>) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match eventloop.poll().await {
-            Ok(Event::Incoming(Packet::Publish(p))) => {
-                let topic = p.topic;
-                if tx
-                    .send(Input::Publish {
-                        topic,
-                        payload: p.payload,
-                    })
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(100);
-                // Subscribing again is harmless and covers a broker restart
-                // that lost our session (rumqttc does not re-subscribe).
-                if tx.send(Input::Connected).is_err() {
-                    return;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "keeper lost the broker; reconnecting");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
         }
     }
 }

@@ -117,3 +117,47 @@ pub fn client_options(
     }
     mqtt
 }
+
+/// What a broker's own client's MQTT event loop hands its owner.
+pub enum Input {
+    /// A CONNACK: subscribe (again). Harmless when the session survived,
+    /// and it covers a broker restart that lost it (rumqttc does not
+    /// re-subscribe).
+    Connected,
+    /// A message on a subscribed topic.
+    Publish(rumqttc::Publish),
+}
+
+/// Drives a client's MQTT event loop, forwarding what matters to its
+/// owner and reconnecting with capped backoff, until the owner is gone.
+///
+/// The channel is unbounded on purpose: the event loop must never wait on
+/// its owner, or the owner's own publishes (which the event loop sends)
+/// could deadlock against it. The broker's in-flight window bounds the flow.
+pub async fn pump(
+    mut eventloop: rumqttc::EventLoop,
+    tx: tokio::sync::mpsc::UnboundedSender<Input>,
+    who: &'static str,
+) {
+    use rumqttc::{Event, Packet};
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let input = match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::Publish(p))) => Input::Publish(p),
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = std::time::Duration::from_millis(100);
+                Input::Connected
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "{who} lost the broker; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+                continue;
+            }
+        };
+        if tx.send(input).is_err() {
+            return;
+        }
+    }
+}
