@@ -76,19 +76,14 @@ fn the_breaker_opens_after_the_set_failures_refuses_without_calling_payment_and_
 
     // Payment recovers: the next trial succeeds and closes the breaker.
     p.set_faults(&mqtt, "payment", &json!({"error_rate": 0.0}), "error_rate");
-    let mut first_accepted = None;
     wait_for(LONG, "the trial to be accepted", || {
         let (status, body) = p.place();
         match status {
-            201 => {
-                first_accepted = Some(body);
-                true
-            }
+            201 => true,
             503 => false,
             other => panic!("unexpected {other}: {body}"),
         }
     });
-    assert!(first_accepted.is_some());
     assert_eq!(payment_calls(&p), 5, "the accepted order was the one trial");
     // Heartbeats from before the outage are closed too: wait for one that
     // has seen both openings.

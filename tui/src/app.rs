@@ -264,7 +264,7 @@ impl App {
     }
 
     /// The scenario's verdict, once it is over.
-    pub fn verdict(&self) -> Option<crate::play::Verdict> {
+    fn verdict(&self) -> Option<crate::play::Verdict> {
         self.model.play.as_ref().and_then(|p| p.verdict.clone())
     }
 

@@ -22,7 +22,7 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ratatui::buffer::{Buffer, Cell};
@@ -352,11 +352,6 @@ impl Recorder {
         })
     }
 
-    /// The file being written.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The size a run without a terminal draws at.
     pub fn headless_size(&self) -> Size {
         self.headless_size
@@ -532,14 +527,15 @@ mod tests {
         let target = CastTarget::new(dir.path().join("x.cast"));
         let mut recorder = Recorder::create(&target).expect("create");
         // /dev/full refuses every write: the first flush fails.
-        let full = File::options().write(true).open("/dev/full");
-        if let Ok(full) = full {
-            recorder.cast = Some(Cast::new(BufWriter::new(full), 0, TITLE));
-            assert!(recorder.record(&buffer(&["a"])).is_some());
-            assert!(!recorder.is_recording());
-            assert!(recorder.record(&buffer(&["b"])).is_none(), "reported once");
-            assert!(recorder.finish().is_none());
-        }
+        let full = File::options()
+            .write(true)
+            .open("/dev/full")
+            .expect("/dev/full (Linux)");
+        recorder.cast = Some(Cast::new(BufWriter::new(full), 0, TITLE));
+        assert!(recorder.record(&buffer(&["a"])).is_some());
+        assert!(!recorder.is_recording());
+        assert!(recorder.record(&buffer(&["b"])).is_none(), "reported once");
+        assert!(recorder.finish().is_none());
     }
 
     #[test]

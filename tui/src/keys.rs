@@ -65,7 +65,7 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Enter => open_detail(m),
         KeyCode::Esc => {
             // First esc puts a scenario's verdict away; then it clears the filter.
-            if m.play.as_ref().is_some_and(|p| p.verdict.is_some()) && !m.ui.verdict_hidden {
+            if m.play.as_ref().is_some_and(crate::play::Play::finished) && !m.ui.verdict_hidden {
                 m.ui.verdict_hidden = true;
             } else {
                 m.ui.filter.clear();
@@ -502,11 +502,7 @@ fn scale(m: &mut Model, row: &NodeRow, up: bool) -> Vec<Effect> {
         return Vec::new();
     };
     // Nodes already stopping no longer count: a second `-` takes the next one.
-    let alive: Vec<&NodeRow> = m
-        .nodes
-        .values()
-        .filter(|n| n.role == row.role && n.shown(m.now).is_alive() && n.shown(m.now) != Shown::Stopping)
-        .collect();
+    let alive: Vec<&NodeRow> = crate::model::nodes::running(&m.nodes, &row.role, m.now).collect();
     let n = alive.len();
     if up {
         m.log

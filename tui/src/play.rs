@@ -176,7 +176,7 @@ impl Play {
     /// Runs the timeline as far as the model allows; the effects to carry out.
     pub fn advance(&mut self, m: &Model) -> Vec<Effect> {
         let mut effects = Vec::new();
-        if self.verdict.is_some() {
+        if self.finished() {
             return effects;
         }
         let now = m.now;
@@ -211,10 +211,8 @@ impl Play {
                         self.scenario.steps.len(),
                         step.describe()
                     ));
-                } else if let Some(c) = step.caption() {
-                    self.lines.push(format!("  » {c}"));
                 }
-                if let Some(c) = step.caption().filter(|_| !matches!(step, Step::Caption { .. })) {
+                if let Some(c) = step.caption() {
                     self.lines.push(format!("  » {c}"));
                 }
                 match self.act(&step, m) {
@@ -573,11 +571,7 @@ fn scale(m: &Model, role: &str, to: u32) -> Result<Vec<Effect>, String> {
     let r = Role::parse(role)
         .filter(|r| r.scales())
         .ok_or_else(|| format!("{role} does not scale"))?;
-    let mut alive: Vec<_> = m
-        .nodes
-        .values()
-        .filter(|n| n.role == role && n.shown(m.now).is_alive() && n.shown(m.now) != Shown::Stopping)
-        .collect();
+    let mut alive: Vec<_> = crate::model::nodes::running(&m.nodes, role, m.now).collect();
     let n = alive.len() as u32;
     if to >= n {
         return Ok((n..to).map(|_| Effect::ScaleUp(r)).collect());

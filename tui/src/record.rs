@@ -89,10 +89,7 @@ impl Recording {
                 caption: None,
             },
             Effect::ScaleUp(role) => {
-                let alive = nodes
-                    .values()
-                    .filter(|n| n.role == role.as_str() && n.shown(now).is_alive())
-                    .count() as u32;
+                let alive = crate::model::nodes::running(nodes, role.as_str(), now).count() as u32;
                 Step::Scale {
                     role: role.as_str().to_string(),
                     to: alive + 1,

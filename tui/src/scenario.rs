@@ -612,10 +612,14 @@ pub fn faults_text(f: &Faults) -> String {
         ("error_rate", f.error_rate),
         ("drop_rate", f.drop_rate),
         ("duplicate_rate", f.duplicate_rate),
+        ("reorder_rate", f.reorder_rate),
     ] {
         if v > 0.0 {
             parts.push(format!("{name} {v}"));
         }
+    }
+    if f.reorder_rate > 0.0 && f.reorder_window_ms > 0 {
+        parts.push(format!("reorder_window_ms {}", f.reorder_window_ms));
     }
     if f.paused {
         parts.push("paused".into());

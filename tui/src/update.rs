@@ -20,9 +20,9 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     }
     let mut effects = apply(m, msg);
     if let Some(mut play) = m.play.take() {
-        let before = (play.step, play.lines.len(), play.verdict.is_some());
+        let before = (play.step, play.lines.len(), play.finished());
         effects.extend(play.advance(m));
-        if (play.step, play.lines.len(), play.verdict.is_some()) != before {
+        if (play.step, play.lines.len(), play.finished()) != before {
             m.dirty = true;
         }
         m.play = Some(play);

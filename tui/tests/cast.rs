@@ -5,7 +5,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -123,8 +123,12 @@ fn a_headless_run_records_a_playable_cast() {
         "100x30",
     ]);
     room.expect("kitchen-1 is up", 60);
-    // A few more frames (the clock ticks), then SIGTERM.
-    std::thread::sleep(Duration::from_millis(1_500));
+    // A few frames on disk (each is flushed as it is drawn), then SIGTERM.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&cast).map_or(0, |t| t.lines().count()) < 4 {
+        assert!(Instant::now() < deadline, "no frames recorded within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let status = room.terminate();
     assert!(status.success(), "exit status {status:?}");
 

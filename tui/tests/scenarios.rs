@@ -124,12 +124,37 @@ fn a_bad_scenario_is_refused_before_anything_starts() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let file = dir.path().join("typo.toml");
     std::fs::write(&file, "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"bake\"\n").expect("writes");
-    let out = std::process::Command::new(support::EXE)
-        .args(["--headless", "--scenario", &file.display().to_string()])
-        .output()
+    let data = dir.path().join("data").display().to_string();
+    // Spawned, not `output()`: should the check ever let the file through,
+    // a platform would start, and the test must fail rather than hang.
+    let mut child = std::process::Command::new(support::EXE)
+        .args([
+            "--headless",
+            "--scenario",
+            &file.display().to_string(),
+            "--data-dir",
+            &data,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waits") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a bad scenario was not refused within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped stderr"), &mut err)
+        .expect("reads stderr");
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("is not valid") && err.contains("bake"), "{err}");
 }
 

@@ -263,3 +263,15 @@ pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
 
 /// Every node, by id.
 pub type Nodes = BTreeMap<String, NodeRow>;
+
+/// The nodes of `role` that run and are not on their way out: what scaling
+/// counts (a second `-` takes the next node, not the one already stopping).
+pub fn running<'a>(
+    nodes: &'a Nodes,
+    role: &'a str,
+    now: OffsetDateTime,
+) -> impl Iterator<Item = &'a NodeRow> + 'a {
+    nodes
+        .values()
+        .filter(move |n| n.role == role && n.shown(now).is_alive() && n.shown(now) != Shown::Stopping)
+}

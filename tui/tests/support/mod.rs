@@ -112,6 +112,11 @@ impl Drop for Room {
             }
             let _ = self.child.kill();
             let _ = self.child.wait();
+            // Its nodes run in process groups of their own: the ones it
+            // said it started go too.
+            for pid in self.node_pids() {
+                signal(pid, libc::SIGKILL);
+            }
         }
     }
 }
