@@ -1,10 +1,14 @@
 //! The event log: every domain event, appended once, in sled.
 //!
-//! The broker process records every envelope published on
-//! `<prefix>/events/#`, so that an order's state at any past instant can be
-//! rebuilt by replaying its events (`contracts::history::replay`), and
-//! answers queries for one order's events over MQTT
-//! (`contracts::history::LogQuery` on `<prefix>/log/query/<client>`).
+//! Nodes publish their events to `<prefix>/log/put`; the log stores each
+//! once, confirms it to its producer after the flush (the producer's outbox
+//! keeps it until then), and serves it to subscribers through durable
+//! subscriptions with cursors ([`crate::subscriptions`], the protocol in
+//! `contracts::stream`). The same log rebuilds an order's state at any past
+//! instant (`contracts::history::replay`) and answers queries for one
+//! order's events (`contracts::history::LogQuery` on
+//! `<prefix>/log/query/<client>`). Stored events are also published on
+//! `<prefix>/events/<kind>` for anyone watching with a plain MQTT client.
 //!
 //! Two halves:
 //!
@@ -12,16 +16,17 @@
 //!   tested and benchmarked without sockets;
 //! - [`run`]: the I/O shell, an ordinary MQTT client of its own (so it works
 //!   against any MQTT broker, like the keeper): batch -> append -> flush ->
-//!   acknowledge -> answer queries.
+//!   confirm -> republish -> answer queries -> deliver to subscriptions.
 //!
 //! # Layout
 //!
-//! One sled tree, `<data-dir>/events`, three kinds of keys:
+//! One sled tree, `<data-dir>/events`, four kinds of keys:
 //!
 //! ```text
 //! 'l' pos(u64 BE)                                    -> the envelope, as published
 //! 'o' len(u16 BE) order_id seq(u64 BE) event_id(16)  -> pos   (one order's events in seq order)
 //! 'e' event_id(16)                                   -> pos   (what is stored already)
+//! 'c' client 0 name                                  -> pos   (a durable subscription's cursor)
 //! ```
 //!
 //! `pos` counts up from 1 in arrival order: the log proper. The `'o'` index
@@ -39,20 +44,18 @@
 //! # Durability
 //!
 //! Each event's three keys go in one sled batch (atomic), and a batch of
-//! messages is flushed once (group commit) before the messages are
-//! acknowledged to the broker, so a kill -9 leaves either all of an event or
-//! none of it, and a message not yet on disk is not yet acknowledged. sled
-//! is the truth: nothing is rebuilt on start. What this cannot cover: an
-//! event rumqttd accepted (and PUBACKed to its producer) in the instant
-//! before the whole broker process dies, since rumqttd keeps messages in
-//! memory only; and, after a restart, an event a node re-sends in the few
-//! milliseconds before this client has subscribed again (the restarted
-//! rumqttd has no session of ours to keep it in).
+//! messages is flushed once (group commit) before any of them is confirmed
+//! or delivered, so a kill -9 leaves either all of an event or none of it,
+//! and an event not yet on disk is not yet confirmed: its producer sends it
+//! again. sled is the truth: nothing is rebuilt on start, and nothing rests
+//! on rumqttd keeping a session (it keeps none across its own crash).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
 use contracts::history::LogQuery;
+use contracts::queue::Confirm;
+use contracts::stream::{StreamAck, Subscribe};
 use contracts::topics::Topics;
 use contracts::Envelope;
 use rumqttc::{AsyncClient, Publish, QoS};
@@ -62,6 +65,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::server::{pump, Input};
+use crate::subscriptions::Subscriptions;
 use crate::wire;
 
 /// Most messages taken into one batch before flushing.
@@ -73,6 +77,9 @@ const MAX_REPLY_BYTES: usize = crate::server::MAX_PAYLOAD - 1_024;
 const LOG: u8 = b'l';
 const BY_ORDER: u8 = b'o';
 const SEEN: u8 = b'e';
+const CURSOR: u8 = b'c';
+/// Most bytes of one delivery message to a subscriber.
+const MAX_DELIVERY_BYTES: usize = 64 * 1024;
 
 /// Errors of the event log.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +108,15 @@ pub enum Appended {
     Malformed(String),
 }
 
+/// What [`EventLog::read_after`] found.
+#[derive(Debug, Default)]
+pub struct Read {
+    /// `(position, envelope as stored)`, ascending.
+    pub events: Vec<(u64, sled::IVec)>,
+    /// The last position read.
+    pub through: u64,
+}
+
 /// Counters since the log was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -124,6 +140,16 @@ fn pos_key(pos: u64) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[0] = LOG;
     k[1..].copy_from_slice(&pos.to_be_bytes());
+    k
+}
+
+/// `'c' client 0 name`: a durable subscription's cursor.
+fn cursor_key(client: &str, name: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + client.len() + name.len());
+    k.push(CURSOR);
+    k.extend_from_slice(client.as_bytes());
+    k.push(0);
+    k.extend_from_slice(name.as_bytes());
     k
 }
 
@@ -298,6 +324,48 @@ impl EventLog {
         })
     }
 
+    /// The stored cursor of durable subscription `name` of `client`.
+    pub fn cursor(&self, client: &str, name: &str) -> Result<Option<u64>, EventLogError> {
+        Ok(self.db.get(cursor_key(client, name))?.map(|v| read_pos(&v)))
+    }
+
+    /// Stores a durable subscription's cursor (flushed with the next batch;
+    /// a cursor lost to a crash only means events are sent again, and the
+    /// subscriber's inbox drops them).
+    pub fn set_cursor(&self, client: &str, name: &str, cursor: u64) -> Result<(), EventLogError> {
+        self.db.insert(cursor_key(client, name), &cursor.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Up to `limit` events after position `after` whose kind `wants`, in
+    /// log order, and the last position read (filtered-out events included).
+    pub fn read_after(
+        &self,
+        after: u64,
+        limit: usize,
+        wants: impl Fn(&str) -> bool,
+    ) -> Result<Read, EventLogError> {
+        let mut read = Read {
+            events: Vec::new(),
+            through: after,
+        };
+        if limit == 0 {
+            return Ok(read);
+        }
+        for entry in self.db.range(pos_key(after + 1)..pos_key(u64::MAX)) {
+            let (k, v) = entry?;
+            let pos = read_pos(&k[1..]);
+            read.through = pos;
+            if wire::kind_of(&v).is_some_and(|kind| wants(&kind)) {
+                read.events.push((pos, v));
+                if read.events.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(read)
+    }
+
     /// The JSON reply to `query` (a `contracts::history::LogReply`), built
     /// around the stored envelopes without re-encoding them.
     pub fn reply(&self, query: &LogQuery) -> Vec<u8> {
@@ -372,16 +440,16 @@ pub struct RecorderOptions {
     pub topics: Topics,
 }
 
-/// Records every event into `log` and answers log queries, until the MQTT
+/// Records every event put on `<prefix>/log/put`, confirms it once it is
+/// on disk, serves the subscriptions and answers log queries, until the MQTT
 /// client or the storage fails.
 ///
-/// Messages are acknowledged (manual PUBACK, in arrival order) only after
-/// the batch holding them is flushed, so an event the recorder did not store
-/// is sent to it again by the broker.
+/// One batch at a time: take what has arrived, append, flush, then confirm,
+/// republish, store cursors and deliver. Nothing is confirmed or delivered
+/// before it is on disk.
 pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLogError> {
-    let mut mqtt =
+    let mqtt =
         crate::server::client_options(&opts.client_id, &opts.host, opts.port, opts.credentials.as_ref());
-    mqtt.set_manual_acks(true);
     let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
     eventloop.network_options.set_tcp_nodelay(true);
     // Unbounded: see `server::pump`.
@@ -389,13 +457,25 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
     tokio::spawn(pump(eventloop, tx, "event log"));
     tracing::info!(events = log.len(), "event log opened");
 
-    while let Some(first) = rx.recv().await {
-        let mut inputs = vec![first];
-        while inputs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(more) => inputs.push(more),
-                Err(_) => break,
+    let started = std::time::Instant::now();
+    let now_ms = || started.elapsed().as_millis() as u64;
+    let mut subs = Subscriptions::default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut inputs = Vec::new();
+        tokio::select! {
+            first = rx.recv() => {
+                let Some(first) = first else { return Ok(()) };
+                inputs.push(first);
+                while inputs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => inputs.push(more),
+                        Err(_) => break,
+                    }
+                }
             }
+            _ = tick.tick() => subs.tick(now_ms()),
         }
         let mut publishes = Vec::with_capacity(inputs.len());
         for input in inputs {
@@ -403,31 +483,106 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                 Input::Connected => {
                     // Again on every CONNACK: harmless, and it covers a broker
                     // that lost our session.
-                    client
-                        .subscribe(opts.topics.all_events(), QoS::AtLeastOnce)
-                        .await?;
-                    client
-                        .subscribe(opts.topics.all_log_queries(), QoS::AtLeastOnce)
-                        .await?;
+                    for filter in [
+                        opts.topics.log_put(),
+                        opts.topics.all_log_queries(),
+                        format!("{}/log/subscribe/+", opts.topics.prefix()),
+                        format!("{}/log/ack/+", opts.topics.prefix()),
+                    ] {
+                        client.subscribe(filter, QoS::AtLeastOnce).await?;
+                    }
                 }
                 Input::Publish(p) => publishes.push(p),
             }
         }
-        let events: Vec<&Publish> = publishes
-            .iter()
-            .filter(|p| opts.topics.parse_log_query_topic(&p.topic).is_none())
-            .collect();
-        let outcome = log.append_batch(events.iter().map(|p| &p.payload[..]))?;
-        if outcome.iter().any(|a| matches!(a, Appended::Stored(_))) {
-            log.flush().await?;
-        }
-        for (p, a) in events.iter().zip(&outcome) {
-            if let Appended::Malformed(why) = a {
-                tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded");
+        let mut puts = Vec::new();
+        let mut control = Vec::new();
+        for p in &publishes {
+            match opts.topics.parse_log_topic(&p.topic) {
+                Some(("put", None)) => puts.push(p),
+                Some((verb, Some(client))) => control.push((verb, client, p)),
+                _ => {}
             }
         }
-        for p in &publishes {
-            if let Some(requester) = opts.topics.parse_log_query_topic(&p.topic) {
+        let outcome = log.append_batch(puts.iter().map(|p| &p.payload[..]))?;
+        let stored: Vec<(u64, &Publish)> = puts
+            .iter()
+            .zip(&outcome)
+            .filter_map(|(p, a)| match a {
+                Appended::Stored(pos) => Some((*pos, *p)),
+                _ => None,
+            })
+            .collect();
+        // Cursors first, so that one flush covers both.
+        for (verb, requester, p) in &control {
+            match *verb {
+                "subscribe" => match serde_json::from_slice::<Subscribe>(&p.payload) {
+                    Ok(s) => {
+                        let stored = log.cursor(requester, &s.name)?;
+                        if subs.subscribe(requester, s, stored, log.len(), now_ms()) {
+                            tracing::debug!(client = %requester, "subscription (re)started");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(client = %requester, error = %e, "ignored a malformed subscribe")
+                    }
+                },
+                "ack" => match serde_json::from_slice::<StreamAck>(&p.payload) {
+                    Ok(a) => {
+                        if let Some(((c, name), cursor)) = subs.ack(requester, &a, now_ms()) {
+                            log.set_cursor(&c, &name, cursor)?;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(client = %requester, error = %e, "ignored a malformed stream ack")
+                    }
+                },
+                _ => {}
+            }
+        }
+        if !stored.is_empty() || !control.is_empty() {
+            log.flush().await?;
+        }
+        // Confirm everything on disk, stored now or before (a re-send's first
+        // confirm may have been lost).
+        let mut confirms: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+        for (p, a) in puts.iter().zip(&outcome) {
+            match a {
+                Appended::Malformed(why) => {
+                    tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded");
+                }
+                Appended::Stored(_) | Appended::Duplicate => {
+                    if let Ok(meta) = wire::check_envelope(&p.payload) {
+                        confirms.entry(meta.source).or_default().push(meta.event_id);
+                    }
+                }
+            }
+        }
+        for (source, event_ids) in confirms {
+            if source.is_empty() || source.contains(['/', '+', '#']) {
+                continue;
+            }
+            let body = serde_json::to_vec(&Confirm { event_ids })?;
+            client
+                .publish(opts.topics.log_confirm(&source), QoS::AtLeastOnce, false, body)
+                .await?;
+        }
+        // For anyone watching with a plain MQTT client; nothing correct
+        // depends on these.
+        for (_, p) in &stored {
+            if let Some(kind) = wire::kind_of(&p.payload) {
+                client
+                    .publish(
+                        opts.topics.event(&kind),
+                        QoS::AtLeastOnce,
+                        false,
+                        p.payload.clone(),
+                    )
+                    .await?;
+            }
+        }
+        for (verb, requester, p) in &control {
+            if *verb == "query" {
                 let reply = match serde_json::from_slice::<LogQuery>(&p.payload) {
                     Ok(q) => log.reply(&q),
                     Err(e) => error_reply("", "", &format!("malformed query: {e}")),
@@ -436,10 +591,107 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                     .publish(opts.topics.log_reply(requester), QoS::AtLeastOnce, false, reply)
                     .await?;
             }
-            client.ack(p).await?;
         }
+        deliver(&client, &opts.topics, &log, &mut subs, now_ms()).await?;
+    }
+}
+
+/// Sends every subscription what its credit allows, in log order, in
+/// batches of at most [`MAX_DELIVERY_BYTES`].
+async fn deliver(
+    client: &AsyncClient,
+    topics: &Topics,
+    log: &EventLog,
+    subs: &mut Subscriptions,
+    now_ms: u64,
+) -> Result<(), EventLogError> {
+    for due in subs.due(log.len()) {
+        let Some(sub) = subs.get(&due.key) else { continue };
+        let (session, cursor) = (sub.session.clone(), sub.resumed);
+        let read = log.read_after(due.from - 1, due.limit, |kind| sub.wants(kind))?;
+        let topic = topics.log_deliver(&due.key.0);
+        let mut batch = StreamOut::new(&due.key.1, &session, due.from - 1, cursor);
+        for (pos, raw) in &read.events {
+            if !batch.is_empty() && batch.len() + raw.len() > MAX_DELIVERY_BYTES {
+                let through = *pos - 1;
+                client
+                    .publish(topic.clone(), QoS::AtLeastOnce, false, batch.take(through))
+                    .await?;
+                batch.after = through;
+            }
+            batch.push(*pos, raw);
+        }
+        if !batch.is_empty() {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, batch.take(read.through))
+                .await?;
+        }
+        let positions: Vec<u64> = read.events.iter().map(|(p, _)| *p).collect();
+        subs.sent(&due.key, &positions, read.through, now_ms);
     }
     Ok(())
+}
+
+/// A [`contracts::stream::StreamBatch`] written around stored envelopes.
+struct StreamOut {
+    head: Vec<u8>,
+    buf: Vec<u8>,
+    count: usize,
+    /// The position the next message continues from.
+    after: u64,
+}
+
+impl StreamOut {
+    fn new(name: &str, session: &str, after: u64, cursor: u64) -> StreamOut {
+        let mut head = br#"{"name":"#.to_vec();
+        // Strings always serialise.
+        let _ = serde_json::to_writer(&mut head, name);
+        head.extend_from_slice(br#","session":"#);
+        let _ = serde_json::to_writer(&mut head, session);
+        head.extend_from_slice(br#","cursor":"#);
+        head.extend_from_slice(cursor.to_string().as_bytes());
+        StreamOut {
+            head,
+            buf: Vec::new(),
+            count: 0,
+            after,
+        }
+    }
+
+    fn push(&mut self, position: u64, envelope: &[u8]) {
+        if self.count == 0 {
+            self.buf.clear();
+            self.buf.extend_from_slice(&self.head);
+            self.buf.extend_from_slice(br#","after":"#);
+            self.buf.extend_from_slice(self.after.to_string().as_bytes());
+            self.buf.extend_from_slice(br#","events":["#);
+        } else {
+            self.buf.push(b',');
+        }
+        self.buf.extend_from_slice(br#"{"position":"#);
+        self.buf.extend_from_slice(position.to_string().as_bytes());
+        self.buf.extend_from_slice(br#","envelope":"#);
+        self.buf.extend_from_slice(envelope);
+        self.buf.push(b'}');
+        self.count += 1;
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn take(&mut self, through: u64) -> Vec<u8> {
+        let mut out = std::mem::take(&mut self.buf);
+        out.extend_from_slice(br#"],"through":"#);
+        out.extend_from_slice(through.to_string().as_bytes());
+        out.push(b'}');
+        self.count = 0;
+        out
+    }
 }
 
 #[cfg(test)]

@@ -688,11 +688,9 @@ impl Keeper {
             serde_json::to_value(&payload).unwrap_or_default(),
         );
         alert.causation_id = event_id;
-        let topic = self
-            .opts
-            .topics
-            .event(contracts::events::kind::QUEUE_DEAD_LETTERED);
-        self.publish(topic, &alert, false).await
+        // Into the event log like any node's event. Not kept in an outbox:
+        // the dead letter itself is durable, the alert only tells of it.
+        self.publish(self.opts.topics.log_put(), &alert, false).await
     }
 
     /// Publishes the newest dead letters of `queue`, retained.

@@ -8,8 +8,11 @@
 //!   records, replayed on start and truncated from the front (plain data).
 //! - [`store`]: the queues' sled storage, with group-commit flushes.
 //! - [`keeper`]: the MQTT client that runs the queues over ordinary topics.
-//! - [`eventlog`]: every domain event appended once to sled, and one order's
-//!   events served to whoever asks over MQTT (replay, trace).
+//! - [`eventlog`]: every domain event appended once to sled, confirmed to
+//!   its producer, served to durable subscriptions, and one order's events
+//!   served to whoever asks over MQTT (replay, trace).
+//! - [`subscriptions`]: the log's subscriptions as plain data (cursors,
+//!   credit, rewinds).
 //!
 //! [`serve`] runs all three; `pizza-node broker` is its command line.
 
@@ -22,6 +25,7 @@ pub mod nodelay;
 pub mod queue;
 pub mod server;
 pub mod store;
+pub mod subscriptions;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -41,13 +41,32 @@ struct EnvelopeView<'a> {
 
 /// Checks that `raw` is a well-formed envelope and returns its routing fields.
 pub fn check_envelope(raw: &[u8]) -> Result<Meta, serde_json::Error> {
+    check_event(raw).map(|(meta, _)| meta)
+}
+
+/// [`check_envelope`], and the event's kind (the event log routes by it).
+pub fn check_event(raw: &[u8]) -> Result<(Meta, String), serde_json::Error> {
     let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
-    Ok(Meta {
+    let meta = Meta {
         event_id: v.event_id,
         order_id: v.order_id.into_owned(),
         source: v.source.into_owned(),
         order_seq: v.seq,
-    })
+    };
+    Ok((meta, v.kind.into_owned()))
+}
+
+/// An event's kind, read without checking the rest of the envelope (for
+/// filtering events that were checked when they were appended).
+pub fn kind_of(raw: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        kind: Cow<'a, str>,
+    }
+    serde_json::from_slice::<Kind<'_>>(raw)
+        .ok()
+        .map(|k| k.kind.into_owned())
 }
 
 /// Serialises a [`contracts::queue::Delivery`] around the raw envelope,

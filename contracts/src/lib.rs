@@ -14,6 +14,8 @@
 //! - [`trace`]: W3C `traceparent` headers.
 //! - [`history`]: the event log's query protocol, and replay of an order to
 //!   any instant.
+//! - [`stream`]: the durable event stream: publish to the log, subscribe
+//!   with a cursor the log keeps.
 //! - [`timeline`]: an order's trace timeline (how long each stage took).
 
 pub mod api;
@@ -23,6 +25,7 @@ pub mod history;
 pub mod order;
 pub mod queue;
 pub mod status;
+pub mod stream;
 pub mod timeline;
 pub mod topics;
 pub mod trace;

@@ -119,6 +119,43 @@ impl Topics {
         format!("{}/log/reply/{client}", self.prefix)
     }
 
+    /// `pizza/log/put`: an event for the durable log (see [`crate::stream`]).
+    pub fn log_put(&self) -> String {
+        format!("{}/log/put", self.prefix)
+    }
+
+    /// `pizza/log/confirm/<client>`: the log's [`crate::queue::Confirm`] of
+    /// `client`'s events, sent once they are on disk.
+    pub fn log_confirm(&self, client: &str) -> String {
+        format!("{}/log/confirm/{client}", self.prefix)
+    }
+
+    /// `pizza/log/subscribe/<client>`: a [`crate::stream::Subscribe`].
+    pub fn log_subscribe(&self, client: &str) -> String {
+        format!("{}/log/subscribe/{client}", self.prefix)
+    }
+
+    /// `pizza/log/deliver/<client>`: the log's [`crate::stream::StreamBatch`]es.
+    pub fn log_deliver(&self, client: &str) -> String {
+        format!("{}/log/deliver/{client}", self.prefix)
+    }
+
+    /// `pizza/log/ack/<client>`: a [`crate::stream::StreamAck`].
+    pub fn log_ack(&self, client: &str) -> String {
+        format!("{}/log/ack/{client}", self.prefix)
+    }
+
+    /// Splits a `pizza/log/<verb>/<client>` topic into (verb, client);
+    /// `pizza/log/put` is `("put", None)`.
+    pub fn parse_log_topic<'a>(&self, topic: &'a str) -> Option<(&'a str, Option<&'a str>)> {
+        let rest = topic.strip_prefix(self.prefix.as_str())?.strip_prefix("/log/")?;
+        match rest.split_once('/') {
+            None => Some((rest, None)),
+            Some((verb, client)) if !client.is_empty() && !client.contains('/') => Some((verb, Some(client))),
+            Some(_) => None,
+        }
+    }
+
     /// The client in a log query topic.
     pub fn parse_log_query_topic<'a>(&self, topic: &'a str) -> Option<&'a str> {
         let client = topic
@@ -182,5 +219,16 @@ mod tests {
         assert_eq!(t.parse_log_query_topic("pizza/log/query/"), None);
         assert_eq!(t.parse_log_query_topic("pizza/log/query/a/b"), None);
         assert_eq!(t.parse_log_query_topic("pizza/log/reply/order"), None);
+        assert_eq!(t.parse_log_topic(&t.log_put()), Some(("put", None)));
+        assert_eq!(
+            t.parse_log_topic(&t.log_ack("order")),
+            Some(("ack", Some("order")))
+        );
+        assert_eq!(
+            t.parse_log_topic(&t.log_subscribe("a")),
+            Some(("subscribe", Some("a")))
+        );
+        assert_eq!(t.parse_log_topic("pizza/log/ack/a/b"), None);
+        assert_eq!(t.parse_log_topic("pizza/q/kitchen/put"), None);
     }
 }

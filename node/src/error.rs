@@ -12,6 +12,9 @@ pub enum NodeError {
     /// The MQTT client is gone (the node is shutting down).
     #[error("the node's MQTT connection is closed: {0}")]
     Closed(#[from] rumqttc::ClientError),
+    /// The task that owns the MQTT connection has stopped.
+    #[error("the node's MQTT link has stopped (the node is shutting down)")]
+    LinkGone,
     /// A `--broker` URL could not be understood.
     #[error(
         "bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)"

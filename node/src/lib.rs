@@ -1,10 +1,10 @@
 //! The node runtime shared by every Pizza Platform service, and the roles.
 //!
-//! - [`acks`]: PUBACKs in arrival order (rumqttd drops clients that reorder them).
-//! - [`link`]: the one MQTT connection (reconnect, resubscribe, routing,
-//!   manual acks, outbox confirmation).
+//! - [`link`]: the one MQTT connection, owned by one task (reconnect,
+//!   resubscribe, routing, the outbox window, confirmation).
 //! - [`outbox`] / [`inbox`]: what must not be lost, what must not be done twice.
 //! - [`queue`]: [`QueueProducer`] and [`QueueConsumer`] over the keeper protocol.
+//! - [`stream`]: a durable subscription to the broker's event log.
 //! - [`runtime`]: [`Node`]: heartbeat, control topic, faults.
 //! - [`config`] / [`logging`]: the flags every `pizza-node` subcommand shares.
 //! - [`roles`]: order, payment, kitchen, delivery.
@@ -18,7 +18,6 @@
 //!   `GET /orders/{id}/history`.
 //! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
-pub mod acks;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -31,10 +30,10 @@ pub mod logging;
 pub mod outbox;
 pub mod ports;
 pub mod queue;
-pub mod recent;
 pub mod request;
 pub mod roles;
 pub mod runtime;
+pub mod stream;
 pub mod withdraw;
 pub mod worker;
 

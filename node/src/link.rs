@@ -1,19 +1,27 @@
-//! The node's one MQTT connection.
+//! The node's one MQTT connection, and the one task that owns it.
 //!
 //! - Stable client id (= node id), `clean_session = false`, keep-alive, and a
 //!   last will that marks the node offline (retained) if it dies.
-//! - Reconnects with capped exponential backoff; when the broker answers
-//!   `session_present = false` (it lost our session, e.g. it restarted), it
-//!   subscribes again, since rumqttc does not.
-//! - Incoming messages are routed to whoever subscribed to a matching filter,
-//!   and acknowledged (PUBACK) only when that receiver says it is handled, so
-//!   a node that dies mid-message gets it again.
-//! - Outbox entries are sent through here; their PUBACKs (for events) and the
-//!   keeper's confirms (for queue puts) remove them; what is still unconfirmed
-//!   is sent again after a timeout and after every reconnect.
+//! - Reconnects with capped exponential backoff, and subscribes again after
+//!   every CONNACK (rumqttc does not, and a restarted broker forgot us).
+//! - **One owner.** The link's state (routes, the outbox window, what is on
+//!   the wire since when) belongs to one task, [`Owner`]; handles talk to it
+//!   through a channel, and the task that polls rumqttc only forwards what
+//!   arrives. No lock is shared around the connection.
+//! - **A bounded window.** At most [`WINDOW`] outbox entries are unconfirmed
+//!   on the wire at once, well below rumqttc's and rumqttd's in-flight limit
+//!   (500), so a reconnect with a huge outbox drains at full speed and
+//!   keep-alive pings are never stuck behind a backlog.
+//! - **Confirms, not PUBACKs.** An outbox entry leaves only on the
+//!   receiver's own confirm: the keeper's for a queue put, the event log's for
+//!   an event, each sent after its flush. A PUBACK only says rumqttd had the
+//!   message in memory, which a broker crash forgets.
+//! - Incoming messages are acknowledged by rumqttc at once: nothing rests on
+//!   rumqttd keeping them, since queues redeliver by lease and the event
+//!   stream by cursor.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,18 +32,15 @@ use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Outgoing, Pa
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::acks::{AckOrder, Ticket};
 use crate::error::NodeError;
-use crate::outbox::{Confirmation, Entry, Outbox};
+use crate::outbox::{Entry, Outbox};
 
-/// Unconfirmed queue puts are sent again after this long.
-const RESEND_PUT_AFTER: Duration = Duration::from_secs(3);
-/// Events without a PUBACK are sent again after this long.
-const RESEND_EVENT_AFTER: Duration = Duration::from_secs(10);
+/// Most outbox entries sent and not yet confirmed at once.
+pub const WINDOW: usize = 256;
+/// An entry unconfirmed this long is sent again.
+const RESEND_AFTER: Duration = Duration::from_secs(3);
 /// Ceiling of the reconnect backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// When recent events go out a second time after a broker restart.
-const ECHO_AGAIN_AFTER: Duration = Duration::from_secs(5);
 
 /// Where and who to connect as.
 #[derive(Debug, Clone)]
@@ -66,74 +71,33 @@ pub struct Epoch {
     pub session_present: bool,
 }
 
-/// A message that arrived on a subscription. Call [`Incoming::ack`] once it
-/// is handled; until then the broker keeps it for us.
+/// A message that arrived on a subscription.
+#[derive(Debug)]
 pub struct Incoming {
     /// Its topic.
     pub topic: String,
     /// Its payload.
     pub payload: Bytes,
-    /// Its place in the ack order (`None` for QoS 0, which has no ack).
-    ticket: Option<Ticket>,
-    link: Link,
 }
 
-impl Incoming {
-    /// Tells the broker this message is handled. The PUBACK leaves once
-    /// every message that arrived before it is handled too (see
-    /// [`crate::acks`]).
-    ///
-    /// Cancel-safe: the work runs in a task of its own, so a caller dropped
-    /// mid-await (a `select!` branch losing) can neither leave its slot
-    /// unfinished, which would hold back every later PUBACK, nor drop acks
-    /// already taken from the order.
-    pub async fn ack(self) {
-        let Some(ticket) = self.ticket else { return };
-        let link = self.link;
-        let _ = tokio::spawn(async move {
-            // Held across the sends so that two finishers cannot interleave.
-            let _sending = link.shared.ack_send.lock().await;
-            let ready = lock(&link.shared.acks).finish(ticket);
-            for publish in ready {
-                // Fails only when the connection is closing; the broker then
-                // keeps the message for our next session, the safe side.
-                let _ = link.client.ack(&publish).await;
-            }
-        })
-        .await;
-    }
+/// What handles ask of the owner.
+enum Command {
+    Subscribe(String, mpsc::UnboundedSender<Incoming>),
+    /// Outbox entries (already stored) to send within the window.
+    Send(Vec<Entry>),
+    /// A second copy of an entry, not tracked (the duplicate fault).
+    Copy(Entry),
 }
 
-impl std::fmt::Debug for Incoming {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Incoming").field("topic", &self.topic).finish()
-    }
-}
-
-struct Route {
-    filter: String,
-    tx: mpsc::UnboundedSender<Incoming>,
+/// What the polling task forwards to the owner.
+enum Arrived {
+    ConnAck(bool),
+    Publish(Publish),
 }
 
 struct Shared {
     topics: Topics,
     id: String,
-    routes: Mutex<Vec<Route>>,
-    /// Packet ids handed out, in the order our publishes were queued: `Some`
-    /// for outbox entries removed on PUBACK. rumqttc reports each new publish
-    /// as `Outgoing::Publish(pkid)` in that same order, which is how a PUBACK
-    /// is traced back to its outbox entry.
-    queued: Mutex<VecDeque<Option<Uuid>>>,
-    in_flight: Mutex<HashMap<u16, Option<Uuid>>>,
-    /// Incoming messages waiting for their PUBACK, in arrival order.
-    acks: Mutex<AckOrder<Publish>>,
-    /// Serialises the sending of PUBACKs.
-    ack_send: tokio::sync::Mutex<()>,
-    /// Serialises "note in `queued`, then hand to rumqttc".
-    send_lock: tokio::sync::Mutex<()>,
-    sent_at: Mutex<HashMap<Uuid, Instant>>,
-    /// Events published lately, published again after a broker restart.
-    recent: Mutex<crate::recent::Recent>,
     outbox: Outbox,
     epoch: watch::Sender<Epoch>,
     /// Set once our DISCONNECT has been written.
@@ -144,13 +108,8 @@ struct Shared {
 #[derive(Clone)]
 pub struct Link {
     client: AsyncClient,
+    commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
-}
-
-/// Lock a std mutex, recovering from poisoning: every critical section here
-/// leaves its data consistent, so a panic elsewhere must not wedge the link.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Whether an MQTT topic matches a filter with `+` and `#` wildcards.
@@ -170,13 +129,13 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 
 impl Link {
     /// Connects (in the background: this returns at once, and the link keeps
-    /// trying until the broker is there).
-    pub fn connect(opts: LinkOptions, outbox: Outbox) -> Link {
+    /// trying until the broker is there). Whatever the outbox holds from an
+    /// earlier run is sent as soon as the broker answers.
+    pub fn connect(opts: LinkOptions, outbox: Outbox) -> Result<Link, NodeError> {
         let will = NodeStatus::offline(&opts.id, &opts.role);
         let mut mqtt = MqttOptions::new(&opts.id, &opts.host, opts.port);
         mqtt.set_clean_session(false)
             .set_keep_alive(opts.keep_alive)
-            .set_manual_acks(true)
             .set_inflight(500)
             .set_max_packet_size(512 * 1024, 512 * 1024)
             .set_last_will(LastWill::new(
@@ -191,29 +150,33 @@ impl Link {
         let (client, mut eventloop) = AsyncClient::new(mqtt, 10_000);
         // Small messages, latency-sensitive: no Nagle delays.
         eventloop.network_options.set_tcp_nodelay(true);
-        let (epoch, _) = watch::channel(Epoch::default());
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (arrived_tx, arrived_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             topics: opts.topics.clone(),
             id: opts.id.clone(),
-            routes: Mutex::new(Vec::new()),
-            queued: Mutex::new(VecDeque::new()),
-            in_flight: Mutex::new(HashMap::new()),
-            send_lock: tokio::sync::Mutex::new(()),
-            acks: Mutex::new(AckOrder::default()),
-            ack_send: tokio::sync::Mutex::new(()),
-            sent_at: Mutex::new(HashMap::new()),
-            recent: Mutex::new(crate::recent::Recent::default()),
             outbox,
-            epoch,
+            epoch: watch::channel(Epoch::default()).0,
             closed: watch::channel(false).0,
         });
-        let link = Link { client, shared };
-        // Confirms for our queue puts come back on one topic per queue.
-        let confirms = link.route(format!("{}/q/+/confirm/{}", opts.topics.prefix(), opts.id));
-        tokio::spawn(drive(eventloop, link.clone()));
-        tokio::spawn(confirm_loop(confirms, link.clone()));
-        tokio::spawn(resend_loop(link.clone()));
-        link
+        let owner = Owner {
+            client: client.clone(),
+            shared: shared.clone(),
+            confirms: [
+                format!("{}/q/+/confirm/{}", opts.topics.prefix(), opts.id),
+                opts.topics.log_confirm(&opts.id),
+            ],
+            routes: Vec::new(),
+            waiting: shared.outbox.pending()?.into(),
+            on_wire: HashMap::new(),
+        };
+        tokio::spawn(poll(eventloop, arrived_tx, shared.clone()));
+        tokio::spawn(owner.run(commands_rx, arrived_rx));
+        Ok(Link {
+            client,
+            commands,
+            shared,
+        })
     }
 
     /// The node id.
@@ -236,10 +199,8 @@ impl Link {
         self.shared.epoch.subscribe()
     }
 
-    fn route(&self, filter: String) -> mpsc::UnboundedReceiver<Incoming> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        lock(&self.shared.routes).push(Route { filter, tx });
-        rx
+    fn command(&self, c: Command) -> Result<(), NodeError> {
+        self.commands.send(c).map_err(|_| NodeError::LinkGone)
     }
 
     /// Subscribes to `filter` (QoS 1); matching messages arrive on the
@@ -249,7 +210,13 @@ impl Link {
         filter: impl Into<String>,
     ) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
         let filter = filter.into();
-        let rx = self.route(filter.clone());
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The route first: the owner takes commands before arrivals, so no
+        // message can come in before it is known where it goes.
+        self.command(Command::Subscribe(filter.clone(), tx))?;
+        // Then the SUBSCRIBE, queued here in program order, so that it
+        // leaves before whatever the caller publishes next (a credit that
+        // makes the keeper deliver, say).
         self.client.subscribe(filter, QoS::AtLeastOnce).await?;
         Ok(rx)
     }
@@ -262,7 +229,10 @@ impl Link {
         payload: Vec<u8>,
         retain: bool,
     ) -> Result<(), NodeError> {
-        self.send(topic.into(), payload, retain, None).await
+        self.client
+            .publish(topic.into(), QoS::AtLeastOnce, retain, payload)
+            .await?;
+        Ok(())
     }
 
     /// Serialises `body` as JSON and publishes it like [`Link::publish`].
@@ -278,27 +248,20 @@ impl Link {
     /// Writes `entry` to the outbox (flushed), then sends it. It is sent
     /// again until confirmed.
     pub async fn publish_durable(&self, entry: Entry) -> Result<(), NodeError> {
-        self.publish_durable_many(std::slice::from_ref(&entry)).await
+        self.publish_durable_many(vec![entry]).await
     }
 
     /// Like [`Link::publish_durable`] for many entries with one flush.
-    pub async fn publish_durable_many(&self, entries: &[Entry]) -> Result<(), NodeError> {
-        self.shared.outbox.add_many(entries).await?;
-        for e in entries {
-            self.send_entry(e).await?;
-        }
-        Ok(())
+    pub async fn publish_durable_many(&self, entries: Vec<Entry>) -> Result<(), NodeError> {
+        self.shared.outbox.add_many(&entries).await?;
+        self.command(Command::Send(entries))
     }
 
     /// Like [`Link::publish_durable`], disordered by injected faults: the
     /// entry is written to the outbox (flushed) first, exactly as without
-    /// faults, then its send is held back for `delay` (in a task of its own,
-    /// so the caller's later messages overtake it) and, if `twice`, a second
-    /// copy follows it.
-    ///
-    /// A held-back entry counts as sent from the moment it is written, so the
-    /// resend loop does not send it early and undo the reordering; if the
-    /// node dies meanwhile, the outbox sends it after the restart.
+    /// faults, then its send is held back for `delay` (so the caller's later
+    /// messages overtake it) and, if `twice`, a second copy follows it.
+    /// If the node dies meanwhile, the outbox sends it after the restart.
     pub async fn publish_durable_disordered(
         &self,
         entry: Entry,
@@ -306,66 +269,16 @@ impl Link {
         twice: bool,
     ) -> Result<(), NodeError> {
         self.shared.outbox.add(&entry).await?;
-        if delay.is_zero() {
-            return self.send_disordered(&entry, twice).await;
-        }
-        lock(&self.shared.sent_at).insert(entry.id, Instant::now());
-        let link = self.clone();
+        let commands = self.commands.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            if let Err(e) = link.send_disordered(&entry, twice).await {
-                // Still in the outbox: the resend loop or a restart sends it.
-                tracing::debug!(error = %e, "a held-back event could not be sent yet");
+            let copy = twice.then(|| entry.clone());
+            // Fails only when the link is gone; the outbox still has it.
+            let _ = commands.send(Command::Send(vec![entry]));
+            if let Some(copy) = copy {
+                let _ = commands.send(Command::Copy(copy));
             }
         });
-        Ok(())
-    }
-
-    /// Sends `entry`, and a second copy if `twice`. The copy is not tied to
-    /// the outbox entry: the first PUBACK confirms it, and receivers drop the
-    /// copy by event id.
-    async fn send_disordered(&self, entry: &Entry, twice: bool) -> Result<(), NodeError> {
-        self.send_entry(entry).await?;
-        if twice {
-            self.send(
-                entry.topic.clone(),
-                entry.payload.clone().into_bytes(),
-                false,
-                None,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    async fn send_entry(&self, entry: &Entry) -> Result<(), NodeError> {
-        let now = Instant::now();
-        lock(&self.shared.sent_at).insert(entry.id, now);
-        if entry.confirmation == Confirmation::PubAck {
-            lock(&self.shared.recent).note(now, entry.clone());
-        }
-        let pubacked = (entry.confirmation == Confirmation::PubAck).then_some(entry.id);
-        self.send(
-            entry.topic.clone(),
-            entry.payload.clone().into_bytes(),
-            false,
-            pubacked,
-        )
-        .await
-    }
-
-    async fn send(
-        &self,
-        topic: String,
-        payload: Vec<u8>,
-        retain: bool,
-        pubacked: Option<Uuid>,
-    ) -> Result<(), NodeError> {
-        let _order = self.shared.send_lock.lock().await;
-        lock(&self.shared.queued).push_back(pubacked);
-        self.client
-            .publish(topic, QoS::AtLeastOnce, retain, payload)
-            .await?;
         Ok(())
     }
 
@@ -381,194 +294,228 @@ impl Link {
         let _ = self.client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), closed.wait_for(|c| *c)).await;
     }
-
-    /// Publishes again the events of the last moments (see [`crate::recent`]).
-    async fn echo_recent(&self) {
-        let recent = lock(&self.shared.recent).since(Instant::now());
-        let mut sent = 0;
-        for e in &recent {
-            if self
-                .send(e.topic.clone(), e.payload.clone().into_bytes(), false, None)
-                .await
-                .is_err()
-            {
-                break;
-            }
-            sent += 1;
-        }
-        if sent > 0 {
-            tracing::info!(
-                events = sent,
-                "the broker restarted: recent events published again"
-            );
-        }
-    }
-
-    /// Sends every outbox entry due for a resend (`all`: every entry).
-    async fn resend(&self, all: bool) -> Result<usize, NodeError> {
-        let now = Instant::now();
-        let due: Vec<Entry> = {
-            let sent_at = lock(&self.shared.sent_at);
-            self.shared
-                .outbox
-                .pending()?
-                .into_iter()
-                .filter(|e| {
-                    let wait = match e.confirmation {
-                        Confirmation::Keeper => RESEND_PUT_AFTER,
-                        Confirmation::PubAck => RESEND_EVENT_AFTER,
-                    };
-                    all || sent_at.get(&e.id).is_none_or(|t| now.duration_since(*t) >= wait)
-                })
-                .collect()
-        };
-        for e in &due {
-            self.send_entry(e).await?;
-        }
-        Ok(due.len())
-    }
-
-    fn dispatch(&self, publish: Publish) {
-        let topic = publish.topic.clone();
-        let payload = publish.payload.clone();
-        let ticket = (publish.qos != QoS::AtMostOnce).then(|| lock(&self.shared.acks).arrive(publish));
-        let incoming = Incoming {
-            topic: topic.clone(),
-            payload,
-            ticket,
-            link: self.clone(),
-        };
-        let routes = lock(&self.shared.routes);
-        match routes.iter().find(|r| matches(&r.filter, &topic)) {
-            Some(r) => {
-                if let Err(mpsc::error::SendError(unwanted)) = r.tx.send(incoming) {
-                    // The receiver is gone (its part shut down): let the
-                    // broker forget the message rather than resend it forever.
-                    tokio::spawn(unwanted.ack());
-                }
-            }
-            None => {
-                tokio::spawn(incoming.ack());
-            }
-        }
-    }
-
-    fn on_outgoing_publish(&self, pkid: u16) {
-        let mut in_flight = lock(&self.shared.in_flight);
-        // A packet id we already know is a resend after reconnect.
-        if let std::collections::hash_map::Entry::Vacant(slot) = in_flight.entry(pkid) {
-            slot.insert(lock(&self.shared.queued).pop_front().flatten());
-        }
-    }
-
-    fn on_puback(&self, pkid: u16) {
-        let id = lock(&self.shared.in_flight).remove(&pkid).flatten();
-        if let Some(id) = id {
-            lock(&self.shared.sent_at).remove(&id);
-            if let Err(e) = self.shared.outbox.confirm(&[id]) {
-                tracing::error!(error = %e, "could not remove an acknowledged event from the outbox");
-            }
-        }
-    }
-
-    /// After a CONNACK: subscribe again if the session is new, send the
-    /// outbox again, then tell consumers (new epoch).
-    async fn reconnected(self, session_present: bool) {
-        if !session_present {
-            let filters: Vec<String> = lock(&self.shared.routes)
-                .iter()
-                .map(|r| r.filter.clone())
-                .collect();
-            for f in filters {
-                if self.client.subscribe(f, QoS::AtLeastOnce).await.is_err() {
-                    return;
-                }
-            }
-        }
-        match self.resend(true).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(resent = n, "outbox sent again after reconnect"),
-            Err(e) => tracing::warn!(error = %e, "could not resend the outbox"),
-        }
-        if !session_present {
-            // Once now, and once more when slower subscribers (the control
-            // room, other nodes) have had time to reconnect and subscribe.
-            self.echo_recent().await;
-            let link = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(ECHO_AGAIN_AFTER).await;
-                link.echo_recent().await;
-            });
-        }
-        self.shared.epoch.send_modify(|e| {
-            e.connections += 1;
-            e.session_present = session_present;
-        });
-    }
 }
 
-/// Polls the event loop forever, reconnecting with capped backoff.
-async fn drive(mut eventloop: EventLoop, link: Link) {
+/// Polls rumqttc's event loop forever, reconnecting with capped backoff,
+/// and forwards what the owner needs. It never waits on the owner (the
+/// channel is unbounded): the owner's own publishes go through this loop.
+async fn poll(mut eventloop: EventLoop, to_owner: mpsc::UnboundedSender<Arrived>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match eventloop.poll().await {
+        let arrived = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(50);
-                lock(&link.shared.acks).reconnected();
                 tracing::info!(session_present = ack.session_present, "connected to the broker");
-                // Not awaited here: its subscribes go through the request
-                // channel this very loop drains.
-                tokio::spawn(link.clone().reconnected(ack.session_present));
+                Arrived::ConnAck(ack.session_present)
             }
-            Ok(Event::Incoming(Packet::Publish(p))) => link.dispatch(p),
-            Ok(Event::Incoming(Packet::PubAck(ack))) => link.on_puback(ack.pkid),
-            Ok(Event::Outgoing(Outgoing::Publish(pkid))) if pkid != 0 => link.on_outgoing_publish(pkid),
+            Ok(Event::Incoming(Packet::Publish(p))) => Arrived::Publish(p),
             Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                link.shared.closed.send_replace(true);
+                shared.closed.send_replace(true);
+                continue;
             }
-            Ok(_) => {}
+            Ok(_) => continue,
             Err(rumqttc::ConnectionError::RequestsDone) => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "lost the broker; reconnecting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
             }
+        };
+        if to_owner.send(arrived).is_err() {
+            return;
         }
     }
 }
 
-/// Removes confirmed queue puts from the outbox.
-async fn confirm_loop(mut rx: mpsc::UnboundedReceiver<Incoming>, link: Link) {
-    while let Some(msg) = rx.recv().await {
-        match serde_json::from_slice::<Confirm>(&msg.payload) {
-            Ok(c) => {
-                {
-                    let mut sent_at = lock(&link.shared.sent_at);
-                    for id in &c.event_ids {
-                        sent_at.remove(id);
+struct Route {
+    filter: String,
+    tx: mpsc::UnboundedSender<Incoming>,
+}
+
+/// The link's state, owned by one task.
+struct Owner {
+    client: AsyncClient,
+    shared: Arc<Shared>,
+    /// The confirm topics of the keeper and of the event log for us.
+    confirms: [String; 2],
+    routes: Vec<Route>,
+    /// Stored entries not on the wire yet, oldest first.
+    waiting: VecDeque<Entry>,
+    /// Entries sent and not confirmed, with when they were last sent.
+    on_wire: HashMap<Uuid, (Entry, Instant)>,
+}
+
+impl Owner {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut arrived: mpsc::UnboundedReceiver<Arrived>,
+    ) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut connected = false;
+        loop {
+            let step = tokio::select! {
+                // Commands first: a route is in place before its messages.
+                biased;
+                c = commands.recv() => match c {
+                    Some(c) => self.on_command(c).await,
+                    None => return,
+                },
+                a = arrived.recv() => match a {
+                    Some(Arrived::ConnAck(session_present)) => {
+                        connected = true;
+                        self.on_connack(session_present).await
                     }
-                }
-                if let Err(e) = link.shared.outbox.confirm(&c.event_ids) {
-                    tracing::error!(error = %e, "could not remove confirmed puts from the outbox");
-                }
+                    Some(Arrived::Publish(p)) => {
+                        self.on_publish(p);
+                        Ok(())
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => self.resend_overdue().await,
+            };
+            let step = match step {
+                Ok(()) if connected => self.fill().await,
+                other => other,
+            };
+            if let Err(e) = step {
+                // The request channel closed: the connection is shutting down.
+                tracing::debug!(error = %e, "the link's owner stops");
+                return;
             }
-            Err(e) => tracing::warn!(topic = %msg.topic, error = %e, "ignored a malformed confirm"),
         }
-        msg.ack().await;
     }
-}
 
-/// Sends unconfirmed outbox entries again once their timeout passes.
-async fn resend_loop(link: Link) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        match link.resend(false).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(resent = n, "unconfirmed outbox entries sent again"),
-            Err(NodeError::Closed(_)) => return,
-            Err(e) => tracing::warn!(error = %e, "could not resend the outbox"),
+    async fn on_command(&mut self, c: Command) -> Result<(), NodeError> {
+        match c {
+            Command::Subscribe(filter, tx) => self.routes.push(Route { filter, tx }),
+            Command::Send(entries) => self.waiting.extend(entries),
+            Command::Copy(entry) => {
+                self.client
+                    .publish(entry.topic, QoS::AtLeastOnce, false, entry.payload.into_bytes())
+                    .await?;
+            }
         }
+        Ok(())
+    }
+
+    /// Subscribes again (the broker may have lost our session, and rumqttc
+    /// does not), puts everything unconfirmed back in line, then tells the
+    /// consumers (new epoch).
+    async fn on_connack(&mut self, session_present: bool) -> Result<(), NodeError> {
+        let filters = self
+            .confirms
+            .iter()
+            .cloned()
+            .chain(self.routes.iter().map(|r| r.filter.clone()))
+            .collect::<Vec<_>>();
+        for f in filters {
+            self.client.subscribe(f, QoS::AtLeastOnce).await?;
+        }
+        // Oldest first: what was on the wire goes before what waits.
+        let mut again: Vec<(Entry, Instant)> = self.on_wire.drain().map(|(_, v)| v).collect();
+        again.sort_by_key(|(_, at)| *at);
+        if !again.is_empty() {
+            tracing::info!(
+                resent = again.len(),
+                waiting = self.waiting.len(),
+                "outbox sent again after reconnect"
+            );
+        }
+        for (e, _) in again.into_iter().rev() {
+            self.waiting.push_front(e);
+        }
+        self.shared.epoch.send_modify(|e| {
+            e.connections += 1;
+            e.session_present = session_present;
+        });
+        Ok(())
+    }
+
+    fn on_publish(&mut self, p: Publish) {
+        if self.confirms.iter().any(|f| matches(f, &p.topic)) {
+            self.on_confirm(&p);
+            return;
+        }
+        let incoming = Incoming {
+            topic: p.topic,
+            payload: p.payload,
+        };
+        match self.routes.iter().find(|r| matches(&r.filter, &incoming.topic)) {
+            Some(r) => {
+                // A receiver that is gone (its part shut down) drops it.
+                let _ = r.tx.send(incoming);
+            }
+            None => tracing::debug!(topic = %incoming.topic, "a message nobody here subscribed to"),
+        }
+    }
+
+    fn on_confirm(&mut self, p: &Publish) {
+        let confirm = match serde_json::from_slice::<Confirm>(&p.payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, error = %e, "ignored a malformed confirm");
+                return;
+            }
+        };
+        for id in &confirm.event_ids {
+            self.on_wire.remove(id);
+        }
+        if let Err(e) = self.shared.outbox.confirm(&confirm.event_ids) {
+            tracing::error!(error = %e, "could not remove confirmed entries from the outbox");
+        }
+    }
+
+    /// Sends waiting entries while the window has room.
+    async fn fill(&mut self) -> Result<(), NodeError> {
+        while self.on_wire.len() < WINDOW {
+            let Some(entry) = self.waiting.pop_front() else {
+                break;
+            };
+            // Confirmed meanwhile (sent twice after a restart, say): skip it.
+            if self.on_wire.contains_key(&entry.id) || !self.shared.outbox.contains(&entry.id) {
+                continue;
+            }
+            self.send(&entry).await?;
+            self.on_wire.insert(entry.id, (entry, Instant::now()));
+        }
+        Ok(())
+    }
+
+    async fn send(&self, entry: &Entry) -> Result<(), NodeError> {
+        self.client
+            .publish(
+                entry.topic.clone(),
+                QoS::AtLeastOnce,
+                false,
+                entry.payload.clone().into_bytes(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Sends again what has waited too long for its confirm.
+    async fn resend_overdue(&mut self) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let overdue: Vec<Uuid> = self
+            .on_wire
+            .iter()
+            .filter(|(_, (_, at))| now.duration_since(*at) >= RESEND_AFTER)
+            .map(|(id, _)| *id)
+            .collect();
+        if !overdue.is_empty() {
+            tracing::debug!(resent = overdue.len(), "unconfirmed outbox entries sent again");
+        }
+        for id in overdue {
+            if let Some((entry, at)) = self.on_wire.get_mut(&id) {
+                *at = now;
+                let entry = entry.clone();
+                self.send(&entry).await?;
+            }
+        }
+        Ok(())
     }
 }
 

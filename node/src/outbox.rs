@@ -2,10 +2,11 @@
 //! are sent until the receiver has them.
 //!
 //! A queue put leaves the outbox when the keeper's confirm arrives (the put is
-//! then on the keeper's disk); an event leaves it on its PUBACK (the broker
-//! has it). Whatever is still here is sent again after a timeout, after every
-//! reconnect and after a restart; receivers deduplicate by event id, so a
-//! second copy is harmless.
+//! then on the keeper's disk); an event leaves it when the event log's
+//! confirm arrives (likewise on disk). Never on a PUBACK: that only says the
+//! broker holds it in memory. Whatever is still here is sent again after a
+//! timeout, after every reconnect and after a restart; receivers deduplicate
+//! by event id, so a second copy is harmless.
 
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,8 +22,10 @@ use crate::error::NodeError;
 pub enum Confirmation {
     /// The keeper's confirm on the put's queue.
     Keeper,
-    /// The broker's PUBACK.
-    PubAck,
+    /// The event log's confirm (`pub_ack` in outboxes written before events
+    /// were confirmed by the log: they are confirmed by the log now too).
+    #[serde(alias = "pub_ack")]
+    Log,
 }
 
 /// One message waiting for its confirmation.

@@ -41,7 +41,7 @@ impl QueueProducer {
             .iter()
             .map(|e| Entry::for_envelope(topic.clone(), e, Confirmation::Keeper))
             .collect::<Result<Vec<_>, NodeError>>()?;
-        self.link.publish_durable_many(&entries).await
+        self.link.publish_durable_many(entries).await
     }
 
     /// Whether the keeper has confirmed `event_id` (it left the outbox).
@@ -154,10 +154,6 @@ impl QueueConsumer {
     /// kept would be lost until the keeper's ack timeout.
     fn accept(&mut self, msg: Incoming) {
         let parsed = DeliveryMessage::parse(&msg.payload);
-        // The keeper's lease protocol covers a delivery lost from here on,
-        // so the MQTT message itself can be acknowledged at once; the ack
-        // order keeps PUBACKs in arrival order whichever task sends them.
-        tokio::spawn(msg.ack());
         match parsed {
             Ok(deliveries) => {
                 for d in deliveries {

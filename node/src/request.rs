@@ -105,7 +105,6 @@ async fn pair<R: Reply>(mut rx: mpsc::UnboundedReceiver<Incoming>, pending: Pend
             }
             Err(e) => tracing::warn!(topic = %msg.topic, error = %e, "ignored a malformed reply"),
         }
-        msg.ack().await;
     }
 }
 

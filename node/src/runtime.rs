@@ -95,7 +95,7 @@ impl Node {
                 keep_alive: Duration::from_secs(5),
             },
             outbox,
-        );
+        )?;
         let (faults, _) = watch::channel(Faults::default());
         let (state, _) = watch::channel(NodeState::Up);
         let node = Node {
@@ -175,14 +175,14 @@ impl Node {
         QueueConsumer::start(self.link.clone(), queue, credit).await
     }
 
-    /// Publishes a domain event through the outbox (kept until its PUBACK).
+    /// Publishes a domain event through the outbox to the broker's event log
+    /// (kept until the log confirms it is on disk).
     ///
     /// The duplicate and reorder faults strike here, on the publishing side,
     /// so that every subscriber (the order book, the control room, anyone)
     /// receives the same disordered stream; see [`crate::faults::roll_send`].
     pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
-        let topic = self.topics().event(&envelope.kind);
-        let entry = Entry::for_envelope(topic, envelope, Confirmation::PubAck)?;
+        let entry = Entry::for_envelope(self.topics().log_put(), envelope, Confirmation::Log)?;
         let plan = crate::faults::roll_send(&self.faults(), &mut rand::thread_rng());
         if plan.delay.is_zero() && !plan.twice {
             return self.link.publish_durable(entry).await;
@@ -200,12 +200,24 @@ impl Node {
             .await
     }
 
-    /// Subscribes to domain events matching `filter` (e.g. `pizza/events/#`).
-    pub async fn events(
+    /// Subscribes to `filter` (status topics, say); for domain events use
+    /// [`Node::stream`], which misses none.
+    pub async fn subscribe(
         &self,
         filter: impl Into<String>,
     ) -> Result<mpsc::UnboundedReceiver<Incoming>, NodeError> {
         self.link.subscribe(filter).await
+    }
+
+    /// A durable subscription `name` to the event log (every kind when
+    /// `kinds` is empty), with `credit` events in flight at most.
+    pub async fn stream(
+        &self,
+        name: &str,
+        kinds: Vec<String>,
+        credit: u32,
+    ) -> Result<crate::stream::EventStream, NodeError> {
+        crate::stream::EventStream::start(self.link.clone(), name, kinds, credit).await
     }
 
     /// Resolves when the control room asks this node to stop.
@@ -280,7 +292,6 @@ impl Node {
                 }
                 Err(e) => tracing::warn!(error = %e, "ignored a malformed control command"),
             }
-            msg.ack().await;
         }
     }
 

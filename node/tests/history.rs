@@ -260,14 +260,14 @@ fn the_history_survives_a_kill_9_of_the_broker_and_its_absence_is_a_503() {
     let logged = ask("r-1", &ids[0]);
     let events = logged["events"].as_array().expect("events").clone();
     assert_eq!(events.len(), DELIVERED.len(), "{logged}");
-    mqtt.publish("pizza/events/order.queued", events[2].to_string());
-    mqtt.publish("pizza/events/order.queued", "{not an envelope");
+    mqtt.publish("pizza/log/put", events[2].to_string());
+    mqtt.publish("pizza/log/put", "{not an envelope");
     // A fresh event behind them: once it is in the log, so is whatever
-    // came before it on the events topics.
+    // came before it on the put topic.
     let mut marker = events[0].clone();
     marker["order_id"] = json!("ord_marker");
     marker["event_id"] = json!("00000000-0000-4000-8000-000000000001");
-    mqtt.publish("pizza/events/order.placed", marker.to_string());
+    mqtt.publish("pizza/log/put", marker.to_string());
     let mut n = 0;
     wait_for(LONG, "the marker event in the log", || {
         n += 1;

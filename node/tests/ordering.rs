@@ -190,7 +190,10 @@ fn heavy_reordering_and_duplicates_end_every_order_as_an_undisturbed_run_does() 
     }
     // The disorder really happened, and was repaired.
     assert!(rough.overtaken > 0, "no event was overtaken on the wire");
-    assert!(rough.duplicates > 0, "no event arrived twice");
+    // Duplicates are sent (the fault strikes the node's publishing), but the
+    // event log stores each event once, so even a plain subscriber of the
+    // events topics sees each once.
+    assert_eq!(rough.duplicates, 0, "the log republished a duplicate");
     let figures = &rough.order_status["figures"];
     assert!(
         figures["released_total"].as_u64() > Some(0),

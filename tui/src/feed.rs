@@ -2,17 +2,23 @@
 //! events and dead letters come in as [`Msg`]s; control commands and
 //! re-queues go out.
 //!
-//! It is a clean session on purpose: the control room shows what happens
-//! while it watches (plus retained heartbeats and DLQ listings) and must not
-//! leave a session queueing messages for it at the broker after it quits.
+//! It is a clean session on purpose: it must not leave a session queueing
+//! messages for it at the broker after it quits. Events come through an
+//! ephemeral subscription to the broker's event log from its first
+//! position, so the Orders panel holds every order the log has (also when
+//! the control room attaches to a platform already running), and resumes
+//! after the last event it read when the broker or the connection comes back.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use contracts::queue::{DeadLetter, QueueStats, Requeue};
 use contracts::status::{Control, NodeStatus};
+use contracts::stream::Start;
 use contracts::topics::Topics;
 use contracts::Envelope;
 use node::config::BrokerAddr;
+use node::stream::Reader;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -20,6 +26,8 @@ use crate::msg::Msg;
 
 /// Incoming packets can hold a whole DLQ listing.
 const MAX_PACKET: usize = 4 * 1024 * 1024;
+/// Events the log may send ahead of the control room's acks.
+const EVENT_CREDIT: u32 = 5_000;
 
 /// The handle to publish with.
 #[derive(Clone)]
@@ -33,7 +41,7 @@ impl Feed {
     pub fn start(broker: &str, prefix: &str, tx: UnboundedSender<Msg>) -> anyhow::Result<Feed> {
         let addr: BrokerAddr = broker.parse()?;
         let id = format!("control-room-{}", std::process::id());
-        let mut opts = MqttOptions::new(id, addr.host, addr.port);
+        let mut opts = MqttOptions::new(id.clone(), addr.host, addr.port);
         opts.set_clean_session(true)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(MAX_PACKET, MAX_PACKET);
@@ -42,7 +50,18 @@ impl Feed {
         }
         let (client, eventloop) = AsyncClient::new(opts, 1024);
         let topics = Topics::new(prefix);
-        tokio::spawn(pump(eventloop, client.clone(), topics.clone(), tx));
+        let stream = Stream {
+            reader: Arc::new(Mutex::new(Reader::new(
+                "watch",
+                Vec::new(),
+                false,
+                EVENT_CREDIT,
+                Start::Beginning,
+            ))),
+            client_id: id,
+        };
+        tokio::spawn(announce(client.clone(), topics.clone(), stream.clone()));
+        tokio::spawn(pump(eventloop, client.clone(), topics.clone(), stream, tx));
         Ok(Feed { client, topics })
     }
 
@@ -83,7 +102,56 @@ impl Feed {
     }
 }
 
-async fn pump(mut eventloop: EventLoop, client: AsyncClient, topics: Topics, tx: UnboundedSender<Msg>) {
+/// The control room's subscription to the event log.
+#[derive(Clone)]
+struct Stream {
+    reader: Arc<Mutex<Reader>>,
+    client_id: String,
+}
+
+impl Stream {
+    fn reader(&self) -> std::sync::MutexGuard<'_, Reader> {
+        self.reader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn subscribe(&self, client: &AsyncClient, topics: &Topics) -> bool {
+        let body = serde_json::to_vec(&self.reader().subscribe()).unwrap_or_default();
+        client
+            .try_publish(
+                topics.log_subscribe(&self.client_id),
+                QoS::AtLeastOnce,
+                false,
+                body,
+            )
+            .is_ok()
+    }
+}
+
+/// Repeats the subscription (the log forgets a silent subscriber).
+async fn announce(client: AsyncClient, topics: Topics, stream: Stream) {
+    let mut tick = tokio::time::interval(node::stream::REPEAT);
+    loop {
+        tick.tick().await;
+        let body = serde_json::to_vec(&stream.reader().subscribe()).unwrap_or_default();
+        let topic = topics.log_subscribe(&stream.client_id);
+        if client
+            .publish(topic, QoS::AtLeastOnce, false, body)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+async fn pump(
+    mut eventloop: EventLoop,
+    client: AsyncClient,
+    topics: Topics,
+    stream: Stream,
+    tx: UnboundedSender<Msg>,
+) {
+    let deliveries = topics.log_deliver(&stream.client_id);
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -91,11 +159,14 @@ async fn pump(mut eventloop: EventLoop, client: AsyncClient, topics: Topics, tx:
                 for topic in [
                     topics.all_status(),
                     topics.queue_stats(),
-                    topics.all_events(),
                     format!("{}/q/+/dlq/items", topics.prefix()),
                 ] {
                     let _ = client.subscribe(topic, QoS::AtMostOnce).await;
                 }
+                let _ = client.subscribe(deliveries.clone(), QoS::AtLeastOnce).await;
+                // A new session: the log sends again after what we have read.
+                stream.reader().new_session();
+                stream.subscribe(&client, &topics);
                 if tx
                     .send(Msg::Feed {
                         connected: true,
@@ -104,6 +175,38 @@ async fn pump(mut eventloop: EventLoop, client: AsyncClient, topics: Topics, tx:
                     .is_err()
                 {
                     return;
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == deliveries => {
+                let read = stream.reader().read(&p.payload);
+                match read {
+                    Ok(read) => {
+                        for (position, raw) in read.events {
+                            match serde_json::from_str::<Envelope>(raw.get()) {
+                                Ok(e) => {
+                                    if tx.send(Msg::Event(Box::new(e))).is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(position, error = %e, "skipped an event the control room cannot read")
+                                }
+                            }
+                        }
+                        if read.through > 0 {
+                            let ack = stream.reader().ack(read.through);
+                            let body = serde_json::to_vec(&ack).unwrap_or_default();
+                            let _ = client.try_publish(
+                                topics.log_ack(&stream.client_id),
+                                QoS::AtMostOnce,
+                                false,
+                                body,
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "skipped a stream delivery the control room cannot read")
+                    }
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {

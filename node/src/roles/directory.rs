@@ -32,7 +32,7 @@ impl Directory {
     pub async fn follow(node: &Node) -> Result<Directory, NodeError> {
         let dir = Directory::default();
         let topics = node.topics().clone();
-        let mut rx = node.events(topics.all_status()).await?;
+        let mut rx = node.subscribe(topics.all_status()).await?;
         let nodes = dir.nodes.clone();
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
@@ -51,7 +51,6 @@ impl Directory {
                     };
                     lock(&nodes).insert(id.to_string(), entry);
                 }
-                msg.ack().await;
             }
         });
         Ok(dir)

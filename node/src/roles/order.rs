@@ -118,7 +118,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     service.figures();
     service.book_figures(&*service.book.lock().await);
 
-    let events = node.events(node.topics().all_events()).await?;
+    // Durable: after a crash of this node or of the broker, the book reads
+    // on from the last event it had on disk.
+    let events = node.stream("book", Vec::new(), BOOK_CREDIT).await?;
     tokio::spawn(follow(service.clone(), events));
     // The executor: a cancellation interrupted by a restart is still on the
     // queue (or comes back from this node's lost lease) and resumes.
@@ -243,6 +245,9 @@ impl Service {
         events::follow(payload, cause, seq, self.node.id()).map_err(ApiError::internal)
     }
 }
+
+/// Events the book may be sent before it acknowledges them.
+const BOOK_CREDIT: u32 = 2_000;
 
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
@@ -421,20 +426,12 @@ async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Result<Jso
 
 /// Folds every event from the broker into the book. A batch is flushed
 /// before its messages are acknowledged, so none is lost to a kill -9.
-async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::link::Incoming>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
+async fn follow(s: Shared, mut stream: crate::stream::EventStream) {
+    while let Some(batch) = stream.next().await {
         let mut cancelling = Vec::new();
         {
             let mut book = s.book.lock().await;
-            for msg in &batch {
-                let Ok(env) = serde_json::from_slice::<Envelope>(&msg.payload) else {
-                    tracing::warn!(topic = %msg.topic, "ignored a malformed event");
-                    continue;
-                };
+            for (_, env) in batch.events {
                 let order_id = env.order_id.clone();
                 let was = book.get(&order_id).and_then(|f| f.state());
                 match book.record(env) {
@@ -458,20 +455,27 @@ async fn follow(s: Shared, mut rx: tokio::sync::mpsc::UnboundedReceiver<crate::l
                 }
             }
             if let Err(e) = book.flush().await {
+                // Not acknowledged: the log sends these events again.
                 tracing::error!(error = %e, "could not flush the order book; events will come again");
+                stream.rewind();
                 continue;
             }
             s.book_figures(&book);
         }
-        for msg in batch {
-            msg.ack().await;
-        }
+        let mut queued = true;
         for cause in cancelling {
             let reason = events::decode::<events::OrderCancelling>(&cause)
                 .map_or_else(|_| "cancelled".to_string(), |c| c.reason);
             if let Err(e) = request_cancellation(&s, &cause, reason, cause.source.clone()).await {
+                queued = false;
                 tracing::error!(order_id = %cause.order_id, error = ?e, "could not queue the compensation; it is retried when the event comes again");
             }
+        }
+        // Acknowledged once the book (and any compensation) is on disk.
+        if !queued {
+            stream.rewind();
+        } else if let Err(e) = stream.ack(batch.through).await {
+            tracing::warn!(error = %e, "could not acknowledge events; they come again");
         }
     }
 }
