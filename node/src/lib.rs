@@ -2,6 +2,7 @@
 //!
 //! - [`link`]: the one MQTT connection, owned by one task (reconnect,
 //!   resubscribe, routing, the outbox window, confirmation).
+//! - [`commit`]: group commit, many writers waiting for one sled flush.
 //! - [`outbox`] / [`inbox`]: what must not be lost, what must not be done twice.
 //! - [`queue`]: [`QueueProducer`] and [`QueueConsumer`] over the keeper protocol.
 //! - [`stream`]: a durable subscription to the broker's event log.
@@ -19,6 +20,7 @@
 //! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
 pub mod cli;
+pub mod commit;
 pub mod config;
 pub mod error;
 pub mod faults;

@@ -60,7 +60,7 @@ impl Entry {
 /// The outbox, a sled tree keyed by event id.
 pub struct Outbox {
     tree: sled::Tree,
-    db: sled::Db,
+    commit: crate::commit::GroupCommit,
     emptied: Notify,
     /// Entries waiting, kept up to date: sled's `len` is a full scan, and
     /// the heartbeat asks every second.
@@ -74,7 +74,7 @@ impl Outbox {
         Ok(Outbox {
             count: AtomicUsize::new(tree.len()),
             tree,
-            db: db.clone(),
+            commit: crate::commit::GroupCommit::start(db.clone()),
             emptied: Notify::new(),
         })
     }
@@ -93,7 +93,7 @@ impl Outbox {
             fresh += usize::from(previous.is_none());
         }
         self.count.fetch_add(fresh, Ordering::Relaxed);
-        self.db.flush_async().await?;
+        self.commit.durable().await?;
         Ok(())
     }
 

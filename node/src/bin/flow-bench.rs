@@ -2,11 +2,16 @@
 //! through real processes (broker, payment, order, kitchen, delivery), with
 //! prep and trip times set to 0.
 //!
-//! `cargo build --release -p node && cargo run --release -p node --bin flow-bench [-- --orders 1000 --rate 50]`
+//! `cargo build --release -p node && cargo run --release -p node --bin flow-bench [-- --orders 1000 --rate 50 --connections 8]`
+//!
+//! `--connections N` keep-alive clients place the orders, together at
+//! `--rate` per second (`--rate 0`: as fast as they can). It reports the
+//! accepted orders/s while placing, the delivered orders/s from the first
+//! POST to the last delivery, and POST -> delivered percentiles.
 //!
 //! It runs the `pizza-node` binary next to its own executable, on free
 //! ports, with a temporary data directory, and stops every process it
-//! started when it ends.
+//! started when it ends, fails, or is stopped (SIGINT, SIGTERM).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,9 +28,15 @@ struct Args {
     /// Orders to place.
     #[arg(long, default_value_t = 1_000)]
     orders: usize,
-    /// Orders per second (paced, so this measures latency, not a backlog).
+    /// Orders per second, all connections together; 0: unpaced.
     #[arg(long, default_value_t = 50)]
     rate: u64,
+    /// Concurrent keep-alive HTTP clients placing orders.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Kitchens (8 ovens each).
+    #[arg(long, default_value_t = 2)]
+    kitchens: usize,
 }
 
 /// A child process killed when dropped.
@@ -74,6 +85,19 @@ async fn wait_up(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Resolves on SIGINT or SIGTERM, naming it.
+async fn stopped() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted
         .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
@@ -90,7 +114,11 @@ async fn main() -> anyhow::Result<()> {
         .join("pizza-node");
     let dir = std::env::temp_dir().join(format!("flow-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let result = run(&args, &bin, &dir).await;
+    // Dropping `run` (on a signal) drops its processes, which kills them.
+    let result = tokio::select! {
+        r = run(&args, &bin, &dir) => r,
+        s = stopped() => Err(anyhow::anyhow!("stopped by {s}; every node it started was killed")),
+    };
     match &result {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -160,15 +188,17 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
     )?;
     let stock = stock.display().to_string();
-    procs.push(spawn(
-        bin,
-        dir,
-        &node(
-            "kitchen",
-            "kitchen-1",
-            &s(&["--prep-ms", "0", "--ovens", "8", "--stock", &stock]),
-        ),
-    )?);
+    for k in 1..=args.kitchens.max(1) {
+        procs.push(spawn(
+            bin,
+            dir,
+            &node(
+                "kitchen",
+                &format!("kitchen-{k}"),
+                &s(&["--prep-ms", "0", "--ovens", "8", "--stock", &stock]),
+            ),
+        )?);
+    }
     let del_http = format!("127.0.0.1:{delivery}");
     procs.push(spawn(
         bin,
@@ -185,54 +215,38 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     wait_up(&http, &format!("http://{order_http}/healthz")).await?;
     wait_up(&http, &format!("http://{pay_http}/healthz")).await?;
     wait_up(&http, &format!("http://{del_http}/healthz")).await?;
+    let rate = if args.rate == 0 {
+        "unpaced".to_string()
+    } else {
+        format!("{}/s", args.rate)
+    };
     println!(
-        "flow-bench: {} orders at {}/s; broker, payment, order, 1 kitchen (8 ovens), delivery (8 drivers); prep 0, trip 0",
-        args.orders, args.rate
+        "flow-bench: {} orders at {rate} from {} connections; broker, payment, order, {} kitchen(s) (8 ovens each), delivery (8 drivers); prep 0, trip 0",
+        args.orders,
+        args.connections,
+        args.kitchens.max(1)
     );
 
-    let body = serde_json::json!({
-        "customer": {"name": "Ada", "address": "Seestrasse 1, 8002 Zürich"},
-        "items": [{"pizza": "margherita", "qty": 1}]
-    });
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / args.rate.max(1) as f64));
-    let mut placed = Vec::with_capacity(args.orders);
-    let mut post_ms = Vec::with_capacity(args.orders);
-    for _ in 0..args.orders {
-        tick.tick().await;
-        let sent = OffsetDateTime::now_utc();
-        let started = Instant::now();
-        let r = http.post(&orders_url).json(&body).send().await?;
-        post_ms.push(started.elapsed().as_secs_f64() * 1e3);
-        anyhow::ensure!(r.status() == 201, "POST /orders answered {}", r.status());
-        let v: serde_json::Value = r.json().await?;
-        placed.push((v["order_id"].as_str().unwrap_or_default().to_string(), sent));
-    }
+    let started = Instant::now();
+    let placed = place(args, &orders_url).await?;
+    let placing_s = started.elapsed().as_secs_f64();
+    let accepted = placed.len();
+    println!(
+        "accepted: {accepted} of {} in {placing_s:.2} s = {:.0} orders/s",
+        args.orders,
+        accepted as f64 / placing_s
+    );
 
-    let mut latencies = Vec::with_capacity(placed.len());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for (id, sent) in &placed {
-        loop {
-            let v: serde_json::Value = http
-                .get(format!("{orders_url}/{id}"))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let delivered = v["history"]
-                .as_array()
-                .and_then(|h| h.iter().find(|e| e["kind"] == "order.delivered"))
-                .and_then(|e| e["at"].as_str())
-                .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
-            if let Some(at) = delivered {
-                latencies.push((at - *sent).as_seconds_f64() * 1e3);
-                break;
-            }
-            anyhow::ensure!(Instant::now() < deadline, "order {id} was not delivered in time");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    let mut latencies = delivered(args, &orders_url, &placed).await?;
+    let total_s = started.elapsed().as_secs_f64();
     latencies.sort_by(f64::total_cmp);
+    let mut post_ms: Vec<f64> = placed.iter().map(|p| p.post_ms).collect();
     post_ms.sort_by(f64::total_cmp);
+    println!(
+        "delivered: {} in {total_s:.2} s from the first POST = {:.0} orders/s",
+        latencies.len(),
+        latencies.len() as f64 / total_s
+    );
     println!(
         "POST /orders answered (201): p50 {:.1} ms, p99 {:.1} ms",
         percentile(&post_ms, 0.5),
@@ -247,4 +261,117 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     );
     drop(procs);
     Ok(())
+}
+
+/// One accepted order.
+struct Placed {
+    order_id: String,
+    sent: OffsetDateTime,
+    post_ms: f64,
+}
+
+/// Places `args.orders` orders from `args.connections` clients, paced
+/// together at `args.rate` (0: unpaced). Any answer but 201 fails the run.
+async fn place(args: &Args, orders_url: &str) -> anyhow::Result<Vec<Placed>> {
+    let body = serde_json::json!({
+        "customer": {"name": "Ada", "address": "Seestrasse 1, 8002 Zürich"},
+        "items": [{"pizza": "margherita", "qty": 1}]
+    });
+    // Tokens, one per order: paced by a ticker, or all at once.
+    let (tokens, rx) = async_channel(args.orders);
+    let pace = args.rate;
+    let count = args.orders;
+    let ticker = tokio::spawn(async move {
+        if pace == 0 {
+            for _ in 0..count {
+                let _ = tokens.send(()).await;
+            }
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / pace as f64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for _ in 0..count {
+            tick.tick().await;
+            let _ = tokens.send(()).await;
+        }
+    });
+    let mut workers = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        let rx = rx.clone();
+        let body = body.clone();
+        let url = orders_url.to_string();
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut placed = Vec::new();
+            while rx.lock().await.recv().await.is_some() {
+                let sent = OffsetDateTime::now_utc();
+                let started = Instant::now();
+                let r = http.post(&url).json(&body).send().await?;
+                let post_ms = started.elapsed().as_secs_f64() * 1e3;
+                anyhow::ensure!(r.status() == 201, "POST /orders answered {}", r.status());
+                let v: serde_json::Value = r.json().await?;
+                placed.push(Placed {
+                    order_id: v["order_id"].as_str().unwrap_or_default().to_string(),
+                    sent,
+                    post_ms,
+                });
+            }
+            anyhow::Ok(placed)
+        }));
+    }
+    let mut all = Vec::with_capacity(args.orders);
+    for w in workers {
+        all.extend(w.await??);
+    }
+    ticker.await?;
+    Ok(all)
+}
+
+/// A channel many workers take from.
+fn async_channel(
+    cap: usize,
+) -> (
+    tokio::sync::mpsc::Sender<()>,
+    std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(cap.max(1));
+    (tx, std::sync::Arc::new(tokio::sync::Mutex::new(rx)))
+}
+
+/// Waits (up to 120 s after the last POST) until every placed order is
+/// delivered; returns each one's POST -> delivered time in ms.
+async fn delivered(args: &Args, orders_url: &str, placed: &[Placed]) -> anyhow::Result<Vec<f64>> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let chunk = placed.len().div_ceil(args.connections.max(1)).max(1);
+    let mut checks = Vec::new();
+    for part in placed.chunks(chunk) {
+        let ids: Vec<(String, OffsetDateTime)> = part.iter().map(|p| (p.order_id.clone(), p.sent)).collect();
+        let url = orders_url.to_string();
+        checks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut out = Vec::with_capacity(ids.len());
+            for (id, sent) in ids {
+                loop {
+                    let v: serde_json::Value = http.get(format!("{url}/{id}")).send().await?.json().await?;
+                    let delivered = v["history"]
+                        .as_array()
+                        .and_then(|h| h.iter().find(|e| e["kind"] == "order.delivered"))
+                        .and_then(|e| e["at"].as_str())
+                        .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
+                    if let Some(at) = delivered {
+                        out.push((at - sent).as_seconds_f64() * 1e3);
+                        break;
+                    }
+                    anyhow::ensure!(Instant::now() < deadline, "order {id} was not delivered in time");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut all = Vec::with_capacity(placed.len());
+    for c in checks {
+        all.extend(c.await??);
+    }
+    Ok(all)
 }

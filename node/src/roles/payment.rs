@@ -239,7 +239,7 @@ pub fn validate_refund(req: &RefundRequest) -> Result<(), FieldError> {
 /// a second one in a `payments` directory inside the node's data directory.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    commit: crate::commit::GroupCommit,
     /// order_id -> [`PaymentRecord`] (JSON).
     payments: sled::Tree,
     /// payment_id -> order_id, to find a charge from a refund request.
@@ -261,7 +261,7 @@ impl Store {
             payments: db.open_tree("payments")?,
             payment_ids: db.open_tree("payment_ids")?,
             refunds: db.open_tree("refunds")?,
-            db,
+            commit: crate::commit::GroupCommit::start(db),
         })
     }
 
@@ -340,8 +340,8 @@ impl Store {
 
     /// Writes everything to disk.
     pub async fn flush(&self) -> anyhow::Result<()> {
-        self.db
-            .flush_async()
+        self.commit
+            .durable()
             .await
             .context("cannot flush the payment store")?;
         Ok(())
