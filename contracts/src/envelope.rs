@@ -70,6 +70,19 @@ impl Envelope {
         self
     }
 
+    /// The event id of the event of `kind`, numbered `seq`, that follows
+    /// from the event `cause`: a name-based (v5) UUID, so the same step
+    /// taken twice (a ticket redelivered to a second kitchen, a retry after
+    /// a crash) yields the same id, and the event log and the queues store
+    /// it once. Whoever does the work second is fenced off by construction.
+    pub fn derived_id(cause: Uuid, kind: &str, seq: u64) -> Uuid {
+        let mut name = Vec::with_capacity(16 + kind.len() + 8);
+        name.extend_from_slice(cause.as_bytes());
+        name.extend_from_slice(kind.as_bytes());
+        name.extend_from_slice(&seq.to_be_bytes());
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, &name)
+    }
+
     /// Decodes the payload as `T`.
     pub fn payload_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_value(self.payload.clone())

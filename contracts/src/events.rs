@@ -124,14 +124,19 @@ pub fn envelope<E: Event>(
 }
 
 /// An event that follows from `cause`: same order, same trace, caused by it,
-/// numbered `seq` and sent by `source`.
+/// numbered `seq` and sent by `source`. Its event id derives from the cause,
+/// the kind and the seq ([`Envelope::derived_id`]), so taking the same step
+/// twice yields the same event, stored once.
 pub fn follow<E: Event>(
     event: &E,
     cause: &Envelope,
     seq: u64,
     source: impl Into<String>,
 ) -> Result<Envelope, serde_json::Error> {
-    Ok(envelope(event, cause.order_id.clone(), seq, cause.trace_id.clone(), source)?.caused_by(cause))
+    let mut env =
+        envelope(event, cause.order_id.clone(), seq, cause.trace_id.clone(), source)?.caused_by(cause);
+    env.event_id = Envelope::derived_id(cause.event_id, E::KIND, seq);
+    Ok(env)
 }
 
 /// Decodes the payload of `env` as `E`, checking first that `env` is of kind

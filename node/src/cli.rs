@@ -284,6 +284,9 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     let pace = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
     let mut ids = Vec::with_capacity(a.count as usize);
     let run = contracts::envelope::new_trace_id();
+    // Unpaced, puts go in groups with one outbox flush each.
+    let group = if pace.is_some() { 1 } else { 500 };
+    let mut pending = Vec::with_capacity(group);
     for i in 0..a.count {
         let key = format!("{}-k{}", &run[..8], i % a.keys.max(1));
         let seq = i / a.keys.max(1) + 1;
@@ -295,9 +298,16 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
             node.id(),
             serde_json::json!({ "n": i }),
         );
-        producer.put(&a.queue, &env).await?;
-        print_line(&serde_json::json!({ "put": env.event_id, "key": key, "seq": seq }));
-        ids.push(env.event_id);
+        pending.push((env, key, seq));
+        if pending.len() < group && i + 1 < a.count {
+            continue;
+        }
+        let envelopes: Vec<Envelope> = pending.iter().map(|(e, _, _)| e.clone()).collect();
+        producer.put_many(&a.queue, &envelopes).await?;
+        for (env, key, seq) in pending.drain(..) {
+            print_line(&serde_json::json!({ "put": env.event_id, "key": key, "seq": seq }));
+            ids.push(env.event_id);
+        }
         if let Some(p) = pace {
             tokio::time::sleep(p).await;
         }

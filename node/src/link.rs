@@ -39,6 +39,8 @@ use crate::outbox::{Entry, Outbox};
 pub const WINDOW: usize = 256;
 /// An entry unconfirmed this long is sent again.
 const RESEND_AFTER: Duration = Duration::from_secs(3);
+/// How long a graceful close waits for the outbox to be confirmed.
+const DRAIN_ON_CLOSE: Duration = Duration::from_secs(3);
 /// Ceiling of the reconnect backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -287,7 +289,12 @@ impl Link {
     /// Waits (up to 2 s) until the DISCONNECT has been written: `disconnect`
     /// only queues it, and a process that exits first leaves the broker to
     /// fire the last will instead of keeping this final status.
+    ///
+    /// First it gives the outbox up to [`DRAIN_ON_CLOSE`] to be confirmed, so
+    /// that a graceful stop leaves nothing for the next start to send; what
+    /// is still unconfirmed then stays in the outbox, safe.
     pub async fn close(&self, last_status: &NodeStatus) {
+        let _ = tokio::time::timeout(DRAIN_ON_CLOSE, self.shared.outbox.drained()).await;
         let mut closed = self.shared.closed.subscribe();
         let topic = self.shared.topics.status(&self.shared.id);
         let _ = self.publish_json(topic, last_status, true).await;

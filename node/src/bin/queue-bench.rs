@@ -134,6 +134,16 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         thin / raw * 100.0
     );
 
+    let stream = thin_stream(port, args.queue)
+        .await
+        .context("thin-client event stream run")?;
+    println!(
+        "durable event stream, thin MQTT clients (put -> confirm, subscribe -> ack): {:>9.0} events/s ({} events) = {:.1}% of raw",
+        stream,
+        args.queue,
+        stream / raw * 100.0
+    );
+
     let broker_addr = BrokerAddr {
         host: "127.0.0.1".into(),
         port,
@@ -412,6 +422,111 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         acked.duration_since(started).as_secs_f64()
     );
     Ok(count as f64 / acked.duration_since(started).as_secs_f64())
+}
+
+/// One producer putting events to the log (at most 10,000 unconfirmed),
+/// one durable subscriber reading them back and acknowledging each batch:
+/// events/s from the first put to the last event read.
+async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
+    use contracts::queue::Confirm;
+    use contracts::stream::{Start, StreamAck, StreamBatch, Subscribe};
+    let client = |id: &str| {
+        let mut o = MqttOptions::new(id, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(30))
+            .set_inflight(1_000)
+            .set_max_packet_size(512 * 1024, 512 * 1024);
+        let (c, mut l) = AsyncClient::new(o, 10_000);
+        l.network_options.set_tcp_nodelay(true);
+        (c, l)
+    };
+    let (sub, mut sub_loop) = client("bench-stream-sub");
+    sub.subscribe("pizza/log/deliver/bench-stream-sub", QoS::AtLeastOnce)
+        .await?;
+    let subscribe = Subscribe {
+        name: "bench".into(),
+        kinds: vec![],
+        // Only this run's events: earlier runs of the bench share no data dir,
+        // but the node runtime runs below publish none either.
+        start: Start::End,
+        durable: true,
+        credit: 5_000,
+        session: "bench-1".into(),
+    };
+    sub.publish(
+        "pizza/log/subscribe/bench-stream-sub",
+        QoS::AtLeastOnce,
+        false,
+        serde_json::to_vec(&subscribe)?,
+    )
+    .await?;
+    let reading = tokio::spawn(async move {
+        let mut read = 0u64;
+        while read < count {
+            let Ok(event) = sub_loop.poll().await else {
+                anyhow::bail!("the thin subscriber lost its connection");
+            };
+            if let Event::Incoming(Packet::Publish(p)) = event {
+                let Ok(batch) = serde_json::from_slice::<StreamBatch>(&p.payload) else {
+                    continue;
+                };
+                read += batch.events.len() as u64;
+                let ack = StreamAck {
+                    name: "bench".into(),
+                    position: batch.through,
+                };
+                sub.try_publish(
+                    "pizza/log/ack/bench-stream-sub",
+                    QoS::AtLeastOnce,
+                    false,
+                    serde_json::to_vec(&ack)?,
+                )?;
+            }
+        }
+        tokio::spawn(async move { while sub_loop.poll().await.is_ok() {} });
+        anyhow::Ok(Instant::now())
+    });
+
+    let (producer, mut producer_loop) = client("bench-stream-producer");
+    producer
+        .subscribe("pizza/log/confirm/bench-stream-producer", QoS::AtLeastOnce)
+        .await?;
+    let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = confirmed.clone();
+    let confirming = tokio::spawn(async move {
+        let mut confirmed = 0u64;
+        while confirmed < count {
+            if let Ok(Event::Incoming(Packet::Publish(p))) = producer_loop.poll().await {
+                if let Ok(c) = serde_json::from_slice::<Confirm>(&p.payload) {
+                    confirmed += c.event_ids.len() as u64;
+                    seen.store(confirmed, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        tokio::spawn(async move { while producer_loop.poll().await.is_ok() {} });
+        Instant::now()
+    });
+    let bodies: Vec<Vec<u8>> = (0..count)
+        .map(|i| serde_json::to_vec(&envelope(i, "bench-stream-producer")))
+        .collect::<Result<_, _>>()?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    const WINDOW: u64 = 10_000;
+    let started = Instant::now();
+    for (sent, body) in bodies.into_iter().enumerate() {
+        while sent as u64 >= confirmed.load(std::sync::atomic::Ordering::Relaxed) + WINDOW {
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        }
+        producer
+            .publish("pizza/log/put", QoS::AtLeastOnce, false, body)
+            .await?;
+    }
+    let confirmed = tokio::time::timeout(Duration::from_secs(300), confirming).await??;
+    let read = tokio::time::timeout(Duration::from_secs(300), reading).await???;
+    println!(
+        "  (stream: all confirmed in {:.2} s, all read in {:.2} s)",
+        confirmed.duration_since(started).as_secs_f64(),
+        read.duration_since(started).as_secs_f64()
+    );
+    Ok(count as f64 / read.duration_since(started).as_secs_f64())
 }
 
 fn envelope(n: u64, source: &str) -> Envelope {

@@ -1,0 +1,167 @@
+//! The total-queue check (Jepsen's way): orders placed over time while a
+//! random node, the broker included, is killed with -9 and restarted; then
+//! every accepted order must be delivered exactly once, as the order node,
+//! the event log and the delivery node each tell it.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use support::platform::Platform;
+
+const ORDERS: usize = 1_000;
+const KILL_EVERY: usize = 40;
+const QUIET: Duration = Duration::from_secs(180);
+
+/// The nodes chaos picks from, and how each one comes back.
+const VICTIMS: [&str; 6] = ["broker", "payment", "order", "kitchen-1", "kitchen-2", "delivery"];
+
+fn restart(p: &mut Platform, id: &str) {
+    match id {
+        "broker" => {
+            let b = p.w.broker(&[]);
+            p.procs.insert("broker".into(), b);
+        }
+        "payment" => p.payment(),
+        "order" => p.order(),
+        "delivery" => p.delivery_taking("0..30"),
+        kitchen => {
+            // Stock for every order: this checks delivery, not the saga.
+            let stock = p.w.path("stock.toml").display().to_string();
+            p.start(
+                "kitchen",
+                kitchen,
+                &["--ovens", "2", "--prep-ms", "10..60", "--stock", &stock],
+            );
+        }
+    }
+}
+
+#[test]
+fn kill_9_of_random_nodes_loses_no_accepted_order_and_doubles_none() {
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen());
+    eprintln!("chaos seed {seed} (CHAOS_SEED={seed} repeats this run)");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+
+    let mut p = Platform::new(&[]);
+    std::fs::write(
+        p.w.path("stock.toml"),
+        "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
+    )
+    .expect("a stock file");
+    p.payment();
+    p.order();
+    for id in ["delivery", "kitchen-1", "kitchen-2"] {
+        restart(&mut p, id);
+    }
+
+    let (mut attempted, mut accepted, mut refused) = (0usize, Vec::new(), BTreeMap::<u16, usize>::new());
+    let mut kills = 0;
+    let mut down: Option<(&str, usize)> = None;
+    for i in 0..ORDERS {
+        if i % KILL_EVERY == KILL_EVERY / 2 && down.is_none() {
+            let victim = VICTIMS[rng.gen_range(0..VICTIMS.len())];
+            p.proc(victim).kill9();
+            kills += 1;
+            // Down for a random stretch of the order stream.
+            down = Some((victim, i + rng.gen_range(1..KILL_EVERY / 2)));
+        }
+        if let Some((victim, until)) = down {
+            if i >= until {
+                restart(&mut p, victim);
+                down = None;
+            }
+        }
+        attempted += 1;
+        let (status, body) = p.place();
+        if status == 201 {
+            accepted.push(body["order_id"].as_str().expect("an order id").to_string());
+        } else {
+            *refused.entry(status).or_default() += 1;
+        }
+        // Orders over time, not one burst.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if let Some((victim, _)) = down {
+        restart(&mut p, victim);
+    }
+    eprintln!(
+        "attempted {attempted}, accepted {}, refused {refused:?}, kills {kills}",
+        accepted.len()
+    );
+    assert!(kills >= 20, "only {kills} kills");
+    assert!(accepted.len() > ORDERS / 2, "too few accepted to prove anything");
+
+    // After a quiet period every accepted order is delivered.
+    let mut open: Vec<String> = accepted.clone();
+    let deadline = std::time::Instant::now() + QUIET;
+    while !open.is_empty() && std::time::Instant::now() < deadline {
+        open.retain(|id| p.view(id)["state"] != "delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stuck: Vec<String> = open
+        .iter()
+        .map(|id| format!("{id}: {}", p.view(id)["state"]))
+        .collect();
+    eprintln!("lost (accepted, not delivered after {QUIET:?}): {}", stuck.len());
+    assert!(stuck.is_empty(), "accepted and never delivered: {stuck:?}");
+
+    // The event log: one `order.ready` and one `order.delivered` per order.
+    let mqtt = p.mqtt("test-chaos");
+    mqtt.subscribe("pizza/log/reply/test-chaos");
+    let mut twice = Vec::new();
+    let mut missing = Vec::new();
+    for (n, id) in accepted.iter().enumerate() {
+        let request = format!("q-{n}");
+        mqtt.publish(
+            "pizza/log/query/test-chaos",
+            json!({"request_id": request, "order_id": id}).to_string(),
+        );
+        let reply = mqtt.expect("pizza/log/reply/test-chaos", Duration::from_secs(30), |r| {
+            r["request_id"] == request
+        });
+        let count = |kind: &str| {
+            reply["events"]
+                .as_array()
+                .map_or(0, |e| e.iter().filter(|e| e["kind"] == kind).count())
+        };
+        match (count("order.ready"), count("order.delivered")) {
+            (1, 1) => {}
+            (0, _) | (_, 0) => missing.push(id.clone()),
+            _ => twice.push(id.clone()),
+        }
+    }
+    // The delivery node: each order handed to one driver, delivered once.
+    let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
+    for line in p.w.log_events("delivery", "delivered") {
+        *delivered
+            .entry(line["order_id"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let delivered_twice: Vec<&String> = delivered
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(o, _)| o)
+        .collect();
+    let cooks = p.cooks(&["kitchen-1", "kitchen-2"]);
+    let cooked_twice = cooks.values().filter(|k| k.len() > 1).count();
+    eprintln!(
+        "delivered {}, lost 0, in the log twice {}, missing from the log {}, delivered twice by the delivery node {}, tickets baked by two kitchens {cooked_twice} (each counted once)",
+        accepted.len(),
+        twice.len(),
+        missing.len(),
+        delivered_twice.len()
+    );
+    assert!(missing.is_empty(), "not in the event log: {missing:?}");
+    assert!(
+        twice.is_empty(),
+        "cooked or delivered twice in the log: {twice:?}"
+    );
+    assert!(delivered_twice.is_empty(), "delivered twice: {delivered_twice:?}");
+}
