@@ -58,7 +58,7 @@ use contracts::queue::Confirm;
 use contracts::stream::{StreamAck, Subscribe};
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Publish, QoS};
+use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
@@ -115,6 +115,17 @@ pub struct Read {
     pub events: Vec<(u64, sled::IVec)>,
     /// The last position read.
     pub through: u64,
+}
+
+/// What appending read of a well-formed envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The producer, who gets the confirm.
+    pub source: String,
+    /// The event id.
+    pub event_id: Uuid,
+    /// The event kind (the topic it is republished on).
+    pub kind: String,
 }
 
 /// Counters since the log was opened.
@@ -232,6 +243,20 @@ impl EventLog {
         &mut self,
         payloads: impl IntoIterator<Item = &'a [u8]>,
     ) -> Result<Vec<Appended>, EventLogError> {
+        Ok(self
+            .append_checked(payloads)?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect())
+    }
+
+    /// [`append_batch`](Self::append_batch), and for each well-formed
+    /// envelope what the check read of it (producer, event id, kind), so the
+    /// caller confirms and routes it without parsing it again.
+    pub fn append_checked<'a>(
+        &mut self,
+        payloads: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<Vec<(Appended, Option<Checked>)>, EventLogError> {
         let mut out = Vec::new();
         let mut batch = sled::Batch::default();
         // Ids stored by this very batch: not visible in the tree until it is
@@ -239,20 +264,28 @@ impl EventLog {
         let mut fresh = HashSet::new();
         let mut next = self.next;
         for raw in payloads {
-            let meta = match wire::check_envelope(raw) {
+            let (meta, kind) = match wire::check_event(raw) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.push(Appended::Malformed(e.to_string()));
+                    out.push((Appended::Malformed(e.to_string()), None));
                     continue;
                 }
             };
             let Some(mut index) = order_prefix(&meta.order_id) else {
-                out.push(Appended::Malformed("order_id is longer than 65535 bytes".into()));
+                out.push((
+                    Appended::Malformed("order_id is longer than 65535 bytes".into()),
+                    None,
+                ));
                 continue;
+            };
+            let checked = Checked {
+                source: meta.source.clone(),
+                event_id: meta.event_id,
+                kind,
             };
             let seen = seen_key(&meta.event_id);
             if fresh.contains(&meta.event_id) || self.db.contains_key(seen)? {
-                out.push(Appended::Duplicate);
+                out.push((Appended::Duplicate, Some(checked)));
                 continue;
             }
             let pos = next;
@@ -263,13 +296,13 @@ impl EventLog {
             batch.insert(&pos_key(pos), raw);
             batch.insert(index, &pos.to_be_bytes());
             batch.insert(&seen, &pos.to_be_bytes());
-            out.push(Appended::Stored(pos));
+            out.push((Appended::Stored(pos), Some(checked)));
         }
         if next != self.next {
             self.db.apply_batch(batch)?;
             self.next = next;
         }
-        for a in &out {
+        for (a, _) in &out {
             match a {
                 Appended::Stored(_) => self.counters.stored += 1,
                 Appended::Duplicate => self.counters.duplicates += 1,
@@ -337,14 +370,11 @@ impl EventLog {
         Ok(())
     }
 
-    /// Up to `limit` events after position `after` whose kind `wants`, in
-    /// log order, and the last position read (filtered-out events included).
-    pub fn read_after(
-        &self,
-        after: u64,
-        limit: usize,
-        wants: impl Fn(&str) -> bool,
-    ) -> Result<Read, EventLogError> {
+    /// Up to `limit` events after position `after` of one of `kinds` (any,
+    /// when empty), in log order, and the last position read (filtered-out
+    /// events included). The kind is read from the stored envelope only when
+    /// there is something to filter.
+    pub fn read_after(&self, after: u64, limit: usize, kinds: &[String]) -> Result<Read, EventLogError> {
         let mut read = Read {
             events: Vec::new(),
             through: after,
@@ -356,7 +386,10 @@ impl EventLog {
             let (k, v) = entry?;
             let pos = read_pos(&k[1..]);
             read.through = pos;
-            if wire::kind_of(&v).is_some_and(|kind| wants(&kind)) {
+            // Parsed only when there is something to filter.
+            let wanted = kinds.is_empty()
+                || wire::kind_of(&v).is_some_and(|kind| crate::subscriptions::wanted(kinds, &kind));
+            if wanted {
                 read.events.push((pos, v));
                 if read.events.len() >= limit {
                     break;
@@ -504,21 +537,20 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                 _ => {}
             }
         }
-        let outcome = log.append_batch(puts.iter().map(|p| &p.payload[..]))?;
-        let stored: Vec<(u64, &Publish)> = puts
-            .iter()
-            .zip(&outcome)
-            .filter_map(|(p, a)| match a {
-                Appended::Stored(pos) => Some((*pos, *p)),
-                _ => None,
-            })
-            .collect();
+        let outcome = log.append_checked(puts.iter().map(|p| &p.payload[..]))?;
         // Cursors first, so that one flush covers both.
+        let mut cursor_moved = false;
         for (verb, requester, p) in &control {
             match *verb {
                 "subscribe" => match serde_json::from_slice::<Subscribe>(&p.payload) {
                     Ok(s) => {
-                        let stored = log.cursor(requester, &s.name)?;
+                        // The stored cursor matters only to a subscription
+                        // not served yet; repeats (every 2 s) skip the read.
+                        let stored = if subs.knows(requester, &s.name) {
+                            None
+                        } else {
+                            log.cursor(requester, &s.name)?
+                        };
                         if subs.subscribe(requester, s, stored, log.len(), now_ms()) {
                             tracing::debug!(client = %requester, "subscription (re)started");
                         }
@@ -531,6 +563,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                     Ok(a) => {
                         if let Some(((c, name), cursor)) = subs.ack(requester, &a, now_ms()) {
                             log.set_cursor(&c, &name, cursor)?;
+                            cursor_moved = true;
                         }
                     }
                     Err(e) => {
@@ -540,22 +573,18 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                 _ => {}
             }
         }
-        if !stored.is_empty() || !control.is_empty() {
+        if cursor_moved || outcome.iter().any(|(a, _)| matches!(a, Appended::Stored(_))) {
             log.flush().await?;
         }
         // Confirm everything on disk, stored now or before (a re-send's first
         // confirm may have been lost).
-        let mut confirms: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
-        for (p, a) in puts.iter().zip(&outcome) {
-            match a {
-                Appended::Malformed(why) => {
-                    tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded");
-                }
-                Appended::Stored(_) | Appended::Duplicate => {
-                    if let Ok(meta) = wire::check_envelope(&p.payload) {
-                        confirms.entry(meta.source).or_default().push(meta.event_id);
-                    }
-                }
+        let mut confirms: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
+        for (p, (a, checked)) in puts.iter().zip(&outcome) {
+            if let Appended::Malformed(why) = a {
+                tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded");
+            }
+            if let Some(c) = checked {
+                confirms.entry(&c.source).or_default().push(c.event_id);
             }
         }
         for (source, event_ids) in confirms {
@@ -564,16 +593,16 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
             }
             let body = serde_json::to_vec(&Confirm { event_ids })?;
             client
-                .publish(opts.topics.log_confirm(&source), QoS::AtLeastOnce, false, body)
+                .publish(opts.topics.log_confirm(source), QoS::AtLeastOnce, false, body)
                 .await?;
         }
         // For anyone watching with a plain MQTT client; nothing correct
         // depends on these.
-        for (_, p) in &stored {
-            if let Some(kind) = wire::kind_of(&p.payload) {
+        for (p, (a, checked)) in puts.iter().zip(&outcome) {
+            if let (Appended::Stored(_), Some(c)) = (a, checked) {
                 client
                     .publish(
-                        opts.topics.event(&kind),
+                        opts.topics.event(&c.kind),
                         QoS::AtLeastOnce,
                         false,
                         p.payload.clone(),
@@ -608,7 +637,7 @@ async fn deliver(
     for due in subs.due(log.len()) {
         let Some(sub) = subs.get(&due.key) else { continue };
         let (session, cursor) = (sub.session.clone(), sub.resumed);
-        let read = log.read_after(due.from - 1, due.limit, |kind| sub.wants(kind))?;
+        let read = log.read_after(due.from - 1, due.limit, &sub.kinds)?;
         let topic = topics.log_deliver(&due.key.0);
         let mut batch = StreamOut::new(&due.key.1, &session, due.from - 1, cursor);
         for (pos, raw) in &read.events {

@@ -30,6 +30,11 @@ pub const FORGET_AFTER_MS: u64 = 30_000;
 /// subscriber asks: bounds the broker's memory per subscriber.
 pub const MAX_CREDIT: u32 = 10_000;
 
+/// Whether `kind` passes a filter of `kinds` (empty: every kind).
+pub fn wanted(kinds: &[String], kind: &str) -> bool {
+    kinds.is_empty() || kinds.iter().any(|k| k == kind)
+}
+
 /// `(client, name)`.
 pub type Key = (String, String);
 
@@ -59,17 +64,12 @@ pub struct Sub {
 impl Sub {
     /// Whether `kind` is wanted.
     pub fn wants(&self, kind: &str) -> bool {
-        self.kinds.is_empty() || self.kinds.iter().any(|k| k == kind)
+        wanted(&self.kinds, kind)
     }
 
     /// How many more events may be sent now.
     pub fn free(&self) -> usize {
         (self.credit as usize).saturating_sub(self.unacked.len())
-    }
-
-    /// Events sent and not acknowledged.
-    pub fn unacked(&self) -> usize {
-        self.unacked.len()
     }
 
     fn rewind(&mut self, now_ms: u64) {
@@ -236,14 +236,14 @@ impl Subscriptions {
         }
     }
 
+    /// Whether subscription `name` of `client` is being served.
+    pub fn knows(&self, client: &str, name: &str) -> bool {
+        self.subs.contains_key(&(client.to_string(), name.to_string()))
+    }
+
     /// One subscription.
     pub fn get(&self, key: &Key) -> Option<&Sub> {
         self.subs.get(key)
-    }
-
-    /// How many subscriptions are served.
-    pub fn len(&self) -> usize {
-        self.subs.len()
     }
 
     /// Whether none is.

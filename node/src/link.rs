@@ -201,6 +201,14 @@ impl Link {
         self.shared.epoch.subscribe()
     }
 
+    /// Beats every `period` and on every new connection.
+    pub fn beats(&self, period: Duration) -> Beats {
+        Beats {
+            epoch: self.epoch(),
+            repeat: tokio::time::interval(period),
+        }
+    }
+
     fn command(&self, c: Command) -> Result<(), NodeError> {
         self.commands.send(c).map_err(|_| NodeError::LinkGone)
     }
@@ -300,6 +308,35 @@ impl Link {
         let _ = self.publish_json(topic, last_status, true).await;
         let _ = self.client.disconnect().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), closed.wait_for(|c| *c)).await;
+    }
+}
+
+/// A clock for what a part repeats on its own (credit, a subscription):
+/// ticks every `period`, and at once on every new connection.
+pub struct Beats {
+    epoch: watch::Receiver<Epoch>,
+    repeat: tokio::time::Interval,
+}
+
+/// One tick of [`Beats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beat {
+    /// The period passed.
+    Repeat,
+    /// A new connection (CONNACK), with what the broker said of our session.
+    Connected(Epoch),
+}
+
+impl Beats {
+    /// The next beat; `None` once the link is gone. The first one comes at once.
+    pub async fn next(&mut self) -> Option<Beat> {
+        tokio::select! {
+            changed = self.epoch.changed() => {
+                changed.ok()?;
+                Some(Beat::Connected(*self.epoch.borrow_and_update()))
+            }
+            _ = self.repeat.tick() => Some(Beat::Repeat),
+        }
     }
 }
 

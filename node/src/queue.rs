@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::error::NodeError;
-use crate::link::{Incoming, Link};
+use crate::link::{Beat, Incoming, Link};
 use crate::outbox::{Confirmation, Entry};
 
 /// How often a consumer repeats its credit.
@@ -249,23 +249,14 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
 /// one), and at once after each reconnect. When the broker lost our session,
 /// deliveries it held for us are gone: a new incarnation tells the keeper.
 async fn announce_on_reconnect(link: Link, queue: String, state: Arc<Mutex<CreditState>>) {
-    let mut epoch = link.epoch();
-    epoch.borrow_and_update();
-    let mut repeat = tokio::time::interval(CREDIT_REPEAT);
-    loop {
-        tokio::select! {
-            changed = epoch.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                let e = *epoch.borrow_and_update();
-                // The first connection of a process needs no new incarnation:
-                // each process starts with its own.
-                if e.connections > 1 && !e.session_present {
-                    lock(&state).incarnation = new_incarnation(link.id());
-                }
+    let mut beats = link.beats(CREDIT_REPEAT);
+    while let Some(beat) = beats.next().await {
+        // The first connection of a process needs no new incarnation: each
+        // process starts with its own.
+        if let Beat::Connected(e) = beat {
+            if e.connections > 1 && !e.session_present {
+                lock(&state).incarnation = new_incarnation(link.id());
             }
-            _ = repeat.tick() => {}
         }
         if announce(&link, &queue, &state).await.is_err() {
             return;

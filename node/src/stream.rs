@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::error::NodeError;
-use crate::link::{Incoming, Link};
+use crate::link::{Beat, Incoming, Link};
 
 /// How often a subscription is announced again (a heartbeat: the log
 /// forgets subscriptions it does not hear from, and resends what is not
@@ -212,6 +212,12 @@ impl EventStream {
         batch.through = batch.through.max(read.through);
     }
 
+    /// Asks for everything after the last ack again (at the next announce),
+    /// for a subscriber that could not apply what it was given.
+    pub fn rewind(&self) {
+        lock(&self.reader).rewind();
+    }
+
     /// Tells the log everything up to `position` is applied (and on disk).
     pub async fn ack(&self, position: u64) -> Result<(), NodeError> {
         let ack = lock(&self.reader).ack(position);
@@ -219,14 +225,6 @@ impl EventStream {
         self.link
             .publish_json(self.link.topics().log_ack(self.link.id()), &ack, false)
             .await
-    }
-}
-
-impl EventStream {
-    /// Asks for everything after the last ack again (at the next announce),
-    /// for a subscriber that could not apply what it was given.
-    pub fn rewind(&self) {
-        lock(&self.reader).rewind();
     }
 }
 
@@ -242,17 +240,10 @@ pub struct Batch {
 /// Announces the subscription at once, on every reconnect (with a new
 /// session) and every [`REPEAT`].
 async fn announce(link: Link, reader: Arc<Mutex<Reader>>) {
-    let mut epoch = link.epoch();
-    let mut repeat = tokio::time::interval(REPEAT);
-    loop {
-        tokio::select! {
-            changed = epoch.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                lock(&reader).new_session();
-            }
-            _ = repeat.tick() => {}
+    let mut beats = link.beats(REPEAT);
+    while let Some(beat) = beats.next().await {
+        if let Beat::Connected(_) = beat {
+            lock(&reader).new_session();
         }
         let subscribe = lock(&reader).subscribe();
         if link

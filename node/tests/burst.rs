@@ -30,20 +30,8 @@ fn five_thousand_orders_from_32_connections_are_all_accepted_and_delivered() {
             "0",
         ],
     );
-    // Stock for every order: this checks the flow under load, not the saga.
-    let stock = p.w.path("stock.toml");
-    std::fs::write(
-        &stock,
-        "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
-    )
-    .expect("a stock file");
-    let stock = stock.display().to_string();
     for k in ["kitchen-1", "kitchen-2"] {
-        p.start(
-            "kitchen",
-            k,
-            &["--ovens", "8", "--prep-ms", "0", "--stock", &stock],
-        );
+        p.kitchen_stocked(k, "0", "8");
     }
     let url = p.orders_url();
     let body = json!({

@@ -114,16 +114,17 @@ impl Stream {
         self.reader.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn subscribe(&self, client: &AsyncClient, topics: &Topics) -> bool {
-        let body = serde_json::to_vec(&self.reader().subscribe()).unwrap_or_default();
-        client
-            .try_publish(
-                topics.log_subscribe(&self.client_id),
-                QoS::AtLeastOnce,
-                false,
-                body,
-            )
-            .is_ok()
+    /// The subscribe message as it stands now.
+    fn subscribe_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.reader().subscribe()).unwrap_or_default()
+    }
+
+    /// Queues the subscribe message without waiting (from the event loop's
+    /// own task, which must not wait on its request channel); a full channel
+    /// only delays it to the next repeat.
+    fn subscribe(&self, client: &AsyncClient, topics: &Topics) {
+        let topic = topics.log_subscribe(&self.client_id);
+        let _ = client.try_publish(topic, QoS::AtLeastOnce, false, self.subscribe_body());
     }
 }
 
@@ -132,10 +133,9 @@ async fn announce(client: AsyncClient, topics: Topics, stream: Stream) {
     let mut tick = tokio::time::interval(node::stream::REPEAT);
     loop {
         tick.tick().await;
-        let body = serde_json::to_vec(&stream.reader().subscribe()).unwrap_or_default();
         let topic = topics.log_subscribe(&stream.client_id);
         if client
-            .publish(topic, QoS::AtLeastOnce, false, body)
+            .publish(topic, QoS::AtLeastOnce, false, stream.subscribe_body())
             .await
             .is_err()
         {

@@ -20,6 +20,7 @@ const SHIPPED: &[&str] = &[
     "out_of_stock",
     "cancellation_dlq",
     "disorder",
+    "pause_past_lease",
 ];
 
 fn assets() -> PathBuf {
@@ -200,4 +201,5 @@ shipped! {
     out_of_stock,
     cancellation_dlq,
     disorder,
+    pause_past_lease,
 }

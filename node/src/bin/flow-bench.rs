@@ -278,7 +278,7 @@ async fn place(args: &Args, orders_url: &str) -> anyhow::Result<Vec<Placed>> {
         "items": [{"pizza": "margherita", "qty": 1}]
     });
     // Tokens, one per order: paced by a ticker, or all at once.
-    let (tokens, rx) = async_channel(args.orders);
+    let (tokens, rx) = token_channel(args.orders);
     let pace = args.rate;
     let count = args.orders;
     let ticker = tokio::spawn(async move {
@@ -327,8 +327,8 @@ async fn place(args: &Args, orders_url: &str) -> anyhow::Result<Vec<Placed>> {
     Ok(all)
 }
 
-/// A channel many workers take from.
-fn async_channel(
+/// A channel of tokens that many workers take from, one each.
+fn token_channel(
     cap: usize,
 ) -> (
     tokio::sync::mpsc::Sender<()>,

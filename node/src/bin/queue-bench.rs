@@ -284,7 +284,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// outbox and the consumer acks in batches. This measures the keeper itself
 /// (durable confirms, credit, acks), not the node runtime's client side.
 async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
-    use contracts::queue::{Ack, AckMessage, Confirm, Credit, Outcome};
+    use contracts::queue::{Ack, AckMessage, Credit, Outcome};
     #[derive(serde::Deserialize)]
     struct DeliveryId {
         delivery_id: String,
@@ -296,15 +296,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         Batch { deliveries: Vec<DeliveryId> },
         One(DeliveryId),
     }
-    let client = |id: &str| {
-        let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30))
-            .set_inflight(1_000)
-            .set_max_packet_size(512 * 1024, 512 * 1024);
-        let (c, mut l) = AsyncClient::new(o, 10_000);
-        l.network_options.set_tcp_nodelay(true);
-        (c, l)
-    };
+    let client = |id: &str| thin_client(port, id);
     let (consumer, mut consumer_loop) = client("bench-thin-consumer");
     consumer
         .subscribe("pizza/q/bench-thin/deliver/bench-thin-consumer", QoS::AtLeastOnce)
@@ -374,46 +366,19 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let (producer, mut producer_loop) = client("bench-thin-producer");
-    producer
-        .subscribe("pizza/q/bench-thin/confirm/bench-thin-producer", QoS::AtLeastOnce)
-        .await?;
-    let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let seen = confirmed.clone();
-    let confirming = tokio::spawn(async move {
-        let mut confirmed = 0u64;
-        while confirmed < count {
-            if let Ok(Event::Incoming(Packet::Publish(p))) = producer_loop.poll().await {
-                if let Ok(c) = serde_json::from_slice::<Confirm>(&p.payload) {
-                    confirmed += c.event_ids.len() as u64;
-                    seen.store(confirmed, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
-        }
-        tokio::spawn(async move { while producer_loop.poll().await.is_ok() {} });
-        Instant::now()
-    });
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| serde_json::to_vec(&envelope(i, "bench-thin-producer")))
         .collect::<Result<_, _>>()?;
     // Let the credit and subscriptions land.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    // The producer keeps at most WINDOW puts unconfirmed, as a real one
-    // does (the node runtime's outbox): rumqttd keeps only ~10 MiB per
-    // topic filter (see broker::server), so a keeper that falls further
-    // behind a flood loses puts, and this client has no outbox to send them
-    // again; the run would then hang instead of measuring.
-    const WINDOW: u64 = 10_000;
-    let started = Instant::now();
-    for (sent, body) in bodies.into_iter().enumerate() {
-        while sent as u64 >= confirmed.load(std::sync::atomic::Ordering::Relaxed) + WINDOW {
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        }
-        producer
-            .publish("pizza/q/bench-thin/put", QoS::AtLeastOnce, false, body)
-            .await?;
-    }
-    let confirmed = tokio::time::timeout(Duration::from_secs(300), confirming).await??;
+    let (started, confirmed) = put_windowed(
+        port,
+        "bench-thin-producer",
+        "pizza/q/bench-thin/put",
+        "pizza/q/bench-thin/confirm/bench-thin-producer",
+        bodies,
+    )
+    .await?;
     let acked = tokio::time::timeout(Duration::from_secs(300), consuming).await???;
     polling.abort();
     println!(
@@ -428,17 +393,8 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
 /// one durable subscriber reading them back and acknowledging each batch:
 /// events/s from the first put to the last event read.
 async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
-    use contracts::queue::Confirm;
     use contracts::stream::{Start, StreamAck, StreamBatch, Subscribe};
-    let client = |id: &str| {
-        let mut o = MqttOptions::new(id, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(30))
-            .set_inflight(1_000)
-            .set_max_packet_size(512 * 1024, 512 * 1024);
-        let (c, mut l) = AsyncClient::new(o, 10_000);
-        l.network_options.set_tcp_nodelay(true);
-        (c, l)
-    };
+    let client = |id: &str| thin_client(port, id);
     let (sub, mut sub_loop) = client("bench-stream-sub");
     sub.subscribe("pizza/log/deliver/bench-stream-sub", QoS::AtLeastOnce)
         .await?;
@@ -486,10 +442,57 @@ async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let (producer, mut producer_loop) = client("bench-stream-producer");
-    producer
-        .subscribe("pizza/log/confirm/bench-stream-producer", QoS::AtLeastOnce)
-        .await?;
+    let bodies: Vec<Vec<u8>> = (0..count)
+        .map(|i| serde_json::to_vec(&envelope(i, "bench-stream-producer")))
+        .collect::<Result<_, _>>()?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (started, confirmed) = put_windowed(
+        port,
+        "bench-stream-producer",
+        "pizza/log/put",
+        "pizza/log/confirm/bench-stream-producer",
+        bodies,
+    )
+    .await?;
+    let read = tokio::time::timeout(Duration::from_secs(300), reading).await???;
+    println!(
+        "  (stream: all confirmed in {:.2} s, all read in {:.2} s)",
+        confirmed.duration_since(started).as_secs_f64(),
+        read.duration_since(started).as_secs_f64()
+    );
+    Ok(count as f64 / read.duration_since(started).as_secs_f64())
+}
+
+/// A bench client: long keep-alive, a large in-flight window, no Nagle.
+fn thin_client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+    o.set_keep_alive(Duration::from_secs(30))
+        .set_inflight(1_000)
+        .set_max_packet_size(512 * 1024, 512 * 1024);
+    let (c, mut l) = AsyncClient::new(o, 10_000);
+    l.network_options.set_tcp_nodelay(true);
+    (c, l)
+}
+
+/// Publishes `bodies` on `put` as client `id`, keeping at most 10,000
+/// unconfirmed (counted from the [`contracts::queue::Confirm`]s on
+/// `confirm`), as a real producer's outbox does: rumqttd keeps only
+/// ~10 MiB per topic filter (see broker::server), so a receiver that falls
+/// further behind a flood loses messages, and this client has no outbox to
+/// send them again; the run would then hang instead of measuring. Returns
+/// when it started and when the last confirm came.
+async fn put_windowed(
+    port: u16,
+    id: &str,
+    put: &str,
+    confirm: &str,
+    bodies: Vec<Vec<u8>>,
+) -> anyhow::Result<(Instant, Instant)> {
+    use contracts::queue::Confirm;
+    const WINDOW: u64 = 10_000;
+    let count = bodies.len() as u64;
+    let (producer, mut producer_loop) = thin_client(port, id);
+    producer.subscribe(confirm, QoS::AtLeastOnce).await?;
     let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seen = confirmed.clone();
     let confirming = tokio::spawn(async move {
@@ -505,28 +508,15 @@ async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
         tokio::spawn(async move { while producer_loop.poll().await.is_ok() {} });
         Instant::now()
     });
-    let bodies: Vec<Vec<u8>> = (0..count)
-        .map(|i| serde_json::to_vec(&envelope(i, "bench-stream-producer")))
-        .collect::<Result<_, _>>()?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    const WINDOW: u64 = 10_000;
     let started = Instant::now();
     for (sent, body) in bodies.into_iter().enumerate() {
         while sent as u64 >= confirmed.load(std::sync::atomic::Ordering::Relaxed) + WINDOW {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
-        producer
-            .publish("pizza/log/put", QoS::AtLeastOnce, false, body)
-            .await?;
+        producer.publish(put, QoS::AtLeastOnce, false, body).await?;
     }
-    let confirmed = tokio::time::timeout(Duration::from_secs(300), confirming).await??;
-    let read = tokio::time::timeout(Duration::from_secs(300), reading).await???;
-    println!(
-        "  (stream: all confirmed in {:.2} s, all read in {:.2} s)",
-        confirmed.duration_since(started).as_secs_f64(),
-        read.duration_since(started).as_secs_f64()
-    );
-    Ok(count as f64 / read.duration_since(started).as_secs_f64())
+    let done = tokio::time::timeout(Duration::from_secs(300), confirming).await??;
+    Ok((started, done))
 }
 
 fn envelope(n: u64, source: &str) -> Envelope {

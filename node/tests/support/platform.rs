@@ -91,6 +91,26 @@ impl Platform {
         self.start("kitchen", id, &["--ovens", ovens, "--prep-ms", prep_ms]);
     }
 
+    /// A kitchen that never runs out: for tests of the flow under load or
+    /// faults, not of the saga (the default stock cancels orders after a few
+    /// hundred).
+    pub fn kitchen_stocked(&mut self, id: &str, prep_ms: &str, ovens: &str) {
+        let stock = self.w.path("stock.toml");
+        if !stock.exists() {
+            std::fs::write(
+                &stock,
+                "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
+            )
+            .expect("a stock file");
+        }
+        let stock = stock.display().to_string();
+        self.start(
+            "kitchen",
+            id,
+            &["--ovens", ovens, "--prep-ms", prep_ms, "--stock", &stock],
+        );
+    }
+
     /// `DELETE /orders/{id}`.
     pub fn cancel(&self, id: &str) -> (u16, Value) {
         self.http.delete(&format!("{}/{id}", self.orders_url()))
