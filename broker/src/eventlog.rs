@@ -741,7 +741,7 @@ mod tests {
     #[tokio::test]
     async fn appends_once_per_event_and_reads_one_order_in_seq_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = EventLog::open(dir.path()).unwrap();
+        let mut log = crate::reopen::when_unlocked(|| EventLog::open(dir.path()));
         assert!(log.is_empty());
         let (a3, a1, b1, a10) = (
             event("o-1", 3, kind::ORDER_QUEUED),
@@ -790,12 +790,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let placed = event("o-1", 1, kind::ORDER_PLACED);
         {
-            let mut log = EventLog::open(dir.path()).unwrap();
+            let mut log = crate::reopen::when_unlocked(|| EventLog::open(dir.path()));
             log.append(&placed).unwrap();
             log.append(&event("o-1", 2, kind::ORDER_PAID)).unwrap();
             log.flush().await.unwrap();
         }
-        let mut log = EventLog::open(dir.path()).unwrap();
+        let mut log = crate::reopen::when_unlocked(|| EventLog::open(dir.path()));
         assert_eq!(log.len(), 2);
         assert_eq!(
             log.append(&placed).unwrap(),
@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn replies_read_back_as_the_contract_type() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = EventLog::open(dir.path()).unwrap();
+        let mut log = crate::reopen::when_unlocked(|| EventLog::open(dir.path()));
         log.append(&event("o-1", 2, kind::ORDER_PAID)).unwrap();
         log.append(&event("o-1", 1, kind::ORDER_PLACED)).unwrap();
         let q = LogQuery {
@@ -835,7 +835,7 @@ mod tests {
     #[test]
     fn a_reply_too_large_for_one_message_is_an_error_not_a_lost_message() {
         let dir = tempfile::tempdir().unwrap();
-        let mut log = EventLog::open(dir.path()).unwrap();
+        let mut log = crate::reopen::when_unlocked(|| EventLog::open(dir.path()));
         let big = "x".repeat(4_000);
         for seq in 1..=100 {
             let e = Envelope::new(

@@ -23,6 +23,8 @@ pub mod keeper;
 #[cfg(target_os = "linux")]
 pub mod nodelay;
 pub mod queue;
+#[cfg(test)]
+mod reopen;
 pub mod server;
 pub mod store;
 pub mod subscriptions;

@@ -500,7 +500,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b, c) = (item(3, "o1"), item(1, "o2"), item(2, "o3"));
         {
-            let mut store = Store::open(dir.path()).unwrap();
+            let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
             for i in [&a, &b, &c] {
                 assert!(store.add("kitchen", i).unwrap());
             }
@@ -511,7 +511,7 @@ mod tests {
             store.finish("kitchen", &c.meta.event_id).unwrap();
             store.flush().await.unwrap();
         }
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         let seqs: Vec<u64> = store.load("kitchen").unwrap().iter().map(|i| i.seq).collect();
         assert_eq!(seqs, vec![1, 3], "live items, in seq order");
         assert!(
@@ -561,7 +561,7 @@ mod tests {
         let mut pinned = item(1, "stuck");
         let finished;
         {
-            let mut store = Store::open(dir.path()).unwrap();
+            let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
             assert!(store.add("kitchen", &pinned).unwrap());
             // A retry re-writes it with its new attempt count, here into the
             // same record: only this last version may be carried forward.
@@ -580,7 +580,7 @@ mod tests {
                 "the live item's record is kept"
             );
         }
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         assert_eq!(store.load("kitchen").unwrap(), vec![pinned.clone()]);
         assert!(
             !store.add("kitchen", &finished.unwrap()).unwrap(),
@@ -600,7 +600,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (live, done) = (item(2, "o1"), item(1, "o2"));
         {
-            let db = sled::open(dir.path().join("queues")).unwrap();
+            let db = crate::reopen::when_unlocked(|| sled::open(dir.path().join("queues")));
             let old = db.open_tree("items/kitchen").unwrap();
             let envelope = std::str::from_utf8(&live.envelope).unwrap();
             let stored = format!(r#"{{"seq":2,"attempt":1,"redelivery":null,"envelope":{envelope}}}"#);
@@ -614,7 +614,7 @@ mod tests {
             ..live.clone()
         };
         {
-            let mut store = Store::open(dir.path()).unwrap();
+            let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
             assert_eq!(store.queue_names(), vec!["kitchen".to_string()]);
             assert_eq!(store.load("kitchen").unwrap(), vec![restored.clone()]);
             assert!(
@@ -627,14 +627,14 @@ mod tests {
                 .iter()
                 .any(|n| n == "items/kitchen".as_bytes()));
         }
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         assert_eq!(store.load("kitchen").unwrap(), vec![restored], "moved for good");
     }
 
     #[tokio::test]
     async fn many_long_lived_items_do_not_let_the_journal_grow_without_bound() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         let stuck: Vec<Item> = (0..100).map(|i| item(i, &format!("stuck{i}"))).collect();
         for it in &stuck {
             assert!(store.add("kitchen", it).unwrap());
@@ -644,7 +644,7 @@ mod tests {
         let records = store.log("kitchen").unwrap().len();
         assert!(records <= journal::COPY_FORWARD_AFTER + 8, "{records} records");
         drop(store);
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         assert_eq!(
             store.load("kitchen").unwrap(),
             stuck,
@@ -659,7 +659,7 @@ mod tests {
         let envelope = std::str::from_utf8(&live.envelope).unwrap().to_string();
         let stored = format!(r#"{{"seq":2,"attempt":0,"envelope":{envelope}}}"#);
         let write_old = || {
-            let db = sled::open(dir.path().join("queues")).unwrap();
+            let db = crate::reopen::when_unlocked(|| sled::open(dir.path().join("queues")));
             let old = db.open_tree("items/kitchen").unwrap();
             old.insert(live.meta.event_id.as_bytes(), stored.as_bytes())
                 .unwrap();
@@ -667,12 +667,12 @@ mod tests {
         };
         write_old();
         {
-            let mut store = Store::open(dir.path()).unwrap();
+            let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
             assert_eq!(store.load("kitchen").unwrap(), vec![live.clone()]);
         }
         // As if the drop of the old tree had not reached the disk.
         write_old();
-        let mut store = Store::open(dir.path()).unwrap();
+        let mut store = crate::reopen::when_unlocked(|| Store::open(dir.path()));
         assert_eq!(store.load("kitchen").unwrap(), vec![live]);
         store.flush().await.unwrap();
         let puts: usize = store
