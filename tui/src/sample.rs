@@ -316,6 +316,7 @@ pub fn model() -> Model {
             code: None,
             signal: Some(9),
             expected: false,
+            last_words: None,
         }),
     );
     m

@@ -87,6 +87,9 @@ pub enum ChildEvent {
         /// Whether the control room asked for it (stop, restart, scale down;
         /// not kill -9, which stands for a crash).
         expected: bool,
+        /// On a crash, the last line it wrote (its error, usually), so the
+        /// alert says why without opening the log.
+        last_words: Option<String>,
     },
     /// The control room asked a node to end (stop, kill, restart).
     Stopping {
@@ -424,7 +427,8 @@ impl Supervisor {
                     if p.restart {
                         restart.push(id.clone());
                     }
-                    events.push(exited(&id, p.role, status, expected));
+                    let last_words = (!expected).then(|| last_line(&self.cfg.log_dir, &id)).flatten();
+                    events.push(exited(&id, p.role, status, expected, last_words));
                     self.running.remove(&id);
                 }
                 Ok(None) => {
@@ -506,14 +510,35 @@ impl Drop for Supervisor {
     }
 }
 
-fn exited(id: &str, role: Role, status: ExitStatus, expected: bool) -> ChildEvent {
+fn exited(
+    id: &str,
+    role: Role,
+    status: ExitStatus,
+    expected: bool,
+    last_words: Option<String>,
+) -> ChildEvent {
     ChildEvent::Exited {
         id: id.to_string(),
         role,
         code: status.code(),
         signal: status.signal(),
         expected,
+        last_words,
     }
+}
+
+/// The last non-empty line of a node's output file (where its stderr, and
+/// so its `Error: ...` on a failed start, goes). Reads only the file's tail.
+fn last_line(dir: &Path, id: &str) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = File::open(dir.join(format!("{id}.out"))).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(line.chars().take(300).collect())
 }
 
 fn output_file(dir: &Path, id: &str) -> std::io::Result<File> {
@@ -550,5 +575,26 @@ pub fn signal_name(sig: i32) -> String {
         libc::SIGSEGV => "SIGSEGV".into(),
         libc::SIGABRT => "SIGABRT".into(),
         n => format!("signal {n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_line_is_the_last_non_empty_line_of_the_output_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(last_line(dir.path(), "delivery"), None, "no file yet");
+        let long = "x".repeat(5000);
+        std::fs::write(
+            dir.path().join("delivery.out"),
+            format!("{long}\nstarting\nError: cannot listen on 127.0.0.1:20001\n\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            last_line(dir.path(), "delivery").as_deref(),
+            Some("Error: cannot listen on 127.0.0.1:20001")
+        );
     }
 }

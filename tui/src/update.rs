@@ -255,6 +255,7 @@ fn on_child(m: &mut Model, event: ChildEvent) {
             code,
             signal,
             expected,
+            last_words,
         } => {
             let row = m
                 .nodes
@@ -270,7 +271,9 @@ fn on_child(m: &mut Model, event: ChildEvent) {
             if expected {
                 m.log.push(now, Level::Info, format!("{id} stopped ({how})"));
             } else {
-                m.log.push(now, Level::Alert, format!("{id} crashed ({how})"));
+                let why = last_words.map(|w| format!(": {w}")).unwrap_or_default();
+                m.log
+                    .push(now, Level::Alert, format!("{id} crashed ({how}){why}"));
             }
         }
         ChildEvent::Stopping { id } => {

@@ -204,6 +204,7 @@ fn exited(m: &mut Model, id: &str, role: Role, code: Option<i32>, signal: Option
             code,
             signal,
             expected,
+            last_words: None,
         },
     );
 }
@@ -649,6 +650,27 @@ fn an_expected_exit_shows_down_and_an_unexpected_one_crashed() {
     assert_eq!(last_log(&m).level, Level::Alert);
     assert_eq!(last_log(&m).text, "kitchen-2 crashed (SIGKILL)");
     assert_eq!(m.log.alerts(), 1);
+}
+
+#[test]
+fn a_crash_alert_carries_the_last_line_the_node_wrote() {
+    let mut m = model();
+    up_node(&mut m, "delivery", Role::Delivery, true, 77);
+    child(
+        &mut m,
+        ChildEvent::Exited {
+            id: "delivery".into(),
+            role: Role::Delivery,
+            code: Some(1),
+            signal: None,
+            expected: false,
+            last_words: Some("Error: cannot listen on 127.0.0.1:20001".into()),
+        },
+    );
+    assert_eq!(
+        last_log(&m).text,
+        "delivery crashed (exit 1): Error: cannot listen on 127.0.0.1:20001"
+    );
 }
 
 #[test]
