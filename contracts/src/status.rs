@@ -27,6 +27,10 @@ pub struct NodeStatus {
     pub role: String,
     /// Process id (0 in the LWT, which the broker sends for a dead process).
     pub pid: u32,
+    /// The host the process runs on (its hostname), so a pid can be checked
+    /// where it means something. Empty from nodes that predate it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host: String,
     /// Life state.
     pub state: NodeState,
     /// When the node started, RFC 3339.
@@ -62,6 +66,7 @@ impl NodeStatus {
             id: id.to_string(),
             role: role.to_string(),
             pid: 0,
+            host: String::new(),
             state: NodeState::Offline,
             started_at: String::new(),
             at: String::new(),

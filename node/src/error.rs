@@ -3,6 +3,16 @@
 /// What can go wrong in the node runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// A live node holds this id; starting would knock it off the broker.
+    #[error("node id {id} is held by a live node (pid {pid} on host {host}); stop that node first, or start this one with another --id")]
+    IdTaken {
+        /// The id.
+        id: String,
+        /// The holder's pid.
+        pid: u32,
+        /// The holder's host.
+        host: String,
+    },
     /// The node's sled database failed.
     #[error("node storage failed: {0}; check that the data directory is writable and that no other node with this id uses it")]
     Storage(#[from] sled::Error),

@@ -19,6 +19,7 @@
 //!   `GET /orders/{id}/history`.
 //! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
+pub mod claim;
 pub mod cli;
 pub mod commit;
 pub mod config;

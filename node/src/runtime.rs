@@ -58,6 +58,8 @@ struct Shared {
     faults: watch::Sender<Faults>,
     state: watch::Sender<NodeState>,
     figures: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// This host's name, for the heartbeat.
+    host: String,
 }
 
 /// A running node: cheap to clone, shared by the role's tasks.
@@ -75,6 +77,7 @@ impl Node {
     /// Opens the node's storage, connects, and starts the heartbeat and the
     /// control listener.
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
+        crate::claim::ensure_free(&cfg.broker, &Topics::new(&cfg.prefix), &cfg.id).await?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
         let db = sled::Config::new()
             .path(&cfg.data_dir)
@@ -103,6 +106,7 @@ impl Node {
             shared: Arc::new(Shared {
                 role: cfg.role,
                 started_at: now_rfc3339(),
+                host: crate::claim::host_name(),
                 inbox,
                 counters: Counters::default(),
                 faults,
@@ -243,6 +247,7 @@ impl Node {
             id: self.id().to_string(),
             role: self.shared.role.clone(),
             pid: std::process::id(),
+            host: self.shared.host.clone(),
             state,
             started_at: self.shared.started_at.clone(),
             at: now_rfc3339(),

@@ -44,6 +44,7 @@ pub fn status(id: &str, role: &str, pid: u32, handled: u64, at: OffsetDateTime) 
         id: id.into(),
         role: role.into(),
         pid,
+        host: String::new(),
         state: NodeState::Up,
         started_at: rfc3339(t0()),
         at: rfc3339(at),

@@ -63,6 +63,7 @@ fn beat(id: &str, role: &str, state: NodeState, pid: u32, at: OffsetDateTime) ->
         id: id.into(),
         role: role.into(),
         pid,
+        host: String::new(),
         state,
         started_at: rfc(T0),
         at: rfc(at),

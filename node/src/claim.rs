@@ -1,0 +1,231 @@
+//! Who holds a node id: a node refuses to start while a live node holds
+//! its id, and a control room attaching to a running platform adopts the
+//! nodes it finds instead of starting twins.
+//!
+//! MQTT has one session per client id: a second client with the same id
+//! knocks the first off, which reconnects and knocks the second off, for
+//! ever. So the check must happen *before* connecting under the id: a probe
+//! connection with a throw-away id reads the retained heartbeats.
+//!
+//! Deciding from a heartbeat is [`judge`], a plain function. A retained
+//! heartbeat outlives a kill -9 by the broker's keep-alive grace, so "up"
+//! in it proves nothing by itself. On the same host the pid says it for
+//! sure; from another host only a *newer* heartbeat proves life, so the
+//! probe waits [`PROOF_OF_LIFE`] for one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use contracts::status::{NodeState, NodeStatus};
+use contracts::topics::Topics;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+use crate::config::BrokerAddr;
+use crate::error::NodeError;
+use crate::runtime::HEARTBEAT;
+
+/// How long a heartbeat from another host is awaited as proof of life: a
+/// live node beats every [`HEARTBEAT`]; two and a half beats allow for one
+/// lost or late.
+pub const PROOF_OF_LIFE: Duration = Duration::from_millis(HEARTBEAT.as_millis() as u64 * 5 / 2);
+
+/// How long the probe waits for the broker before giving up on the check
+/// (a node started while the broker is down still starts, and connects
+/// when the broker is back, as it always has).
+const REACH: Duration = Duration::from_secs(2);
+
+/// What a retained heartbeat says about its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Nobody, or a node that is gone.
+    Free,
+    /// A live process on this host.
+    Live,
+    /// A node on another host (or one that does not say its host): alive
+    /// only if it beats again.
+    Unsure,
+}
+
+/// Judges `status` as seen from `here` (this host's name) by process
+/// `me`; `alive` tells whether a local pid runs.
+pub fn judge(status: &NodeStatus, here: &str, me: u32, alive: impl Fn(u32) -> bool) -> Holder {
+    if status.state == NodeState::Offline || status.pid == 0 {
+        return Holder::Free;
+    }
+    if status.host.is_empty() || status.host != here {
+        return Holder::Unsure;
+    }
+    if status.pid != me && alive(status.pid) {
+        Holder::Live
+    } else {
+        Holder::Free
+    }
+}
+
+/// This host's name, as heartbeats carry it.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether process `pid` on this host runs (a zombie, killed but not yet
+/// reaped by its parent, does not).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) if std::path::Path::new("/proc/self/stat").exists() => false,
+        // No /proc: ask the kernel.
+        Err(_) => libc::pid_t::try_from(pid).is_ok_and(|pid| {
+            // SAFETY: kill(2) with signal 0 only checks; no memory involved.
+            let r = unsafe { libc::kill(pid, 0) };
+            r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        }),
+    }
+}
+
+/// The live holders among the retained heartbeats under `filter` (a status
+/// topic or `.../nodes/+/status`), by id. Empty when the broker cannot be
+/// reached within [`REACH`]: then nobody can be holding a session either.
+pub async fn live_holders(
+    broker: &BrokerAddr,
+    topics: &Topics,
+    filter: &str,
+) -> Result<BTreeMap<String, NodeStatus>, NodeError> {
+    let probe = format!("probe-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let mut opts = MqttOptions::new(&probe, &broker.host, broker.port);
+    opts.set_clean_session(true)
+        .set_keep_alive(Duration::from_secs(5))
+        .set_max_packet_size(512 * 1024, 512 * 1024);
+    if let Some((u, p)) = &broker.credentials {
+        opts.set_credentials(u, p);
+    }
+    let (client, mut events) = AsyncClient::new(opts, 64);
+    // Retained messages are queued for us when the subscription is made; a
+    // message we publish to ourselves after it comes back behind them.
+    let marker = format!("{}/probe/{probe}", topics.prefix());
+    let subscribed = async {
+        client.subscribe(filter, QoS::AtLeastOnce).await?;
+        client.subscribe(&marker, QoS::AtLeastOnce).await?;
+        client.publish(&marker, QoS::AtLeastOnce, false, Vec::new()).await
+    };
+    if subscribed.await.is_err() {
+        return Ok(BTreeMap::new());
+    }
+    let (here, me) = (host_name(), std::process::id());
+    let mut seen: BTreeMap<String, NodeStatus> = BTreeMap::new();
+    let mut reached = false;
+    let mut retained_done = false;
+    let mut proof_until = None;
+    let deadline = tokio::time::Instant::now() + REACH;
+    loop {
+        let until = proof_until.unwrap_or(deadline);
+        let event = match tokio::time::timeout_at(until, events.poll()).await {
+            Err(_) => break,
+            Ok(Err(_)) if !reached => return Ok(BTreeMap::new()),
+            Ok(Err(_)) => break,
+            Ok(Ok(event)) => event,
+        };
+        let Event::Incoming(Packet::Publish(p)) = event else {
+            if matches!(event, Event::Incoming(Packet::ConnAck(_))) {
+                reached = true;
+            }
+            continue;
+        };
+        if p.topic == marker {
+            retained_done = true;
+            let unsure = seen
+                .values()
+                .any(|s| judge(s, &here, me, pid_alive) == Holder::Unsure);
+            if !unsure {
+                break;
+            }
+            // Keep only the sure ones; an unsure one must beat again.
+            seen.retain(|_, s| judge(s, &here, me, pid_alive) == Holder::Live);
+            proof_until = Some(tokio::time::Instant::now() + PROOF_OF_LIFE);
+            continue;
+        }
+        let Ok(status) = serde_json::from_slice::<NodeStatus>(&p.payload) else {
+            continue;
+        };
+        // Before the marker an unsure one waits for its proof (see above);
+        // after it, any heartbeat is a fresh one: the proof.
+        if judge(&status, &here, me, pid_alive) == Holder::Free {
+            seen.remove(&status.id);
+        } else {
+            seen.insert(status.id.clone(), status);
+        }
+    }
+    let _ = client.disconnect().await;
+    if !retained_done {
+        // Only the sure ones count when the probe was cut short.
+        seen.retain(|_, s| judge(s, &here, me, pid_alive) == Holder::Live);
+    }
+    Ok(seen)
+}
+
+/// Fails with [`NodeError::IdTaken`] when a live node holds `id`.
+pub async fn ensure_free(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<(), NodeError> {
+    let holders = live_holders(broker, topics, &topics.status(id)).await?;
+    match holders.get(id) {
+        Some(holder) => Err(NodeError::IdTaken {
+            id: id.to_string(),
+            pid: holder.pid,
+            host: holder.host.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat(pid: u32, host: &str, state: NodeState) -> NodeStatus {
+        NodeStatus {
+            host: host.into(),
+            pid,
+            state,
+            ..NodeStatus::offline("kitchen-1", "kitchen")
+        }
+    }
+
+    #[test]
+    fn an_offline_heartbeat_or_a_last_will_frees_the_id() {
+        let alive = |_| true;
+        assert_eq!(judge(&beat(7, "h", NodeState::Offline), "h", 1, alive), Holder::Free);
+        assert_eq!(judge(&beat(0, "h", NodeState::Up), "h", 1, alive), Holder::Free);
+    }
+
+    #[test]
+    fn on_this_host_the_pid_decides() {
+        let up = beat(7, "h", NodeState::Up);
+        assert_eq!(judge(&up, "h", 1, |p| p == 7), Holder::Live);
+        assert_eq!(judge(&up, "h", 1, |_| false), Holder::Free, "killed -9");
+        assert_eq!(judge(&up, "h", 7, |_| true), Holder::Free, "our own");
+        let paused = beat(7, "h", NodeState::Paused);
+        assert_eq!(judge(&paused, "h", 1, |_| true), Holder::Live);
+    }
+
+    #[test]
+    fn from_another_host_only_a_new_beat_proves_life() {
+        assert_eq!(judge(&beat(7, "other", NodeState::Up), "h", 1, |_| true), Holder::Unsure);
+        assert_eq!(judge(&beat(7, "", NodeState::Up), "h", 1, |_| false), Holder::Unsure);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_a_reaped_one_is_not() {
+        assert!(pid_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+    }
+}
