@@ -91,6 +91,22 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Whether local process `pid` is node `id` (its command line names the
+/// id, or is a node's default id for its role), so that a heartbeat's pid
+/// is not signalled after it was recycled for another program.
+pub fn runs_node(pid: u32, id: &str) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let names_id = args.contains(&id.as_bytes());
+    let is_ours = args.first().is_some_and(|exe| {
+        let exe = String::from_utf8_lossy(exe);
+        exe.ends_with("pizza-node") || exe.ends_with("control-room")
+    });
+    names_id && is_ours
+}
+
 /// The live holders among the retained heartbeats under `filter` (a status
 /// topic or `.../nodes/+/status`), by id. Empty when the broker cannot be
 /// reached within [`REACH`]: then nobody can be holding a session either.
@@ -200,7 +216,10 @@ mod tests {
     #[test]
     fn an_offline_heartbeat_or_a_last_will_frees_the_id() {
         let alive = |_| true;
-        assert_eq!(judge(&beat(7, "h", NodeState::Offline), "h", 1, alive), Holder::Free);
+        assert_eq!(
+            judge(&beat(7, "h", NodeState::Offline), "h", 1, alive),
+            Holder::Free
+        );
         assert_eq!(judge(&beat(0, "h", NodeState::Up), "h", 1, alive), Holder::Free);
     }
 
@@ -216,8 +235,20 @@ mod tests {
 
     #[test]
     fn from_another_host_only_a_new_beat_proves_life() {
-        assert_eq!(judge(&beat(7, "other", NodeState::Up), "h", 1, |_| true), Holder::Unsure);
-        assert_eq!(judge(&beat(7, "", NodeState::Up), "h", 1, |_| false), Holder::Unsure);
+        assert_eq!(
+            judge(&beat(7, "other", NodeState::Up), "h", 1, |_| true),
+            Holder::Unsure
+        );
+        assert_eq!(
+            judge(&beat(7, "", NodeState::Up), "h", 1, |_| false),
+            Holder::Unsure
+        );
+    }
+
+    #[test]
+    fn a_process_that_does_not_name_the_id_is_not_that_node() {
+        assert!(!runs_node(std::process::id(), "kitchen-1"));
+        assert!(!runs_node(u32::MAX, "kitchen-1"));
     }
 
     #[test]

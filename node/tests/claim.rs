@@ -70,7 +70,9 @@ fn a_second_node_with_a_live_nodes_id_refuses_and_a_dead_ones_id_is_free() {
     };
     assert_ne!(code, Some(0));
     assert!(
-        err.contains(&format!("node id kitchen-1 is held by a live node (pid {pid} on host")),
+        err.contains(&format!(
+            "node id kitchen-1 is held by a live node (pid {pid} on host"
+        )),
         "{err}"
     );
     assert!(first.running(), "the holder was not disturbed");
@@ -87,7 +89,10 @@ fn a_second_node_with_a_live_nodes_id_refuses_and_a_dead_ones_id_is_free() {
             panic!("the id of a dead node stays taken: exit {code:?}: {err}");
         }
         let beats = mqtt.take_all();
-        if beats.iter().any(|(_, b)| b["pid"] == heir_pid && b["state"] == "up") {
+        if beats
+            .iter()
+            .any(|(_, b)| b["pid"] == heir_pid && b["state"] == "up")
+        {
             break;
         }
         assert!(Instant::now() < deadline, "no heartbeat from the heir");

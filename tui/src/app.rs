@@ -74,8 +74,9 @@ pub struct App {
 }
 
 impl App {
-    /// Connects to the broker and starts the topology. Needs a tokio runtime.
-    pub fn start(opts: Options) -> anyhow::Result<App> {
+    /// Connects to the broker and starts the topology; attached to a running
+    /// platform, it adopts the nodes it finds live instead of starting twins.
+    pub async fn start(opts: Options) -> anyhow::Result<App> {
         // First, so a cast file that cannot be created stops the run before
         // any node is started.
         let cast = opts.cast.as_ref().map(Recorder::create).transpose()?;
@@ -115,7 +116,15 @@ impl App {
             rx,
             cast,
         };
-        for event in app.supervisor.start_topology() {
+        let live = match &app.opts.broker {
+            BrokerTarget::Own { .. } => Default::default(),
+            BrokerTarget::Attach { url } => {
+                let addr: node::config::BrokerAddr = url.parse()?;
+                let topics = contracts::topics::Topics::new(&app.opts.prefix);
+                node::claim::live_holders(&addr, &topics, &topics.all_status()).await?
+            }
+        };
+        for event in app.supervisor.start_topology_except(&live) {
             app.handle(Msg::Child(event));
         }
         Ok(app)

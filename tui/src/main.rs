@@ -146,7 +146,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let Finished { ending, verdict } = runtime.block_on(async {
-        let app = App::start(opts.clone())?;
+        let app = App::start(opts.clone()).await?;
         if args.headless {
             tui::headless::run(app).await
         } else {

@@ -14,8 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use contracts::status::NodeStatus;
 
 use crate::topology::{NodeSpec, Role, Topology};
 
@@ -103,6 +105,16 @@ pub enum ChildEvent {
         /// Frozen now.
         frozen: bool,
     },
+    /// A node found running on attach was taken under this control room's
+    /// care (stop, kill, freeze by pid), instead of starting a twin.
+    Adopted {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// OS process id.
+        pid: u32,
+    },
     /// A node could not be started.
     Failed {
         /// Node id.
@@ -156,7 +168,8 @@ enum Asked {
 
 struct Proc {
     role: Role,
-    child: Child,
+    /// `None` for a node adopted on attach: not our child, watched by pid.
+    child: Option<Child>,
     pid: u32,
     /// Whether the control room asked it to end (its exit is then expected).
     asked: Asked,
@@ -205,8 +218,71 @@ impl Supervisor {
 
     /// Starts every node of the topology, in order.
     pub fn start_topology(&mut self) -> Vec<ChildEvent> {
+        self.start_topology_except(&BTreeMap::new())
+    }
+
+    /// Starts every node of the topology except those `live` already (found
+    /// by [`node::claim::live_holders`] on attach): a local one is adopted,
+    /// one on another host is left to its owner. Never a twin.
+    pub fn start_topology_except(&mut self, live: &BTreeMap<String, NodeStatus>) -> Vec<ChildEvent> {
+        let here = node::claim::host_name();
+        let mut events = Vec::new();
+        for holder in live.values() {
+            if holder.host == here && node::claim::runs_node(holder.pid, &holder.id) {
+                if let Some(event) = self.adopt(holder) {
+                    events.push(event);
+                }
+            }
+        }
         let specs = self.cfg.topology.nodes.clone();
-        specs.into_iter().map(|s| self.start_spec(s)).collect()
+        for spec in specs.into_iter().filter(|s| !live.contains_key(&s.id)) {
+            events.push(self.start_spec(spec));
+        }
+        events
+    }
+
+    /// Takes a live local node under care: its pid is signalled like a
+    /// child's, and a restart keeps its HTTP port.
+    fn adopt(&mut self, holder: &NodeStatus) -> Option<ChildEvent> {
+        let role = Role::parse(&holder.role)?;
+        let spec = self
+            .cfg
+            .topology
+            .nodes
+            .iter()
+            .find(|n| n.id == holder.id)
+            .cloned()
+            .unwrap_or_else(|| NodeSpec {
+                role,
+                id: holder.id.clone(),
+                args: Vec::new(),
+            });
+        let port = holder
+            .figures
+            .get("http")
+            .and_then(|u| u.as_str())
+            .and_then(|u| u.rsplit(':').next())
+            .and_then(|p| p.trim_end_matches('/').parse().ok());
+        if let Some(port) = port {
+            self.ports.insert(holder.id.clone(), port);
+        }
+        self.specs.insert(holder.id.clone(), spec);
+        self.running.insert(
+            holder.id.clone(),
+            Proc {
+                role,
+                child: None,
+                pid: holder.pid,
+                asked: Asked::Nothing,
+                restart: false,
+            },
+        );
+        tracing::info!(id = %holder.id, pid = holder.pid, "adopted a running node");
+        Some(ChildEvent::Adopted {
+            id: holder.id.clone(),
+            role,
+            pid: holder.pid,
+        })
     }
 
     /// Starts a node that was started before (and has exited) by id.
@@ -348,7 +424,7 @@ impl Supervisor {
         Ok(Proc {
             role: spec.role,
             pid: child.id(),
-            child,
+            child: Some(child),
             asked: Asked::Nothing,
             restart: false,
         })
@@ -421,14 +497,26 @@ impl Supervisor {
             let Some(p) = self.running.get_mut(&id) else {
                 continue;
             };
-            match p.child.try_wait() {
-                Ok(Some(status)) => {
+            let ended = match &mut p.child {
+                Some(child) => child.try_wait().map(|s| s.map(|s| (s.code(), s.signal()))),
+                // Not our child: no exit status, only whether the pid runs.
+                None => Ok((!node::claim::pid_alive(p.pid)).then_some((None, None))),
+            };
+            match ended {
+                Ok(Some((code, sig))) => {
                     let expected = p.asked != Asked::Nothing;
                     if p.restart {
                         restart.push(id.clone());
                     }
                     let last_words = (!expected).then(|| last_line(&self.cfg.log_dir, &id)).flatten();
-                    events.push(exited(&id, p.role, status, expected, last_words));
+                    events.push(ChildEvent::Exited {
+                        id: id.clone(),
+                        role: p.role,
+                        code,
+                        signal: sig,
+                        expected,
+                        last_words,
+                    });
                     self.running.remove(&id);
                 }
                 Ok(None) => {
@@ -503,27 +591,13 @@ impl Drop for Supervisor {
             return;
         }
         // A panic or an early return: no orphans, whatever happened.
+        // Adopted nodes were not started here: they are left alone.
         for p in self.running.values_mut() {
-            signal(p.pid, libc::SIGKILL);
-            let _ = p.child.wait();
+            if let Some(child) = &mut p.child {
+                signal(p.pid, libc::SIGKILL);
+                let _ = child.wait();
+            }
         }
-    }
-}
-
-fn exited(
-    id: &str,
-    role: Role,
-    status: ExitStatus,
-    expected: bool,
-    last_words: Option<String>,
-) -> ChildEvent {
-    ChildEvent::Exited {
-        id: id.to_string(),
-        role,
-        code: status.code(),
-        signal: status.signal(),
-        expected,
-        last_words,
     }
 }
 
@@ -549,7 +623,8 @@ fn output_file(dir: &Path, id: &str) -> std::io::Result<File> {
 }
 
 /// Sends `sig` to `pid`. The pid is one of our own children, still unreaped,
-/// so it cannot have been recycled for another process.
+/// so it cannot have been recycled for another process; or an adopted node,
+/// checked to run that node when adopted and watched every tick since.
 fn signal(pid: u32, sig: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;

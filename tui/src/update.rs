@@ -249,6 +249,22 @@ fn on_child(m: &mut Model, event: ChildEvent) {
             row.since = Some(now);
             m.log.push(now, Level::Info, format!("started {id} (pid {pid})"));
         }
+        ChildEvent::Adopted { id, role, pid } => {
+            // Its heartbeat may be here already: keep it, take it under care.
+            let row = m
+                .nodes
+                .entry(id.clone())
+                .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
+            row.owned = true;
+            row.pid = Some(pid);
+            row.proc = Some(Proc::Running);
+            row.since.get_or_insert(now);
+            m.log.push(
+                now,
+                Level::Info,
+                format!("adopted {id} (pid {pid}): it was running already, so none was started"),
+            );
+        }
         ChildEvent::Exited {
             id,
             role,

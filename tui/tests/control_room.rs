@@ -153,6 +153,7 @@ async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
         dir.path(),
         fast_platform(&[], &["kitchen-1", "kitchen-2"]),
     ))
+    .await
     .expect("the control room starts");
     let ids = ["broker", "payment", "order", "kitchen-1", "kitchen-2", "delivery"];
     wait(&mut app, 60, "every node up and both kitchens consuming", |m| {
@@ -264,6 +265,102 @@ async fn operator_session_orders_kill_scale_payment_outage_and_clean_quit() {
     assert!(left.is_empty(), "processes left behind: {left:?}");
 }
 
+/// Kills the pids on drop: nodes a test left running on purpose must not
+/// outlive a failed assertion.
+struct Leftovers(Vec<u32>);
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            signal(*pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_control_room_adopts_the_running_nodes_and_shows_the_earlier_orders() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let topology = fast_platform(&[], &["kitchen-1", "kitchen-2"]);
+    let opts = options(dir.path(), topology.clone());
+    let BrokerTarget::Own { port } = opts.broker else {
+        unreachable!("options start a broker")
+    };
+    let mut first = App::start(opts).await.expect("the control room starts");
+    let ids = ["broker", "payment", "order", "kitchen-1", "kitchen-2", "delivery"];
+    wait(&mut first, 60, "every node up", |m| {
+        ids.iter().all(|id| shown(m, id) == Some(Shown::Up)) && kitchens_online(m) == 2
+    })
+    .await;
+    keys(&mut first, "O");
+    key(&mut first, KeyCode::Enter);
+    wait(&mut first, 60, "20 orders delivered", |m| {
+        count(m, "delivered") == 20
+    })
+    .await;
+    // q, then leave the nodes running.
+    keys(&mut first, "qd");
+    let Ending::Detached(left) = first.finish().await else {
+        panic!("expected the nodes left running");
+    };
+    let _guard = Leftovers(left.iter().map(|(_, pid)| *pid).collect());
+    assert_eq!(left.len(), 6, "{left:?}");
+
+    let dir2 = tempfile::tempdir().expect("a temp dir");
+    let attach = Options {
+        broker: BrokerTarget::Attach {
+            url: format!("mqtt://127.0.0.1:{port}"),
+        },
+        ..options(dir2.path(), topology.without_broker())
+    };
+    let mut second = App::start(attach)
+        .await
+        .expect("the second control room attaches");
+    // The broker was attached to, not adopted: it is not a node with a
+    // heartbeat, and stays when this control room quits.
+    let nodes: Vec<&(String, u32)> = left.iter().filter(|(id, _)| id != "broker").collect();
+    wait(&mut second, 30, "the earlier orders and every node", |m| {
+        count(m, "delivered") == 20
+            && nodes.iter().all(|(id, pid)| {
+                m.nodes
+                    .get(id)
+                    .is_some_and(|n| n.owned && n.pid == Some(*pid) && n.shown(m.now) == Shown::Up)
+            })
+    })
+    .await;
+    let started: Vec<String> = second
+        .model
+        .log
+        .newest()
+        .filter(|l| l.text.starts_with("started "))
+        .map(|l| l.text.clone())
+        .collect();
+    assert!(started.is_empty(), "twins started: {started:?}");
+    // Nobody knocks anybody off: no node lost its broker session.
+    let log_dir = dir.path().join("logs");
+    for (id, _) in &left {
+        let text = std::fs::read_to_string(log_dir.join(format!("{id}.log"))).unwrap_or_default();
+        assert!(
+            !text.contains("lost the broker"),
+            "{id} lost its session:\n{text}"
+        );
+    }
+    // Adopted nodes stop by pid, like those started here.
+    keys(&mut second, "q");
+    key(&mut second, KeyCode::Enter);
+    match second.finish().await {
+        Ending::Stopped(exited) => assert_eq!(exited.len(), 5, "{exited:?}"),
+        other => panic!("expected a stop, got {other:?}"),
+    }
+    // They were this test's children (the first control room's), so they
+    // stay zombies until the test ends: `pid_alive` counts those as gone.
+    let running: Vec<u32> = nodes
+        .iter()
+        .map(|(_, p)| *p)
+        .filter(|p| node::claim::pid_alive(*p))
+        .collect();
+    assert!(running.is_empty(), "adopted nodes left running: {running:?}");
+}
+
 const BROKER_AND_KITCHEN: &str =
     "[[node]]\nrole='broker'\nid='broker'\n[[node]]\nrole='kitchen'\nid='kitchen-1'\n";
 
@@ -353,6 +450,7 @@ async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() 
         // A broker that gives up after two attempts.
         fast_platform(&["--max-attempts", "2", "--retry-base-ms", "50"], &["kitchen-1"]),
     ))
+    .await
     .expect("the control room starts");
     wait(&mut app, 60, "the platform up", |m| {
         m.feed_up && kitchens_online(m) == 1 && m.order_url().is_some()
@@ -571,7 +669,7 @@ async fn a_recorded_session_replays_to_the_same_verdict() {
         fast_platform(&[], &["kitchen-1", "kitchen-2"]),
     );
     opts.record = Some(recorded.clone());
-    let mut app = App::start(opts).expect("the control room starts");
+    let mut app = App::start(opts).await.expect("the control room starts");
     wait(&mut app, 60, "the platform up", tui::play::platform_up).await;
 
     keys(&mut app, "O");
