@@ -536,5 +536,5 @@ fn target(row: &NodeRow) -> String {
 }
 
 fn not_here(id: &str) -> String {
-    format!("{id} was not started by this control room; it can only be paused, stopped or given faults")
+    format!("{id} was not started by this control room; it can only be put on hold, asked to stop, or given faults")
 }

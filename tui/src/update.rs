@@ -164,7 +164,7 @@ fn on_status(m: &mut Model, status: NodeStatus) {
         let pid = after.pid;
         match after.state {
             NodeState::Up => lines.push((Level::Info, format!("{id} is up (pid {pid})"))),
-            NodeState::Paused => lines.push((Level::Warn, format!("{id} paused: taking no work"))),
+            NodeState::Paused => lines.push((Level::Warn, format!("{id} on hold: taking no work"))),
             NodeState::Stopping => lines.push((Level::Info, format!("{id} is stopping"))),
             NodeState::Offline if pid == 0 && matches!(was_proc, None | Some(Proc::Running)) => lines.push((
                 Level::Alert,
@@ -174,7 +174,7 @@ fn on_status(m: &mut Model, status: NodeStatus) {
         }
     }
     if before.is_some_and(|b| b.faults != after.faults) {
-        let text = row.faults_text();
+        let text = row.faults_text(now);
         let text = if text.is_empty() { "none".to_string() } else { text };
         lines.push((Level::Warn, format!("{id}: faults now {text}")));
     }

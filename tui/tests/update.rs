@@ -308,7 +308,7 @@ fn a_breaker_opening_logs_an_alert_and_half_open_a_warning() {
     assert_eq!(line.level, Level::Alert);
     assert_eq!(line.text, "order-1: circuit breaker closed → open");
     assert_eq!(m.log.alerts(), 1);
-    assert_eq!(m.nodes["order-1"].faults_text(), "breaker open");
+    assert_eq!(m.nodes["order-1"].faults_text(m.now), "breaker open");
     update(&mut m, with_breaker("half_open", T0 + Duration::seconds(3)));
     let line = last_log(&m);
     assert_eq!(line.level, Level::Warn);
@@ -338,8 +338,13 @@ fn a_paused_heartbeat_shows_paused_and_warns() {
         Msg::Status(beat("kitchen-1", "kitchen", NodeState::Paused, 42, T0)),
     );
     assert_eq!(m.nodes["kitchen-1"].shown(m.now), Shown::Paused);
+    assert_eq!(
+        m.nodes["kitchen-1"].shown(m.now).label(),
+        "on hold",
+        "not SIGSTOP's word"
+    );
     assert_eq!(last_log(&m).level, Level::Warn);
-    assert_eq!(last_log(&m).text, "kitchen-1 paused: taking no work");
+    assert_eq!(last_log(&m).text, "kitchen-1 on hold: taking no work");
 }
 
 #[test]
@@ -703,7 +708,8 @@ fn stopping_frozen_and_failed_children() {
         },
     );
     assert_eq!(m.nodes["kitchen-2"].proc, Some(Proc::Frozen));
-    assert_eq!(m.nodes["kitchen-2"].shown(m.now), Shown::Paused);
+    assert_eq!(m.nodes["kitchen-2"].shown(m.now), Shown::Frozen);
+    assert_eq!(m.nodes["kitchen-2"].shown(m.now).label(), "frozen");
     assert_eq!(last_log(&m).level, Level::Warn);
     assert!(last_log(&m).text.starts_with("kitchen-2 frozen (SIGSTOP)"));
     child(
@@ -1770,7 +1776,7 @@ fn the_fault_menu_sets_reorder_after_duplicate_and_the_row_shows_it() {
     s.faults = faults.clone();
     s.faults.duplicate_rate = 0.5;
     update(&mut m, Msg::Status(s));
-    assert_eq!(m.nodes["kitchen-1"].faults_text(), "dup 50% reorder 10%");
+    assert_eq!(m.nodes["kitchen-1"].faults_text(m.now), "dup 50% reorder 10%");
 }
 
 #[test]
@@ -1782,9 +1788,25 @@ fn the_order_rows_faults_show_breaker_refusals_and_held_back_events() {
     s.figures.insert("held_back".into(), 2.into());
     update(&mut m, Msg::Status(s));
     assert_eq!(
-        m.nodes["order-1"].faults_text(),
+        m.nodes["order-1"].faults_text(m.now),
         "breaker open (5 refused) 2 held"
     );
+}
+
+#[test]
+fn an_open_breaker_counts_down_to_its_half_open_trial() {
+    let mut m = model();
+    let mut s = beat("order-1", "order", NodeState::Up, 31, T0);
+    s.figures.insert("breaker".into(), "open".into());
+    let at = (T0 + Duration::milliseconds(4_500))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    s.figures.insert("breaker_half_open_at".into(), at.into());
+    update(&mut m, Msg::Status(s));
+    tick(&mut m, T0);
+    assert_eq!(m.nodes["order-1"].faults_text(m.now), "breaker open 5s");
+    tick(&mut m, T0 + Duration::seconds(4));
+    assert_eq!(m.nodes["order-1"].faults_text(m.now), "breaker open 1s");
 }
 
 #[test]

@@ -58,6 +58,11 @@ impl Breaker {
         self.failures
     }
 
+    /// While open: how long until it lets a trial call through (`now` in ms).
+    pub fn open_remaining_ms(&self, now: u64) -> Option<u64> {
+        (self.state == BreakerState::Open).then(|| (self.opened_at + self.open_for_ms).saturating_sub(now))
+    }
+
     /// Its state and counts as a node's status figures (name, value).
     pub fn figures(&self) -> [(&'static str, serde_json::Value); 4] {
         [
@@ -123,6 +128,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Open);
         assert!(!b.allow(500));
         assert_eq!(b.rejected_total, 1);
+        assert!(b.open_remaining_ms(500).is_some_and(|ms| ms > 0));
     }
 
     #[test]
@@ -132,6 +138,7 @@ mod tests {
         b.failure(0);
         assert!(b.allow(1_000), "the trial");
         assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.open_remaining_ms(2_000), None, "half-open is not open");
         assert!(!b.allow(1_001), "only one trial at a time");
         b.success();
         assert_eq!(b.state(), BreakerState::Closed);

@@ -163,10 +163,19 @@ impl Service {
     }
 
     fn figures(&self) {
-        let figures = self.lock_breaker().figures();
+        let (figures, remaining) = {
+            let b = self.lock_breaker();
+            (b.figures(), b.open_remaining_ms(self.now_ms()))
+        };
         for (name, value) in figures {
             self.node.set_figure(name, value);
         }
+        // A wall-clock time, so a watcher can count down without asking.
+        let closes_at = remaining
+            .map(|ms| time::OffsetDateTime::now_utc() + Duration::from_millis(ms))
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        self.node
+            .set_figure("breaker_half_open_at", closes_at.unwrap_or_default());
     }
 
     /// The book's ordering figures: envelopes waiting behind a gap in their

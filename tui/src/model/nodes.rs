@@ -43,7 +43,10 @@ pub enum Shown {
     Starting,
     /// Working.
     Up,
-    /// Paused: frozen by the operator, or taking no work.
+    /// Frozen by the operator (SIGSTOP): the process does not run at all.
+    Frozen,
+    /// On hold: running and connected, deliberately taking no work (the
+    /// "take no work" fault). A different word from frozen on purpose.
     Paused,
     /// Finishing before it exits.
     Stopping,
@@ -61,7 +64,8 @@ impl Shown {
         match self {
             Shown::Starting => "starting".into(),
             Shown::Up => "up".into(),
-            Shown::Paused => "paused".into(),
+            Shown::Frozen => "frozen".into(),
+            Shown::Paused => "on hold".into(),
             Shown::Stopping => "stopping".into(),
             Shown::Down => "down".into(),
             Shown::Crashed(how) => format!("crashed ({how})"),
@@ -161,7 +165,7 @@ impl NodeRow {
         let stale = self.heard_at.is_none_or(|t| now - t > STALE_AFTER);
         match &self.proc {
             Some(Proc::Starting) => Shown::Starting,
-            Some(Proc::Frozen) => Shown::Paused,
+            Some(Proc::Frozen) => Shown::Frozen,
             Some(Proc::Stopping) => Shown::Stopping,
             Some(Proc::Exited { expected: true, .. }) => Shown::Down,
             Some(Proc::Exited { code, signal, .. }) => Shown::Crashed(exit_text(*code, *signal)),
@@ -186,8 +190,9 @@ impl NodeRow {
         }
     }
 
-    /// Active faults as a short text ("" when none).
-    pub fn faults_text(&self) -> String {
+    /// Active faults as a short text ("" when none); an open breaker counts
+    /// down to its half-open trial at `now`.
+    pub fn faults_text(&self, now: OffsetDateTime) -> String {
         let Some(s) = &self.status else {
             return String::new();
         };
@@ -209,15 +214,22 @@ impl NodeRow {
             parts.push(format!("reorder {:.0}%", f.reorder_rate * 100.0));
         }
         if f.paused {
-            parts.push("paused".into());
+            parts.push("on hold".into());
         }
         if !f.out_of_stock.is_empty() {
             parts.push(format!("no {}", f.out_of_stock.join(",")));
         }
         if let Some(b) = self.figure_str("breaker").filter(|b| *b != "closed") {
+            // Why a burst still gets 503s: the open window's time left.
+            let left = self
+                .figure_str("breaker_half_open_at")
+                .and_then(parse_time)
+                .filter(|_| b == "open")
+                .map(|at| format!(" {}s", (at - now).whole_seconds().max(0) + 1))
+                .unwrap_or_default();
             match self.figure_u64("breaker_rejected").filter(|n| *n > 0) {
-                Some(n) => parts.push(format!("breaker {b} ({n} refused)")),
-                None => parts.push(format!("breaker {b}")),
+                Some(n) => parts.push(format!("breaker {b}{left} ({n} refused)")),
+                None => parts.push(format!("breaker {b}{left}")),
             }
         }
         // The order book waiting for a gap in some order's seqs to fill.

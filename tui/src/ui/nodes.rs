@@ -14,6 +14,7 @@ pub fn state_color(s: &Shown) -> Color {
         Shown::Up => Color::Green,
         Shown::Starting | Shown::Stopping => Color::Yellow,
         Shown::Paused => Color::Magenta,
+        Shown::Frozen => Color::LightBlue,
         Shown::Down => Color::DarkGray,
         Shown::Crashed(_) | Shown::Offline => Color::Red,
     }
@@ -46,7 +47,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             Cell::from(shown.label()).style(Style::new().fg(state_color(&shown))),
             Cell::from(uptime),
             Cell::from(rate),
-            Cell::from(n.faults_text()).fg(Color::Yellow),
+            Cell::from(n.faults_text(m.now)).fg(Color::Yellow),
         ])
     });
     let widths = [
