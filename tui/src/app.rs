@@ -150,6 +150,10 @@ impl App {
                 for event in self.supervisor.poll() {
                     self.handle(Msg::Child(event));
                 }
+                if let Some(crate::model::Detail::Log(id)) = &self.model.ui.detail {
+                    let tail = crate::tail::node_log(&self.opts.log_dir(), id);
+                    self.handle(Msg::LogTail(tail));
+                }
                 Msg::Tick(OffsetDateTime::now_utc())
             }
         }

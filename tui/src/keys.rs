@@ -5,7 +5,9 @@
 //! wait for `y` in a [`Popup::Confirm`].
 
 use contracts::status::{Control, Faults};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{
+    KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
+};
 
 use crate::model::{Detail, FaultItem, Level, Model, NodeRow, Panel, Popup, Proc, Shown};
 use crate::msg::Effect;
@@ -86,11 +88,40 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
             })
         }
         KeyCode::Char('q') => return ask_quit(m),
+        KeyCode::Char('S') => sort(m),
+        KeyCode::Char('a') if m.ui.focused() == Panel::Events => {
+            m.ui.alerts_only = !m.ui.alerts_only;
+            m.ui.events_scroll = 0;
+        }
+        KeyCode::Char('l') if m.ui.focused() == Panel::Nodes => open_log(m),
         KeyCode::Char('x') if m.ui.focused() == Panel::Orders => return ask_cancel(m),
         KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | '+' | '-' | 'f')) => return on_node_key(m, c),
         _ => {}
     }
     Vec::new()
+}
+
+/// A mouse event: the wheel scrolls what is under the keys (as `j`/`k`,
+/// or `J`/`K` in an order's detail); a left click focuses the panel under
+/// it and selects the row it lands on.
+pub fn on_mouse(m: &mut Model, event: MouseEvent, width: u16, height: u16) -> Vec<Effect> {
+    let press = |c: char| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    let in_order = matches!(m.ui.detail, Some(Detail::Order(_)));
+    match event.kind {
+        MouseEventKind::ScrollDown => on_key(m, press(if in_order { 'J' } else { 'j' })),
+        MouseEventKind::ScrollUp => on_key(m, press(if in_order { 'K' } else { 'k' })),
+        MouseEventKind::Down(MouseButton::Left) if m.ui.popup.is_none() => {
+            let Some((panel, row)) = crate::ui::panel_at(m, width, height, event.column, event.row) else {
+                return Vec::new();
+            };
+            m.ui.focus = Some(panel);
+            if let Some(id) = row.and_then(|i| m.selectable(panel).get(i).cloned()) {
+                m.ui.selected.insert(panel, id);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    }
 }
 
 fn ask_quit(m: &mut Model) -> Vec<Effect> {
@@ -104,8 +135,79 @@ fn ask_quit(m: &mut Model) -> Vec<Effect> {
     }
 }
 
+/// `S`: the next sort order of the focused table.
+fn sort(m: &mut Model) {
+    let by = match m.ui.focused() {
+        Panel::Nodes => {
+            m.ui.node_sort = m.ui.node_sort.next();
+            m.ui.node_sort.column()
+        }
+        Panel::Orders => {
+            m.ui.order_sort = m.ui.order_sort.next();
+            m.ui.order_sort.column()
+        }
+        _ => {
+            m.ui.flash = Some("S sorts the Nodes and Orders tables".into());
+            return;
+        }
+    };
+    m.ui.flash = Some(format!("sorted by {}", by.to_lowercase()));
+}
+
+/// `l` on a node: its log, following the end.
+fn open_log(m: &mut Model) {
+    let Some(id) = m.selected(Panel::Nodes) else {
+        m.ui.flash = Some("no node selected".into());
+        return;
+    };
+    m.ui.log_view = crate::model::LogView::default();
+    m.ui.detail = Some(Detail::Log(id));
+}
+
+/// Keys of the log view; `None` passes the key on.
+fn on_log_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
+    let view = &mut m.ui.log_view;
+    if view.searching {
+        match key.code {
+            KeyCode::Enter | KeyCode::Esc => view.searching = false,
+            KeyCode::Backspace => {
+                view.search.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && view.search.chars().count() < 60 => view.search.push(c),
+            _ => {}
+        }
+        view.scroll = 0;
+        return Some(Vec::new());
+    }
+    let lines = m.log_tail.shown(&m.ui.log_view).count();
+    let view = &mut m.ui.log_view;
+    let up = |v: &mut crate::model::LogView, n: usize| v.scroll = (v.scroll + n).min(lines.saturating_sub(1));
+    match key.code {
+        KeyCode::Char('k') | KeyCode::Up => up(view, 1),
+        KeyCode::Char('j') | KeyCode::Down => view.scroll = view.scroll.saturating_sub(1),
+        KeyCode::PageUp => up(view, 20),
+        KeyCode::PageDown => view.scroll = view.scroll.saturating_sub(20),
+        KeyCode::Char('g') | KeyCode::Home => up(view, usize::MAX / 2),
+        KeyCode::Char('G') | KeyCode::End => view.scroll = 0,
+        KeyCode::Char('w') => view.wrap = !view.wrap,
+        KeyCode::Char('/') => {
+            view.searching = true;
+            view.search.clear();
+        }
+        KeyCode::Esc if !view.search.is_empty() => view.search.clear(),
+        _ => return None,
+    }
+    Some(Vec::new())
+}
+
 fn move_selection(m: &mut Model, by: i64) {
     let panel = m.ui.focused();
+    if panel == Panel::Events && m.ui.detail.is_none() {
+        // Newest first: down is older.
+        let max = m.log.len().saturating_sub(1) as i64;
+        m.ui.events_scroll = (m.ui.events_scroll as i64).saturating_add(by).clamp(0, max) as usize;
+        return;
+    }
     if let Some(Detail::DeadLetters { queue, cursor }) = &mut m.ui.detail {
         let n = m.queues.dead.get(queue.as_str()).map(Vec::len).unwrap_or(0);
         *cursor = step(*cursor, by, n);
@@ -124,6 +226,7 @@ fn move_selection(m: &mut Model, by: i64) {
     if panel == Panel::Orders && matches!(m.ui.detail, Some(Detail::Order(_))) {
         m.ui.detail = Some(Detail::Order(ids[next].clone()));
         m.ui.history_step = None;
+        m.ui.detail_scroll = 0;
     }
 }
 
@@ -141,6 +244,7 @@ fn open_detail(m: &mut Model) {
                 m.ui.selected.insert(Panel::Orders, id.clone());
                 m.ui.detail = Some(Detail::Order(id));
                 m.ui.history_step = None;
+                m.ui.detail_scroll = 0;
             }
         }
         Panel::Queues => {
@@ -154,6 +258,26 @@ fn open_detail(m: &mut Model) {
 
 /// Keys of an open detail view; `None` passes the key on to the panels.
 fn on_detail_key(m: &mut Model, key: KeyEvent) -> Option<Vec<Effect>> {
+    if matches!(m.ui.detail, Some(Detail::Log(_))) && !matches!(key.code, KeyCode::Tab | KeyCode::BackTab) {
+        if let Some(effects) = on_log_key(m, key) {
+            return Some(effects);
+        }
+    }
+    if matches!(m.ui.detail, Some(Detail::Order(_))) {
+        // J/K and the page keys scroll a long history; j/k change order.
+        let scroll = &mut m.ui.detail_scroll;
+        match key.code {
+            KeyCode::Char('J') | KeyCode::PageDown => {
+                *scroll = scroll.saturating_add(if key.code == KeyCode::PageDown { 10 } else { 1 });
+                return Some(Vec::new());
+            }
+            KeyCode::Char('K') | KeyCode::PageUp => {
+                *scroll = scroll.saturating_sub(if key.code == KeyCode::PageUp { 10 } else { 1 });
+                return Some(Vec::new());
+            }
+            _ => {}
+        }
+    }
     match key.code {
         KeyCode::Tab | KeyCode::BackTab => {
             // Leaving for another panel closes the detail.
@@ -275,7 +399,17 @@ fn place(m: &mut Model, count: u32) -> Vec<Effect> {
 fn on_popup_key(m: &mut Model, popup: Popup, key: KeyEvent) -> Vec<Effect> {
     match popup {
         Popup::Help => {
-            // Any key closes help; `?` and esc are the usual ones.
+            // j/k scroll a help taller than the screen; any other key closes.
+            match key.code {
+                KeyCode::Char('j') | KeyCode::Down => m.ui.help_scroll += 1,
+                KeyCode::Char('k') | KeyCode::Up => m.ui.help_scroll = m.ui.help_scroll.saturating_sub(1),
+                _ => {
+                    m.ui.help_scroll = 0;
+                    return Vec::new();
+                }
+            }
+            m.ui.help_scroll = m.ui.help_scroll.min(crate::ui::HELP_LINES);
+            m.ui.popup = Some(Popup::Help);
             Vec::new()
         }
         Popup::Confirm { question, effect } => match key.code {

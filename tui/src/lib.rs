@@ -8,6 +8,7 @@
 //! - [`supervisor`]: the node processes (start, stop, kill, freeze, scale).
 //! - [`feed`]: the control room's own broker connection.
 //! - [`customer`]: places orders over HTTP like a customer.
+//! - [`tail`]: reads the end of a node's log for the log view.
 //! - [`tty`] / [`headless`]: the two ways to run it.
 //! - [`topology`]: which nodes to start.
 //! - [`scenario`] / [`play`] / [`record`]: scripted runs, their player,
@@ -27,6 +28,7 @@ pub mod record;
 pub mod sample;
 pub mod scenario;
 pub mod supervisor;
+pub mod tail;
 pub mod topology;
 pub mod tty;
 pub mod ui;

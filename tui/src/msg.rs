@@ -44,6 +44,18 @@ pub enum Msg {
     },
     /// A child process started, exited or failed to start.
     Child(ChildEvent),
+    /// The log view's file, read again by the shell (every tick while open).
+    LogTail(crate::model::LogTail),
+    /// A mouse click or wheel turn, with the terminal's size then (the view
+    /// is laid out from it to find what was under the pointer).
+    Mouse {
+        /// The event.
+        event: ratatui::crossterm::event::MouseEvent,
+        /// Terminal width.
+        width: u16,
+        /// Terminal height.
+        height: u16,
+    },
     /// The supervisor refused an action.
     Refused(String),
     /// Orders placed from the keyboard came back.

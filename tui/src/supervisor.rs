@@ -602,16 +602,10 @@ impl Drop for Supervisor {
 }
 
 /// The last non-empty line of a node's output file (where its stderr, and
-/// so its `Error: ...` on a failed start, goes). Reads only the file's tail.
+/// so its `Error: ...` on a failed start, goes).
 fn last_line(dir: &Path, id: &str) -> Option<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = File::open(dir.join(format!("{id}.out"))).ok()?;
-    let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(4096))).ok()?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail).ok()?;
-    let text = String::from_utf8_lossy(&tail);
-    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    let lines = crate::tail::lines(&dir.join(format!("{id}.out")), 4096).ok()?;
+    let line = lines.iter().rev().map(|l| l.trim()).find(|l| !l.is_empty())?;
     Some(line.chars().take(300).collect())
 }
 

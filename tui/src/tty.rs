@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use std::io::Stdout;
 
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::event::{self, Event};
+use ratatui::crossterm::event::{self, Event, MouseEventKind};
 use ratatui::crossterm::terminal::{self, EnterAlternateScreen, LeaveAlternateScreen};
 use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
@@ -103,7 +103,7 @@ fn enter() -> std::io::Result<Terminal<CrosstermBackend<Stdout>>> {
         previous(info);
     }));
     terminal::enable_raw_mode()?;
-    execute!(std::io::stdout(), EnterAlternateScreen)?;
+    execute!(std::io::stdout(), EnterAlternateScreen, event::EnableMouseCapture)?;
     Terminal::new(CrosstermBackend::new(std::io::stdout()))
 }
 
@@ -111,7 +111,12 @@ fn enter() -> std::io::Result<Terminal<CrosstermBackend<Stdout>>> {
 /// there may be no terminal left to restore.
 fn leave() {
     let _ = terminal::disable_raw_mode();
-    let _ = execute!(std::io::stdout(), LeaveAlternateScreen, cursor::Show);
+    let _ = execute!(
+        std::io::stdout(),
+        event::DisableMouseCapture,
+        LeaveAlternateScreen,
+        cursor::Show
+    );
 }
 
 /// Reads keys on a thread of its own (crossterm's read blocks).
@@ -126,6 +131,15 @@ fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) {
             let msg = match event::read() {
                 Ok(Event::Key(key)) => Msg::Key(key),
                 Ok(Event::Resize(..)) => Msg::Resize,
+                // Clicks and the wheel; moves and drags are noise.
+                Ok(Event::Mouse(m)) if !matches!(m.kind, MouseEventKind::Moved | MouseEventKind::Drag(_)) => {
+                    let (width, height) = terminal::size().unwrap_or((80, 24));
+                    Msg::Mouse {
+                        event: m,
+                        width,
+                        height,
+                    }
+                }
                 Ok(_) => continue,
                 Err(_) => return,
             };

@@ -125,6 +125,17 @@ fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
             data_changed(m);
             Vec::new()
         }
+        Msg::LogTail(tail) => {
+            if m.log_tail != tail {
+                m.log_tail = tail;
+                data_changed(m);
+            }
+            Vec::new()
+        }
+        Msg::Mouse { event, width, height } => {
+            m.dirty = true;
+            keys::on_mouse(m, event, width, height)
+        }
         Msg::Terminate => {
             m.quitting = Some(true);
             vec![Effect::Quit { stop_nodes: true }]

@@ -151,8 +151,34 @@ fn dead_letters_list_reason_and_attempts() {
 /// their outcomes, then stepping back to where the order was.
 #[test]
 fn a_cancelled_orders_saga_shows_its_steps_and_its_history_can_be_stepped_back() {
-    use contracts::events::{self as ev, step, SagaStep, StepOutcome};
     let mut m = tui::sample::model();
+    let id = add_cancelled_order(&mut m);
+    focus(&mut m, Panel::Orders);
+    m.ui.selected.insert(Panel::Orders, id.into());
+    press(&mut m, KeyCode::Enter);
+    let live = draw(&m, 120, 40);
+    assert_whole(&live);
+    for text in [
+        "withdraw_ticket done: ticket withdrawn",
+        "recall_driver skipped",
+        "pay_9",
+        "cancelled",
+    ] {
+        assert!(live.contains(text), "{text} missing:\n{live}");
+    }
+    // Back to just after order.cancelling: the order was `cancelling` then.
+    for _ in 0..5 {
+        press(&mut m, KeyCode::Char('['));
+    }
+    let then = draw(&m, 120, 40);
+    assert_whole(&then);
+    assert!(then.contains("as of seq 4 (12:00:30) cancelling"), "{then}");
+    insta::assert_snapshot!("order_saga_stepped_back_120x40", then);
+}
+
+/// Adds an order whose nine events run through a cancellation saga.
+fn add_cancelled_order(m: &mut Model) -> &'static str {
+    use contracts::events::{self as ev, step, SagaStep, StepOutcome};
     let id = "ord_cancelled";
     let at = time::macros::datetime!(2026-11-21 12:00:30 UTC);
     let placed = ev::OrderPlaced {
@@ -239,27 +265,123 @@ fn a_cancelled_orders_saga_shows_its_steps_and_its_history_can_be_stepped_back()
         &mut events,
     );
     for e in events {
-        update(&mut m, Msg::Event(Box::new(e)));
+        update(m, Msg::Event(Box::new(e)));
     }
-    focus(&mut m, Panel::Orders);
-    m.ui.selected.insert(Panel::Orders, id.into());
-    press(&mut m, KeyCode::Enter);
-    let live = draw(&m, 120, 40);
-    assert_whole(&live);
-    for text in [
-        "withdraw_ticket done: ticket withdrawn",
-        "recall_driver skipped",
-        "pay_9",
-        "cancelled",
-    ] {
-        assert!(live.contains(text), "{text} missing:\n{live}");
+    id
+}
+
+const SIZES: [(u16, u16); 3] = [(120, 40), (80, 24), (60, 20)];
+
+#[test]
+fn an_order_detail_scrolls_to_its_last_event_at_every_size() {
+    for (w, h) in SIZES {
+        let mut m = tui::sample::model();
+        let id = add_cancelled_order(&mut m);
+        focus(&mut m, Panel::Orders);
+        m.ui.selected.insert(Panel::Orders, id.into());
+        press(&mut m, KeyCode::Enter);
+        for _ in 0..20 {
+            press(&mut m, KeyCode::Char('J'));
+        }
+        let screen = draw(&m, w, h);
+        assert_whole(&screen);
+        assert!(screen.contains("order.cancelled"), "{w}x{h}:\n{screen}");
+        insta::assert_snapshot!(format!("order_detail_scrolled_end_{w}x{h}"), screen);
     }
-    // Back to just after order.cancelling: the order was `cancelling` then.
-    for _ in 0..5 {
-        press(&mut m, KeyCode::Char('['));
+}
+
+/// A node's log as the shell reads it.
+fn with_log(m: &mut Model, id: &str) {
+    let lines = (1..=60)
+        .map(|i| match i % 10 {
+            0 => format!("2026-11-21T12:00:{:02}.000000Z  WARN node::link: lost the broker; reconnecting error=I/O: Connection refused (os error 111) retry_in_ms=1600 attempt={i}", i % 60),
+            _ => format!("2026-11-21T12:00:{:02}.000000Z  INFO node::roles::kitchen: ticket cooked order_id=ord_{i:04} kitchen={id}", i % 60),
+        })
+        .collect();
+    update(
+        m,
+        Msg::LogTail(tui::model::LogTail {
+            id: id.into(),
+            path: format!("/tmp/logs/{id}.log"),
+            lines,
+            error: None,
+        }),
+    );
+}
+
+#[test]
+fn the_log_view_follows_searches_and_wraps_at_every_size() {
+    for (w, h) in SIZES {
+        let mut m = tui::sample::model();
+        m.ui.selected.insert(Panel::Nodes, "kitchen-2".into());
+        press(&mut m, KeyCode::Char('l'));
+        with_log(&mut m, "kitchen-2");
+        let following = draw(&m, w, h);
+        assert_whole(&following);
+        assert!(
+            following.contains("12:00:59.000000Z"),
+            "the end is shown:\n{following}"
+        );
+        insta::assert_snapshot!(format!("log_following_{w}x{h}"), following);
+
+        press(&mut m, KeyCode::Char('/'));
+        for c in "lost".chars() {
+            press(&mut m, KeyCode::Char(c));
+        }
+        press(&mut m, KeyCode::Enter);
+        press(&mut m, KeyCode::Char('w'));
+        let searched = draw(&m, w, h);
+        assert_whole(&searched);
+        assert!(searched.contains("6 matching"), "{searched}");
+        assert!(
+            searched.contains("attempt=60"),
+            "wrapped, the line's end shows:\n{searched}"
+        );
+        assert!(!searched.contains("ticket cooked"), "{searched}");
+        insta::assert_snapshot!(format!("log_searched_wrapped_{w}x{h}"), searched);
     }
-    let then = draw(&m, 120, 40);
-    assert_whole(&then);
-    assert!(then.contains("as of seq 4 (12:00:30) cancelling"), "{then}");
-    insta::assert_snapshot!("order_saga_stepped_back_120x40", then);
+}
+
+#[test]
+fn the_events_panel_scrolls_and_shows_alerts_only_at_every_size() {
+    for (w, h) in SIZES {
+        let mut m = tui::sample::model();
+        focus(&mut m, Panel::Events);
+        for _ in 0..3 {
+            press(&mut m, KeyCode::Char('j'));
+        }
+        let scrolled = draw(&m, w, h);
+        assert_whole(&scrolled);
+        assert!(scrolled.contains("↑ 3 newer"), "{scrolled}");
+        insta::assert_snapshot!(format!("events_scrolled_{w}x{h}"), scrolled);
+        press(&mut m, KeyCode::Char('a'));
+        let alerts = draw(&m, w, h);
+        assert_whole(&alerts);
+        assert!(alerts.contains("alerts only"), "{alerts}");
+        assert!(!alerts.contains("order.placed"), "{alerts}");
+        insta::assert_snapshot!(format!("events_alerts_only_{w}x{h}"), alerts);
+    }
+}
+
+#[test]
+fn sorted_tables_mark_their_column_and_node_ids_are_never_cut() {
+    for (w, h) in SIZES {
+        let mut m = tui::sample::model();
+        focus(&mut m, Panel::Orders);
+        press(&mut m, KeyCode::Char('S'));
+        let orders = draw(&m, w, h);
+        assert_whole(&orders);
+        assert!(orders.contains("STATE▾"), "{orders}");
+        insta::assert_snapshot!(format!("orders_by_state_{w}x{h}"), orders);
+        focus(&mut m, Panel::Nodes);
+        press(&mut m, KeyCode::Char('S'));
+        press(&mut m, KeyCode::Char('S'));
+        let nodes = draw(&m, w, h);
+        assert_whole(&nodes);
+        assert!(nodes.contains("MSG/S▾"), "{nodes}");
+        for id in ["kitchen-1", "kitchen-2", "delivery"] {
+            assert!(nodes.contains(id), "{id} cut at {w}x{h}:\n{nodes}");
+        }
+        insta::assert_snapshot!(format!("nodes_by_rate_{w}x{h}"), nodes);
+    }
 }

@@ -111,9 +111,119 @@ pub enum Popup {
     Quit,
 }
 
+/// How the Orders table is sorted (`S` on it cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrderSort {
+    /// Newest first.
+    #[default]
+    Age,
+    /// By state, in the order an order passes them.
+    State,
+    /// By kitchen, then newest first.
+    Kitchen,
+    /// By driver, then newest first.
+    Driver,
+}
+
+impl OrderSort {
+    /// The next one (`S`).
+    pub fn next(self) -> OrderSort {
+        match self {
+            OrderSort::Age => OrderSort::State,
+            OrderSort::State => OrderSort::Kitchen,
+            OrderSort::Kitchen => OrderSort::Driver,
+            OrderSort::Driver => OrderSort::Age,
+        }
+    }
+
+    /// The column it sorts by, as the header names it.
+    pub fn column(self) -> &'static str {
+        match self {
+            OrderSort::Age => "AGE",
+            OrderSort::State => "STATE",
+            OrderSort::Kitchen => "KITCHEN",
+            OrderSort::Driver => "DRIVER",
+        }
+    }
+}
+
+/// How the Nodes table is sorted (`S` on it cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NodeSort {
+    /// By role (start order), then id.
+    #[default]
+    Role,
+    /// By state (alive first), then role.
+    State,
+    /// Busiest (messages/s) first.
+    Rate,
+    /// By id.
+    Id,
+}
+
+impl NodeSort {
+    /// The next one (`S`).
+    pub fn next(self) -> NodeSort {
+        match self {
+            NodeSort::Role => NodeSort::State,
+            NodeSort::State => NodeSort::Rate,
+            NodeSort::Rate => NodeSort::Id,
+            NodeSort::Id => NodeSort::Role,
+        }
+    }
+
+    /// The column it sorts by, as the header names it.
+    pub fn column(self) -> &'static str {
+        match self {
+            NodeSort::Role => "ROLE",
+            NodeSort::State => "STATE",
+            NodeSort::Rate => "MSG/S",
+            NodeSort::Id => "ID",
+        }
+    }
+}
+
+/// The log view's place (`l` on a node).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogView {
+    /// Lines scrolled up from the end; 0 follows the end as it grows.
+    pub scroll: usize,
+    /// Long lines wrap (`w`), or are cut.
+    pub wrap: bool,
+    /// Only lines containing this (case-insensitive) are shown (`/`).
+    pub search: String,
+    /// Typing goes to the search.
+    pub searching: bool,
+}
+
+/// The tail of a node's log file, as the shell last read it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogTail {
+    /// The node.
+    pub id: String,
+    /// The file read.
+    pub path: String,
+    /// Its last lines, oldest first.
+    pub lines: Vec<String>,
+    /// Why it could not be read, if it could not.
+    pub error: Option<String>,
+}
+
+impl LogTail {
+    /// The lines `view` shows, oldest first: those matching its search.
+    pub fn shown<'a>(&'a self, view: &'a LogView) -> impl Iterator<Item = &'a String> + 'a {
+        let needle = view.search.to_lowercase();
+        self.lines
+            .iter()
+            .filter(move |l| needle.is_empty() || l.to_lowercase().contains(&needle))
+    }
+}
+
 /// A full view opened with `enter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Detail {
+    /// One node's log, following (`l` on a node).
+    Log(String),
     /// One order's state machine and trace timeline.
     Order(String),
     /// One queue's dead letters.
@@ -149,6 +259,21 @@ pub struct Ui {
     pub frozen: bool,
     /// A one-line answer to the last key ("kitchen-1 is not running").
     pub flash: Option<String>,
+    /// The Orders table's order.
+    pub order_sort: OrderSort,
+    /// The Nodes table's order.
+    pub node_sort: NodeSort,
+    /// The Events panel scrolled this many lines back from the newest; 0
+    /// follows new lines.
+    pub events_scroll: usize,
+    /// The Events panel shows alerts only (`a`).
+    pub alerts_only: bool,
+    /// The log view's place.
+    pub log_view: LogView,
+    /// The order detail scrolled this many lines down.
+    pub detail_scroll: usize,
+    /// The help popup scrolled this many lines down.
+    pub help_scroll: usize,
 }
 
 impl Ui {
@@ -200,6 +325,8 @@ pub struct Model {
     pub play: Option<crate::play::Play>,
     /// The operator's actions being recorded (`--record`).
     pub recording: Option<crate::record::Recording>,
+    /// The log view's text, read by the shell while the view is open.
+    pub log_tail: LogTail,
 }
 
 impl Model {
@@ -219,14 +346,38 @@ impl Model {
             quitting: None,
             play: None,
             recording: None,
+            log_tail: LogTail::default(),
         }
     }
 
-    /// Node ids in display order: by role (start order), then id.
+    /// Node ids in display order ([`NodeSort`]; ties by role, then id).
     pub fn node_ids(&self) -> Vec<String> {
         let mut rows: Vec<&NodeRow> = self.nodes.values().collect();
         rows.sort_by_key(|r| (role_rank(&r.role), r.id.clone()));
+        match self.ui.node_sort {
+            NodeSort::Role => {}
+            NodeSort::State => rows.sort_by_key(|r| {
+                let shown = r.shown(self.now);
+                (!shown.is_alive(), shown.label())
+            }),
+            NodeSort::Rate => rows.sort_by(|a, b| b.rate.total_cmp(&a.rate)),
+            NodeSort::Id => rows.sort_by(|a, b| a.id.cmp(&b.id)),
+        }
         rows.into_iter().map(|r| r.id.clone()).collect()
+    }
+
+    /// The Orders table's rows: those matching the filter, in
+    /// [`OrderSort`] order (stable, so ties stay newest first).
+    pub fn order_rows(&self) -> Vec<&OrderEntry> {
+        let mut rows: Vec<&OrderEntry> = self.orders.recent(&self.ui.filter).collect();
+        match self.ui.order_sort {
+            OrderSort::Age => {}
+            OrderSort::State => rows.sort_by_key(|e| e.fold.state().map(|s| s as u8)),
+            // Orders not there yet ("~" sorts after every name) go last.
+            OrderSort::Kitchen => rows.sort_by_key(|e| e.fold.kitchen().unwrap_or("~").to_string()),
+            OrderSort::Driver => rows.sort_by_key(|e| e.fold.driver().unwrap_or("~").to_string()),
+        }
+        rows
     }
 
     /// Every driver of every delivery node: (node id, driver).
@@ -251,7 +402,7 @@ impl Model {
         match panel {
             Panel::Nodes => self.node_ids(),
             Panel::Queues => self.queues.names(),
-            Panel::Orders => self.orders.recent_ids(&self.ui.filter),
+            Panel::Orders => self.order_rows().iter().map(|e| e.id().to_string()).collect(),
             Panel::Drivers => self.drivers().into_iter().map(|(_, d)| d.driver).collect(),
             Panel::Events => Vec::new(),
         }
@@ -271,11 +422,7 @@ impl Model {
                 .filter(|id| self.orders.get(id).is_some_and(|e| e.matches(&needle)));
             return match kept {
                 Some(id) => Some(id.clone()),
-                None => self
-                    .orders
-                    .recent(&self.ui.filter)
-                    .next()
-                    .map(|e| e.id().to_string()),
+                None => self.order_rows().first().map(|e| e.id().to_string()),
             };
         }
         let ids = self.selectable(panel);

@@ -4,7 +4,7 @@
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
 use super::orders::state_color;
@@ -96,13 +96,16 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     );
 
     let t0 = e.first_at;
-    // Narrow screens drop the SINCE column so the detail keeps some room.
+    // Narrow screens drop the SINCE column so the detail keeps some room,
+    // and below 80 columns AT and BY too, so the event names stay whole.
     let wide = table.width >= 100;
+    let narrow = table.width < 78;
+    let shown = move |i: usize| (wide || i != 2) && (!narrow || (i != 1 && i != 5));
     let keep = |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
         cells
             .into_iter()
             .enumerate()
-            .filter(|(i, _)| wide || *i != 2)
+            .filter(|(i, _)| shown(*i))
             .map(|(_, c)| c)
             .collect()
     };
@@ -134,7 +137,7 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         ]))
         .fg(Color::Red)
     });
-    let mut widths = vec![
+    let all_widths = [
         Constraint::Length(4),
         Constraint::Length(9),
         Constraint::Length(10),
@@ -143,21 +146,40 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         Constraint::Length(10),
         Constraint::Min(8),
     ];
-    let mut header = vec!["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY", "DETAIL"];
-    if !wide {
-        widths.remove(2);
-        header.remove(2);
-    }
+    let all_header = ["SEQ", "AT", "SINCE", "EVENT", "STATE AFTER", "BY", "DETAIL"];
+    let widths: Vec<Constraint> = (0..7).filter(|i| shown(*i)).map(|i| all_widths[i]).collect();
+    let header: Vec<&str> = (0..7).filter(|i| shown(*i)).map(|i| all_header[i]).collect();
     let table_block = if titled {
         Block::new().title(Span::raw("state machine").dark_gray())
     } else {
         Block::new()
     };
-    frame.render_widget(
+    // Scrolled with J/K when the history is longer than the room for it.
+    let total_rows = steps.len() + e.fold.rejected().len();
+    let fits = table.height.saturating_sub(1 + u16::from(titled)) as usize;
+    // A history longer than the room gives up one row for its scroll line.
+    let room = if total_rows > fits {
+        fits.saturating_sub(1)
+    } else {
+        fits
+    };
+    let offset = m.ui.detail_scroll.min(total_rows.saturating_sub(room.max(1)));
+    let table_block = if total_rows > fits {
+        let more = total_rows.saturating_sub(room + offset);
+        table_block.title_bottom(
+            Line::from(format!(" {offset} above · {more} below · J/K scroll "))
+                .right_aligned()
+                .dark_gray(),
+        )
+    } else {
+        table_block
+    };
+    frame.render_stateful_widget(
         Table::new(rows.chain(rejected), widths)
             .header(Row::new(header).dark_gray().bold())
             .block(table_block),
         table,
+        &mut TableState::default().with_offset(offset),
     );
 
     // The trace timeline as a waterfall: each bar starts where its stage
@@ -232,14 +254,29 @@ pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, curso
         Constraint::Percentage(40),
         Constraint::Min(10),
     ];
-    let index = Some(cursor.min(items.len() - 1));
+    let index = cursor.min(items.len() - 1);
+    // The selected letter's reason in full below the table: the column
+    // cuts it ("step refund failed after 3 a…").
+    let [list, full] = Layout::vertical([Constraint::Min(3), Constraint::Length(4)]).areas(area);
     draw_table(
         frame,
-        area,
+        list,
         &["ID", "TRIES", "AT", "REASON", "MESSAGE"],
         &widths,
         rows,
         block,
-        index,
+        Some(index),
     );
+    let chosen = &items[index];
+    let text = Paragraph::new(vec![Line::from(vec![
+        Span::raw(format!("#{} ", chosen.id)).bold(),
+        Span::raw(chosen.reason.clone()).fg(Color::Red),
+    ])])
+    .wrap(Wrap { trim: true })
+    .block(
+        Block::bordered()
+            .border_type(BorderType::Rounded)
+            .border_style(Style::new().fg(Color::DarkGray)),
+    );
+    frame.render_widget(text, full);
 }

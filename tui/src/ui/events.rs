@@ -3,7 +3,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::{Block, Paragraph, Wrap};
 use ratatui::Frame;
 
 use super::clock;
@@ -21,9 +21,12 @@ pub fn level_style(level: Level) -> Style {
 
 pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'static>) {
     let height = area.height.saturating_sub(2) as usize;
+    let alerts_only = m.ui.alerts_only;
     let lines: Vec<Line> = m
         .log
         .newest()
+        .filter(|l| !alerts_only || l.level == Level::Alert)
+        .skip(m.ui.events_scroll)
         .take(height)
         .map(|l| {
             Line::from(vec![
@@ -32,7 +35,15 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             ])
         })
         .collect();
-    let title = format!(" {} alerts ", m.log.alerts());
+    let mut title = format!(" {} alerts ", m.log.alerts());
+    if alerts_only {
+        title = format!(" alerts only ({}) · a: all ", m.log.alerts());
+    }
+    if m.ui.events_scroll > 0 {
+        title = format!(" ↑ {} newer · g: newest ·{title}", m.ui.events_scroll);
+    }
     let block = block.title_bottom(Line::from(title).right_aligned());
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    // Wrapped, so a long line (a saga step's reason) is read in full.
+    let text = Paragraph::new(lines).block(block).wrap(Wrap { trim: false });
+    frame.render_widget(text, area);
 }

@@ -8,6 +8,7 @@
 mod detail;
 mod drivers;
 mod events;
+mod log;
 mod nodes;
 mod orders;
 mod popups;
@@ -22,20 +23,16 @@ use ratatui::Frame;
 
 use crate::model::{Detail, Model, Panel};
 
+/// Lines in the help popup (keys clamp its scroll to this).
+pub const HELP_LINES: usize = popups::HELP.len();
+
 /// The width and height from which every panel is shown at once.
 pub const FULL_LAYOUT: (u16, u16) = (100, 30);
 
 /// Draws the whole screen.
 pub fn draw(frame: &mut Frame, m: &Model) {
     let area = frame.area();
-    let bar_h = if m.play.is_some() { scenario::HEIGHT } else { 0 };
-    let [header, body, bar, footer] = Layout::vertical([
-        Constraint::Length(2),
-        Constraint::Min(3),
-        Constraint::Length(bar_h),
-        Constraint::Length(2),
-    ])
-    .areas(area);
+    let [header, body, bar, footer] = screen(m, area);
     draw_header(frame, m, header);
     draw_footer(frame, m, footer);
     if let Some(play) = &m.play {
@@ -43,11 +40,18 @@ pub fn draw(frame: &mut Frame, m: &Model) {
     }
     match &m.ui.detail {
         Some(Detail::Order(id)) => detail::draw_order(frame, m, id, body),
+        Some(Detail::Log(id)) => log::draw(frame, m, id, body),
         Some(Detail::DeadLetters { queue, cursor }) => {
             detail::draw_dead_letters(frame, m, queue, *cursor, body)
         }
-        None if area.width >= FULL_LAYOUT.0 && area.height >= FULL_LAYOUT.1 => draw_full(frame, m, body),
-        None => draw_compact(frame, m, body),
+        None => {
+            if let Some(tabs) = tab_bar(full(area), body) {
+                draw_tabs(frame, m, tabs);
+            }
+            for (panel, rect) in panel_areas(m, full(area), body) {
+                draw_panel(frame, m, panel, rect);
+            }
+        }
     }
     if let Some(play) = m
         .play
@@ -59,33 +63,69 @@ pub fn draw(frame: &mut Frame, m: &Model) {
     popups::draw(frame, m, area);
 }
 
-fn draw_full(frame: &mut Frame, m: &Model, area: Rect) {
-    let nodes_h = (m.nodes.len() as u16 + 3).clamp(6, 12);
-    let mid_h = (queues::row_count(m).max(m.drivers().len()) as u16 + 3).clamp(6, 14);
-    let [top, mid, bottom] = Layout::vertical([
-        Constraint::Length(nodes_h),
-        Constraint::Length(mid_h),
-        Constraint::Min(5),
+/// Header, body, scenario bar and footer.
+fn screen(m: &Model, area: Rect) -> [Rect; 4] {
+    let bar_h = if m.play.is_some() { scenario::HEIGHT } else { 0 };
+    Layout::vertical([
+        Constraint::Length(2),
+        Constraint::Min(3),
+        Constraint::Length(bar_h),
+        Constraint::Length(2),
     ])
-    .areas(area);
-    let [q, d] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(mid);
-    let [o, e] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
-    draw_panel(frame, m, Panel::Nodes, top);
-    draw_panel(frame, m, Panel::Queues, q);
-    draw_panel(frame, m, Panel::Drivers, d);
-    draw_panel(frame, m, Panel::Orders, o);
-    draw_panel(frame, m, Panel::Events, e);
+    .areas(area)
 }
 
-fn draw_compact(frame: &mut Frame, m: &Model, area: Rect) {
+/// Whether a screen of `area` shows every panel at once.
+fn full(area: Rect) -> bool {
+    area.width >= FULL_LAYOUT.0 && area.height >= FULL_LAYOUT.1
+}
+
+/// Where each panel is drawn in the body: every one at full size, else the
+/// focused one with the latest events below it. Shared by the view and by
+/// mouse clicks, so a click finds what was drawn under it.
+fn panel_areas(m: &Model, full: bool, body: Rect) -> Vec<(Panel, Rect)> {
+    if full {
+        let nodes_h = (m.nodes.len() as u16 + 3).clamp(6, 12);
+        let mid_h = (queues::row_count(m).max(m.drivers().len()) as u16 + 3).clamp(6, 14);
+        let [top, mid, bottom] = Layout::vertical([
+            Constraint::Length(nodes_h),
+            Constraint::Length(mid_h),
+            Constraint::Min(5),
+        ])
+        .areas(body);
+        let [q, d] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(mid);
+        let [o, e] =
+            Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(bottom);
+        return vec![
+            (Panel::Nodes, top),
+            (Panel::Queues, q),
+            (Panel::Drivers, d),
+            (Panel::Orders, o),
+            (Panel::Events, e),
+        ];
+    }
     let focus = m.ui.focused();
     let events_h = if focus == Panel::Events { 0 } else { 6 };
-    let [tabs, main, events] = Layout::vertical([
+    let [_tabs, main, events] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(3),
         Constraint::Length(events_h),
     ])
-    .areas(area);
+    .areas(body);
+    let mut areas = vec![(focus, main)];
+    if events_h > 0 {
+        areas.push((Panel::Events, events));
+    }
+    areas
+}
+
+/// The compact layout's tab bar.
+fn tab_bar(full: bool, body: Rect) -> Option<Rect> {
+    (!full).then_some(Rect { height: 1, ..body })
+}
+
+fn draw_tabs(frame: &mut Frame, m: &Model, tabs: Rect) {
+    let focus = m.ui.focused();
     let mut spans = Vec::new();
     for (i, p) in Panel::ALL.iter().enumerate() {
         if i > 0 {
@@ -99,10 +139,47 @@ fn draw_compact(frame: &mut Frame, m: &Model, area: Rect) {
         spans.push(Span::styled(format!(" {} ", p.title()), style));
     }
     frame.render_widget(Line::from(spans), tabs);
-    draw_panel(frame, m, focus, main);
-    if events_h > 0 {
-        events::draw(frame, m, events, block(m, Panel::Events));
+}
+
+/// What a click at (`x`, `y`) on a `width`×`height` screen lands on: a
+/// panel and, on a table row, that row's index in the panel's list
+/// ([`Model::selectable`]), found the way the view scrolled it.
+pub fn panel_at(m: &Model, width: u16, height: u16, x: u16, y: u16) -> Option<(Panel, Option<usize>)> {
+    let area = Rect::new(0, 0, width, height);
+    let [_, body, _, _] = screen(m, area);
+    if m.ui.detail.is_some() {
+        return None;
     }
+    let inside = |r: &Rect| x >= r.x && x < r.x + r.width && y >= r.y && y < r.y + r.height;
+    if let Some(tabs) = tab_bar(full(area), body).filter(|t| inside(t)) {
+        // The tab bar: " Nodes  │  Queues ..." left to right.
+        let mut left = tabs.x;
+        for p in Panel::ALL {
+            let w = p.title().chars().count() as u16 + 2;
+            if x < left + w {
+                return Some((p, None));
+            }
+            left += w + 3;
+        }
+        return None;
+    }
+    let (panel, rect) = panel_areas(m, full(area), body)
+        .into_iter()
+        .find(|(_, r)| inside(r))?;
+    // Border, then the header row of a table.
+    let drawn = (y >= rect.y + 2 && y + 1 < rect.y + rect.height).then(|| (y - rect.y - 2) as usize);
+    let first = match panel {
+        // Only Orders scrolls by itself (the others fit their rows).
+        Panel::Orders => {
+            let position = m
+                .selected(Panel::Orders)
+                .and_then(|s| m.order_rows().iter().position(|e| e.id() == s))
+                .unwrap_or(0);
+            orders::first_row(position, rect.height.saturating_sub(3) as usize)
+        }
+        _ => 0,
+    };
+    Some((panel, drawn.map(|r| first + r)))
 }
 
 fn draw_panel(frame: &mut Frame, m: &Model, panel: Panel, area: Rect) {
@@ -246,7 +323,19 @@ pub fn key_hints(m: &Model) -> Vec<(&'static str, &'static str)> {
     }
     let mut hints = Vec::new();
     match &m.ui.detail {
-        Some(Detail::Order(_)) => hints.extend([("esc", "back"), ("j/k", "prev/next order")]),
+        Some(Detail::Order(_)) => hints.extend([
+            ("esc", "back"),
+            ("j/k", "prev/next order"),
+            ("J/K", "scroll"),
+            ("[/]", "history"),
+        ]),
+        Some(Detail::Log(_)) => hints.extend([
+            ("esc", "back"),
+            ("j/k", "scroll"),
+            ("G", "follow"),
+            ("/", "search"),
+            ("w", "wrap"),
+        ]),
         Some(Detail::DeadLetters { .. }) => hints.extend([
             ("esc", "back"),
             ("j/k", "select"),
@@ -255,6 +344,7 @@ pub fn key_hints(m: &Model) -> Vec<(&'static str, &'static str)> {
         ]),
         None => match m.ui.focused() {
             Panel::Nodes => hints.extend([
+                ("l", "log"),
                 ("s", "start"),
                 ("x", "stop"),
                 ("K", "kill -9"),
@@ -262,10 +352,12 @@ pub fn key_hints(m: &Model) -> Vec<(&'static str, &'static str)> {
                 ("r", "restart"),
                 ("+/-", "scale"),
                 ("f", "faults"),
+                ("S", "sort"),
             ]),
             Panel::Queues => hints.push(("enter", "dead letters")),
-            Panel::Orders => hints.extend([("enter", "detail"), ("/", "filter")]),
-            Panel::Drivers | Panel::Events => {}
+            Panel::Orders => hints.extend([("enter", "detail"), ("/", "filter"), ("S", "sort")]),
+            Panel::Events => hints.extend([("j/k", "scroll"), ("a", "alerts only")]),
+            Panel::Drivers => {}
         },
     }
     hints.extend([
@@ -298,6 +390,20 @@ fn hint_line(hints: &[(&str, &str)], width: u16) -> Line<'static> {
     spans.push(Span::styled(" ?", Style::new().fg(Color::Cyan).bold()));
     spans.push(Span::raw(" help").dark_gray());
     Line::from(spans)
+}
+
+/// Table headers with the sort column marked: `STATE▾`.
+fn sorted_header(names: &[&str], by: &str) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            if *n == by {
+                format!("{n}▾")
+            } else {
+                n.to_string()
+            }
+        })
+        .collect()
 }
 
 /// "12s", "3m05s", "1h02m".

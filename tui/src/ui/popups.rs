@@ -14,8 +14,13 @@ pub const HELP: &[(&str, &str)] = &[
     ("tab / shift-tab", "next / previous panel"),
     ("j k ↑ ↓ g G", "select (by id: a refreshing list never moves it)"),
     ("/", "filter orders (id, state, kitchen, driver)"),
+    ("S", "sort the Nodes / Orders table by the next column"),
     ("enter", "order detail, or a queue's dead letters"),
+    ("J K pgup pgdn", "in an order: scroll its history"),
     ("esc", "back, clear the filter"),
+    ("l", "the node's log: j/k scroll, G follow, / search, w wrap"),
+    ("j k / a", "in Events: scroll back / alerts only"),
+    ("mouse", "click selects, the wheel scrolls"),
     ("s", "start the selected node (if down)"),
     ("x", "stop it: SIGTERM, then SIGKILL after 5 s"),
     ("K", "kill -9 it"),
@@ -35,8 +40,24 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
     let Some(popup) = &m.ui.popup else { return };
     match popup {
         Popup::Help => {
+            // Scrolls (j/k) when the screen is shorter than the list.
+            // Leave the header and the key bar in sight.
+            let room = area.height.saturating_sub(6) as usize;
+            let skip = m.ui.help_scroll.min(HELP.len().saturating_sub(room));
+            let title = if HELP.len() > room {
+                format!(
+                    " Keys {}-{} of {} · j/k scroll · other keys close ",
+                    skip + 1,
+                    (skip + room).min(HELP.len()),
+                    HELP.len()
+                )
+            } else {
+                " Keys (any key closes) ".to_string()
+            };
             let lines: Vec<Line> = HELP
                 .iter()
+                .skip(skip)
+                .take(room)
                 .map(|(k, what)| {
                     Line::from(vec![
                         Span::styled(format!("{k:>16}  "), Style::new().fg(Color::Cyan).bold()),
@@ -44,7 +65,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
                     ])
                 })
                 .collect();
-            show(frame, area, " Keys (any key closes) ", lines, 76);
+            show(frame, area, &title, lines, 80);
         }
         Popup::Confirm { question, .. } => {
             let lines = vec![
