@@ -107,6 +107,28 @@ pub fn runs_node(pid: u32, id: &str) -> bool {
     names_id && is_ours
 }
 
+/// Whether local process `pid` is a child of another live control room,
+/// which supervises it: such a node is left to that control room, not
+/// adopted (a node whose control room quit and left it running has been
+/// handed to init, or to a subreaper, and may be adopted).
+pub fn supervised_elsewhere(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // Fields after the command name: state, then the parent's pid.
+    let parent = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse::<u32>().ok());
+    let Some(parent) = parent.filter(|p| *p != std::process::id() && *p > 1) else {
+        return false;
+    };
+    std::fs::read(format!("/proc/{parent}/cmdline")).is_ok_and(|cmdline| {
+        let exe = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        String::from_utf8_lossy(exe).ends_with("control-room")
+    })
+}
+
 /// The live holders among the retained heartbeats under `filter` (a status
 /// topic or `.../nodes/+/status`), by id. Empty when the broker cannot be
 /// reached within [`REACH`]: then nobody can be holding a session either.
@@ -249,6 +271,14 @@ mod tests {
     fn a_process_that_does_not_name_the_id_is_not_that_node() {
         assert!(!runs_node(std::process::id(), "kitchen-1"));
         assert!(!runs_node(u32::MAX, "kitchen-1"));
+    }
+
+    #[test]
+    fn a_child_of_a_test_is_not_supervised_by_a_control_room() {
+        let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        assert!(!supervised_elsewhere(child.id()), "its parent is this test");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]

@@ -222,13 +222,17 @@ impl Supervisor {
     }
 
     /// Starts every node of the topology except those `live` already (found
-    /// by [`node::claim::live_holders`] on attach): a local one is adopted,
-    /// one on another host is left to its owner. Never a twin.
+    /// by [`node::claim::live_holders`] on attach): a local one that no
+    /// other control room supervises is adopted; the others are left to
+    /// their owner (shown from their heartbeats). Never a twin.
     pub fn start_topology_except(&mut self, live: &BTreeMap<String, NodeStatus>) -> Vec<ChildEvent> {
         let here = node::claim::host_name();
         let mut events = Vec::new();
         for holder in live.values() {
-            if holder.host == here && node::claim::runs_node(holder.pid, &holder.id) {
+            if holder.host == here
+                && node::claim::runs_node(holder.pid, &holder.id)
+                && !node::claim::supervised_elsewhere(holder.pid)
+            {
                 if let Some(event) = self.adopt(holder) {
                     events.push(event);
                 }

@@ -408,6 +408,14 @@ fn headless_starts_the_topology_and_sigterm_stops_every_node() {
         "{:?}",
         attached.seen
     );
+    // kitchen-1 belongs to the first control room, which still runs: seen,
+    // not adopted (so quitting the second leaves it alone).
+    attached.expect("kitchen-1 is up", 20);
+    assert!(
+        !attached.seen.iter().any(|l| l.contains("adopted")),
+        "{:?}",
+        attached.seen
+    );
     room.expect("kitchen-9 is up", 20);
     let attached_pids = attached.node_pids();
     assert!(attached.terminate().success());
