@@ -269,7 +269,12 @@ fn on_child(m: &mut Model, event: ChildEvent) {
             row.owned = true;
             row.pid = Some(pid);
             row.proc = Some(Proc::Running);
-            row.since.get_or_insert(now);
+            // Up since it started, not since it was adopted (a heartbeat
+            // not yet here fills it in).
+            row.since = row
+                .status
+                .as_ref()
+                .and_then(|s| crate::model::nodes::parse_time(&s.started_at));
             m.log.push(
                 now,
                 Level::Info,
