@@ -385,3 +385,24 @@ fn sorted_tables_mark_their_column_and_node_ids_are_never_cut() {
         insta::assert_snapshot!(format!("nodes_by_rate_{w}x{h}"), nodes);
     }
 }
+
+#[test]
+fn a_wide_screen_shows_each_nodes_work_over_the_last_minute() {
+    let mut m = tui::sample::model();
+    // Ten more heartbeats of kitchen-2, busier each second.
+    let t0 = tui::sample::t0() + time::Duration::seconds(60);
+    for i in 1..=10u64 {
+        let at = t0 + time::Duration::seconds(i as i64);
+        let status = tui::sample::status("kitchen-2", "kitchen", 4247, 112 + i * i, at);
+        update(&mut m, Msg::Status(status));
+    }
+    assert_eq!(
+        m.nodes["kitchen-2"].work.iter().rev().take(3).collect::<Vec<_>>(),
+        [&19, &17, &15]
+    );
+    let screen = draw(&m, 160, 40);
+    assert_whole(&screen);
+    assert!(screen.contains("WORK 1m"), "{screen}");
+    assert!(screen.contains('█'), "{screen}");
+    insta::assert_snapshot!("nodes_work_160x40", screen);
+}

@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 
 use crate::supervisor::signal_name;
 
+/// Work samples kept: one per heartbeat (every second), so a minute.
+pub const WORK_SAMPLES: usize = 60;
+
 /// A heartbeat older than this means the node is not answering.
 pub const STALE_AFTER: time::Duration = time::Duration::seconds(3);
 
@@ -100,6 +103,9 @@ pub struct NodeRow {
     pub since: Option<OffsetDateTime>,
     /// Messages handled per second, from the last two heartbeats.
     pub rate: f64,
+    /// Messages handled between heartbeats over the last minute, oldest
+    /// first: the Nodes panel's work sparkline.
+    pub work: std::collections::VecDeque<u64>,
     rated: bool,
     last_count: Option<(OffsetDateTime, u64)>,
 }
@@ -117,6 +123,7 @@ impl NodeRow {
             heard_at: None,
             since: None,
             rate: 0.0,
+            work: std::collections::VecDeque::new(),
             rated: false,
             last_count: None,
         }
@@ -131,6 +138,12 @@ impl NodeRow {
             self.last_count = None;
         } else {
             if let Some((then, count)) = self.last_count {
+                if status.handled >= count {
+                    if self.work.len() == WORK_SAMPLES {
+                        self.work.pop_front();
+                    }
+                    self.work.push_back(status.handled - count);
+                }
                 let secs = (at - then).as_seconds_f64();
                 if secs > 0.2 && status.handled >= count {
                     let now = (status.handled - count) as f64 / secs;

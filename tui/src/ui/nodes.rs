@@ -20,14 +20,35 @@ pub fn state_color(s: &Shown) -> Color {
     }
 }
 
+/// The columns, each with the least panel width it is shown at: narrow
+/// screens drop columns rather than cut the id (two kitchens must stay
+/// apart at 60 columns).
+const COLUMNS: [(&str, u16); 10] = [
+    ("ROLE", 76),
+    ("ID", 0),
+    ("PID", 0),
+    ("STATE", 0),
+    ("UP", 76),
+    ("MSG/S", 0),
+    ("DONE", 96),
+    ("WORK 1m", 124),
+    ("HTTP", 104),
+    ("FAULTS", 0),
+];
+
 pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'static>) {
     let ids = m.node_ids();
     let selected = m.selected(Panel::Nodes);
-    // Narrow screens drop columns rather than cut the id: two kitchens
-    // must stay apart at 60 columns.
     let width = area.width.saturating_sub(2);
-    let wide = width >= 110;
-    let roomy = width >= 76;
+    let shown_col: Vec<bool> = COLUMNS.iter().map(|(_, min)| width >= *min).collect();
+    let keep = |cells: Vec<Cell<'static>>| -> Vec<Cell<'static>> {
+        cells
+            .into_iter()
+            .zip(&shown_col)
+            .filter(|(_, keep)| **keep)
+            .map(|(c, _)| c)
+            .collect()
+    };
     let id_w = ids
         .iter()
         .map(|id| id.chars().count() + 2)
@@ -41,7 +62,8 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             (true, Some(since)) => duration_text(m.now - since),
             _ => "-".into(),
         };
-        let rate = if alive && n.role != "broker" {
+        let busy = alive && n.role != "broker";
+        let rate = if busy {
             format!("{:.1}", n.rate)
         } else {
             "-".into()
@@ -50,55 +72,57 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             (true, Some(pid)) => pid.to_string(),
             _ => "-".into(),
         };
+        // Which kitchen cooked how many: what it handled since it started.
+        let done = match (&n.status, n.role.as_str()) {
+            (_, "broker") | (None, _) => "-".into(),
+            (Some(s), _) => s.handled.to_string(),
+        };
+        let work = crate::model::queues::sparkline(&n.work, 12);
         // What curl needs: the node's HTTP address, without the scheme.
         let http = n
             .figure_str("http")
             .map(|u| u.trim_start_matches("http://").to_string())
             .unwrap_or_else(|| "-".into());
         let here = if n.owned { "" } else { " ⇢" };
-        let mut cells = vec![
+        Row::new(keep(vec![
             Cell::from(n.role.clone()),
             Cell::from(format!("{}{here}", n.id)).bold(),
             Cell::from(pid),
             Cell::from(shown.label()).style(Style::new().fg(state_color(&shown))),
             Cell::from(uptime),
             Cell::from(rate),
+            Cell::from(done),
+            Cell::from(work).fg(Color::Cyan),
             Cell::from(http),
             Cell::from(n.faults_text(m.now)).fg(Color::Yellow),
-        ];
-        keep(&mut cells, wide, roomy);
-        Row::new(cells)
+        ]))
     });
-    let mut widths = vec![
+    let all_widths = [
         Constraint::Length(8),
         Constraint::Length(id_w),
         Constraint::Length(7),
         Constraint::Length(17),
         Constraint::Length(6),
         Constraint::Length(6),
+        Constraint::Length(7),
+        Constraint::Length(12),
         Constraint::Length(16),
         Constraint::Min(6),
     ];
-    keep(&mut widths, wide, roomy);
-    let mut header = super::sorted_header(
-        &["ROLE", "ID", "PID", "STATE", "UP", "MSG/S", "HTTP", "FAULTS"],
-        m.ui.node_sort.column(),
-    );
-    keep(&mut header, wide, roomy);
+    let widths: Vec<Constraint> = all_widths
+        .iter()
+        .zip(&shown_col)
+        .filter(|(_, keep)| **keep)
+        .map(|(w, _)| *w)
+        .collect();
+    let names: Vec<&str> = COLUMNS
+        .iter()
+        .zip(&shown_col)
+        .filter(|(_, keep)| **keep)
+        .map(|((name, _), _)| *name)
+        .collect();
+    let header = super::sorted_header(&names, m.ui.node_sort.column());
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let index = selected.and_then(|s| ids.iter().position(|id| *id == s));
     draw_table(frame, area, &header, &widths, rows, block, index);
-}
-
-/// Drops the columns a narrow panel has no room for: HTTP below 110
-/// columns, ROLE and UP below 76 (the id says the role).
-fn keep<T>(columns: &mut Vec<T>, wide: bool, roomy: bool) {
-    let drop: &[usize] = match (wide, roomy) {
-        (true, _) => &[],
-        (false, true) => &[6],
-        (false, false) => &[6, 4, 0],
-    };
-    for i in drop {
-        columns.remove(*i);
-    }
 }
