@@ -38,4 +38,4 @@ headless:
 
 # Run the broker by hand on 127.0.0.1:1883.
 broker:
-    cargo run --release --bin pizza-node -- broker --listen 127.0.0.1:1883 --data-dir data/broker
+    cargo run --release -p node --bin pizza-node -- broker --listen 127.0.0.1:1883 --data-dir data/broker
