@@ -149,6 +149,11 @@ fn valid_queue_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// How long a keeper that restarted with messages waits before handing any
+/// out: consumers reconnect and name what they hold (their credit's `held`)
+/// within it, and keep it, instead of a second consumer starting it again.
+pub const READOPT_GRACE_MS: u64 = 3_000;
+
 impl Keeper {
     /// Opens storage, rebuilds every queue from it, and connects.
     pub fn open(opts: KeeperOptions) -> Result<(Keeper, EventLoop), KeeperError> {
@@ -172,6 +177,9 @@ impl Keeper {
             }
             if restored > 0 {
                 tracing::info!(queue = %name, restored, "queue rebuilt from storage");
+                // The leases died with the last keeper: let the consumers
+                // re-claim what they are still working on first.
+                q.hold(READOPT_GRACE_MS);
             }
             for (order_id, last_seq) in store.load_withdrawn(&name)? {
                 q.restore_withdrawn(order_id, last_seq);
@@ -462,7 +470,17 @@ impl Keeper {
         };
         self.heard_from(consumer);
         let q = self.queue(queue);
-        let effects = q.credit(consumer, credit.credit, &credit.incarnation);
+        let before = q.counters.readopted;
+        let effects = q.credit(consumer, credit.credit, &credit.incarnation, &credit.held);
+        let readopted = q.counters.readopted - before;
+        if readopted > 0 {
+            tracing::info!(
+                queue,
+                consumer,
+                readopted,
+                "a consumer re-claimed the deliveries it still works on"
+            );
+        }
         q.set_batch(consumer, credit.batch);
         self.apply(queue, effects, batch)
     }

@@ -14,10 +14,10 @@
 //! - **leases**: when a consumer goes offline or reconnects as a new
 //!   incarnation, its deliveries return to the queue, marked as redeliveries.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use bytes::Bytes;
-use contracts::queue::{ConsumerFigures, Outcome};
+use contracts::queue::{ConsumerFigures, Held, Outcome};
 use contracts::Envelope;
 use uuid::Uuid;
 
@@ -212,6 +212,9 @@ pub struct Queue {
     /// Withdrawn keys, with the highest envelope seq seen of each: their
     /// messages are never delivered (again).
     withdrawn: HashMap<String, u64>,
+    /// No delivery goes out before this time (ms): after a restart, the
+    /// consumers get a moment to say what they were working on.
+    hold_until: u64,
     /// Counters since start.
     pub counters: Counters,
 }
@@ -229,6 +232,8 @@ pub struct Counters {
     pub dead: u64,
     /// Messages withdrawn (removed, dropped on put, or not re-queued).
     pub withdrawn: u64,
+    /// Deliveries a consumer re-claimed after a keeper restart.
+    pub readopted: u64,
 }
 
 impl Queue {
@@ -249,8 +254,16 @@ impl Queue {
             next_delivery: delivery_base,
             now: 0,
             withdrawn: HashMap::new(),
+            hold_until: 0,
             counters: Counters::default(),
         }
+    }
+
+    /// Hands nothing out before `until` (ms): a keeper that restarted with
+    /// messages lets its consumers re-claim what they hold first (see
+    /// [`Queue::credit`]), so work in progress does not go to a second one.
+    pub fn hold(&mut self, until: u64) {
+        self.hold_until = until;
     }
 
     /// The queue's name.
@@ -342,17 +355,22 @@ impl Queue {
         Some(*last)
     }
 
-    /// A consumer announced its credit. A new incarnation returns every
-    /// delivery held by the previous one to the queue.
-    pub fn credit(&mut self, consumer: &str, credit: u32, incarnation: &str) -> Vec<Effect> {
+    /// A consumer announced its credit and the deliveries it `held` (works
+    /// on). A new incarnation returns every other delivery of the previous
+    /// one to the queue; a held delivery this keeper does not know (it
+    /// restarted) is leased to the consumer again if its message is still
+    /// waiting, so it is not handed to a second consumer.
+    pub fn credit(&mut self, consumer: &str, credit: u32, incarnation: &str, held: &[Held]) -> Vec<Effect> {
         let mut effects = Vec::new();
         let stale = self
             .consumers
             .get(consumer)
             .is_some_and(|c| c.incarnation != incarnation);
         if stale {
-            effects = self.release(consumer, &format!("consumer {consumer} reconnected"));
+            let keep: HashSet<&str> = held.iter().map(|h| h.delivery_id.as_str()).collect();
+            effects = self.release_except(consumer, &keep, &format!("consumer {consumer} reconnected"));
         }
+        self.readopt(consumer, held);
         let c = self.consumers.entry(consumer.to_string()).or_insert(Consumer {
             credit,
             incarnation: incarnation.to_string(),
@@ -386,20 +404,61 @@ impl Queue {
     }
 
     fn release(&mut self, consumer: &str, why: &str) -> Vec<Effect> {
+        self.release_except(consumer, &HashSet::new(), why)
+    }
+
+    /// Takes back `consumer`'s deliveries except those in `keep`.
+    fn release_except(&mut self, consumer: &str, keep: &HashSet<&str>, why: &str) -> Vec<Effect> {
         let ids: Vec<String> = self
             .leases
             .iter()
-            .filter(|(_, l)| l.consumer == consumer)
+            .filter(|(id, l)| l.consumer == consumer && !keep.contains(id.as_str()))
             .map(|(id, _)| id.clone())
             .collect();
         let effects = ids
             .into_iter()
             .filter_map(|id| self.take_back(id, |_| why.to_string()))
             .collect();
+        let kept = self.leases.values().filter(|l| l.consumer == consumer).count() as u32;
         if let Some(c) = self.consumers.get_mut(consumer) {
-            c.in_flight = 0;
+            c.in_flight = kept;
         }
         effects
+    }
+
+    /// Leases again the `held` deliveries this queue has no lease for, when
+    /// their message waits to go out (a keeper restart forgot the leases; the
+    /// messages came back from storage as eligible).
+    fn readopt(&mut self, consumer: &str, held: &[Held]) {
+        let unknown: HashMap<Uuid, &str> = held
+            .iter()
+            .filter(|h| !self.leases.contains_key(&h.delivery_id))
+            .map(|h| (h.event_id, h.delivery_id.as_str()))
+            .collect();
+        if unknown.is_empty() {
+            return;
+        }
+        let found: Vec<(u64, String)> = self
+            .items
+            .values()
+            .filter_map(|i| unknown.get(&i.meta.event_id).map(|d| (i.seq, d.to_string())))
+            .filter(|(seq, _)| self.eligible.contains(seq))
+            .collect();
+        for (seq, delivery_id) in found {
+            self.eligible.remove(&seq);
+            self.leases.insert(
+                delivery_id,
+                Lease {
+                    seq,
+                    consumer: consumer.to_string(),
+                    deadline: self.now + self.policy.ack_timeout_ms,
+                },
+            );
+            if let Some(c) = self.consumers.get_mut(consumer) {
+                c.in_flight += 1;
+            }
+            self.counters.readopted += 1;
+        }
     }
 
     /// Ends the lease `id` without an ack and puts its message back,
@@ -569,13 +628,18 @@ impl Queue {
 
     /// When the next delayed message becomes due, if any.
     pub fn next_due(&self) -> Option<u64> {
-        self.delayed.first().map(|(due, _)| *due)
+        let held = (self.now < self.hold_until).then_some(self.hold_until);
+        let delayed = self.delayed.first().map(|(due, _)| *due);
+        held.into_iter().chain(delayed).min()
     }
 
     /// Hands out as many deliveries as credit allows: oldest eligible message
     /// first, consumers in turn starting after the one served last.
     pub fn dispatch(&mut self) -> Vec<Dispatch> {
         let mut out = Vec::new();
+        if self.now < self.hold_until {
+            return out;
+        }
         while !self.eligible.is_empty() {
             let Some(consumer) = self.next_consumer() else {
                 break;
@@ -670,6 +734,57 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn held(delivery_id: &str, item: &Item) -> Held {
+        Held {
+            delivery_id: delivery_id.into(),
+            event_id: item.meta.event_id,
+        }
+    }
+
+    #[test]
+    fn after_a_restart_a_consumer_keeps_what_it_holds_and_nothing_goes_out_before() {
+        // The restarted keeper: two messages back from storage, no leases.
+        let mut q = Queue::new("kitchen", Policy::default(), 0);
+        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
+        q.push(a.clone());
+        q.push(b.clone());
+        q.hold(3_000);
+        q.credit("k2", 2, "k2-new", &[]);
+        assert!(q.dispatch().is_empty(), "held back for the consumers to re-claim");
+        assert_eq!(q.next_due(), Some(3_000), "the keeper wakes when the hold ends");
+        // kitchen-1 reconnects, cooking `a` under its old delivery id.
+        q.credit("k1", 2, "k1-new", &[held("kitchen-1-77", &a)]);
+        assert_eq!(q.in_flight(), 1);
+        q.tick(3_000);
+        let out = q.dispatch();
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].item.seq, 2, "only b goes out; a stays with k1");
+        let done = q.ack("k1", "kitchen-1-77", Outcome::Done, None, 3_100);
+        assert!(matches!(done, Effect::Done(ref i) if i.seq == 1), "{done:?}");
+        assert_eq!(q.counters.readopted, 1);
+        assert_eq!(q.counters.redelivered, 0);
+    }
+
+    #[test]
+    fn a_new_incarnation_keeps_the_deliveries_it_still_holds() {
+        let mut q = Queue::new("kitchen", Policy::default(), 0);
+        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
+        q.push(a.clone());
+        q.push(b);
+        q.credit("k1", 2, "i1", &[]);
+        let out = q.dispatch();
+        assert_eq!(out.len(), 2);
+        let kept = &out.iter().find(|d| d.item.seq == 1).unwrap().delivery_id;
+        // Reconnected without its session: a new incarnation, still cooking a.
+        let effects = q.credit("k1", 2, "i2", &[held(kept, &a)]);
+        assert_eq!(effects.len(), 1, "only b comes back: {effects:?}");
+        assert_eq!(q.in_flight(), 1);
+        assert!(matches!(
+            q.ack("k1", kept, Outcome::Done, None, 10),
+            Effect::Done(_)
+        ));
+    }
+
     fn item(seq: u64, key: &str) -> Item {
         Item::ticket(seq, key)
     }
@@ -685,7 +800,7 @@ mod tests {
             q.put(item(s, &format!("o{s}")));
         }
         assert!(q.dispatch().is_empty(), "no consumer, no delivery");
-        q.credit("k1", 2, "i1");
+        q.credit("k1", 2, "i1", &[]);
         let d = q.dispatch();
         assert_eq!(d.len(), 2);
         assert_eq!(q.ready(), 3);
@@ -701,8 +816,8 @@ mod tests {
         for s in 1..=3 {
             q.put(item(s, &format!("o{s}")));
         }
-        q.credit("old", 1, "i1");
-        q.credit("new", 2, "i2");
+        q.credit("old", 1, "i1", &[]);
+        q.credit("new", 2, "i2", &[]);
         q.set_batch("new", true);
         let d = q.dispatch();
         assert_eq!(d.len(), 3, "credit still bounds what each one gets");
@@ -717,7 +832,7 @@ mod tests {
         q.put(item(1, "a"));
         q.put(item(2, "a"));
         q.put(item(3, "b"));
-        q.credit("k1", 10, "i1");
+        q.credit("k1", 10, "i1", &[]);
         let d = q.dispatch();
         let seqs: Vec<u64> = d.iter().map(|d| d.item.seq).collect();
         assert_eq!(seqs, vec![1, 3], "second 'a' waits behind the first");
@@ -733,8 +848,8 @@ mod tests {
         for s in 1..=10 {
             q.put(item(s, &format!("o{s}")));
         }
-        q.credit("k1", 1, "i1");
-        q.credit("k2", 1, "i2");
+        q.credit("k1", 1, "i1", &[]);
+        q.credit("k2", 1, "i2", &[]);
         let mut served = HashMap::<String, u32>::new();
         for _ in 0..5 {
             for d in q.dispatch() {
@@ -750,7 +865,7 @@ mod tests {
     fn retry_backs_off_then_redelivers_marked() {
         let mut q = queue();
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
         let e = q.ack(
             "k1",
@@ -782,7 +897,7 @@ mod tests {
         );
         q.put(item(1, "a"));
         q.put(item(2, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
         q.ack("k1", &d.delivery_id, Outcome::Retry, None, 0);
         q.tick(0);
@@ -809,7 +924,7 @@ mod tests {
     fn reject_dead_letters_at_once() {
         let mut q = queue();
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
         let e = q.ack(
             "k1",
@@ -827,9 +942,9 @@ mod tests {
         let mut q = queue();
         q.put(item(1, "a"));
         q.put(item(2, "b"));
-        q.credit("k1", 2, "i1");
+        q.credit("k1", 2, "i1", &[]);
         assert_eq!(q.dispatch().len(), 2);
-        q.credit("k2", 2, "i2");
+        q.credit("k2", 2, "i2", &[]);
         let effects = q.offline("k1");
         assert_eq!(effects.len(), 2);
         let d = q.dispatch();
@@ -844,9 +959,9 @@ mod tests {
     fn new_incarnation_releases_the_old_ones_deliveries() {
         let mut q = queue();
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let old = q.dispatch().remove(0);
-        q.credit("k1", 1, "i2");
+        q.credit("k1", 1, "i2", &[]);
         let d = q.dispatch().remove(0);
         assert_eq!(d.incarnation, "i2");
         assert_eq!(d.item.attempt, 2);
@@ -861,7 +976,7 @@ mod tests {
     fn late_done_for_a_released_delivery_finishes_it_if_not_resent() {
         let mut q = queue();
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
         q.offline("k1");
         let effect = q.ack("k1", &d.delivery_id, Outcome::Done, None, 0);
@@ -873,11 +988,11 @@ mod tests {
     fn taken_back_deliveries_are_forgotten_once_resent_and_a_late_ack_then_changes_nothing() {
         let mut q = queue();
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let first = q.dispatch().remove(0);
         q.offline("k1");
         assert_eq!(q.released.len(), 1);
-        q.credit("k2", 1, "i2");
+        q.credit("k2", 1, "i2", &[]);
         let second = q.dispatch().remove(0);
         assert!(q.released.is_empty(), "resent: nothing left to remember");
         let late = q.ack("k1", &first.delivery_id, Outcome::Done, None, 0);
@@ -899,7 +1014,7 @@ mod tests {
         q.put(item(1, "poison"));
         let mut dead = false;
         for round in 0..5 {
-            q.credit("k1", 1, &format!("i{round}"));
+            q.credit("k1", 1, &format!("i{round}"), &[]);
             if q.dispatch().is_empty() {
                 break;
             }
@@ -920,7 +1035,7 @@ mod tests {
             0,
         );
         q.put(item(1, "a"));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         q.tick(0);
         let lost = q.dispatch().remove(0);
         assert!(q.tick(999).is_empty());
@@ -963,7 +1078,7 @@ mod tests {
         assert!(!w.in_flight);
         assert_eq!(w.last_seq, 4);
         assert_eq!(q.ready(), 1, "only b is left");
-        q.credit("k1", 5, "i1");
+        q.credit("k1", 5, "i1", &[]);
         let d = q.dispatch();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].item.meta.order_id, "b");
@@ -982,7 +1097,7 @@ mod tests {
         let mut q = queue();
         q.put(item_at(1, "a", 3));
         q.put(item_at(2, "a", 6));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch();
         assert_eq!(d[0].item.seq, 1);
         let w = q.withdraw("a");
@@ -997,7 +1112,7 @@ mod tests {
         assert_eq!((q.ready(), q.in_flight()), (0, 0));
         assert!(!q.withdraw("a").in_flight);
         q.put(item_at(3, "b", 3));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         assert_eq!(q.dispatch().len(), 1, "other keys flow on");
     }
 
@@ -1005,12 +1120,12 @@ mod tests {
     fn a_withdrawn_message_held_by_a_consumer_that_goes_offline_is_finished() {
         let mut q = queue();
         q.put(item_at(1, "a", 3));
-        q.credit("k1", 1, "i1");
+        q.credit("k1", 1, "i1", &[]);
         assert_eq!(q.dispatch().len(), 1);
         q.withdraw("a");
         let effects = q.offline("k1");
         assert!(matches!(effects.as_slice(), [Effect::Done(_)]));
-        q.credit("k2", 1, "i2");
+        q.credit("k2", 1, "i2", &[]);
         assert!(q.dispatch().is_empty());
     }
 

@@ -61,6 +61,22 @@ pub struct Credit {
     /// [`Delivery`] per message.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub batch: bool,
+    /// Deliveries this consumer is working on now (handed out, not yet
+    /// acknowledged). A keeper that restarted, or that sees a new
+    /// incarnation, gives them back to it instead of to another consumer:
+    /// the work in progress is not started twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<Held>,
+}
+
+/// One delivery a consumer holds (see [`Credit::held`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Held {
+    /// The delivery id it was handed out under; its ack will name it.
+    pub delivery_id: String,
+    /// The message's event id.
+    pub event_id: uuid::Uuid,
 }
 
 /// Keeper -> consumer: one message to work on.

@@ -1,10 +1,10 @@
 //! The work-queue client API the roles use: [`QueueProducer`] puts through
 //! the outbox, [`QueueConsumer`] takes deliveries against credit and acks them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Outcome, Unreadable};
+use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Held, Outcome, Unreadable};
 use contracts::Envelope;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -71,6 +71,10 @@ pub struct QueueConsumer {
 struct CreditState {
     credit: u32,
     incarnation: String,
+    /// Deliveries handed out and not acknowledged yet (delivery id ->
+    /// event id), named in every credit so a restarted keeper leases them
+    /// to us again rather than to another consumer.
+    held: BTreeMap<String, Uuid>,
 }
 
 fn lock(m: &Mutex<CreditState>) -> std::sync::MutexGuard<'_, CreditState> {
@@ -84,6 +88,7 @@ impl QueueConsumer {
         let state = Arc::new(Mutex::new(CreditState {
             credit,
             incarnation: new_incarnation(link.id()),
+            held: BTreeMap::new(),
         }));
         let consumer = QueueConsumer {
             queue: queue.to_string(),
@@ -141,7 +146,9 @@ impl QueueConsumer {
     /// the keeper after a reconnect is not handed out from the batch either.
     fn pop(&mut self) -> Option<Delivery> {
         while let Some(d) = self.pending.pop_front() {
-            if d.incarnation == lock(&self.state).incarnation {
+            let mut state = lock(&self.state);
+            if d.incarnation == state.incarnation {
+                state.held.insert(d.delivery_id.clone(), d.envelope.event_id);
                 return Some(d);
             }
             tracing::debug!(delivery_id = %d.delivery_id, "dropped a delivery meant for an earlier connection");
@@ -192,6 +199,7 @@ impl QueueConsumer {
         Acker {
             link: self.link.clone(),
             topic: self.link.topics().ack(&self.queue, self.link.id()),
+            state: self.state.clone(),
         }
     }
 }
@@ -201,6 +209,7 @@ impl QueueConsumer {
 pub struct Acker {
     link: Link,
     topic: String,
+    state: Arc<Mutex<CreditState>>,
 }
 
 impl Acker {
@@ -219,8 +228,20 @@ impl Acker {
         .await
     }
 
+    /// Stops naming a delivery as held without acknowledging it (it was
+    /// dropped on purpose: the keeper's ack timeout brings it back).
+    pub fn forget(&self, delivery_id: &str) {
+        lock(&self.state).held.remove(delivery_id);
+    }
+
     /// Acknowledges several deliveries in one message.
     pub async fn ack_many(&self, acks: Vec<Ack>) -> Result<(), NodeError> {
+        {
+            let mut state = lock(&self.state);
+            for a in &acks {
+                state.held.remove(&a.delivery_id);
+            }
+        }
         self.link
             .publish_json(self.topic.clone(), &AckMessage::Batch { acks }, false)
             .await
@@ -238,6 +259,14 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
             credit: s.credit,
             incarnation: s.incarnation.clone(),
             batch: true,
+            held: s
+                .held
+                .iter()
+                .map(|(delivery_id, event_id)| Held {
+                    delivery_id: delivery_id.clone(),
+                    event_id: *event_id,
+                })
+                .collect(),
         }
     };
     link.publish_json(link.topics().credit(queue, link.id()), &credit, false)

@@ -83,6 +83,7 @@ where
         // brings it back.
         Verdict::Drop => {
             tracing::warn!(order_id = %d.envelope.order_id, delivery_id = %d.delivery_id, "fault: delivery dropped");
+            acker.forget(&d.delivery_id);
             return;
         }
         Verdict::Fail => {

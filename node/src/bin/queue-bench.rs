@@ -305,6 +305,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         credit: 1_000,
         incarnation: "thin-1".into(),
         batch,
+        held: Vec::new(),
     };
     consumer
         .publish(
