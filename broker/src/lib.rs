@@ -57,6 +57,9 @@ pub enum BrokerError {
     /// The event log failed.
     #[error(transparent)]
     EventLog(#[from] eventlog::EventLogError),
+    /// The keeper's or the log's task panicked or was cancelled.
+    #[error("a broker task ended unexpectedly: {0}; this is a bug, please report it with the broker's log")]
+    Task(String),
 }
 
 /// Everything `pizza-node broker` is told.
@@ -143,9 +146,13 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         ],
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
-    tokio::try_join!(
-        async { keeper.run(eventloop).await.map_err(BrokerError::from) },
-        async { eventlog::run(recorder, log).await.map_err(BrokerError::from) },
-    )?;
+    // Tasks of their own, so the keeper and the log run on two cores (a
+    // join in one task polls them on one thread).
+    let keeper = tokio::spawn(async move { keeper.run(eventloop).await.map_err(BrokerError::from) });
+    let log = tokio::spawn(async move { eventlog::run(recorder, log).await.map_err(BrokerError::from) });
+    let joined = |r: Result<Result<(), BrokerError>, tokio::task::JoinError>| {
+        r.unwrap_or_else(|e| Err(BrokerError::Task(e.to_string())))
+    };
+    tokio::try_join!(async { joined(keeper.await) }, async { joined(log.await) })?;
     Ok(())
 }

@@ -34,9 +34,17 @@ struct Args {
     /// Concurrent keep-alive HTTP clients placing orders.
     #[arg(long, default_value_t = 8)]
     connections: usize,
-    /// Kitchens (8 ovens each).
+    /// Kitchens.
     #[arg(long, default_value_t = 2)]
     kitchens: usize,
+    /// Ovens per kitchen: its credit. With prep 0 an oven is busy only for
+    /// the round trip of ack and next delivery (~15 ms), so 16 ovens carry
+    /// ~1,000/s per kitchen; fewer make the kitchens the bottleneck.
+    #[arg(long, default_value_t = 16)]
+    ovens: u32,
+    /// Drivers: delivery's credit (the same reasoning as --ovens).
+    #[arg(long, default_value_t = 32)]
+    drivers: u32,
 }
 
 /// A child process killed when dropped.
@@ -195,7 +203,14 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
             &node(
                 "kitchen",
                 &format!("kitchen-{k}"),
-                &s(&["--prep-ms", "0", "--ovens", "8", "--stock", &stock]),
+                &s(&[
+                    "--prep-ms",
+                    "0",
+                    "--ovens",
+                    &args.ovens.to_string(),
+                    "--stock",
+                    &stock,
+                ]),
             ),
         )?);
     }
@@ -206,7 +221,14 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         &node(
             "delivery",
             "delivery",
-            &s(&["--http", &del_http, "--trip-ms", "0", "--drivers", "8"]),
+            &s(&[
+                "--http",
+                &del_http,
+                "--trip-ms",
+                "0",
+                "--drivers",
+                &args.drivers.to_string(),
+            ]),
         ),
     )?);
 
@@ -221,10 +243,12 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         format!("{}/s", args.rate)
     };
     println!(
-        "flow-bench: {} orders at {rate} from {} connections; broker, payment, order, {} kitchen(s) (8 ovens each), delivery (8 drivers); prep 0, trip 0",
+        "flow-bench: {} orders at {rate} from {} connections; broker, payment, order, {} kitchen(s) ({} ovens each), delivery ({} drivers); prep 0, trip 0",
         args.orders,
         args.connections,
-        args.kitchens.max(1)
+        args.kitchens.max(1),
+        args.ovens,
+        args.drivers
     );
 
     let started = Instant::now();

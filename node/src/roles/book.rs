@@ -100,6 +100,12 @@ impl Book {
         Ok(())
     }
 
+    /// A handle to flush the book with after letting go of its lock: what
+    /// was recorded before the call is on disk when its `flush_async` ends.
+    pub fn flusher(&self) -> sled::Tree {
+        self.tree.clone()
+    }
+
     /// One order's fold.
     pub fn get(&self, order_id: &str) -> Option<&OrderFold> {
         self.folds.get(order_id)

@@ -438,7 +438,7 @@ async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Result<Jso
 async fn follow(s: Shared, mut stream: crate::stream::EventStream) {
     while let Some(batch) = stream.next().await {
         let mut cancelling = Vec::new();
-        {
+        let flusher = {
             let mut book = s.book.lock().await;
             for (_, env) in batch.events {
                 let order_id = env.order_id.clone();
@@ -463,14 +463,17 @@ async fn follow(s: Shared, mut stream: crate::stream::EventStream) {
                     Err(e) => tracing::error!(error = %e, "could not record an event"),
                 }
             }
-            if let Err(e) = book.flush().await {
-                // Not acknowledged: the log sends these events again.
-                tracing::error!(error = %e, "could not flush the order book; events will come again");
-                stream.rewind();
-                continue;
-            }
-            s.book_figures(&book);
+            book.flusher()
+        };
+        // Flushed without the lock: POST /orders must not wait on a disk
+        // sync of events that are not its own.
+        if let Err(e) = flusher.flush_async().await {
+            // Not acknowledged: the log sends these events again.
+            tracing::error!(error = %e, "could not flush the order book; events will come again");
+            stream.rewind();
+            continue;
         }
+        s.book_figures(&*s.book.lock().await);
         let mut queued = true;
         for cause in cancelling {
             let reason = events::decode::<events::OrderCancelling>(&cause)
