@@ -62,6 +62,15 @@ struct Shared {
     host: String,
 }
 
+/// One message of a step, for [`Node::send`].
+#[derive(Debug, Clone, Copy)]
+pub enum Outgoing<'a> {
+    /// A domain event, to the event log.
+    Event(&'a Envelope),
+    /// A message for a work queue.
+    Put(&'a str, &'a Envelope),
+}
+
 /// A running node: cheap to clone, shared by the role's tasks.
 #[derive(Clone)]
 pub struct Node {
@@ -202,6 +211,33 @@ impl Node {
         self.link
             .publish_durable_disordered(entry, plan.delay, plan.twice)
             .await
+    }
+
+    /// Sends `outgoing` in order (events to the log as [`Node::emit`] does,
+    /// puts to their queues) with one outbox flush: a step that produces
+    /// several messages waits for the disk once. Under the duplicate or
+    /// reorder faults each goes its own way, as `emit` and `put` send it.
+    pub async fn send(&self, outgoing: &[Outgoing<'_>]) -> Result<(), NodeError> {
+        let faults = self.faults();
+        if faults.duplicate_rate > 0.0 || faults.reorder_rate > 0.0 {
+            for o in outgoing {
+                match o {
+                    Outgoing::Event(e) => self.emit(e).await?,
+                    Outgoing::Put(queue, e) => self.producer().put(queue, e).await?,
+                }
+            }
+            return Ok(());
+        }
+        let entries = outgoing
+            .iter()
+            .map(|o| match o {
+                Outgoing::Event(e) => Entry::for_envelope(self.topics().log_put(), e, Confirmation::Log),
+                Outgoing::Put(queue, e) => {
+                    Entry::for_envelope(self.topics().put(queue), e, Confirmation::Keeper)
+                }
+            })
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        self.link.publish_durable_many(entries).await
     }
 
     /// Subscribes to `filter` (status topics, say); for domain events use

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::config::CommonArgs;
 use crate::roles::http::ApiError;
 use crate::roles::range::MsRange;
-use crate::runtime::Node;
+use crate::runtime::{Node, Outgoing};
 use crate::worker::{self, Handled};
 
 /// `pizza-node delivery`.
@@ -575,8 +575,10 @@ impl Service {
     async fn trip(&self, ticket: &Envelope, body: &DeliveryTicket, driver: &str) -> anyhow::Result<TripEnd> {
         let source = self.node.id();
         let [assigned, notified] = departure(ticket, body, driver, source)?;
-        self.node.emit(&assigned).await?;
-        self.node.emit(&notified).await?;
+        // Assigned and notified with one outbox flush.
+        self.node
+            .send(&[Outgoing::Event(&assigned), Outgoing::Event(&notified)])
+            .await?;
         // Injected latency is applied once, by the fault gate before the
         // handling; the trip itself is the --trip-ms sample.
         tokio::select! {

@@ -15,7 +15,7 @@ use contracts::Envelope;
 use crate::config::CommonArgs;
 use crate::roles::assets::{Menu, Stock};
 use crate::roles::range::MsRange;
-use crate::runtime::Node;
+use crate::runtime::{Node, Outgoing};
 use crate::worker::{self, Handled};
 
 /// `pizza-node kitchen`.
@@ -174,23 +174,18 @@ impl Kitchen {
         self.figures();
         let extra = std::time::Duration::from_millis(self.node.faults().latency_ms);
         tokio::time::sleep(self.prep.sample() + extra).await;
-        let ready = self
-            .emit(
-                &OrderReady {
-                    kitchen: id.to_string(),
-                },
-                ticket,
-                ticket.seq + 2,
-            )
-            .await?;
+        let ready = OrderReady {
+            kitchen: id.to_string(),
+        };
+        let ready = events::follow(&ready, ticket, ticket.seq + 2, id).map_err(|e| e.to_string())?;
         let delivery = events::DeliveryTicket {
             kitchen: id.to_string(),
             customer: body.customer,
         };
         let handoff = events::follow(&delivery, &ready, ticket.seq + 2, id).map_err(|e| e.to_string())?;
+        // Ready and the hand-off to delivery with one outbox flush.
         self.node
-            .producer()
-            .put(DELIVERY, &handoff)
+            .send(&[Outgoing::Event(&ready), Outgoing::Put(DELIVERY, &handoff)])
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(

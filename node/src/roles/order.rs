@@ -34,7 +34,7 @@ use crate::roles::book::Book;
 use crate::roles::breaker::Breaker;
 use crate::roles::directory::Directory;
 use crate::roles::http::{ApiError, JsonBody};
-use crate::runtime::Node;
+use crate::runtime::{Node, Outgoing};
 
 /// `pizza-node order`.
 #[derive(Debug, Clone, clap::Args)]
@@ -324,38 +324,44 @@ async fn place(
         Payment::Captured(id) => id,
     };
 
+    // Placed, paid, the kitchen ticket and queued: numbered and recorded
+    // under one lock, then in the outbox (flushed) with one disk sync before
+    // we answer. From here the order survives a kill -9 of this node, and
+    // the keeper and the log get it when they can.
     let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents, received)?;
-    s.publish(&placed).await?;
-    let paid = s
-        .follow_up(
-            &OrderPaid {
-                payment_id,
-                amount_cents,
-            },
-            &placed,
-        )
-        .await?;
-    let queued = s
-        .next_event(
-            &OrderQueued {
-                queue: KITCHEN.to_string(),
-            },
-            &paid,
-        )
-        .await?;
-    let body = KitchenTicket {
-        items: order.items.clone(),
-        customer: order.customer.clone(),
+    let (paid, ticket, queued) = {
+        let mut book = s.book.lock().await;
+        let node = s.node.id();
+        book.record(placed.clone()).map_err(ApiError::internal)?;
+        let paid = OrderPaid {
+            payment_id,
+            amount_cents,
+        };
+        let paid =
+            events::follow(&paid, &placed, book.next_seq(&order_id), node).map_err(ApiError::internal)?;
+        book.record(paid.clone()).map_err(ApiError::internal)?;
+        let queued = OrderQueued {
+            queue: KITCHEN.to_string(),
+        };
+        let queued =
+            events::follow(&queued, &paid, book.next_seq(&order_id), node).map_err(ApiError::internal)?;
+        let body = KitchenTicket {
+            items: order.items.clone(),
+            customer: order.customer.clone(),
+        };
+        let ticket = events::follow(&body, &queued, queued.seq, node).map_err(ApiError::internal)?;
+        book.record(queued.clone()).map_err(ApiError::internal)?;
+        (paid, ticket, queued)
     };
-    let ticket = events::follow(&body, &queued, queued.seq, s.node.id()).map_err(ApiError::internal)?;
-    // In the outbox (flushed) before we answer: from here the order survives
-    // a kill -9 of this node, and the keeper gets it when it can.
     s.node
-        .producer()
-        .put(KITCHEN, &ticket)
+        .send(&[
+            Outgoing::Event(&placed),
+            Outgoing::Event(&paid),
+            Outgoing::Put(KITCHEN, &ticket),
+            Outgoing::Event(&queued),
+        ])
         .await
         .map_err(ApiError::internal)?;
-    s.publish(&queued).await?;
     s.node
         .counters()
         .handled
