@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
@@ -137,14 +137,7 @@ pub async fn live_holders(
     topics: &Topics,
     filter: &str,
 ) -> Result<BTreeMap<String, NodeStatus>, NodeError> {
-    let probe = format!("probe-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut opts = MqttOptions::new(&probe, &broker.host, broker.port);
-    opts.set_clean_session(true)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(512 * 1024, 512 * 1024);
-    if let Some((u, p)) = &broker.credentials {
-        opts.set_credentials(u, p);
-    }
+    let (probe, opts) = broker.one_shot("probe", 512 * 1024);
     let (client, mut events) = AsyncClient::new(opts, 64);
     // Retained messages are queued for us when the subscription is made; a
     // message we publish to ourselves after it comes back behind them.

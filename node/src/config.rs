@@ -64,6 +64,23 @@ pub struct BrokerAddr {
     pub credentials: Option<(String, String)>,
 }
 
+impl BrokerAddr {
+    /// Options for a short-lived connection of its own (a query, a probe):
+    /// a fresh client id `<kind>-<12 hex>`, returned with them, a clean
+    /// session, a 5 s keep-alive, and these credentials.
+    pub fn one_shot(&self, kind: &str, max_incoming: usize) -> (String, rumqttc::MqttOptions) {
+        let id = format!("{kind}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let mut opts = rumqttc::MqttOptions::new(&id, &self.host, self.port);
+        opts.set_clean_session(true)
+            .set_keep_alive(std::time::Duration::from_secs(5))
+            .set_max_packet_size(max_incoming, 64 * 1024);
+        if let Some((u, p)) = &self.credentials {
+            opts.set_credentials(u, p);
+        }
+        (id, opts)
+    }
+}
+
 impl std::str::FromStr for BrokerAddr {
     type Err = NodeError;
 

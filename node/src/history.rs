@@ -21,7 +21,7 @@ use contracts::api::error_code;
 use contracts::history::{self, HistoryView, LogQuery, LogReply, ReplayError};
 use contracts::topics::Topics;
 use contracts::Envelope;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
@@ -107,14 +107,7 @@ pub async fn fetch(
     order_id: &str,
     timeout: Duration,
 ) -> Result<Vec<Envelope>, HistoryError> {
-    let client_id = format!("pizza-cli-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let mut opts = MqttOptions::new(&client_id, &broker.host, broker.port);
-    opts.set_clean_session(true)
-        .set_keep_alive(Duration::from_secs(5))
-        .set_max_packet_size(1024 * 1024, 64 * 1024);
-    if let Some((u, p)) = &broker.credentials {
-        opts.set_credentials(u, p);
-    }
+    let (client_id, opts) = broker.one_shot("pizza-cli", 1024 * 1024);
     let (client, mut eventloop) = AsyncClient::new(opts, 10);
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     let query = serde_json::to_vec(&LogQuery {

@@ -3,7 +3,7 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style, Stylize};
-use ratatui::text::{Line, Span};
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, BorderType, Cell, Paragraph, Row, Table, TableState, Wrap};
 use ratatui::Frame;
 
@@ -109,7 +109,24 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
             .map(|(_, c)| c)
             .collect()
     };
+    // On a wide screen the DETAIL column wraps, so a saga step's reason is
+    // read in full.
+    let fixed: u16 = [4u16, 9, 10, 18, 17, 10]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| shown(*i))
+        .map(|(_, w)| w + 1)
+        .sum();
+    let detail_w = table.width.saturating_sub(fixed).max(8) as usize;
+    let fits = table.height.saturating_sub(1 + u16::from(titled)) as usize;
+    // No row taller than the room with its scroll line (it would not draw);
+    // below 100 columns one line a row, so every step still fits at 80×24.
+    let tallest = if wide { fits.saturating_sub(1).max(1) } else { 1 };
+    let mut heights = Vec::new();
     let rows = steps.iter().enumerate().map(|(i, s)| {
+        let mut detail = wrap(&s.detail, detail_w);
+        detail.truncate(tallest);
+        heights.push(detail.len().max(1));
         let row = Row::new(keep(vec![
             Cell::from(s.seq.to_string()),
             Cell::from(clock(s.at)),
@@ -117,8 +134,9 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
             Cell::from(s.kind.clone()),
             Cell::from(s.state).style(Style::new().fg(state_color(s.state))),
             Cell::from(s.source.clone()),
-            Cell::from(s.detail.clone()),
-        ]));
+            Cell::from(Text::from(detail.into_iter().map(Line::from).collect::<Vec<_>>())),
+        ]))
+        .height(heights[i] as u16);
         match as_of {
             Some(at) if i == at => row.reversed(),
             Some(at) if i > at => row.dark_gray(),
@@ -155,17 +173,35 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         Block::new()
     };
     // Scrolled with J/K when the history is longer than the room for it.
-    let total_rows = steps.len() + e.fold.rejected().len();
-    let fits = table.height.saturating_sub(1 + u16::from(titled)) as usize;
-    // A history longer than the room gives up one row for its scroll line.
-    let room = if total_rows > fits {
+    let rows: Vec<Row> = rows.collect();
+    heights.extend(std::iter::repeat_n(1, e.fold.rejected().len()));
+    let total_rows = heights.len();
+    let lines: usize = heights.iter().sum();
+    // A history longer than the room gives up one line for its scroll line.
+    let room = if lines > fits {
         fits.saturating_sub(1)
     } else {
         fits
     };
-    let offset = m.ui.detail_scroll.min(total_rows.saturating_sub(room.max(1)));
-    let table_block = if total_rows > fits {
-        let more = total_rows.saturating_sub(room + offset);
+    // The furthest scroll that still fills the room: the last rows fit.
+    let mut last_start = total_rows;
+    let mut used = 0;
+    while last_start > 0 && used + heights[last_start - 1] <= room {
+        last_start -= 1;
+        used += heights[last_start];
+    }
+    let offset =
+        m.ui.detail_scroll
+            .min(last_start.min(total_rows.saturating_sub(1)));
+    let table_block = if lines > fits {
+        let mut drawn = 0;
+        let below_from = (offset..total_rows)
+            .find(|i| {
+                drawn += heights[*i];
+                drawn > room
+            })
+            .unwrap_or(total_rows);
+        let more = total_rows - below_from;
         table_block.title_bottom(
             Line::from(format!(" {offset} above · {more} below · J/K scroll "))
                 .right_aligned()
@@ -175,7 +211,7 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         table_block
     };
     frame.render_stateful_widget(
-        Table::new(rows.chain(rejected), widths)
+        Table::new(rows.into_iter().chain(rejected), widths)
             .header(Row::new(header).dark_gray().bold())
             .block(table_block),
         table,
@@ -218,6 +254,42 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         lines.push(line);
     }
     frame.render_widget(Paragraph::new(lines), timeline);
+}
+
+/// `text` in lines of at most `width` characters, broken between words
+/// where it can be (a word longer than a line is cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word = word.to_string();
+        loop {
+            let len = line.chars().count();
+            let need = word.chars().count() + usize::from(len > 0);
+            if len + need <= width {
+                if len > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if len > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a whole line.
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, cursor: usize, area: Rect) {
@@ -279,4 +351,19 @@ pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, curso
             .border_style(Style::new().fg(Color::DarkGray)),
     );
     frame.render_widget(text, full);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wrap;
+
+    #[test]
+    fn wrap_breaks_between_words_and_cuts_only_a_word_too_long() {
+        assert_eq!(
+            wrap("step refund failed after 3 attempts", 12),
+            ["step refund", "failed after", "3 attempts"]
+        );
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
 }
