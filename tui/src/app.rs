@@ -71,6 +71,8 @@ pub struct App {
     tx: UnboundedSender<Msg>,
     rx: UnboundedReceiver<Msg>,
     cast: Option<Recorder>,
+    /// The log view's file as last read: node id and size.
+    log_read: Option<(String, Option<u64>)>,
 }
 
 impl App {
@@ -115,6 +117,7 @@ impl App {
             tx,
             rx,
             cast,
+            log_read: None,
         };
         let live = match &app.opts.broker {
             BrokerTarget::Own { .. } => Default::default(),
@@ -151,8 +154,13 @@ impl App {
                     self.handle(Msg::Child(event));
                 }
                 if let Some(crate::model::Detail::Log(id)) = &self.model.ui.detail {
-                    let tail = crate::tail::node_log(&self.opts.log_dir(), id);
-                    self.handle(Msg::LogTail(tail));
+                    // Read again only when the file grew (or another opened).
+                    let seen = (id.clone(), crate::tail::node_log_len(&self.opts.log_dir(), id));
+                    if self.log_read.as_ref() != Some(&seen) || self.model.log_tail.id != *id {
+                        let tail = crate::tail::node_log(&self.opts.log_dir(), id);
+                        self.log_read = Some(seen);
+                        self.handle(Msg::LogTail(tail));
+                    }
                 }
                 Msg::Tick(OffsetDateTime::now_utc())
             }

@@ -28,6 +28,14 @@ pub fn lines(path: &Path, max_bytes: u64) -> std::io::Result<Vec<String>> {
     Ok(lines)
 }
 
+/// The size of node `id`'s log file, if it has one: the shell reads the
+/// tail again only when this changed.
+pub fn node_log_len(log_dir: &Path, id: &str) -> Option<u64> {
+    std::fs::metadata(log_dir.join(format!("{id}.log")))
+        .ok()
+        .map(|m| m.len())
+}
+
 /// Node `id`'s log tail from `<log_dir>/<id>.log`, for [`Msg::LogTail`].
 ///
 /// [`Msg::LogTail`]: crate::msg::Msg::LogTail

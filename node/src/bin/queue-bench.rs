@@ -367,19 +367,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let bodies: Vec<Vec<u8>> = (0..count)
-        .map(|i| serde_json::to_vec(&envelope(i, "bench-thin-producer")))
-        .collect::<Result<_, _>>()?;
-    // Let the credit and subscriptions land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (started, confirmed) = put_windowed(
-        port,
-        "bench-thin-producer",
-        "pizza/q/bench-thin/put",
-        "pizza/q/bench-thin/confirm/bench-thin-producer",
-        bodies,
-    )
-    .await?;
+    let (started, confirmed) = put_all(port, "bench-thin-producer", "pizza/q/bench-thin", count).await?;
     let acked = tokio::time::timeout(Duration::from_secs(300), consuming).await???;
     polling.abort();
     println!(
@@ -443,18 +431,7 @@ async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let bodies: Vec<Vec<u8>> = (0..count)
-        .map(|i| serde_json::to_vec(&envelope(i, "bench-stream-producer")))
-        .collect::<Result<_, _>>()?;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (started, confirmed) = put_windowed(
-        port,
-        "bench-stream-producer",
-        "pizza/log/put",
-        "pizza/log/confirm/bench-stream-producer",
-        bodies,
-    )
-    .await?;
+    let (started, confirmed) = put_all(port, "bench-stream-producer", "pizza/log", count).await?;
     let read = tokio::time::timeout(Duration::from_secs(300), reading).await???;
     println!(
         "  (stream: all confirmed in {:.2} s, all read in {:.2} s)",
@@ -473,6 +450,20 @@ fn thin_client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
     let (c, mut l) = AsyncClient::new(o, 10_000);
     l.network_options.set_tcp_nodelay(true);
     (c, l)
+}
+
+/// Puts `count` envelopes from `producer` on `<base>/put`, windowed, and
+/// waits for their confirms on `<base>/confirm/<producer>`; returns when
+/// the first went out and when the last was confirmed.
+async fn put_all(port: u16, producer: &str, base: &str, count: u64) -> anyhow::Result<(Instant, Instant)> {
+    let bodies: Vec<Vec<u8>> = (0..count)
+        .map(|i| serde_json::to_vec(&envelope(i, producer)))
+        .collect::<Result<_, _>>()?;
+    // Let the consumer's credit and subscriptions land (a benchmark, not a
+    // test: a short settle is enough here).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let confirm = format!("{base}/confirm/{producer}");
+    put_windowed(port, producer, &format!("{base}/put"), &confirm, bodies).await
 }
 
 /// Publishes `bodies` on `put` as client `id`, keeping at most 10,000

@@ -94,14 +94,9 @@ impl Book {
         Ok(offer)
     }
 
-    /// Makes recorded events durable.
-    pub async fn flush(&self) -> Result<(), NodeError> {
-        self.tree.flush_async().await?;
-        Ok(())
-    }
-
-    /// A handle to flush the book with after letting go of its lock: what
-    /// was recorded before the call is on disk when its `flush_async` ends.
+    /// Makes recorded events durable: a handle to flush the book with after
+    /// letting go of its lock (what was recorded before the call is on disk
+    /// when its `flush_async` ends).
     pub fn flusher(&self) -> sled::Tree {
         self.tree.clone()
     }
