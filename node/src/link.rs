@@ -359,6 +359,9 @@ async fn poll(mut eventloop: EventLoop, to_owner: mpsc::UnboundedSender<Arrived>
             }
             Ok(_) => continue,
             Err(rumqttc::ConnectionError::RequestsDone) => return,
+            // After our own DISCONNECT the broker closes the socket: that is
+            // the end of the link, not a lost broker to reconnect to.
+            Err(_) if *shared.closed.borrow() => return,
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "lost the broker; reconnecting");
                 tokio::time::sleep(backoff).await;
