@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use contracts::queue::{
-    AckMessage, Confirm, Credit, DeadLetter, QueueFigures, QueueStats, Requeue, Withdraw, Withdrawn,
+    AckMessage, Acked, Confirm, Credit, DeadLetter, Outcome, QueueFigures, QueueStats, Requeue, Withdraw,
+    Withdrawn,
 };
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
@@ -96,6 +97,8 @@ pub struct KeeperOptions {
 struct Batch {
     /// (queue, producer) -> event ids to confirm.
     confirms: BTreeMap<(String, String), Vec<Uuid>>,
+    /// (queue, consumer) -> delivery ids whose `done` ack to confirm.
+    acked: BTreeMap<(String, String), Vec<String>>,
     /// Dead letters added: publish alerts for them.
     buried: Vec<DeadLetter>,
     /// Queues whose DLQ listing changed.
@@ -105,6 +108,18 @@ struct Batch {
 }
 
 impl Batch {
+    /// Confirms `consumer`'s `done` acks after the flush.
+    fn acked(&mut self, queue: &str, consumer: &str, delivery_ids: impl IntoIterator<Item = String>) {
+        let ids = self
+            .acked
+            .entry((queue.to_string(), consumer.to_string()))
+            .or_default();
+        ids.extend(delivery_ids);
+        if ids.is_empty() {
+            self.acked.remove(&(queue.to_string(), consumer.to_string()));
+        }
+    }
+
     /// Confirms `id` to its producer after the flush (a put without a
     /// source has no one to confirm to).
     fn confirm(&mut self, queue: &str, source: String, id: Uuid) {
@@ -260,6 +275,10 @@ impl Keeper {
         for ((queue, producer), event_ids) in batch.confirms {
             let topic = self.opts.topics.confirm(&queue, &producer);
             self.publish(topic, &Confirm { event_ids }, false).await?;
+        }
+        for ((queue, consumer), delivery_ids) in batch.acked {
+            let topic = self.opts.topics.acked(&queue, &consumer);
+            self.publish(topic, &Acked { delivery_ids }, false).await?;
         }
         for (topic, answer) in batch.withdrawn {
             self.publish(topic, &answer, false).await?;
@@ -468,10 +487,21 @@ impl Keeper {
         let Some(credit) = decode::<Credit>("credit", queue, payload) else {
             return Ok(());
         };
-        self.heard_from(consumer);
+        let now = self.heard_from(consumer);
         let q = self.queue(queue);
         let before = q.counters.readopted;
-        let effects = q.credit(consumer, credit.credit, &credit.incarnation, &credit.held);
+        // Acks that may have been lost first, so their deliveries are not
+        // taken back below and handed to someone else.
+        let mut effects = q.settle(consumer, &credit.settled, now);
+        if !effects.is_empty() {
+            tracing::info!(
+                queue,
+                consumer,
+                finished = effects.len(),
+                "finished deliveries whose done ack had not reached the disk"
+            );
+        }
+        effects.extend(q.credit(consumer, credit.credit, &credit.incarnation, &credit.held));
         let readopted = q.counters.readopted - before;
         if readopted > 0 {
             tracing::info!(
@@ -482,6 +512,7 @@ impl Keeper {
             );
         }
         q.set_batch(consumer, credit.batch);
+        batch.acked(queue, consumer, credit.settled.into_iter().map(|h| h.delivery_id));
         self.apply(queue, effects, batch)
     }
 
@@ -499,14 +530,24 @@ impl Keeper {
         let now = self.heard_from(consumer);
         let mut effects = Vec::with_capacity(acks.len());
         let q = self.queue(queue);
+        let mut confirmed = Vec::new();
         for a in acks {
             // The reason travels with every redelivery: keep it short.
             let reason = a.reason.map(|mut r| {
                 cut(&mut r, MAX_REASON);
                 r
             });
-            effects.push(q.ack(consumer, &a.delivery_id, a.outcome, reason, now));
+            let effect = q.ack(consumer, &a.delivery_id, a.outcome, reason, now);
+            // An ignored `done` is not confirmed: after a keeper restart the
+            // lease is unknown while the message waits, and only the
+            // consumer's next credit (naming it as settled, with its event
+            // id) can finish it.
+            if a.outcome == Outcome::Done && effect != Effect::Ignored {
+                confirmed.push(a.delivery_id);
+            }
+            effects.push(effect);
         }
+        batch.acked(queue, consumer, confirmed);
         self.apply(queue, effects, batch)
     }
 

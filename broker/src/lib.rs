@@ -15,6 +15,8 @@
 //!   credit, rewinds).
 //!
 //! [`serve`] runs all three; `pizza-node broker` is its command line.
+//! [`serve_keeper`] runs the keeper and the log alone, against any MQTT
+//! broker; `pizza-node keeper` is its command line.
 
 pub mod auth;
 pub mod eventlog;
@@ -120,26 +122,64 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
     } else {
         addr.ip().to_string()
     };
-    let topics = Topics::new(&opts.prefix);
-    // Opened before anything connects, so that a storage problem stops the
-    // broker at once instead of after the first event.
-    let log = eventlog::EventLog::open(&opts.data_dir)?;
-    let recorder = eventlog::RecorderOptions {
-        host: host.clone(),
+    serve_keeper(KeeperRun {
+        host,
         port: addr.port(),
+        credentials,
+        data_dir: opts.data_dir,
+        prefix: opts.prefix,
+        policy: opts.policy,
+        lease: opts.lease,
+    })
+    .await
+}
+
+/// Where the keeper and the event log connect, and what they keep: the
+/// part of [`BrokerOptions`] that needs no embedded server.
+#[derive(Debug, Clone)]
+pub struct KeeperRun {
+    /// The MQTT broker's host (any MQTT 3.1.1 broker).
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// Login, if the broker wants one.
+    pub credentials: Option<(String, String)>,
+    /// Where the queues and the event log are stored.
+    pub data_dir: PathBuf,
+    /// Topic prefix.
+    pub prefix: String,
+    /// Retry and DLQ policy.
+    pub policy: Policy,
+    /// Consumer lease.
+    pub lease: Duration,
+}
+
+/// Runs the keeper of the work queues and the event log as MQTT clients of
+/// the broker at `run.host:run.port`, until one of them fails. They need
+/// nothing from the broker but MQTT 3.1.1 with QoS 1 and retained messages:
+/// `pizza-node broker` runs this next to its embedded rumqttd, `pizza-node
+/// keeper` against any broker.
+pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
+    let topics = Topics::new(&run.prefix);
+    // Opened before anything connects, so that a storage problem stops the
+    // keeper at once instead of after the first event.
+    let log = eventlog::EventLog::open(&run.data_dir)?;
+    let recorder = eventlog::RecorderOptions {
+        host: run.host.clone(),
+        port: run.port,
         client_id: format!("{}-eventlog", topics.prefix().replace('/', "-")),
-        credentials: credentials.clone(),
+        credentials: run.credentials.clone(),
         topics: topics.clone(),
     };
     let keeper_opts = KeeperOptions {
-        host,
-        port: addr.port(),
+        host: run.host,
+        port: run.port,
         client_id: format!("{}-keeper", topics.prefix().replace('/', "-")),
-        credentials,
+        credentials: run.credentials,
         topics,
-        data_dir: opts.data_dir,
-        policy: opts.policy,
-        lease: opts.lease,
+        data_dir: run.data_dir,
+        policy: run.policy,
+        lease: run.lease,
         queues: vec![
             contracts::queue::KITCHEN.into(),
             contracts::queue::DELIVERY.into(),

@@ -461,6 +461,42 @@ impl Queue {
         }
     }
 
+    /// Finishes the deliveries `consumer` acknowledged as done whose ack
+    /// this queue never applied (the ack was lost, or the keeper restarted
+    /// before flushing it; see [`contracts::queue::Credit::settled`]): one
+    /// still leased is acked, one whose message waits to go out again is
+    /// done, for it has had its effect. Anything else (gone, or out again
+    /// to another consumer) stays as it is.
+    pub fn settle(&mut self, consumer: &str, settled: &[Held], now: u64) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        let mut unknown = HashSet::new();
+        for h in settled {
+            if self.leases.contains_key(&h.delivery_id) {
+                effects.push(self.ack(consumer, &h.delivery_id, Outcome::Done, None, now));
+            } else {
+                unknown.insert(h.event_id);
+            }
+        }
+        if !unknown.is_empty() {
+            let waiting: Vec<u64> = self
+                .items
+                .values()
+                .filter(|i| unknown.contains(&i.meta.event_id))
+                .map(|i| i.seq)
+                .filter(|seq| self.eligible.contains(seq) || self.delayed.iter().any(|(_, s)| s == seq))
+                .collect();
+            for seq in waiting {
+                self.delayed.retain(|(_, s)| *s != seq);
+                if let Some(item) = self.remove_head(seq) {
+                    self.counters.done += 1;
+                    effects.push(Effect::Done(item));
+                }
+            }
+        }
+        effects.retain(|e| *e != Effect::Ignored);
+        effects
+    }
+
     /// Ends the lease `id` without an ack and puts its message back,
     /// remembering the delivery id so a late `done` can still finish it.
     fn take_back(&mut self, id: String, why: impl FnOnce(&Lease) -> String) -> Option<Effect> {
@@ -763,6 +799,41 @@ mod tests {
         assert!(matches!(done, Effect::Done(ref i) if i.seq == 1), "{done:?}");
         assert_eq!(q.counters.readopted, 1);
         assert_eq!(q.counters.redelivered, 0);
+    }
+
+    #[test]
+    fn a_done_ack_that_never_reached_the_disk_is_settled_not_handed_out_again() {
+        // The restarted keeper: `a` was done (its ack lost before the
+        // flush), `b` was not; both came back from storage.
+        let mut q = Queue::new("kitchen", Policy::default(), 0);
+        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
+        q.push(a.clone());
+        q.push(b.clone());
+        q.hold(3_000);
+        let effects = q.settle("k1", &[held("kitchen-1-5", &a)], 100);
+        assert!(
+            matches!(effects[..], [Effect::Done(ref i)] if i.seq == 1),
+            "{effects:?}"
+        );
+        q.credit("k2", 2, "k2-new", &[]);
+        q.tick(3_000);
+        let out = q.dispatch();
+        assert_eq!(
+            out.iter().map(|d| d.item.seq).collect::<Vec<_>>(),
+            vec![2],
+            "a is not cooked again"
+        );
+        // A settled delivery still leased (the ack itself was lost) is acked.
+        let effects = q.settle("k2", &[held(&out[0].delivery_id, &b)], 3_100);
+        assert!(
+            matches!(effects[..], [Effect::Done(ref i)] if i.seq == 2),
+            "{effects:?}"
+        );
+        assert!(
+            q.settle("k2", &[held("gone", &b)], 3_200).is_empty(),
+            "settling twice is harmless"
+        );
+        assert_eq!(q.counters.done, 2);
     }
 
     #[test]

@@ -37,6 +37,15 @@ pub struct Confirm {
     pub event_ids: Vec<Uuid>,
 }
 
+/// Keeper -> consumer: these `done` acks are stored durably (flushed), so
+/// the consumer may stop naming them in [`Credit::settled`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acked {
+    /// The delivery ids whose acks are on disk.
+    pub delivery_ids: Vec<String>,
+}
+
 /// Consumer -> keeper: how many unacknowledged deliveries this consumer can
 /// hold at once (a kitchen with two free ovens says 2).
 ///
@@ -67,6 +76,13 @@ pub struct Credit {
     /// the work in progress is not started twice.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<Held>,
+    /// Deliveries this consumer acknowledged as done whose ack the keeper
+    /// has not confirmed ([`Acked`]) yet. An ack can be lost on the way, or
+    /// be applied by a keeper that dies before its flush; a keeper finishes
+    /// these instead of handing them to another consumer (which would cook
+    /// a pizza twice).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<Held>,
 }
 
 /// One delivery a consumer holds (see [`Credit::held`]).

@@ -46,6 +46,12 @@ impl Topics {
         format!("{}/q/{queue}/confirm/{client}", self.prefix)
     }
 
+    /// `pizza/q/<queue>/acked/<consumer>`: the keeper's word that these
+    /// acks are on its disk.
+    pub fn acked(&self, queue: &str, consumer: &str) -> String {
+        format!("{}/q/{queue}/acked/{consumer}", self.prefix)
+    }
+
     /// `pizza/q/<queue>/credit/<consumer>`.
     pub fn credit(&self, queue: &str, consumer: &str) -> String {
         format!("{}/q/{queue}/credit/{consumer}", self.prefix)

@@ -137,6 +137,17 @@ pub async fn live_holders(
     topics: &Topics,
     filter: &str,
 ) -> Result<BTreeMap<String, NodeStatus>, NodeError> {
+    Ok(census(broker, topics, filter).await?.unwrap_or_default())
+}
+
+/// Like [`live_holders`], but `None` when the broker could not be reached:
+/// for a caller that must not take "unreachable" for "free" (a standby
+/// keeper).
+pub async fn census(
+    broker: &BrokerAddr,
+    topics: &Topics,
+    filter: &str,
+) -> Result<Option<BTreeMap<String, NodeStatus>>, NodeError> {
     let (probe, opts) = broker.one_shot("probe", 512 * 1024);
     let (client, mut events) = AsyncClient::new(opts, 64);
     // Retained messages are queued for us when the subscription is made; a
@@ -148,7 +159,7 @@ pub async fn live_holders(
         client.publish(&marker, QoS::AtLeastOnce, false, Vec::new()).await
     };
     if subscribed.await.is_err() {
-        return Ok(BTreeMap::new());
+        return Ok(None);
     }
     let (here, me) = (host_name(), std::process::id());
     let mut seen: BTreeMap<String, NodeStatus> = BTreeMap::new();
@@ -160,7 +171,7 @@ pub async fn live_holders(
         let until = proof_until.unwrap_or(deadline);
         let event = match tokio::time::timeout_at(until, events.poll()).await {
             Err(_) => break,
-            Ok(Err(_)) if !reached => return Ok(BTreeMap::new()),
+            Ok(Err(_)) if !reached => return Ok(None),
             Ok(Err(_)) => break,
             Ok(Ok(event)) => event,
         };
@@ -199,7 +210,7 @@ pub async fn live_holders(
         // Only the sure ones count when the probe was cut short.
         seen.retain(|_, s| judge(s, &here, me, pid_alive) == Holder::Live);
     }
-    Ok(seen)
+    Ok(reached.then_some(seen))
 }
 
 /// Fails with [`NodeError::IdTaken`] when a live node holds `id`.

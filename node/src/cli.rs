@@ -33,6 +33,8 @@ pub struct Cli {
 pub enum Command {
     /// The MQTT broker with the durable work-queue keeper.
     Broker(BrokerArgs),
+    /// The queue keeper and the event log alone, on any MQTT 3.1.1 broker.
+    Keeper(crate::keeper::Args),
     /// The order service (HTTP): takes orders, charges them, tracks them.
     Order(crate::roles::order::Args),
     /// The payment service (HTTP).
@@ -68,6 +70,14 @@ pub struct BrokerArgs {
     /// Require a login: a file of user:password lines.
     #[arg(long, env = "PIZZA_USERS")]
     users: Option<PathBuf>,
+    #[command(flatten)]
+    queues: QueuePolicyArgs,
+}
+
+/// How the keeper treats deliveries: `pizza-node broker` and `pizza-node
+/// keeper` take the same flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueuePolicyArgs {
     /// Deliveries tried before a message goes to the DLQ.
     #[arg(long, env = "PIZZA_MAX_ATTEMPTS", default_value_t = 5)]
     max_attempts: u32,
@@ -80,6 +90,23 @@ pub struct BrokerArgs {
     /// A consumer silent this long while holding deliveries loses them.
     #[arg(long, env = "PIZZA_LEASE_MS", default_value_t = 15_000)]
     lease_ms: u64,
+}
+
+impl QueuePolicyArgs {
+    /// The retry and DLQ policy these flags say.
+    pub fn policy(&self) -> broker::Policy {
+        broker::Policy {
+            max_attempts: self.max_attempts.max(1),
+            backoff_base_ms: self.retry_base_ms,
+            backoff_max_ms: 10_000,
+            ack_timeout_ms: self.ack_timeout_ms,
+        }
+    }
+
+    /// The consumer lease.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
 }
 
 /// `pizza-node put`.
@@ -161,6 +188,7 @@ pub fn run(cli: Cli) -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
+        Command::Keeper(a) => role(&a.common.clone(), crate::keeper::run(a)).await,
         Command::Order(a) => role(&a.common.clone(), crate::roles::order::run(a)).await,
         Command::Payment(a) => role(&a.common.clone(), crate::roles::payment::run(a)).await,
         Command::Kitchen(a) => role(&a.common.clone(), crate::roles::kitchen::run(a)).await,
@@ -247,13 +275,8 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
         },
         data_dir: a.common.data_dir_for(&id),
         prefix: a.common.prefix.clone(),
-        policy: broker::Policy {
-            max_attempts: a.max_attempts.max(1),
-            backoff_base_ms: a.retry_base_ms,
-            backoff_max_ms: 10_000,
-            ack_timeout_ms: a.ack_timeout_ms,
-        },
-        lease: Duration::from_millis(a.lease_ms),
+        policy: a.queues.policy(),
+        lease: a.queues.lease(),
     };
     tokio::select! {
         r = broker::serve(opts) => r?,

@@ -5,6 +5,10 @@ use uuid::Uuid;
 
 use crate::error::NodeError;
 
+/// The sled tree the inbox lives in (the outbox writes it too, see
+/// [`crate::outbox::Outbox::add_finishing`]).
+pub(crate) const TREE: &str = "inbox";
+
 /// Handled message ids, in sled.
 pub struct Inbox {
     tree: sled::Tree,
@@ -14,7 +18,7 @@ impl Inbox {
     /// Opens the inbox in `db`.
     pub fn open(db: &sled::Db) -> Result<Self, NodeError> {
         Ok(Inbox {
-            tree: db.open_tree("inbox")?,
+            tree: db.open_tree(TREE)?,
         })
     }
 

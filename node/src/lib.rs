@@ -28,6 +28,7 @@ pub mod faults;
 pub mod history;
 pub mod inbox;
 pub mod inspect;
+pub mod keeper;
 pub mod link;
 pub mod logging;
 pub mod outbox;

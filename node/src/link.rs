@@ -267,6 +267,17 @@ impl Link {
         self.command(Command::Send(entries))
     }
 
+    /// Like [`Link::publish_durable_many`], recording `handled` in the inbox
+    /// in the same write ([`crate::outbox::Outbox::add_finishing`]).
+    pub async fn publish_durable_finishing(
+        &self,
+        entries: Vec<Entry>,
+        handled: &Uuid,
+    ) -> Result<(), NodeError> {
+        self.shared.outbox.add_finishing(&entries, handled).await?;
+        self.command(Command::Send(entries))
+    }
+
     /// Like [`Link::publish_durable`], disordered by injected faults: the
     /// entry is written to the outbox (flushed) first, exactly as without
     /// faults, then its send is held back for `delay` (so the caller's later

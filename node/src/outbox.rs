@@ -60,6 +60,9 @@ impl Entry {
 /// The outbox, a sled tree keyed by event id.
 pub struct Outbox {
     tree: sled::Tree,
+    /// The inbox's tree, for [`Outbox::add_finishing`]: a step's last
+    /// messages and the record that its message was handled are one write.
+    inbox: sled::Tree,
     commit: crate::commit::GroupCommit,
     emptied: Notify,
     /// Entries waiting, kept up to date: sled's `len` is a full scan, and
@@ -74,6 +77,7 @@ impl Outbox {
         Ok(Outbox {
             count: AtomicUsize::new(tree.len()),
             tree,
+            inbox: db.open_tree(crate::inbox::TREE)?,
             commit: crate::commit::GroupCommit::start(db.clone()),
             emptied: Notify::new(),
         })
@@ -92,6 +96,41 @@ impl Outbox {
             let previous = self.tree.insert(e.id.as_bytes(), serde_json::to_vec(e)?)?;
             fresh += usize::from(previous.is_none());
         }
+        self.stored(fresh).await
+    }
+
+    /// Stores `entries` and records `handled` in the inbox in one sled
+    /// transaction, then flushes. A kill -9 leaves both or neither: never the
+    /// effect without its record (the message would be handled again: a
+    /// second trip) nor the record without the effect (it would be lost).
+    pub async fn add_finishing(&self, entries: &[Entry], handled: &Uuid) -> Result<(), NodeError> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional;
+        let encoded = entries
+            .iter()
+            .map(|e| Ok((e.id, serde_json::to_vec(e)?)))
+            .collect::<Result<Vec<_>, NodeError>>()?;
+        let fresh = (&self.tree, &self.inbox)
+            .transaction(|(outbox, inbox)| {
+                let mut fresh = 0;
+                for (id, bytes) in &encoded {
+                    fresh += usize::from(outbox.insert(id.as_bytes(), bytes.as_slice())?.is_none());
+                }
+                inbox.insert(handled.as_bytes(), &[][..])?;
+                Ok::<_, ConflictableTransactionError<()>>(fresh)
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => NodeError::Storage(e),
+                // The closure never aborts.
+                TransactionError::Abort(()) => NodeError::Storage(sled::Error::ReportableBug(
+                    "the outbox transaction aborted".into(),
+                )),
+            })?;
+        self.stored(fresh).await
+    }
+
+    /// Counts `fresh` new entries and waits until they are on disk.
+    async fn stored(&self, fresh: usize) -> Result<(), NodeError> {
         self.count.fetch_add(fresh, Ordering::Relaxed);
         self.commit.durable().await?;
         Ok(())
@@ -189,5 +228,27 @@ mod tests {
         assert!(outbox.is_empty());
         assert_eq!(outbox.len(), 0);
         outbox.drained().await;
+    }
+
+    #[tokio::test]
+    async fn a_finishing_write_records_the_handled_message_with_its_effects() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let outbox = Outbox::open(&db).unwrap();
+        let inbox = crate::inbox::Inbox::open(&db).unwrap();
+        let (handled, effect) = (Uuid::new_v4(), Uuid::new_v4());
+        let entry = Entry {
+            id: effect,
+            topic: "pizza/log/put".into(),
+            payload: "{}".into(),
+            confirmation: Confirmation::Log,
+        };
+        outbox.add_finishing(std::slice::from_ref(&entry), &handled).await.unwrap();
+        assert!(inbox.seen(&handled), "the consumed message is recorded");
+        assert_eq!(outbox.pending().unwrap(), vec![entry.clone()]);
+        assert_eq!(outbox.len(), 1);
+        // Written again (a retry after a lost confirm): counted once.
+        outbox.add_finishing(&[entry], &handled).await.unwrap();
+        assert_eq!(outbox.len(), 1);
     }
 }

@@ -1,10 +1,12 @@
 //! The work-queue client API the roles use: [`QueueProducer`] puts through
 //! the outbox, [`QueueConsumer`] takes deliveries against credit and acks them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use contracts::queue::{Ack, AckMessage, Credit, Delivery, DeliveryMessage, Held, Outcome, Unreadable};
+use contracts::queue::{
+    Ack, AckMessage, Acked, Credit, Delivery, DeliveryMessage, Held, Outcome, Unreadable,
+};
 use contracts::Envelope;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -75,6 +77,57 @@ struct CreditState {
     /// event id), named in every credit so a restarted keeper leases them
     /// to us again rather than to another consumer.
     held: BTreeMap<String, Uuid>,
+    /// Acknowledged as done, not yet confirmed by the keeper.
+    settling: Settling,
+}
+
+/// Most `done` acks named as unconfirmed at once. The keeper confirms each
+/// within one flush, so only an old keeper (without confirms) reaches it.
+const MAX_SETTLING: usize = 4096;
+
+/// Deliveries acknowledged as done whose ack the keeper has not confirmed,
+/// oldest first: named in every credit ([`Credit::settled`]) so that a lost
+/// ack, or a keeper that died before flushing it, cannot send the message
+/// to another consumer for a second effect.
+#[derive(Debug, Default)]
+struct Settling {
+    order: VecDeque<String>,
+    ids: HashMap<String, Uuid>,
+}
+
+impl Settling {
+    fn add(&mut self, delivery_id: String, event_id: Uuid) {
+        if self.ids.insert(delivery_id.clone(), event_id).is_none() {
+            self.order.push_back(delivery_id);
+        }
+        while self.ids.len() > MAX_SETTLING || self.order.len() > 2 * MAX_SETTLING {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            self.ids.remove(&oldest);
+        }
+    }
+
+    fn confirm(&mut self, delivery_ids: &[String]) {
+        for d in delivery_ids {
+            self.ids.remove(d);
+        }
+        while self.order.front().is_some_and(|d| !self.ids.contains_key(d)) {
+            self.order.pop_front();
+        }
+    }
+
+    fn listed(&self) -> Vec<Held> {
+        self.order
+            .iter()
+            .filter_map(|d| {
+                self.ids.get(d).map(|e| Held {
+                    delivery_id: d.clone(),
+                    event_id: *e,
+                })
+            })
+            .collect()
+    }
 }
 
 fn lock(m: &Mutex<CreditState>) -> std::sync::MutexGuard<'_, CreditState> {
@@ -85,11 +138,14 @@ impl QueueConsumer {
     /// Subscribes to `queue`'s deliveries for this node and announces `credit`.
     pub async fn start(link: Link, queue: &str, credit: u32) -> Result<Self, NodeError> {
         let rx = link.subscribe(link.topics().deliver(queue, link.id())).await?;
+        let acked = link.subscribe(link.topics().acked(queue, link.id())).await?;
         let state = Arc::new(Mutex::new(CreditState {
             credit,
             incarnation: new_incarnation(link.id()),
             held: BTreeMap::new(),
+            settling: Settling::default(),
         }));
+        tokio::spawn(confirm_acks(acked, state.clone()));
         let consumer = QueueConsumer {
             queue: queue.to_string(),
             link: link.clone(),
@@ -239,7 +295,10 @@ impl Acker {
         {
             let mut state = lock(&self.state);
             for a in &acks {
-                state.held.remove(&a.delivery_id);
+                let held = state.held.remove(&a.delivery_id);
+                if let (Some(event_id), Outcome::Done) = (held, a.outcome) {
+                    state.settling.add(a.delivery_id.clone(), event_id);
+                }
             }
         }
         self.link
@@ -267,10 +326,21 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
                     event_id: *event_id,
                 })
                 .collect(),
+            settled: s.settling.listed(),
         }
     };
     link.publish_json(link.topics().credit(queue, link.id()), &credit, false)
         .await
+}
+
+/// Stops naming acks as unconfirmed once the keeper confirms them.
+async fn confirm_acks(mut acked: mpsc::UnboundedReceiver<Incoming>, state: Arc<Mutex<CreditState>>) {
+    while let Some(msg) = acked.recv().await {
+        match serde_json::from_slice::<Acked>(&msg.payload) {
+            Ok(a) => lock(&state).settling.confirm(&a.delivery_ids),
+            Err(e) => tracing::warn!(error = %e, "ignored a malformed ack confirm"),
+        }
+    }
 }
 
 /// Repeats the credit every [`CREDIT_REPEAT`] (credit is a window, so a
@@ -290,5 +360,36 @@ async fn announce_on_reconnect(link: Link, queue: String, state: Arc<Mutex<Credi
         if announce(&link, &queue, &state).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unconfirmed_done_acks_are_listed_oldest_first_until_confirmed() {
+        let mut s = Settling::default();
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        s.add("d1".into(), a);
+        s.add("d2".into(), b);
+        s.add("d1".into(), a);
+        let ids = |s: &Settling| s.listed().into_iter().map(|h| h.delivery_id).collect::<Vec<_>>();
+        assert_eq!(ids(&s), ["d1", "d2"]);
+        s.confirm(&["d2".into()]);
+        assert_eq!(ids(&s), ["d1"]);
+        s.confirm(&["d1".into(), "unknown".into()]);
+        assert!(s.listed().is_empty());
+    }
+
+    #[test]
+    fn the_unconfirmed_list_stays_bounded() {
+        let mut s = Settling::default();
+        for n in 0..MAX_SETTLING + 10 {
+            s.add(format!("d{n}"), Uuid::new_v4());
+        }
+        let listed = s.listed();
+        assert_eq!(listed.len(), MAX_SETTLING);
+        assert_eq!(listed[0].delivery_id, "d10", "the oldest went first");
     }
 }

@@ -218,6 +218,31 @@ impl Node {
     /// several messages waits for the disk once. Under the duplicate or
     /// reorder faults each goes its own way, as `emit` and `put` send it.
     pub async fn send(&self, outgoing: &[Outgoing<'_>]) -> Result<(), NodeError> {
+        match self.entries(outgoing).await? {
+            Some(entries) => self.link.publish_durable_many(entries).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The last step of handling the queue message `consumed`: sends
+    /// `outgoing` as [`Node::send`] does and records `consumed` as handled
+    /// in the same write. A kill -9 after the effect can then not bring the
+    /// message back for a second effect (a second trip, a second bake).
+    pub async fn finish(&self, consumed: &Envelope, outgoing: &[Outgoing<'_>]) -> Result<(), NodeError> {
+        match self.entries(outgoing).await? {
+            Some(entries) => {
+                self.link
+                    .publish_durable_finishing(entries, &consumed.event_id)
+                    .await
+            }
+            // Sent one by one under faults: the record follows the effect.
+            None => self.inbox().mark(&consumed.event_id).map(|_| ()),
+        }
+    }
+
+    /// The outbox entries of `outgoing`; or, under the duplicate or reorder
+    /// faults, sends each its own way and returns `None`.
+    async fn entries(&self, outgoing: &[Outgoing<'_>]) -> Result<Option<Vec<Entry>>, NodeError> {
         let faults = self.faults();
         if faults.duplicate_rate > 0.0 || faults.reorder_rate > 0.0 {
             for o in outgoing {
@@ -226,9 +251,9 @@ impl Node {
                     Outgoing::Put(queue, e) => self.producer().put(queue, e).await?,
                 }
             }
-            return Ok(());
+            return Ok(None);
         }
-        let entries = outgoing
+        outgoing
             .iter()
             .map(|o| match o {
                 Outgoing::Event(e) => Entry::for_envelope(self.topics().log_put(), e, Confirmation::Log),
@@ -236,8 +261,8 @@ impl Node {
                     Entry::for_envelope(self.topics().put(queue), e, Confirmation::Keeper)
                 }
             })
-            .collect::<Result<Vec<_>, NodeError>>()?;
-        self.link.publish_durable_many(entries).await
+            .collect::<Result<Vec<_>, NodeError>>()
+            .map(Some)
     }
 
     /// Subscribes to `filter` (status topics, say); for domain events use

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
-use serde_json::json;
 use support::platform::Platform;
 
 const ORDERS: usize = 1_000;
@@ -99,56 +98,30 @@ fn kill_9_of_random_nodes_loses_no_accepted_order_and_doubles_none() {
     eprintln!("lost (accepted, not delivered after {QUIET:?}): {}", stuck.len());
     assert!(stuck.is_empty(), "accepted and never delivered: {stuck:?}");
 
-    // The event log: one `order.ready` and one `order.delivered` per order.
-    let mqtt = p.mqtt("test-chaos");
-    mqtt.subscribe("pizza/log/reply/test-chaos");
-    let mut twice = Vec::new();
-    let mut missing = Vec::new();
-    for (n, id) in accepted.iter().enumerate() {
-        let request = format!("q-{n}");
-        mqtt.publish(
-            "pizza/log/query/test-chaos",
-            json!({"request_id": request, "order_id": id}).to_string(),
-        );
-        let reply = mqtt.expect("pizza/log/reply/test-chaos", Duration::from_secs(30), |r| {
-            r["request_id"] == request
-        });
-        let count = |kind: &str| {
-            reply["events"]
-                .as_array()
-                .map_or(0, |e| e.iter().filter(|e| e["kind"] == kind).count())
-        };
-        match (count("order.ready"), count("order.delivered")) {
-            (1, 1) => {}
-            (0, _) | (_, 0) => missing.push(id.clone()),
-            _ => twice.push(id.clone()),
-        }
-    }
-    // The delivery node: each order handed to one driver, delivered once.
-    let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
-    for line in p.w.log_events("delivery", "delivered") {
-        *delivered
-            .entry(line["order_id"].as_str().unwrap_or_default().to_string())
-            .or_default() += 1;
-    }
-    let delivered_twice: Vec<&String> = delivered
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(o, _)| o)
-        .collect();
-    let cooks = p.cooks(&["kitchen-1", "kitchen-2"]);
-    let cooked_twice = cooks.values().filter(|k| k.len() > 1).count();
+    // The event log: one `order.ready` and one `order.delivered` per order;
+    // the delivery node: each order handed to one driver, delivered once.
+    let tally = p.tally(&accepted, &["kitchen-1", "kitchen-2"]);
     eprintln!(
-        "delivered {}, lost 0, in the log twice {}, missing from the log {}, delivered twice by the delivery node {}, tickets baked by two kitchens {cooked_twice} (each counted once)",
+        "delivered {}, lost 0, in the log twice {}, missing from the log {}, delivered twice by the delivery node {}, tickets baked by two kitchens {} (each counted once)",
         accepted.len(),
-        twice.len(),
-        missing.len(),
-        delivered_twice.len()
+        tally.twice_in_log.len(),
+        tally.missing.len(),
+        tally.delivered_twice.len(),
+        tally.cooked_twice.len(),
     );
-    assert!(missing.is_empty(), "not in the event log: {missing:?}");
     assert!(
-        twice.is_empty(),
-        "cooked or delivered twice in the log: {twice:?}"
+        tally.missing.is_empty(),
+        "not in the event log: {:?}",
+        tally.missing
     );
-    assert!(delivered_twice.is_empty(), "delivered twice: {delivered_twice:?}");
+    assert!(
+        tally.twice_in_log.is_empty(),
+        "cooked or delivered twice in the log: {:?}",
+        tally.twice_in_log
+    );
+    assert!(
+        tally.delivered_twice.is_empty(),
+        "delivered twice: {:?}",
+        tally.delivered_twice
+    );
 }

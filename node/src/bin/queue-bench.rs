@@ -306,6 +306,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         incarnation: "thin-1".into(),
         batch,
         held: Vec::new(),
+        settled: Vec::new(),
     };
     consumer
         .publish(

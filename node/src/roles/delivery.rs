@@ -595,7 +595,11 @@ impl Service {
                 None => {}
             }
         }
-        self.node.emit(&arrival(ticket, driver, source)?).await?;
+        // Delivered and the ticket's inbox record in one write: a kill -9
+        // after this cannot send a second driver.
+        self.node
+            .finish(ticket, &[Outgoing::Event(&arrival(ticket, driver, source)?)])
+            .await?;
         Ok(TripEnd::Delivered(driver.to_string()))
     }
 }

@@ -183,9 +183,13 @@ impl Kitchen {
             customer: body.customer,
         };
         let handoff = events::follow(&delivery, &ready, ticket.seq + 2, id).map_err(|e| e.to_string())?;
-        // Ready and the hand-off to delivery with one outbox flush.
+        // Ready, the hand-off to delivery and the ticket's inbox record in
+        // one write: a kill -9 after it cannot bring the ticket back.
         self.node
-            .send(&[Outgoing::Event(&ready), Outgoing::Put(DELIVERY, &handoff)])
+            .finish(
+                ticket,
+                &[Outgoing::Event(&ready), Outgoing::Put(DELIVERY, &handoff)],
+            )
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(

@@ -44,16 +44,29 @@ pub struct Proc {
 impl Proc {
     /// Starts `pizza-node ARGS`, logging to `log` and collecting stdout.
     pub fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
-        let mut child = Command::new(pizza_node())
+        let mut command = Command::new(pizza_node());
+        command
             .args(args)
             .arg("--log-file")
             .arg(log)
-            .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn")
+            .env("RUST_LOG", "info,rumqttd=warn,rumqttc=warn");
+        Proc::run(name, command)
+    }
+
+    /// Starts another program (an external broker), collecting stdout.
+    pub fn program(name: &str, program: &str, args: &[String]) -> Proc {
+        let mut command = Command::new(program);
+        command.args(args);
+        Proc::run(name, command)
+    }
+
+    fn run(name: &str, mut command: Command) -> Proc {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("pizza-node starts");
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let out = child.stdout.take().expect("stdout is piped");
         let sink = lines.clone();
@@ -473,5 +486,52 @@ impl World {
                 })
             })
         });
+    }
+}
+
+/// An external broker and a standalone keeper: the platform on any MQTT
+/// broker (`pizza-node keeper`), here Debian's Mosquitto.
+impl World {
+    /// Starts Mosquitto on this world's port (no persistence: a restart
+    /// forgets every session and retained message) and waits until it
+    /// accepts connections.
+    pub fn mosquitto(&self) -> Proc {
+        let program = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("mosquitto is installed (.ci/run installs it: apt-get install -y mosquitto)");
+        let conf = self.path("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_queued_messages 0\nlog_dest file {}\n",
+                self.port,
+                self.path("mosquitto.log").display()
+            ),
+        )
+        .expect("a mosquitto config");
+        let p = Proc::program("mosquitto", program, &["-c".into(), conf.display().to_string()]);
+        wait_for(
+            Duration::from_secs(20),
+            "mosquitto to accept MQTT connections",
+            || Mqtt::connect(self.port, "test-mosquitto-probe", None).is_ok(),
+        );
+        p
+    }
+
+    /// `pizza-node keeper --id ID` on this world's broker, keeping its data
+    /// in `<data>`; waits until it serves when `wait` (a standby keeper
+    /// does not).
+    pub fn keeper(&self, id: &str, data: &str, wait: bool) -> Proc {
+        let mut args = self.node_args("keeper", "keeper");
+        let dir = args.len() - 1;
+        args[dir] = self.path(data).display().to_string();
+        args.extend(["--log-format".to_string(), "json".to_string()]);
+        let p = Proc::spawn(id, &args, &self.path(&format!("{id}.log")));
+        if wait {
+            self.wait_keeper(&[]);
+        }
+        p
     }
 }

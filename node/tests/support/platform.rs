@@ -46,6 +46,23 @@ impl Platform {
         }
     }
 
+    /// Mosquitto as the broker and `pizza-node keeper` beside it (procs
+    /// `mosquitto` and `keeper`): no embedded broker at all.
+    pub fn on_mosquitto() -> Platform {
+        let w = World::new();
+        let mut procs = HashMap::new();
+        procs.insert("mosquitto".to_string(), w.mosquitto());
+        procs.insert("keeper".to_string(), w.keeper("keeper", "keeper", true));
+        Platform {
+            w,
+            http: Http::default(),
+            order_port: free_port(),
+            payment_port: free_port(),
+            delivery_port: free_port(),
+            procs,
+        }
+    }
+
     pub fn start(&mut self, role: &str, id: &str, extra: &[&str]) {
         let p = self.w.node(role, id, extra);
         self.procs.insert(id.to_string(), p);
@@ -211,4 +228,67 @@ pub fn history_kinds(view: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// What the event log, the delivery node and the kitchens say about a set
+/// of accepted orders (Jepsen's total-queue check, after the fact).
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Orders without `order.ready` or `order.delivered` in the event log.
+    pub missing: Vec<String>,
+    /// Orders with either of them more than once in the event log.
+    pub twice_in_log: Vec<String>,
+    /// Orders the delivery node logged as delivered more than once.
+    pub delivered_twice: Vec<String>,
+    /// Orders whose ticket was cooked more than once (by any kitchens).
+    pub cooked_twice: Vec<String>,
+}
+
+impl Platform {
+    /// Counts, for each of `ids`, its `order.ready` and `order.delivered`
+    /// in the event log, its deliveries in the delivery node's log and its
+    /// cooks in the kitchens' logs.
+    pub fn tally(&self, ids: &[String], kitchens: &[&str]) -> Tally {
+        let mqtt = self.mqtt("test-tally");
+        mqtt.subscribe("pizza/log/reply/test-tally");
+        let mut tally = Tally::default();
+        for (n, id) in ids.iter().enumerate() {
+            let request = format!("q-{n}");
+            mqtt.publish(
+                "pizza/log/query/test-tally",
+                json!({"request_id": request, "order_id": id}).to_string(),
+            );
+            let reply = mqtt.expect("pizza/log/reply/test-tally", Duration::from_secs(30), |r| {
+                r["request_id"] == request
+            });
+            let count = |kind: &str| {
+                reply["events"]
+                    .as_array()
+                    .map_or(0, |e| e.iter().filter(|e| e["kind"] == kind).count())
+            };
+            match (count("order.ready"), count("order.delivered")) {
+                (1, 1) => {}
+                (0, _) | (_, 0) => tally.missing.push(id.clone()),
+                _ => tally.twice_in_log.push(id.clone()),
+            }
+        }
+        let mut delivered: BTreeMap<String, usize> = BTreeMap::new();
+        for line in self.w.log_events("delivery", "delivered") {
+            *delivered
+                .entry(line["order_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += 1;
+        }
+        tally.delivered_twice = delivered
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(o, _)| o)
+            .collect();
+        tally.cooked_twice = self
+            .cooks(kitchens)
+            .into_iter()
+            .filter(|(_, k)| k.len() > 1)
+            .map(|(o, _)| o)
+            .collect();
+        tally
+    }
 }

@@ -1,0 +1,207 @@
+//! `pizza-node keeper`: the queue keeper and the event log on their own, as
+//! MQTT clients of any broker (Mosquitto, EMQX, HiveMQ, or our embedded
+//! one), so that no guarantee depends on the broker but MQTT itself.
+//!
+//! The keeper is a single writer: two keepers on one prefix would hand out
+//! the same ticket twice. So it runs as a node with id `keeper`, and the id
+//! claim ([`crate::claim`]) is its lease: a second keeper refuses to serve
+//! while the first lives, stands by, and takes over when the first is gone.
+//! Should two ever serve at once (the first was frozen past its heartbeat,
+//! or cut off, and comes back), the fencing number decides: each heartbeat
+//! carries the `epoch` at which its keeper took over, and a keeper that
+//! hears a live one with a later epoch stops serving at once ([`fenced_by`]).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use contracts::status::{NodeState, NodeStatus};
+use contracts::topics::Topics;
+
+use crate::cli::QueuePolicyArgs;
+use crate::config::{BrokerAddr, CommonArgs};
+use crate::error::NodeError;
+use crate::runtime::{Node, NodeConfig};
+
+/// The figure that carries a keeper's fencing number.
+pub const EPOCH: &str = "epoch";
+
+/// How often a standby keeper looks whether the serving one is gone.
+const STANDBY_POLL: Duration = Duration::from_millis(500);
+
+/// `pizza-node keeper`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub queues: QueuePolicyArgs,
+}
+
+/// Who this keeper is, as its heartbeat says it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// When it took over, in ms since the epoch: later wins.
+    pub epoch: u64,
+    /// Its process.
+    pub pid: u32,
+    /// Its host.
+    pub host: String,
+}
+
+impl Lease {
+    /// The lease a heartbeat shows, if it is a live keeper's.
+    pub fn of(status: &NodeStatus) -> Option<Lease> {
+        if status.state == NodeState::Offline || status.pid == 0 {
+            return None;
+        }
+        Some(Lease {
+            epoch: status.figures.get(EPOCH)?.as_u64()?,
+            pid: status.pid,
+            host: status.host.clone(),
+        })
+    }
+}
+
+/// Whether a heartbeat on the keeper's id from `other` ends `mine`: it is
+/// another live keeper that took over later (on a tie, the larger
+/// host/pid: any fixed order does, as long as both keepers agree).
+pub fn fenced_by(mine: &Lease, other: &Lease) -> bool {
+    if other.pid == mine.pid && other.host == mine.host {
+        return false;
+    }
+    (other.epoch, &other.host, other.pid) > (mine.epoch, &mine.host, mine.pid)
+}
+
+/// Stands by while another keeper serves, then serves until stopped, fenced
+/// or failed.
+pub async fn run(a: Args) -> anyhow::Result<()> {
+    let id = a.common.id_or("keeper");
+    let broker: BrokerAddr = a.common.broker.parse()?;
+    let topics = Topics::new(&a.common.prefix);
+    let data_dir = a.common.data_dir_for(&id);
+    if !stand_by(&broker, &topics, &id).await? {
+        return Ok(());
+    }
+    let node = Node::start(NodeConfig {
+        // The node's own outbox and inbox, beside the queues' store.
+        data_dir: data_dir.join("node"),
+        id: id.clone(),
+        role: "keeper".into(),
+        broker: broker.clone(),
+        prefix: a.common.prefix.clone(),
+    })
+    .await
+    .with_context(|| format!("cannot start the keeper (data directory {})", data_dir.display()))?;
+    let epoch = wall_ms();
+    node.set_figure(EPOCH, epoch);
+    let mine = Lease {
+        epoch,
+        pid: std::process::id(),
+        host: crate::claim::host_name(),
+    };
+    tracing::info!(prefix = %a.common.prefix, epoch, broker = %a.common.broker, "keeper serving: the work queues and the event log");
+    let mut heartbeats = node.subscribe(topics.status(&id)).await?;
+    let fence = async {
+        while let Some(m) = heartbeats.recv().await {
+            let Ok(status) = serde_json::from_slice::<NodeStatus>(&m.payload) else {
+                continue;
+            };
+            if let Some(other) = Lease::of(&status).filter(|o| fenced_by(&mine, o)) {
+                return other;
+            }
+        }
+        // The link is gone: the node is stopping.
+        std::future::pending().await
+    };
+    let run = broker::serve_keeper(broker::KeeperRun {
+        host: broker.host.clone(),
+        port: broker.port,
+        credentials: broker.credentials.clone(),
+        data_dir,
+        prefix: a.common.prefix.clone(),
+        policy: a.queues.policy(),
+        lease: a.queues.lease(),
+    });
+    let outcome = tokio::select! {
+        r = run => r.map_err(anyhow::Error::from),
+        other = fence => {
+            tracing::error!(other_pid = other.pid, other_host = %other.host, other_epoch = other.epoch, epoch, "fenced: another keeper took over this prefix later; this one stops serving so that no ticket is handed out twice");
+            Err(anyhow::anyhow!(
+                "fenced by the keeper of pid {} on host {} (epoch {} > {epoch}); start this one again to stand by",
+                other.pid, other.host, other.epoch
+            ))
+        }
+        () = crate::roles::until_stopped(node.clone()) => Ok(()),
+    };
+    node.shutdown().await;
+    outcome
+}
+
+/// Waits while a live keeper holds `id`, saying so once. Returns false if
+/// told to stop meanwhile. Unlike a service, a standby keeper does not take
+/// "the broker is unreachable" for "free": it waits for the broker too.
+async fn stand_by(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<bool, NodeError> {
+    let mut said = None;
+    loop {
+        let holders = crate::claim::census(broker, topics, &topics.status(id)).await?;
+        let holder = match &holders {
+            Some(h) => match h.get(id) {
+                None => return Ok(true),
+                Some(s) => format!("pid {} on host {}", s.pid, s.host),
+            },
+            None => format!("the broker {}:{} is unreachable", broker.host, broker.port),
+        };
+        if said.as_ref() != Some(&holder) {
+            tracing::warn!(prefix = %topics.prefix(), %holder, "another keeper serves this prefix (or it cannot be told): this one refuses to serve and stands by to take over");
+            said = Some(holder);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(STANDBY_POLL) => {}
+            () = crate::cli::terminated() => return Ok(false),
+        }
+    }
+}
+
+fn wall_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(epoch: u64, pid: u32, host: &str) -> Lease {
+        Lease {
+            epoch,
+            pid,
+            host: host.into(),
+        }
+    }
+
+    #[test]
+    fn a_later_keeper_fences_an_earlier_one_and_not_the_other_way() {
+        let (first, second) = (lease(100, 7, "a"), lease(200, 8, "b"));
+        assert!(fenced_by(&first, &second));
+        assert!(!fenced_by(&second, &first));
+        assert!(!fenced_by(&first, &first.clone()), "its own heartbeat");
+    }
+
+    #[test]
+    fn on_a_tie_exactly_one_keeper_stops() {
+        let (a, b) = (lease(100, 7, "a"), lease(100, 7, "b"));
+        assert_ne!(fenced_by(&a, &b), fenced_by(&b, &a));
+    }
+
+    #[test]
+    fn only_a_live_keepers_heartbeat_is_a_lease() {
+        let mut s = NodeStatus::offline("keeper", "keeper");
+        assert_eq!(Lease::of(&s), None, "the last will");
+        s.state = NodeState::Up;
+        s.pid = 9;
+        assert_eq!(Lease::of(&s), None, "no epoch: not a keeper");
+        s.figures.insert(EPOCH.into(), 5.into());
+        assert_eq!(Lease::of(&s).map(|l| l.epoch), Some(5));
+    }
+}

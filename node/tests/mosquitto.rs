@@ -1,0 +1,150 @@
+//! The platform on another broker: Debian's Mosquitto, started on an
+//! ephemeral port without persistence, with `pizza-node keeper` running the
+//! queues and the event log beside it. No guarantee may depend on the
+//! embedded broker: every accepted order is delivered once, through kills
+//! of a kitchen, of Mosquitto (which then forgets every session) and of
+//! the keeper.
+
+mod support;
+
+use std::time::Duration;
+
+use support::platform::Platform;
+use support::wait_for;
+
+const KITCHENS: [&str; 2] = ["kitchen-1", "kitchen-2"];
+
+/// Payment, order and delivery on Mosquitto, and `kitchens` kitchens.
+fn platform(kitchens: usize) -> Platform {
+    let mut p = Platform::on_mosquitto();
+    p.payment();
+    p.order();
+    p.delivery_taking("0..20");
+    for k in &KITCHENS[..kitchens] {
+        p.kitchen_stocked(k, "20..60", "2");
+    }
+    p
+}
+
+/// Places `n` orders; every one must be accepted.
+fn place(p: &Platform, n: usize) -> Vec<String> {
+    p.place_many(n)
+}
+
+/// Every order in `ids` delivered, complete in its view, and once.
+fn assert_each_delivered_once(p: &Platform, ids: &[String]) {
+    p.wait_state(ids, "delivered", Duration::from_secs(120));
+    for id in ids {
+        let view = p.view(id);
+        let seqs: Vec<u64> = view["history"]
+            .as_array()
+            .map(|h| h.iter().filter_map(|e| e["seq"].as_u64()).collect())
+            .unwrap_or_default();
+        let expected: Vec<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, expected, "order {id}'s view has a gap: {view}");
+    }
+    let tally = p.tally(ids, &KITCHENS);
+    assert!(
+        tally.missing.is_empty(),
+        "not in the event log: {:?}",
+        tally.missing
+    );
+    assert!(
+        tally.twice_in_log.is_empty(),
+        "twice in the log: {:?}",
+        tally.twice_in_log
+    );
+    assert!(
+        tally.delivered_twice.is_empty(),
+        "delivered twice: {:?}",
+        tally.delivered_twice
+    );
+    assert!(
+        tally.cooked_twice.is_empty(),
+        "cooked twice: {:?}",
+        tally.cooked_twice
+    );
+}
+
+#[test]
+fn the_flow_buffers_scales_and_survives_a_kitchen_kill_on_mosquitto() {
+    let mut p = platform(0);
+    // One slow kitchen: the orders wait in the keeper's queue.
+    p.kitchen_stocked("kitchen-1", "100..150", "1");
+    let mut ids = place(&p, 30);
+    let queued = ids.iter().filter(|id| p.view(id)["state"] == "queued").count();
+    assert!(queued > 10, "only {queued} of 30 orders waited in the queue");
+    // Scale out: a second kitchen takes from the same queue.
+    p.kitchen_stocked("kitchen-2", "20..60", "2");
+    wait_for(Duration::from_secs(60), "both kitchens to cook", || {
+        let cooks = p.cooks(&KITCHENS);
+        KITCHENS
+            .iter()
+            .all(|k| cooks.values().any(|by| by.iter().any(|c| c == k)))
+    });
+    // kill -9 of a kitchen mid-stream; its tickets go to the other one.
+    p.proc("kitchen-1").kill9();
+    ids.extend(place(&p, 20));
+    p.kitchen_stocked("kitchen-1", "20..60", "2");
+    ids.extend(place(&p, 10));
+    assert_each_delivered_once(&p, &ids);
+}
+
+#[test]
+fn a_kill_9_of_mosquitto_mid_stream_loses_no_order() {
+    let mut p = platform(2);
+    let mut ids = place(&p, 20);
+    p.proc("mosquitto").kill9();
+    // The broker is gone, payment is not: orders are still taken, into the
+    // order node's outbox.
+    ids.extend(place(&p, 10));
+    let again = p.w.mosquitto();
+    p.procs.insert("mosquitto".into(), again);
+    ids.extend(place(&p, 20));
+    assert_each_delivered_once(&p, &ids);
+}
+
+#[test]
+fn a_kill_9_of_the_keeper_mid_stream_loses_no_order() {
+    let mut p = platform(2);
+    let mut ids = place(&p, 20);
+    p.proc("keeper").kill9();
+    ids.extend(place(&p, 10));
+    let again = p.w.keeper("keeper", "keeper", true);
+    p.procs.insert("keeper".into(), again);
+    ids.extend(place(&p, 20));
+    assert_each_delivered_once(&p, &ids);
+}
+
+#[test]
+fn a_second_keeper_stands_by_while_the_first_serves_then_takes_over() {
+    let mut p = platform(1);
+    let first = p.place_many(5);
+    // Same prefix, same storage: it must not serve while the first lives.
+    let mut second = p.w.keeper("keeper-2", "keeper", false);
+    wait_for(Duration::from_secs(20), "the second keeper to stand by", || {
+        !p.w.log_events("keeper-2", "another keeper serves this prefix (or it cannot be told): this one refuses to serve and stands by to take over")
+            .is_empty()
+    });
+    let refused = p.w.log_events("keeper-2", "another keeper serves this prefix (or it cannot be told): this one refuses to serve and stands by to take over");
+    let holder = refused[0]["holder"].as_str().unwrap_or_default().to_string();
+    assert!(
+        holder.starts_with("pid "),
+        "the refusal names the holder: {holder}"
+    );
+    p.wait_state(&first, "delivered", Duration::from_secs(60));
+    assert!(
+        p.w.log_events("keeper-2", "keeper serving: the work queues and the event log")
+            .is_empty(),
+        "a second keeper served while the first lived"
+    );
+    assert!(second.running(), "a standby keeper keeps waiting");
+
+    p.proc("keeper").kill9();
+    wait_for(Duration::from_secs(30), "the second keeper to take over", || {
+        !p.w.log_events("keeper-2", "keeper serving: the work queues and the event log")
+            .is_empty()
+    });
+    let later = p.place_many(5);
+    assert_each_delivered_once(&p, &[first, later].concat());
+}
