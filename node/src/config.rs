@@ -37,6 +37,11 @@ pub struct CommonArgs {
     /// Topic prefix.
     #[arg(long, env = "PIZZA_PREFIX", default_value = "pizza")]
     pub prefix: String,
+    /// The host (name or address) other nodes and the control room reach
+    /// this node's HTTP at, announced in its heartbeat. Defaults to the
+    /// listen address, or this host's name when listening on 0.0.0.0 or ::.
+    #[arg(long, env = "PIZZA_ADVERTISE")]
+    pub advertise: Option<String>,
 }
 
 impl CommonArgs {

@@ -243,7 +243,10 @@ mod tests {
             payload: "{}".into(),
             confirmation: Confirmation::Log,
         };
-        outbox.add_finishing(std::slice::from_ref(&entry), &handled).await.unwrap();
+        outbox
+            .add_finishing(std::slice::from_ref(&entry), &handled)
+            .await
+            .unwrap();
         assert!(inbox.seen(&handled), "the consumed message is recorded");
         assert_eq!(outbox.pending().unwrap(), vec![entry.clone()]);
         assert_eq!(outbox.len(), 1);

@@ -612,7 +612,7 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
         'r' if !alive => vec![Effect::Start(id)],
         'r' => confirm(m, format!("Restart {target}?"), Effect::Restart(id)),
         '+' | '-' => scale(m, &row, c == '+'),
-        'f' if row.role == "broker" => flash(
+        'f' if row.carries_messages() => flash(
             m,
             "the broker takes no injected faults: K kills it, p freezes it".into(),
         ),

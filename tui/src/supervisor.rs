@@ -260,6 +260,7 @@ impl Supervisor {
                 role,
                 id: holder.id.clone(),
                 args: Vec::new(),
+                command: Vec::new(),
             });
         let port = holder
             .figures
@@ -319,7 +320,12 @@ impl Supervisor {
             .map(|n| format!("{role}-{n}"))
             .find(|id| !self.running.contains_key(id) && !self.specs.contains_key(id))
             .unwrap_or_else(|| role.to_string());
-        self.start_spec(NodeSpec { role, id, args })
+        self.start_spec(NodeSpec {
+            role,
+            id,
+            args,
+            command: Vec::new(),
+        })
     }
 
     fn start_spec(&mut self, spec: NodeSpec) -> ChildEvent {
@@ -366,6 +372,31 @@ impl Supervisor {
         self.ports.get(id).map(|p| format!("http://127.0.0.1:{p}"))
     }
 
+    /// The program and command line for `spec`: this executable's `node
+    /// <role> ...`, or an external node's own command.
+    fn command_for(&mut self, spec: &NodeSpec) -> Result<(PathBuf, Vec<String>), SupervisorError> {
+        if spec.role != Role::External {
+            return Ok((self.cfg.exe.clone(), self.args_for(spec)?));
+        }
+        let url: node::config::BrokerAddr =
+            self.broker_url()
+                .parse()
+                .map_err(|e: node::NodeError| SupervisorError::Spawn {
+                    id: spec.id.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        let fill = |part: &String| {
+            part.replace("{broker_port}", &url.port.to_string())
+                .replace("{broker_host}", &url.host)
+        };
+        let mut parts = spec.command.iter().map(fill);
+        let program = parts.next().ok_or_else(|| SupervisorError::Spawn {
+            id: spec.id.clone(),
+            source: std::io::Error::other("an external node needs a command"),
+        })?;
+        Ok((PathBuf::from(program), parts.collect()))
+    }
+
     /// The command line for `spec` (without the executable).
     fn args_for(&mut self, spec: &NodeSpec) -> Result<Vec<String>, SupervisorError> {
         let mut args = vec![
@@ -406,7 +437,7 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, spec: &NodeSpec) -> Result<Proc, SupervisorError> {
-        let args = self.args_for(spec)?;
+        let (program, args) = self.command_for(spec)?;
         let spawn_err = |source| SupervisorError::Spawn {
             id: spec.id.clone(),
             source,
@@ -414,7 +445,7 @@ impl Supervisor {
         std::fs::create_dir_all(&self.cfg.log_dir).map_err(spawn_err)?;
         let out = output_file(&self.cfg.log_dir, &spec.id).map_err(spawn_err)?;
         let err = out.try_clone().map_err(spawn_err)?;
-        let child = Command::new(&self.cfg.exe)
+        let child = Command::new(&program)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(out)
@@ -553,7 +584,7 @@ impl Supervisor {
             .running
             .keys()
             .cloned()
-            .partition(|id| self.running[id].role == Role::Broker);
+            .partition(|id| self.running[id].role.carries_messages());
         let mut events = self.stop_and_wait(&others, grace);
         events.extend(self.stop_and_wait(&brokers, grace));
         events

@@ -14,6 +14,12 @@ pub const DEFAULT: &str = include_str!("../../assets/topology.toml");
 pub enum Role {
     /// The MQTT broker and queue keeper.
     Broker,
+    /// Another MQTT broker (Mosquitto, say): a program of its own, started
+    /// from the node's `command`; it has no heartbeat.
+    External,
+    /// The queue keeper and the event log alone (`pizza-node keeper`), for
+    /// a broker that is not ours.
+    Keeper,
     /// The payment service (HTTP).
     Payment,
     /// The order service (HTTP).
@@ -26,8 +32,10 @@ pub enum Role {
 
 impl Role {
     /// Every role, in start order.
-    pub const ALL: [Role; 5] = [
+    pub const ALL: [Role; 7] = [
         Role::Broker,
+        Role::External,
+        Role::Keeper,
         Role::Payment,
         Role::Order,
         Role::Kitchen,
@@ -38,6 +46,8 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Broker => "broker",
+            Role::External => "external",
+            Role::Keeper => "keeper",
             Role::Payment => "payment",
             Role::Order => "order",
             Role::Kitchen => "kitchen",
@@ -55,9 +65,16 @@ impl Role {
         matches!(self, Role::Payment | Role::Order | Role::Delivery)
     }
 
-    /// Whether `+`/`-` may change how many of it run. The broker is one.
+    /// Whether `+`/`-` may change how many of it run. The broker, the
+    /// keeper (a single writer) and an external program are one each.
     pub fn scales(self) -> bool {
-        self != Role::Broker
+        !matches!(self, Role::Broker | Role::External | Role::Keeper)
+    }
+
+    /// Whether the others need it to talk at all (a broker): it starts
+    /// first and stops last.
+    pub fn carries_messages(self) -> bool {
+        matches!(self, Role::Broker | Role::External)
     }
 }
 
@@ -78,6 +95,11 @@ pub struct NodeSpec {
     /// Extra role flags, e.g. `["--ovens", "3"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// For `role = "external"`: the program and its arguments, e.g.
+    /// `["mosquitto", "-p", "{broker_port}"]`; `{broker_port}` and
+    /// `{broker_host}` become those of `--broker`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 /// The nodes to start, in order.
@@ -112,6 +134,9 @@ pub enum TopologyError {
     /// More than one broker.
     #[error("the topology has more than one broker; the platform runs on one")]
     TwoBrokers,
+    /// An external node without a command, or a command on another role.
+    #[error("node `{0}`: `command` is what an external node runs, and only it: give role = \"external\" a command, and other roles none")]
+    Command(String),
 }
 
 impl Topology {
@@ -127,7 +152,20 @@ impl Topology {
                 return Err(TopologyError::DuplicateId(n.id.clone()));
             }
         }
-        if topology.nodes.iter().filter(|n| n.role == Role::Broker).count() > 1 {
+        if let Some(n) = topology
+            .nodes
+            .iter()
+            .find(|n| (n.role == Role::External) == n.command.is_empty())
+        {
+            return Err(TopologyError::Command(n.id.clone()));
+        }
+        if topology
+            .nodes
+            .iter()
+            .filter(|n| n.role.carries_messages())
+            .count()
+            > 1
+        {
             return Err(TopologyError::TwoBrokers);
         }
         Ok(topology)

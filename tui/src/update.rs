@@ -84,7 +84,7 @@ fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
             m.feed_up = connected;
             if connected {
                 // The broker answers; a broker started here is up.
-                for row in m.nodes.values_mut().filter(|r| r.role == "broker") {
+                for row in m.nodes.values_mut().filter(|r| r.carries_messages()) {
                     if row.proc == Some(Proc::Starting) {
                         row.proc = Some(Proc::Running);
                     }
@@ -252,7 +252,7 @@ fn on_child(m: &mut Model, event: ChildEvent) {
                 .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
             *row = NodeRow::new(&id, role.as_str(), true);
             row.pid = Some(pid);
-            row.proc = Some(if m.feed_up && role == crate::topology::Role::Broker {
+            row.proc = Some(if m.feed_up && role.carries_messages() {
                 Proc::Running
             } else {
                 Proc::Starting

@@ -25,6 +25,7 @@ fn fast_platform(broker_args: &[&str], kitchens: &[&str]) -> Topology {
         role,
         id: id.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
+        command: Vec::new(),
     };
     let mut nodes = vec![
         node(Role::Broker, "broker", broker_args),

@@ -21,6 +21,7 @@ const SHIPPED: &[&str] = &[
     "cancellation_dlq",
     "disorder",
     "pause_past_lease",
+    "on_mosquitto",
 ];
 
 fn assets() -> PathBuf {
@@ -202,4 +203,5 @@ shipped! {
     cancellation_dlq,
     disorder,
     pause_past_lease,
+    on_mosquitto,
 }

@@ -684,7 +684,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
     let listener = super::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "delivery").await?;
-    crate::roles::announce_http(&node, &listener);
+    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
     let svc = Arc::new(Service {
         node: node.clone(),
         trip: args.trip_ms,

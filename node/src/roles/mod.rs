@@ -34,10 +34,31 @@ pub async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener>
 }
 
 /// Puts the node's HTTP address in its heartbeat (figure `http`), so the
-/// control room can reach a node it did not start.
-pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener) {
+/// control room can reach a node it did not start and other nodes find it
+/// (the order node calls delivery's `/recall` there), on this host or not.
+pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, advertise: Option<&str>) {
     if let Ok(addr) = listener.local_addr() {
-        node.set_figure("http", format!("http://{addr}"));
+        node.set_figure(
+            "http",
+            advertised_url(addr, advertise, &crate::claim::host_name()),
+        );
+    }
+}
+
+/// The URL others reach a listener on `local` at: on `advertise` if given,
+/// on this `host` when it listens on every address (0.0.0.0 says nothing
+/// to another host), else on the address it listens on.
+pub fn advertised_url(local: SocketAddr, advertise: Option<&str>, host: &str) -> String {
+    let port = local.port();
+    let name = match advertise {
+        Some(a) => a.to_string(),
+        None if local.ip().is_unspecified() => host.to_string(),
+        None => local.ip().to_string(),
+    };
+    if name.contains(':') && !name.starts_with('[') {
+        format!("http://[{name}]:{port}")
+    } else {
+        format!("http://{name}:{port}")
     }
 }
 
@@ -64,4 +85,22 @@ pub async fn until_stopped(node: Node) {
         _ = node.stop_requested() => {}
     }
     node.begin_stop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised_url;
+
+    #[test]
+    fn the_advertised_url_is_one_another_host_can_reach() {
+        let any = "0.0.0.0:8080".parse().unwrap();
+        let lo = "127.0.0.1:8080".parse().unwrap();
+        assert_eq!(
+            advertised_url(any, None, "kitchen-host"),
+            "http://kitchen-host:8080"
+        );
+        assert_eq!(advertised_url(lo, None, "h"), "http://127.0.0.1:8080");
+        assert_eq!(advertised_url(any, Some("10.0.0.7"), "h"), "http://10.0.0.7:8080");
+        assert_eq!(advertised_url(any, Some("fd00::7"), "h"), "http://[fd00::7]:8080");
+    }
 }

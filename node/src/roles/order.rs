@@ -93,7 +93,7 @@ enum Payment {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = crate::roles::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "order").await?;
-    crate::roles::announce_http(&node, &listener);
+    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))
         .cache_capacity(64 * 1024 * 1024)

@@ -650,7 +650,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.common.data_dir_for(&id).join("payments");
     let listener = crate::roles::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "payment").await?;
-    crate::roles::announce_http(&node, &listener);
+    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
     let store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => {

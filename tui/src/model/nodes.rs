@@ -111,6 +111,12 @@ pub struct NodeRow {
 }
 
 impl NodeRow {
+    /// Whether this is a broker (ours or an external one): no heartbeat,
+    /// no injected faults; it starts first and stops last.
+    pub fn carries_messages(&self) -> bool {
+        crate::topology::Role::parse(&self.role).is_some_and(|r| r.carries_messages())
+    }
+
     /// A row for a node known only by id and role so far.
     pub fn new(id: &str, role: &str, owned: bool) -> NodeRow {
         NodeRow {
@@ -183,8 +189,8 @@ impl NodeRow {
             Some(Proc::Exited { expected: true, .. }) => Shown::Down,
             Some(Proc::Exited { code, signal, .. }) => Shown::Crashed(exit_text(*code, *signal)),
             Some(Proc::Failed(_)) => Shown::Crashed("did not start".into()),
-            // The broker has no heartbeat; its process running is all there is.
-            Some(Proc::Running) if self.role == "broker" => Shown::Up,
+            // A broker has no heartbeat; its process running is all there is.
+            Some(Proc::Running) if self.carries_messages() => Shown::Up,
             Some(Proc::Running) => match beat {
                 Some(NodeState::Paused) => Shown::Paused,
                 Some(NodeState::Stopping) => Shown::Stopping,
