@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod net;
 pub mod platform;
 
 use std::io::{BufRead, BufReader};
@@ -533,5 +534,32 @@ impl World {
             self.wait_keeper(&[]);
         }
         p
+    }
+}
+
+impl World {
+    /// `pizza-node ROLE --id ID --data-dir ... ARGS` inside network
+    /// namespace `ns` (a host of [`net::Net`]), logging JSON to `<id>.log`.
+    pub fn node_in(&self, ns: &str, role: &str, id: &str, args: &[String]) -> Proc {
+        let log = self.path(&format!("{id}.log"));
+        let mut all = vec![
+            "netns".to_string(),
+            "exec".into(),
+            ns.into(),
+            pizza_node().into(),
+            role.into(),
+            "--id".into(),
+            id.into(),
+            "--data-dir".into(),
+            self.path(id).display().to_string(),
+            "--log-format".into(),
+            "json".into(),
+            "--log-file".into(),
+            log.display().to_string(),
+        ];
+        all.extend(args.iter().cloned());
+        // `ip netns exec` execs the command: the pid is the node's own, so
+        // kill -9 hits the node.
+        Proc::program(id, "ip", &all)
     }
 }
