@@ -99,33 +99,24 @@ impl Outbox {
         self.stored(fresh).await
     }
 
-    /// Stores `entries` and records `handled` in the inbox in one sled
-    /// transaction, then flushes. A kill -9 leaves both or neither: never the
-    /// effect without its record (the message would be handled again: a
-    /// second trip) nor the record without the effect (it would be lost).
+    /// Stores `entries`, then records `handled` in the inbox, then flushes.
+    ///
+    /// A kill -9 leaves both or the entries alone, never the record without
+    /// the effect (the effect would be lost): sled writes one log in order
+    /// and recovers a prefix of it, and the record is written last. Only
+    /// "the effects without the record" remains, for writes still in sled's
+    /// buffers at the kill, and then the effects' derived ids make the
+    /// second run's messages the same ones. Not a sled transaction: that
+    /// takes sled's global write lock, which waits for every flush in
+    /// progress, and made the order flow 9x slower (flow-bench at 500/s:
+    /// POST -> delivered p50 64 ms -> 558 ms).
     pub async fn add_finishing(&self, entries: &[Entry], handled: &Uuid) -> Result<(), NodeError> {
-        use sled::transaction::{ConflictableTransactionError, TransactionError};
-        use sled::Transactional;
-        let encoded = entries
-            .iter()
-            .map(|e| Ok((e.id, serde_json::to_vec(e)?)))
-            .collect::<Result<Vec<_>, NodeError>>()?;
-        let fresh = (&self.tree, &self.inbox)
-            .transaction(|(outbox, inbox)| {
-                let mut fresh = 0;
-                for (id, bytes) in &encoded {
-                    fresh += usize::from(outbox.insert(id.as_bytes(), bytes.as_slice())?.is_none());
-                }
-                inbox.insert(handled.as_bytes(), &[][..])?;
-                Ok::<_, ConflictableTransactionError<()>>(fresh)
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => NodeError::Storage(e),
-                // The closure never aborts.
-                TransactionError::Abort(()) => NodeError::Storage(sled::Error::ReportableBug(
-                    "the outbox transaction aborted".into(),
-                )),
-            })?;
+        let mut fresh = 0;
+        for e in entries {
+            let previous = self.tree.insert(e.id.as_bytes(), serde_json::to_vec(e)?)?;
+            fresh += usize::from(previous.is_none());
+        }
+        self.inbox.insert(handled.as_bytes(), &[][..])?;
         self.stored(fresh).await
     }
 

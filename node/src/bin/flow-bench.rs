@@ -45,6 +45,10 @@ struct Args {
     /// Drivers: delivery's credit (the same reasoning as --ovens).
     #[arg(long, default_value_t = 32)]
     drivers: u32,
+    /// Run on this broker (mqtt://HOST:PORT, e.g. Mosquitto) with
+    /// `pizza-node keeper` beside it, instead of `pizza-node broker`.
+    #[arg(long)]
+    broker: Option<String>,
 }
 
 /// A child process killed when dropped.
@@ -138,7 +142,11 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     let (mqtt, order, payment, delivery) = (free_port()?, free_port()?, free_port()?, free_port()?);
-    let broker = format!("mqtt://127.0.0.1:{mqtt}");
+    let broker = args
+        .broker
+        .clone()
+        .unwrap_or_else(|| format!("mqtt://127.0.0.1:{mqtt}"));
+    let at: node::config::BrokerAddr = broker.parse()?;
     let node = |role: &str, id: &str, extra: &[String]| -> Vec<String> {
         let mut a: Vec<String> = [role, "--id", id, "--broker", &broker, "--data-dir"]
             .iter()
@@ -149,21 +157,28 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         a
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut procs = vec![spawn(
-        bin,
-        dir,
-        &[
-            "broker".into(),
-            "--id".into(),
-            "broker".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{mqtt}"),
-            "--data-dir".into(),
-            dir.join("broker").display().to_string(),
-        ],
-    )?];
+    let mut procs = vec![if args.broker.is_some() {
+        spawn(bin, dir, &node("keeper", "keeper", &[]))?
+    } else {
+        spawn(
+            bin,
+            dir,
+            &[
+                "broker".into(),
+                "--id".into(),
+                "broker".into(),
+                "--listen".into(),
+                format!("127.0.0.1:{mqtt}"),
+                "--data-dir".into(),
+                dir.join("broker").display().to_string(),
+            ],
+        )?
+    }];
     let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", mqtt)).await.is_err() {
+    while tokio::net::TcpStream::connect((at.host.as_str(), at.port))
+        .await
+        .is_err()
+    {
         anyhow::ensure!(Instant::now() < deadline, "the broker did not start");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -243,9 +258,14 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         format!("{}/s", args.rate)
     };
     println!(
-        "flow-bench: {} orders at {rate} from {} connections; broker, payment, order, {} kitchen(s) ({} ovens each), delivery ({} drivers); prep 0, trip 0",
+        "flow-bench: {} orders at {rate} from {} connections on {}; payment, order, {} kitchen(s) ({} ovens each), delivery ({} drivers); prep 0, trip 0",
         args.orders,
         args.connections,
+        if args.broker.is_some() {
+            format!("{broker} with pizza-node keeper")
+        } else {
+            "pizza-node broker".to_string()
+        },
         args.kitchens.max(1),
         args.ovens,
         args.drivers

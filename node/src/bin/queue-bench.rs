@@ -23,7 +23,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
-#[command(about = "Measure the embedded broker and the durable work queue")]
+#[command(about = "Measure a broker (the embedded one, or --broker) and the durable work queue")]
 struct Args {
     /// Messages for the raw MQTT run.
     #[arg(long, default_value_t = 200_000)]
@@ -44,6 +44,10 @@ struct Args {
     /// consumers did before delivery batches), for comparison.
     #[arg(long)]
     single_deliveries: bool,
+    /// Run against this broker (mqtt://HOST:PORT, e.g. Mosquitto) with the
+    /// keeper and the event log in this process, instead of the embedded one.
+    #[arg(long)]
+    broker: Option<String>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -80,6 +84,44 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
+    let at = match &args.broker {
+        Some(url) => {
+            let at: BrokerAddr = url.parse()?;
+            // The keeper and the event log alone, as clients of that broker.
+            let keeper = broker::KeeperRun {
+                host: at.host.clone(),
+                port: at.port,
+                credentials: at.credentials.clone(),
+                data_dir: dir.join("keeper"),
+                prefix: "pizza".into(),
+                policy: broker::Policy::default(),
+                lease: Duration::from_secs(15),
+            };
+            tokio::spawn(async move {
+                if let Err(e) = broker::serve_keeper(keeper).await {
+                    eprintln!("keeper failed: {e}");
+                }
+            });
+            println!(
+                "queue-bench: broker {url}, keeper in this process, data in {}",
+                dir.display()
+            );
+            at
+        }
+        None => {
+            embedded(port, dir).await?;
+            BrokerAddr {
+                host: "127.0.0.1".into(),
+                port,
+                credentials: None,
+            }
+        }
+    };
+    run_on(args, &at, dir).await
+}
+
+/// Starts `pizza-node broker`'s parts in this process on `port`.
+async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     let opts = broker::BrokerOptions {
         server: broker::ServerOptions {
             listen: format!("127.0.0.1:{port}").parse()?,
@@ -109,14 +151,17 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         "queue-bench: embedded broker on 127.0.0.1:{port}, data in {}",
         dir.display()
     );
+    Ok(())
+}
 
-    let raw = raw_mqtt(port, args.raw).await.context("raw MQTT run")?;
+async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::Result<()> {
+    let raw = raw_mqtt(at, args.raw).await.context("raw MQTT run")?;
     println!(
         "raw MQTT QoS1, 100 B, 1 pub -> 1 sub: {:>9.0} msg/s ({} msgs)",
         raw, args.raw
     );
 
-    let (p50, p99) = raw_latency(port, args.rate, args.secs)
+    let (p50, p99) = raw_latency(at, args.rate, args.secs)
         .await
         .context("raw latency run")?;
     println!(
@@ -124,7 +169,7 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         args.rate, p50, p99
     );
 
-    let thin = thin_queue(port, args.queue, !args.single_deliveries)
+    let thin = thin_queue(at, args.queue, !args.single_deliveries)
         .await
         .context("thin-client queue run")?;
     println!(
@@ -134,7 +179,7 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         thin / raw * 100.0
     );
 
-    let stream = thin_stream(port, args.queue)
+    let stream = thin_stream(at, args.queue)
         .await
         .context("thin-client event stream run")?;
     println!(
@@ -144,11 +189,7 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
         stream / raw * 100.0
     );
 
-    let broker_addr = BrokerAddr {
-        host: "127.0.0.1".into(),
-        port,
-        credentials: None,
-    };
+    let broker_addr = at.clone();
     let start = |id: &str| {
         Node::start(NodeConfig {
             id: id.into(),
@@ -178,8 +219,8 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
 }
 
 /// One publisher, one subscriber, QoS 1, 100-byte payloads.
-async fn raw_mqtt(port: u16, count: u64) -> anyhow::Result<f64> {
-    let mut sub_opts = MqttOptions::new("bench-raw-sub", "127.0.0.1", port);
+async fn raw_mqtt(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
+    let mut sub_opts = MqttOptions::new("bench-raw-sub", &at.host, at.port);
     sub_opts
         .set_inflight(1_000)
         .set_keep_alive(Duration::from_secs(30));
@@ -205,7 +246,7 @@ async fn raw_mqtt(port: u16, count: u64) -> anyhow::Result<f64> {
         }
         Instant::now()
     });
-    let mut pub_opts = MqttOptions::new("bench-raw-pub", "127.0.0.1", port);
+    let mut pub_opts = MqttOptions::new("bench-raw-pub", &at.host, at.port);
     pub_opts
         .set_inflight(1_000)
         .set_keep_alive(Duration::from_secs(30));
@@ -226,9 +267,9 @@ async fn raw_mqtt(port: u16, count: u64) -> anyhow::Result<f64> {
 }
 
 /// Paced QoS 1 publishes; latency from publish to the subscriber's receipt.
-async fn raw_latency(port: u16, rate: u64, secs: u64) -> anyhow::Result<(f64, f64)> {
+async fn raw_latency(at: &BrokerAddr, rate: u64, secs: u64) -> anyhow::Result<(f64, f64)> {
     let total = rate * secs;
-    let mut sub_opts = MqttOptions::new("bench-lat-sub", "127.0.0.1", port);
+    let mut sub_opts = MqttOptions::new("bench-lat-sub", &at.host, at.port);
     sub_opts.set_keep_alive(Duration::from_secs(30));
     let (sub, mut sub_loop) = AsyncClient::new(sub_opts, 10_000);
     sub_loop.network_options.set_tcp_nodelay(true);
@@ -248,7 +289,7 @@ async fn raw_latency(port: u16, rate: u64, secs: u64) -> anyhow::Result<(f64, f6
         }
         samples
     });
-    let mut pub_opts = MqttOptions::new("bench-lat-pub", "127.0.0.1", port);
+    let mut pub_opts = MqttOptions::new("bench-lat-pub", &at.host, at.port);
     pub_opts.set_keep_alive(Duration::from_secs(30));
     let (publisher, mut pub_loop) = AsyncClient::new(pub_opts, 10_000);
     pub_loop.network_options.set_tcp_nodelay(true);
@@ -283,7 +324,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// The queue protocol spoken by bare rumqttc clients: the producer keeps no
 /// outbox and the consumer acks in batches. This measures the keeper itself
 /// (durable confirms, credit, acks), not the node runtime's client side.
-async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
+async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<f64> {
     use contracts::queue::{Ack, AckMessage, Credit, Outcome};
     #[derive(serde::Deserialize)]
     struct DeliveryId {
@@ -296,7 +337,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         Batch { deliveries: Vec<DeliveryId> },
         One(DeliveryId),
     }
-    let client = |id: &str| thin_client(port, id);
+    let client = |id: &str| thin_client(at, id);
     let (consumer, mut consumer_loop) = client("bench-thin-consumer");
     consumer
         .subscribe("pizza/q/bench-thin/deliver/bench-thin-consumer", QoS::AtLeastOnce)
@@ -368,7 +409,7 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let (started, confirmed) = put_all(port, "bench-thin-producer", "pizza/q/bench-thin", count).await?;
+    let (started, confirmed) = put_all(at, "bench-thin-producer", "pizza/q/bench-thin", count).await?;
     let acked = tokio::time::timeout(Duration::from_secs(300), consuming).await???;
     polling.abort();
     println!(
@@ -382,9 +423,9 @@ async fn thin_queue(port: u16, count: u64, batch: bool) -> anyhow::Result<f64> {
 /// One producer putting events to the log (at most 10,000 unconfirmed),
 /// one durable subscriber reading them back and acknowledging each batch:
 /// events/s from the first put to the last event read.
-async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
+async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
     use contracts::stream::{Start, StreamAck, StreamBatch, Subscribe};
-    let client = |id: &str| thin_client(port, id);
+    let client = |id: &str| thin_client(at, id);
     let (sub, mut sub_loop) = client("bench-stream-sub");
     sub.subscribe("pizza/log/deliver/bench-stream-sub", QoS::AtLeastOnce)
         .await?;
@@ -432,7 +473,7 @@ async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
         anyhow::Ok(Instant::now())
     });
 
-    let (started, confirmed) = put_all(port, "bench-stream-producer", "pizza/log", count).await?;
+    let (started, confirmed) = put_all(at, "bench-stream-producer", "pizza/log", count).await?;
     let read = tokio::time::timeout(Duration::from_secs(300), reading).await???;
     println!(
         "  (stream: all confirmed in {:.2} s, all read in {:.2} s)",
@@ -443,8 +484,8 @@ async fn thin_stream(port: u16, count: u64) -> anyhow::Result<f64> {
 }
 
 /// A bench client: long keep-alive, a large in-flight window, no Nagle.
-fn thin_client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
-    let mut o = MqttOptions::new(id, "127.0.0.1", port);
+fn thin_client(at: &BrokerAddr, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
+    let mut o = MqttOptions::new(id, &at.host, at.port);
     o.set_keep_alive(Duration::from_secs(30))
         .set_inflight(1_000)
         .set_max_packet_size(512 * 1024, 512 * 1024);
@@ -456,7 +497,12 @@ fn thin_client(port: u16, id: &str) -> (AsyncClient, rumqttc::EventLoop) {
 /// Puts `count` envelopes from `producer` on `<base>/put`, windowed, and
 /// waits for their confirms on `<base>/confirm/<producer>`; returns when
 /// the first went out and when the last was confirmed.
-async fn put_all(port: u16, producer: &str, base: &str, count: u64) -> anyhow::Result<(Instant, Instant)> {
+async fn put_all(
+    at: &BrokerAddr,
+    producer: &str,
+    base: &str,
+    count: u64,
+) -> anyhow::Result<(Instant, Instant)> {
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| serde_json::to_vec(&envelope(i, producer)))
         .collect::<Result<_, _>>()?;
@@ -464,7 +510,7 @@ async fn put_all(port: u16, producer: &str, base: &str, count: u64) -> anyhow::R
     // test: a short settle is enough here).
     tokio::time::sleep(Duration::from_millis(200)).await;
     let confirm = format!("{base}/confirm/{producer}");
-    put_windowed(port, producer, &format!("{base}/put"), &confirm, bodies).await
+    put_windowed(at, producer, &format!("{base}/put"), &confirm, bodies).await
 }
 
 /// Publishes `bodies` on `put` as client `id`, keeping at most 10,000
@@ -475,7 +521,7 @@ async fn put_all(port: u16, producer: &str, base: &str, count: u64) -> anyhow::R
 /// send them again; the run would then hang instead of measuring. Returns
 /// when it started and when the last confirm came.
 async fn put_windowed(
-    port: u16,
+    at: &BrokerAddr,
     id: &str,
     put: &str,
     confirm: &str,
@@ -484,7 +530,7 @@ async fn put_windowed(
     use contracts::queue::Confirm;
     const WINDOW: u64 = 10_000;
     let count = bodies.len() as u64;
-    let (producer, mut producer_loop) = thin_client(port, id);
+    let (producer, mut producer_loop) = thin_client(at, id);
     producer.subscribe(confirm, QoS::AtLeastOnce).await?;
     let confirmed = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let seen = confirmed.clone();
