@@ -146,7 +146,13 @@ async fn stand_by(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<bool
         let holders = crate::claim::census(broker, topics, &topics.status(id)).await?;
         let holder = match &holders {
             Some(h) => match h.get(id) {
-                None => return Ok(true),
+                None => match keeper_publishing(broker, topics).await? {
+                    Some(false) => return Ok(true),
+                    Some(true) => {
+                        "a keeper without a heartbeat (the one inside `pizza-node broker`)".to_string()
+                    }
+                    None => format!("the broker {}:{} is unreachable", broker.host, broker.port),
+                },
                 Some(s) => format!("pid {} on host {}", s.pid, s.host),
             },
             None => format!("the broker {}:{} is unreachable", broker.host, broker.port),
@@ -160,6 +166,38 @@ async fn stand_by(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<bool
             () = crate::cli::terminated() => return Ok(false),
         }
     }
+}
+
+/// Whether some keeper serves this prefix now, heartbeat or not: a live
+/// keeper (`pizza-node broker`'s own included) publishes queue stats every
+/// second, so a fresh (not retained) one within
+/// [`crate::claim::PROOF_OF_LIFE`] proves it. `None` when the broker cannot
+/// be reached.
+async fn keeper_publishing(broker: &BrokerAddr, topics: &Topics) -> Result<Option<bool>, NodeError> {
+    use rumqttc::{AsyncClient, Event, Packet, QoS};
+    let (_, opts) = broker.one_shot("keeper-probe", 1024 * 1024);
+    let (client, mut events) = AsyncClient::new(opts, 16);
+    if client
+        .subscribe(topics.queue_stats(), QoS::AtMostOnce)
+        .await
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let deadline = tokio::time::Instant::now() + crate::claim::PROOF_OF_LIFE;
+    let mut reached = false;
+    let seen = loop {
+        match tokio::time::timeout_at(deadline, events.poll()).await {
+            Err(_) => break false,
+            Ok(Err(_)) if !reached => return Ok(None),
+            Ok(Err(_)) => break false,
+            Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => reached = true,
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) if !p.retain => break true,
+            Ok(Ok(_)) => {}
+        }
+    };
+    let _ = client.disconnect().await;
+    Ok(reached.then_some(seen))
 }
 
 fn wall_ms() -> u64 {

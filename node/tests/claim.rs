@@ -99,3 +99,30 @@ fn a_second_node_with_a_live_nodes_id_refuses_and_a_dead_ones_id_is_free() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_standalone_keeper_stands_by_while_the_embedded_broker_keeps_the_queues() {
+    let w = World::new();
+    let _broker = w.broker(&[]);
+    let mut second = w.keeper("keeper-2", "keeper-2", false);
+    let refused = "another keeper serves this prefix (or it cannot be told): this one refuses to serve and stands by to take over";
+    support::wait_for(LONG, "the keeper to stand by", || {
+        !w.log_events("keeper-2", refused).is_empty()
+    });
+    let holder = w.log_events("keeper-2", refused)[0]["holder"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        holder.contains("pizza-node broker"),
+        "names the embedded keeper: {holder}"
+    );
+    // Still standing by a few stats rounds later: it never serves.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(second.running(), "a standby keeper waits");
+    assert!(
+        w.log_events("keeper-2", "keeper serving: the work queues and the event log")
+            .is_empty(),
+        "two keepers served one prefix"
+    );
+}
