@@ -113,6 +113,9 @@ pub struct Faults {
     pub out_of_stock: Vec<String>,
 }
 
+/// The longest injected delay a node accepts, in ms (a minute).
+pub const MAX_FAULT_MS: u64 = 60_000;
+
 /// The reorder window when [`Faults::reorder_window_ms`] is 0: long enough
 /// for an order's next events (a few ms apart without prep or trip time) to
 /// overtake a held-back one, short enough not to slow a demo down.
@@ -126,6 +129,37 @@ impl Faults {
     /// Whether any fault is active.
     pub fn any(&self) -> bool {
         *self != Faults::default()
+    }
+
+    /// Checks that the faults are ones a node can act on, naming the first
+    /// field that is not: rates are probabilities (0..=1), delays at most
+    /// [`MAX_FAULT_MS`] (a larger one would hang a handler past any stop),
+    /// and a handful of short ingredient names. A node refuses a command
+    /// whose faults fail this, instead of applying them.
+    pub fn validate(&self) -> Result<(), String> {
+        let rates = [
+            ("error_rate", self.error_rate),
+            ("drop_rate", self.drop_rate),
+            ("duplicate_rate", self.duplicate_rate),
+            ("reorder_rate", self.reorder_rate),
+        ];
+        for (field, rate) in rates {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("{field} must be between 0 and 1, got {rate}"));
+            }
+        }
+        for (field, ms) in [
+            ("latency_ms", self.latency_ms),
+            ("reorder_window_ms", self.reorder_window_ms),
+        ] {
+            if ms > MAX_FAULT_MS {
+                return Err(format!("{field} must be at most {MAX_FAULT_MS}, got {ms}"));
+            }
+        }
+        if self.out_of_stock.len() > 32 || self.out_of_stock.iter().any(|i| i.is_empty() || i.len() > 64) {
+            return Err("out_of_stock takes at most 32 ingredient names of 1 to 64 characters".into());
+        }
+        Ok(())
     }
 
     /// The reorder window in effect, in ms.
@@ -159,6 +193,45 @@ pub enum Control {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn faults_a_node_cannot_act_on_are_refused_by_name() {
+        assert_eq!(Faults::default().validate(), Ok(()));
+        let bad = |f: Faults| f.validate().unwrap_err();
+        assert!(bad(Faults {
+            error_rate: -5.0,
+            ..Faults::default()
+        })
+        .starts_with("error_rate"));
+        assert!(bad(Faults {
+            drop_rate: 7.0,
+            ..Faults::default()
+        })
+        .starts_with("drop_rate"));
+        assert!(bad(Faults {
+            reorder_rate: f64::NAN,
+            ..Faults::default()
+        })
+        .starts_with("reorder_rate"));
+        assert!(bad(Faults {
+            latency_ms: u64::MAX,
+            ..Faults::default()
+        })
+        .starts_with("latency_ms"));
+        let stock = Faults {
+            out_of_stock: vec!["x".repeat(200)],
+            ..Faults::default()
+        };
+        assert!(bad(stock).starts_with("out_of_stock"));
+        let fine = Faults {
+            latency_ms: MAX_FAULT_MS,
+            error_rate: 1.0,
+            out_of_stock: vec!["basil".into()],
+            ..Faults::default()
+        };
+        assert_eq!(fine.validate(), Ok(()));
+    }
+
     use super::*;
 
     #[test]

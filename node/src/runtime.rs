@@ -365,9 +365,16 @@ impl Node {
     pub fn obey(&self, cmd: Control) {
         let faults = &self.shared.faults;
         match cmd {
-            Control::SetFaults { faults: f } => {
-                faults.send_replace(f);
-            }
+            Control::SetFaults { faults: f } => match f.validate() {
+                Ok(()) => {
+                    faults.send_replace(f);
+                }
+                // Anyone on the broker can send this: an absurd value must
+                // not hang an oven or break the dice.
+                Err(why) => {
+                    tracing::warn!(%why, "refused a set_faults command; the faults stay as they were")
+                }
+            },
             Control::ClearFaults => {
                 faults.send_replace(Faults::default());
             }

@@ -523,3 +523,35 @@ fn a_cancellation_whose_refund_keeps_failing_goes_to_the_dlq_with_an_alert_and_f
         "{view}"
     );
 }
+
+#[test]
+fn fault_commands_a_node_cannot_act_on_are_refused_and_change_nothing() {
+    let mut p = Platform::new(&[]);
+    p.kitchen("kitchen-1", "10", "1");
+    let mqtt = p.mqtt("test-bad-faults");
+    let status = "pizza/nodes/kitchen-1/status";
+    mqtt.subscribe(status);
+    mqtt.expect(status, LONG, |s| s["state"] == "up");
+    for bad in [
+        json!({"latency_ms": u64::MAX}),
+        json!({"error_rate": -5.0}),
+        json!({"drop_rate": 7.0}),
+    ] {
+        let command = json!({"command": "set_faults", "faults": bad});
+        mqtt.publish("pizza/control/kitchen-1", command.to_string());
+    }
+    // Commands are taken in order: once this one shows, the bad ones were seen.
+    p.set_faults(&mqtt, "kitchen-1", &json!({"error_rate": 0.25}), "error_rate");
+    let beat = mqtt.expect(status, LONG, |s| s["faults"]["error_rate"] == 0.25);
+    assert_eq!(beat["faults"]["latency_ms"], 0, "{beat}");
+    assert_eq!(beat["faults"]["drop_rate"], 0.0, "{beat}");
+    let refused = p.w.log_events(
+        "kitchen-1",
+        "refused a set_faults command; the faults stay as they were",
+    );
+    assert_eq!(refused.len(), 3, "each bad command is logged with its reason");
+    assert!(refused[0]["why"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("latency_ms"));
+}

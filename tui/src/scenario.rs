@@ -507,6 +507,9 @@ impl Scenario {
                         ))
                     }
                 },
+                Step::Fault { faults, .. } => {
+                    faults.validate().map_err(|why| format!("step {n}: {why}"))?;
+                }
                 Step::Cancel { order: 0, .. } => {
                     return Err(format!(
                         "step {n}: order 0 names no order: 1 is the first placed, -1 the latest"
