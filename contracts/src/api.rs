@@ -111,30 +111,41 @@ impl PlaceOrder {
     /// there is at least one item; every `qty` is in
     /// [`MIN_QTY`]..=[`MAX_QTY`]; every pizza is on the menu.
     pub fn validate(&self, is_on_menu: impl Fn(&str) -> bool) -> Result<(), FieldError> {
-        check_text("customer.name", &self.customer.name)?;
-        check_text("customer.address", &self.customer.address)?;
-        if self.items.is_empty() {
+        validate_order(&self.customer, &self.items, is_on_menu)
+    }
+}
+
+/// The rules of [`PlaceOrder::validate`], for anything that carries a
+/// customer and items (a kitchen ticket, which may come from anyone on the
+/// broker, is held to the same rules as the order it was made from).
+pub fn validate_order(
+    customer: &Customer,
+    items: &[Item],
+    is_on_menu: impl Fn(&str) -> bool,
+) -> Result<(), FieldError> {
+    check_text("customer.name", &customer.name)?;
+    check_text("customer.address", &customer.address)?;
+    if items.is_empty() {
+        return Err(FieldError::new(
+            "items",
+            "order at least one pizza; items is empty",
+        ));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if !(MIN_QTY..=MAX_QTY).contains(&item.qty) {
             return Err(FieldError::new(
-                "items",
-                "order at least one pizza; items is empty",
+                format!("items[{i}].qty"),
+                format!("qty must be between {MIN_QTY} and {MAX_QTY}, got {}", item.qty),
             ));
         }
-        for (i, item) in self.items.iter().enumerate() {
-            if !(MIN_QTY..=MAX_QTY).contains(&item.qty) {
-                return Err(FieldError::new(
-                    format!("items[{i}].qty"),
-                    format!("qty must be between {MIN_QTY} and {MAX_QTY}, got {}", item.qty),
-                ));
-            }
-            if !is_on_menu(&item.pizza) {
-                return Err(FieldError::new(
-                    format!("items[{i}].pizza"),
-                    format!("unknown pizza '{}'; see the menu", item.pizza),
-                ));
-            }
+        if !is_on_menu(&item.pizza) {
+            return Err(FieldError::new(
+                format!("items[{i}].pizza"),
+                format!("unknown pizza '{}'; see the menu", item.pizza),
+            ));
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Checks a required text field: not blank, at most [`MAX_TEXT_CHARS`]

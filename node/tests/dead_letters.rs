@@ -230,3 +230,43 @@ fn a_put_too_large_to_deliver_goes_to_the_dlq_and_the_queue_keeps_moving() {
         consumer.with("acked").len() == 3
     });
 }
+
+#[test]
+fn a_forged_ticket_no_order_could_make_is_dead_lettered_by_the_kitchen_with_the_field() {
+    let w = World::new();
+    let _broker = w.broker(&[]);
+    let _kitchen = w.node("kitchen", "kitchen-1", &["--prep-ms", "10"]);
+    let mqtt = Mqtt::connect(w.port, "test-forger", None).expect("connects");
+    mqtt.subscribe("pizza/q/kitchen/dlq/items");
+    mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.is_empty())
+    });
+    // Four billion pizzas (the kitchen would fill its memory listing their
+    // ingredients), and a 2,000-character name.
+    let forged = [
+        serde_json::json!({"items": [{"pizza": "margherita", "qty": 4_000_000_000u64}], "customer": {"name": "Eve", "address": "X"}}),
+        serde_json::json!({"items": [{"pizza": "margherita", "qty": 1}], "customer": {"name": "e".repeat(2_000), "address": "X"}}),
+    ];
+    for (n, body) in forged.iter().enumerate() {
+        let env = contracts::Envelope::new(
+            "kitchen.ticket",
+            format!("ord_forged{n}"),
+            3,
+            contracts::envelope::new_trace_id(),
+            "eve",
+            body.clone(),
+        );
+        mqtt.publish("pizza/q/kitchen/put", serde_json::to_string(&env).expect("json"));
+    }
+    let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
+        v.as_array().is_some_and(|a| a.len() == 2)
+    });
+    let reasons: Vec<String> = listing
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| s(l, "reason"))
+        .collect();
+    assert!(reasons.iter().any(|r| r.contains("items[0].qty")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("customer.name")), "{reasons:?}");
+}

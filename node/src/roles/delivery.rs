@@ -361,7 +361,17 @@ pub fn decide(ticket: &Envelope, in_progress: bool) -> Decision {
         ));
     }
     match events::decode::<DeliveryTicket>(ticket) {
-        Ok(t) => Decision::Deliver(t),
+        Ok(t) => {
+            let checked = contracts::api::check_text("customer.name", &t.customer.name)
+                .and_then(|()| contracts::api::check_text("customer.address", &t.customer.address))
+                .and_then(|()| contracts::api::check_text("kitchen", &t.kitchen));
+            match checked {
+                Ok(()) => Decision::Deliver(t),
+                Err(e) => {
+                    Decision::Reject(format!("not a ticket a driver takes: {}: {}", e.field, e.message))
+                }
+            }
+        }
         Err(e) => Decision::Reject(e.to_string()),
     }
 }
@@ -877,6 +887,13 @@ mod tests {
             decide(&ticket(u64::MAX - 1), false),
             Decision::Reject(_)
         ));
+
+        let mut huge = ticket(5);
+        huge.payload["customer"]["name"] = serde_json::json!("x".repeat(200_000));
+        let Decision::Reject(reason) = decide(&huge, false) else {
+            panic!("a 200,000-character name is rejected");
+        };
+        assert!(reason.contains("customer.name"), "{reason}");
     }
 
     #[test]

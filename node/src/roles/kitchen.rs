@@ -139,6 +139,16 @@ impl Kitchen {
             Ok(b) => b,
             Err(e) => return Handled::Reject(format!("not a kitchen ticket: {e}")),
         };
+        // Anyone on the broker can put a ticket: hold it to the rules of an
+        // order (a qty of 4 billion would fill the memory in `plan`).
+        if let Err(e) =
+            contracts::api::validate_order(&body.customer, &body.items, |p| self.menu.get(p).is_some())
+        {
+            return Handled::Reject(format!(
+                "not a ticket a kitchen cooks: {}: {}",
+                e.field, e.message
+            ));
+        }
         let id = self.node.id().to_string();
         let faked_out = self.node.faults().out_of_stock;
         let plan = plan(&body, &self.menu, &mut self.lock_stock(), &faked_out);
