@@ -109,19 +109,5 @@ fn kill_9_of_random_nodes_loses_no_accepted_order_and_doubles_none() {
         tally.delivered_twice.len(),
         tally.cooked_twice.len(),
     );
-    assert!(
-        tally.missing.is_empty(),
-        "not in the event log: {:?}",
-        tally.missing
-    );
-    assert!(
-        tally.twice_in_log.is_empty(),
-        "cooked or delivered twice in the log: {:?}",
-        tally.twice_in_log
-    );
-    assert!(
-        tally.delivered_twice.is_empty(),
-        "delivered twice: {:?}",
-        tally.delivered_twice
-    );
+    tally.assert_each_once_in_the_log_and_delivered_once();
 }

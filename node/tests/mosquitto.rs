@@ -44,21 +44,7 @@ fn assert_each_delivered_once(p: &Platform, ids: &[String]) {
         assert_eq!(seqs, expected, "order {id}'s view has a gap: {view}");
     }
     let tally = p.tally(ids, &KITCHENS);
-    assert!(
-        tally.missing.is_empty(),
-        "not in the event log: {:?}",
-        tally.missing
-    );
-    assert!(
-        tally.twice_in_log.is_empty(),
-        "twice in the log: {:?}",
-        tally.twice_in_log
-    );
-    assert!(
-        tally.delivered_twice.is_empty(),
-        "delivered twice: {:?}",
-        tally.delivered_twice
-    );
+    tally.assert_each_once_in_the_log_and_delivered_once();
     assert!(
         tally.cooked_twice.is_empty(),
         "cooked twice: {:?}",

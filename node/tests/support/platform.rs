@@ -34,32 +34,27 @@ impl Platform {
     pub fn new(broker_extra: &[&str]) -> Platform {
         let w = World::new();
         let broker = w.broker(broker_extra);
-        let mut procs = HashMap::new();
-        procs.insert("broker".to_string(), broker);
-        Platform {
-            w,
-            http: Http::default(),
-            order_port: free_port(),
-            payment_port: free_port(),
-            delivery_port: free_port(),
-            procs,
-        }
+        Platform::around(w, [("broker", broker)])
     }
 
     /// Mosquitto as the broker and `pizza-node keeper` beside it (procs
     /// `mosquitto` and `keeper`): no embedded broker at all.
     pub fn on_mosquitto() -> Platform {
         let w = World::new();
-        let mut procs = HashMap::new();
-        procs.insert("mosquitto".to_string(), w.mosquitto());
-        procs.insert("keeper".to_string(), w.keeper("keeper", "keeper", true));
+        let mosquitto = w.mosquitto();
+        let keeper = w.keeper("keeper", "keeper", true);
+        Platform::around(w, [("mosquitto", mosquitto), ("keeper", keeper)])
+    }
+
+    /// A platform in `w` whose broker side is `procs` (already up).
+    fn around<const N: usize>(w: World, procs: [(&str, Proc); N]) -> Platform {
         Platform {
             w,
             http: Http::default(),
             order_port: free_port(),
             payment_port: free_port(),
             delivery_port: free_port(),
-            procs,
+            procs: procs.into_iter().map(|(id, p)| (id.to_string(), p)).collect(),
         }
     }
 
@@ -242,6 +237,27 @@ pub struct Tally {
     pub delivered_twice: Vec<String>,
     /// Orders whose ticket was cooked more than once (by any kitchens).
     pub cooked_twice: Vec<String>,
+}
+
+impl Tally {
+    /// Fails unless every order is in the log once and was delivered once.
+    pub fn assert_each_once_in_the_log_and_delivered_once(&self) {
+        assert!(
+            self.missing.is_empty(),
+            "not in the event log: {:?}",
+            self.missing
+        );
+        assert!(
+            self.twice_in_log.is_empty(),
+            "cooked or delivered twice in the log: {:?}",
+            self.twice_in_log
+        );
+        assert!(
+            self.delivered_twice.is_empty(),
+            "delivered twice: {:?}",
+            self.delivered_twice
+        );
+    }
 }
 
 impl Platform {
