@@ -331,6 +331,23 @@ impl Mqtt {
             .expect("publish");
     }
 
+    /// Disconnects cleanly, after everything published so far has been
+    /// written: unlike a drop, which can lose the last publishes (a final
+    /// ack, say) still queued in the client.
+    pub fn close(self) {
+        let _ = self.client.disconnect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Ok(Err(_)) | Err(_) => {
+                    return
+                }
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
     /// Every message received so far and not yet matched by an `expect`,
     /// in arrival order, without waiting.
     pub fn take_all(&self) -> Vec<(String, serde_json::Value)> {
