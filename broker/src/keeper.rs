@@ -110,13 +110,12 @@ struct Batch {
 impl Batch {
     /// Confirms `consumer`'s `done` acks after the flush.
     fn acked(&mut self, queue: &str, consumer: &str, delivery_ids: impl IntoIterator<Item = String>) {
-        let ids = self
-            .acked
-            .entry((queue.to_string(), consumer.to_string()))
-            .or_default();
-        ids.extend(delivery_ids);
-        if ids.is_empty() {
-            self.acked.remove(&(queue.to_string(), consumer.to_string()));
+        let mut ids = delivery_ids.into_iter().peekable();
+        if ids.peek().is_some() {
+            self.acked
+                .entry((queue.to_string(), consumer.to_string()))
+                .or_default()
+                .extend(ids);
         }
     }
 

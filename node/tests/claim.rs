@@ -117,8 +117,14 @@ fn a_standalone_keeper_stands_by_while_the_embedded_broker_keeps_the_queues() {
         holder.contains("pizza-node broker"),
         "names the embedded keeper: {holder}"
     );
-    // Still standing by a few stats rounds later: it never serves.
-    std::thread::sleep(Duration::from_secs(3));
+    // Still standing by after several more rounds of the embedded keeper's
+    // stats (each one a chance for the standby to be wrong): it never serves.
+    let stats = w.watch("test-stats", &["pizza/q/stats"]);
+    let mut rounds = std::collections::BTreeSet::new();
+    while rounds.len() < 6 {
+        let s = stats.expect("pizza/q/stats", LONG, |s| !rounds.contains(&s["at"].to_string()));
+        rounds.insert(s["at"].to_string());
+    }
     assert!(second.running(), "a standby keeper waits");
     assert!(
         w.log_events("keeper-2", "keeper serving: the work queues and the event log")

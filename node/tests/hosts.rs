@@ -18,7 +18,8 @@ const LONG: Duration = Duration::from_secs(90);
 struct Hosts {
     // Drop order: processes first, then the namespaces, then the temp dir.
     procs: Vec<Proc>,
-    net: Net,
+    /// Kept for its drop: it deletes the namespaces.
+    _net: Net,
     w: World,
     http: Http,
     order_url: String,
@@ -143,7 +144,7 @@ fn hosts() -> Hosts {
     http.wait_up(&format!("{order_url}/healthz"));
     Hosts {
         procs,
-        net,
+        _net: net,
         w,
         http,
         order_url,
@@ -186,5 +187,4 @@ fn on_separate_hosts_orders_flow_a_cancellation_recalls_across_hosts_and_a_kitch
         })
     });
     assert!(recalled, "the driver was not called back across hosts: {view}");
-    let _ = &h.net;
 }

@@ -542,10 +542,18 @@ impl World {
     /// in `<data>`; waits until it serves when `wait` (a standby keeper
     /// does not).
     pub fn keeper(&self, id: &str, data: &str, wait: bool) -> Proc {
-        let mut args = self.node_args("keeper", "keeper");
-        let dir = args.len() - 1;
-        args[dir] = self.path(data).display().to_string();
-        args.extend(["--log-format".to_string(), "json".to_string()]);
+        let args: Vec<String> = [
+            "keeper".to_string(),
+            "--id".into(),
+            "keeper".into(),
+            "--broker".into(),
+            self.broker_url(),
+            "--data-dir".into(),
+            self.path(data).display().to_string(),
+            "--log-format".into(),
+            "json".into(),
+        ]
+        .into();
         let p = Proc::spawn(id, &args, &self.path(&format!("{id}.log")));
         if wait {
             self.wait_keeper(&[]);
