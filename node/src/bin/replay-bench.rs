@@ -9,7 +9,7 @@
 //! - one order's history: the index scan, the MQTT reply as the broker
 //!   builds it, and `contracts::history::replay`.
 //!
-//! `cargo run --release -p broker --bin replay-bench [-- ORDERS]`
+//! `cargo run --release -p node --bin replay-bench [-- ORDERS]`
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
