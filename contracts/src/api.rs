@@ -18,14 +18,44 @@ pub const MIN_QTY: u32 = 1;
 pub const MAX_QTY: u32 = 20;
 /// The longest customer name or address accepted, in characters.
 pub const MAX_TEXT_CHARS: usize = 200;
+/// The most pizzas one order may ask for, all items together (one oven
+/// batch; without it 3 x the same pizza at [`MAX_QTY`] each would pass).
+pub const MAX_PIZZAS_PER_ORDER: u32 = 50;
+/// The largest charge `POST /pay` takes, in cents (10,000.00).
+pub const MAX_AMOUNT_CENTS: u64 = 1_000_000;
+/// The currencies `POST /pay` charges in (ISO 4217).
+pub const CURRENCIES: [&str; 4] = ["CHF", "EUR", "GBP", "USD"];
+/// The longest `Idempotency-Key` accepted, in bytes (printable ASCII).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 /// The `code` of an [`ErrorBody`]: stable, machine-readable, documented once
 /// here so that every node and client spells them alike.
 pub mod error_code {
     /// 400: the request body failed validation; `field` names the culprit.
     pub const VALIDATION: &str = "validation";
-    /// 400: the request body is not valid JSON for the endpoint.
-    pub const MALFORMED: &str = "malformed";
+    /// 400: the request body is not JSON, or has data after the JSON value.
+    pub const MALFORMED_JSON: &str = "malformed_json";
+    /// 413: the request body is over the limit.
+    pub const TOO_LARGE: &str = "too_large";
+    /// 415: the request body is not sent as `application/json`.
+    pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+    /// 400: the request body could not be read (broken chunking, a reset).
+    pub const BAD_BODY: &str = "bad_body";
+    /// 408: the request body did not arrive in time.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// 400: a path segment, query parameter or header is not what the
+    /// endpoint takes.
+    pub const BAD_REQUEST: &str = "bad_request";
+    /// 405: the path exists, not with this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// 422: an `Idempotency-Key` sent again with a different order.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// 409: the first request with this `Idempotency-Key` is still running.
+    pub const IDEMPOTENCY_IN_PROGRESS: &str = "idempotency_in_progress";
+    /// 500: a failure of the node itself (storage, broker); see its log.
+    pub const INTERNAL: &str = "internal";
+    /// 500: a fault the control room injected failed this request.
+    pub const INJECTED_FAULT: &str = "injected_fault";
     /// 402: payment declined the charge.
     pub const PAYMENT_DECLINED: &str = "payment_declined";
     /// 503: payment timed out, refused the connection, or its breaker is open.
@@ -106,10 +136,12 @@ impl PlaceOrder {
     /// The menu is passed in as a predicate because it is data the order node
     /// loads at run time, and this crate does no I/O.
     ///
-    /// Rules: name and address are not blank and at most [`MAX_TEXT_CHARS`]
+    /// Rules: name and address have a visible character (zero-width and
+    /// control characters do not count) and are at most [`MAX_TEXT_CHARS`]
     /// characters (counted as sent: padding is stored too, so it counts);
     /// there is at least one item; every `qty` is in
-    /// [`MIN_QTY`]..=[`MAX_QTY`]; every pizza is on the menu.
+    /// [`MIN_QTY`]..=[`MAX_QTY`], at most [`MAX_PIZZAS_PER_ORDER`] in all;
+    /// every pizza is on the menu.
     pub fn validate(&self, is_on_menu: impl Fn(&str) -> bool) -> Result<(), FieldError> {
         validate_order(&self.customer, &self.items, is_on_menu)
     }
@@ -145,13 +177,33 @@ pub fn validate_order(
             ));
         }
     }
+    // Each qty is at most MAX_QTY here, so the sum cannot overflow.
+    let pizzas: u32 = items.iter().map(|i| i.qty).sum();
+    if pizzas > MAX_PIZZAS_PER_ORDER {
+        return Err(FieldError::new(
+            "items",
+            format!("at most {MAX_PIZZAS_PER_ORDER} pizzas per order, got {pizzas}; split the order"),
+        ));
+    }
     Ok(())
+}
+
+/// Whether `c` shows nothing: whitespace, control characters, and the
+/// zero-width and direction marks (a name of only U+200B is blank).
+pub fn is_invisible(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// Checks a required text field: not blank, at most [`MAX_TEXT_CHARS`]
 /// characters (also used for ids that become storage keys).
 pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
-    if value.trim().is_empty() {
+    if value.chars().all(is_invisible) {
         return Err(FieldError::new(field, format!("{field} is required")));
     }
     // Characters, not bytes: a limit in bytes would punish non-ASCII names.
@@ -487,6 +539,36 @@ mod tests {
         assert_eq!(blamed(|o| o.items[0].qty = 0), "items[0].qty");
         assert_eq!(blamed(|o| o.items[1].qty = 21), "items[1].qty");
         assert_eq!(blamed(|o| o.items[1].pizza = "hawaii".into()), "items[1].pizza");
+        assert_eq!(
+            blamed(|o| o.customer.name = "\u{200B}\u{200D}".into()),
+            "customer.name"
+        );
+        assert_eq!(
+            blamed(|o| o.customer.address = "\u{FEFF}\u{2060} ".into()),
+            "customer.address"
+        );
+        // Three lines of 20 are 60 pizzas: each line is fine, the order is not.
+        assert_eq!(blamed(|o| o.items = vec![o.items[1].clone(); 3]), "items");
+    }
+
+    #[test]
+    fn invisible_characters_do_not_make_a_name_but_do_not_spoil_one() {
+        let mut o = order();
+        o.customer.name = "\u{200B}Zoë\u{200D}".into();
+        assert_eq!(o.validate(on_menu), Ok(()));
+        o.items = vec![
+            o.items[1].clone(),
+            o.items[1].clone(),
+            Item {
+                pizza: "funghi".into(),
+                qty: 10,
+            },
+        ];
+        assert_eq!(
+            o.validate(on_menu),
+            Ok(()),
+            "{MAX_PIZZAS_PER_ORDER} pizzas in all"
+        );
     }
 
     #[test]

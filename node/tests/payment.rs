@@ -163,6 +163,14 @@ fn bad_requests_name_the_field() {
             json!({"order_id": "o-1", "amount_cents": 1, "currency": "EURO"}),
             "currency",
         ),
+        (
+            json!({"order_id": "o-1", "amount_cents": 1, "currency": "XYZ"}),
+            "currency",
+        ),
+        (
+            json!({"order_id": "o-1", "amount_cents": 1_000_001, "currency": "CHF"}),
+            "amount_cents",
+        ),
         (json!({"order_id": "o-1", "amount_cents": 1}), "currency"),
     ];
     for (body, field) in cases {

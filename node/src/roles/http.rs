@@ -1,16 +1,147 @@
-//! HTTP plumbing shared by the roles: JSON bodies whose rejections are 4xx
-//! answers with a JSON error body naming the field, and the error type every
-//! handler returns.
+//! HTTP plumbing shared by the roles: the server (with its timeouts), JSON
+//! bodies whose rejections are 4xx answers with a JSON error body naming the
+//! field, and the error type every handler returns. Every error answer of
+//! every node is the contract's JSON `ErrorBody`, axum's own ones included.
 
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use contracts::api::ErrorBody;
+use contracts::api::{error_code, ErrorBody};
 use serde::de::DeserializeOwned;
 
 /// Largest request body accepted (413 above).
 pub const MAX_BODY: usize = 64 * 1024;
+
+/// How long a client may take to send a request's headers, and how long a
+/// connection may sit idle between requests; then it is closed. Without it a
+/// few hundred slow clients hold a node's connections for as long as they
+/// like. Our own clients drop idle connections sooner ([`CLIENT_IDLE`]), so
+/// they never send on one the server is closing.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a request body may take to arrive (408 after).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long the nodes' own HTTP clients keep an idle connection.
+pub const CLIENT_IDLE: Duration = Duration::from_secs(5);
+
+/// How long a stopping server waits for requests in flight.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets the
+/// requests in flight finish (up to 10 s) and closes idle connections.
+///
+/// hyper's HTTP/1 connection directly rather than `axum::serve`, which has
+/// no header-read timeout.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP listening");
+    let app = router
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(json_errors));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, or a connection reset before we
+                // took it: not the listener's end. Wait a little (EMFILE
+                // would otherwise spin) and go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that went away or timed out: nothing to do.
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        });
+    }
+    drop(listener);
+    tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .context("requests still running 10 s after the stop; they were cut off")
+        .or_else(|e| {
+            tracing::warn!("{e:#}");
+            anyhow::Ok(())
+        })
+}
+
+/// Makes every error answer a JSON [`ErrorBody`]: axum answers an unknown
+/// path (404), a wrong method (405) or a bad path segment or query (400)
+/// with an empty or text body; this rewrites those, keeping the status and
+/// the text as the message. Answers that are JSON already pass untouched.
+pub async fn json_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, fallback) = match status {
+        StatusCode::NOT_FOUND => (error_code::NOT_FOUND, format!("no such path: {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            (
+                error_code::METHOD_NOT_ALLOWED,
+                format!("{path} does not take {method}; it takes {allowed}"),
+            )
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            error_code::TOO_LARGE,
+            format!("the body is over {} KiB", MAX_BODY / 1024),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            error_code::REQUEST_TIMEOUT,
+            "the request took too long".to_string(),
+        ),
+        s if s.is_server_error() => (error_code::INTERNAL, format!("{s}")),
+        s => (error_code::BAD_REQUEST, format!("{s}")),
+    };
+    let message = if text.is_empty() { fallback } else { text };
+    let body = serde_json::to_vec(&ErrorBody::new(code, message)).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
 
 /// An error answer: a status and a JSON [`ErrorBody`].
 #[derive(Debug)]
@@ -46,7 +177,11 @@ impl ApiError {
     /// 500 for a failure of this node (storage, broker).
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            error_code::INTERNAL,
+            format!("{e}"),
+        )
     }
 }
 
@@ -58,7 +193,8 @@ impl IntoResponse for ApiError {
 
 /// A JSON request body. Unlike `axum::Json`, every rejection is a JSON error
 /// body: 415 without `content-type: application/json`, 413 over
-/// [`MAX_BODY`], 400 for malformed JSON, and 400 naming the JSON path of a
+/// [`MAX_BODY`], 408 when it takes longer than [`BODY_TIMEOUT`], 400 for
+/// malformed JSON or data after it, and 400 naming the JSON path of a
 /// missing, unknown or mistyped field.
 pub struct JsonBody<T>(pub T);
 
@@ -79,21 +215,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         if !json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                error_code::UNSUPPORTED_MEDIA_TYPE,
                 "send the body as JSON with 'content-type: application/json'",
             ));
         }
-        let bytes = axum::body::Bytes::from_request(req, state)
+        let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::Bytes::from_request(req, state));
+        let bytes = read
             .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    error_code::REQUEST_TIMEOUT,
+                    format!("the body did not arrive within {} s", BODY_TIMEOUT.as_secs()),
+                )
+            })?
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
-                        "too_large",
+                        error_code::TOO_LARGE,
                         format!("the body is over {} KiB", MAX_BODY / 1024),
                     )
                 } else {
-                    ApiError::new(e.status(), "bad_body", e.body_text())
+                    ApiError::new(e.status(), error_code::BAD_BODY, e.body_text())
                 }
             })?;
         parse(&bytes).map(JsonBody)
@@ -106,18 +250,16 @@ pub fn incoming_trace(headers: &axum::http::HeaderMap) -> Option<String> {
     contracts::trace::trace_id_of(value).map(str::to_string)
 }
 
-/// Parses JSON, naming the path of whatever is wrong.
+/// Parses JSON, naming the path of whatever is wrong. Anything but
+/// whitespace after the JSON value is malformed too: `{…} xyz` is not one
+/// order.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let inner = e.inner();
         let path = e.path().to_string();
         if inner.is_syntax() || inner.is_eof() {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {inner}"),
-            );
+            return malformed(inner);
         }
         let message = inner.to_string();
         // serde names an unknown or missing field in the message, not the path.
@@ -136,7 +278,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             })
             .unwrap_or(path);
         ApiError::field(field, message)
-    })
+    })?;
+    de.end().map_err(|e| malformed(&e))?;
+    Ok(value)
+}
+
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        error_code::MALFORMED_JSON,
+        format!("the body is not valid JSON: {e}"),
+    )
 }
 
 #[cfg(test)]
@@ -168,5 +320,16 @@ mod tests {
         );
         let e = parse::<PlaceOrder>(b"{nope").unwrap_err();
         assert_eq!(e.body.error.code, "malformed_json");
+    }
+
+    #[test]
+    fn data_after_the_json_value_is_malformed() {
+        let order = r#"{"customer":{"name":"A","address":"B"},"items":[{"pizza":"margherita","qty":1}]}"#;
+        assert!(parse::<PlaceOrder>(order.as_bytes()).is_ok());
+        assert!(parse::<PlaceOrder>(format!("{order} \n").as_bytes()).is_ok());
+        for tail in [" xyz", "{}", " 1"] {
+            let e = parse::<PlaceOrder>(format!("{order}{tail}").as_bytes()).unwrap_err();
+            assert_eq!(e.body.error.code, "malformed_json", "tail {tail:?}");
+        }
     }
 }

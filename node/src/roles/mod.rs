@@ -14,12 +14,12 @@ pub mod cancellation;
 pub mod delivery;
 pub mod directory;
 pub mod http;
+pub mod idempotency;
 pub mod kitchen;
 pub mod order;
 pub mod payment;
 pub mod range;
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -62,21 +62,7 @@ pub fn advertised_url(local: SocketAddr, advertise: Option<&str>, host: &str) ->
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    tracing::info!(addr = ?listener.local_addr().ok(), "HTTP listening");
-    axum::serve(
-        listener,
-        router.layer(axum::extract::DefaultBodyLimit::max(http::MAX_BODY)),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server failed")
-}
+pub use http::serve;
 
 /// Resolves when the node should stop: a signal or the control room's `stop`.
 pub async fn until_stopped(node: Node) {

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
@@ -34,6 +34,7 @@ use crate::roles::book::Book;
 use crate::roles::breaker::Breaker;
 use crate::roles::directory::Directory;
 use crate::roles::http::{ApiError, JsonBody};
+use crate::roles::idempotency::{self, Keys};
 use crate::runtime::{Node, Outgoing};
 
 /// `pizza-node order`.
@@ -77,6 +78,10 @@ pub(crate) struct Service {
     pub(crate) withdrawals: crate::withdraw::Withdrawals,
     /// Where the delivery nodes are, to recall a driver.
     pub(crate) directory: Directory,
+    /// `Idempotency-Key`s seen by `POST /orders`.
+    keys: Keys,
+    /// The broker's event log, for a keyed order the book does not have.
+    log: crate::history::LogClient,
 }
 
 pub(crate) type Shared = Arc<Service>;
@@ -101,6 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let book = Book::open(&db)?;
     tracing::info!(orders = book.len(), "order book loaded");
     let http = reqwest::Client::builder()
+        .pool_idle_timeout(crate::roles::http::CLIENT_IDLE)
         .timeout(Duration::from_millis(args.payment_timeout_ms))
         .connect_timeout(Duration::from_millis(args.payment_timeout_ms))
         .build()?;
@@ -114,6 +120,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         started: Instant::now(),
         withdrawals: crate::withdraw::Withdrawals::start(node.link().clone()).await?,
         directory: Directory::follow(&node).await?,
+        keys: Keys::open(&db)?,
+        log: crate::history::LogClient::start(&node).await?,
     });
     service.figures();
     service.book_figures(&*service.book.lock().await);
@@ -135,7 +143,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     // The order's past, replayed from the broker's event log.
-    let history = crate::history::LogClient::start(&node).await?;
+    let history = service.log.clone();
     let router = Router::new()
         .route("/orders", post(place).get(list))
         .route("/orders/:id", get(show).delete(cancel))
@@ -262,21 +270,37 @@ async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+fn new_order_id() -> String {
+    // Time-ordered, so the book lists the newest first by id.
+    format!("ord_{}", uuid::Uuid::now_v7().simple())
+}
+
 async fn place(
     State(s): State<Shared>,
     headers: HeaderMap,
     JsonBody(order): JsonBody<PlaceOrder>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Response, ApiError> {
     order
         .validate(|p| s.menu.get(p).is_some())
         .map_err(|e| ApiError::field(e.field, e.message))?;
+    let key = idempotency::key_of(&headers)?;
     injected_faults(&s.node).await?;
+    // Held until this request answers: the same key meanwhile is a 409.
+    let claim = match &key {
+        Some(k) => Some(s.keys.claim(k, new_order_id).await?),
+        None => None,
+    };
+    if let Some(c) = claim.as_ref().filter(|c| !c.fresh) {
+        if let Some(answer) = replay(&s, &c.order_id, &order).await? {
+            return Ok(answer);
+        }
+    }
+    let order_id = claim.as_ref().map_or_else(new_order_id, |c| c.order_id.clone());
     let amount_cents: u64 = order
         .items
         .iter()
         .map(|i| s.menu.get(&i.pizza).map_or(0, |p| p.price_cents) * u64::from(i.qty))
         .sum();
-    let order_id = format!("ord_{}", uuid::Uuid::now_v7().simple());
     let trace_id =
         crate::roles::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
 
@@ -367,7 +391,85 @@ async fn place(
         .handled
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(%order_id, %trace_id, amount_cents, pay_ms, "order accepted and queued for a kitchen");
-    Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))))
+    Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))).into_response())
+}
+
+/// A repeated `Idempotency-Key` whose order got as far as the book: the
+/// first answer again (201, or 402 if payment declined it), marked
+/// `idempotent-replayed: true`; 422 if this is not the same order. `None`
+/// when an earlier attempt ended before the order existed (place it now).
+async fn replay(s: &Service, order_id: &str, order: &PlaceOrder) -> Result<Option<Response>, ApiError> {
+    let in_book = s.book.lock().await.view(order_id);
+    let view = match in_book {
+        Some(view) => Some(view),
+        None => earlier_attempt(s, order_id).await?,
+    };
+    let Some(view) = view else {
+        return Ok(None);
+    };
+    if view.customer != order.customer || view.items != order.items {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            api::error_code::IDEMPOTENCY_KEY_REUSED,
+            format!(
+                "this {} was used for order {order_id}, with another customer or other items; use a new key for a new order",
+                idempotency::HEADER
+            ),
+        ));
+    }
+    if view.state == OrderState::Rejected {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            api::error_code::PAYMENT_DECLINED,
+            format!(
+                "payment declined order {order_id}, placed earlier with this {}",
+                idempotency::HEADER
+            ),
+        ));
+    }
+    let mut answer = (
+        StatusCode::CREATED,
+        Json(OrderAccepted::new(order_id, view.trace_id)),
+    )
+        .into_response();
+    answer
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    Ok(Some(answer))
+}
+
+/// A keyed order the book does not have. After a kill -9 the book (flushed
+/// lazily) can be behind the outbox and the log; placing the order again
+/// would then make it twice. Still in the outbox: 409, ask again shortly;
+/// in the log: its view; nowhere: the earlier attempt ended before the
+/// order existed (payment was down, or the node died first).
+async fn earlier_attempt(s: &Service, order_id: &str) -> Result<Option<OrderView>, ApiError> {
+    let pending = s.node.link().outbox().pending().map_err(ApiError::internal)?;
+    let on_its_way = pending
+        .iter()
+        .any(|e| serde_json::from_str::<Envelope>(&e.payload).is_ok_and(|env| env.order_id == order_id));
+    if on_its_way {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            api::error_code::IDEMPOTENCY_IN_PROGRESS,
+            format!(
+                "order {order_id} of this {} is on its way to the event log; ask again in a second",
+                idempotency::HEADER
+            ),
+        ));
+    }
+    let events = s.log.events(order_id).await.map_err(|e| {
+        // Unsure whether the order exists: refusing beats making it twice.
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            api::error_code::IDEMPOTENCY_IN_PROGRESS,
+            format!(
+                "cannot tell whether order {order_id} of this {} exists ({e}); ask again later",
+                idempotency::HEADER
+            ),
+        )
+    })?;
+    Ok(contracts::order::OrderFold::from_envelopes(order_id, events).view())
 }
 
 /// The control room's faults, applied to a new order: paused answers 503;
@@ -385,7 +487,7 @@ async fn injected_faults(node: &Node) -> Result<(), ApiError> {
         crate::faults::Verdict::Handle { .. } => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "injected_fault",
+            api::error_code::INJECTED_FAULT,
             "an injected fault failed this request",
         )),
     }
@@ -419,15 +521,25 @@ async fn show(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<Or
         .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
 }
 
-/// Query of `GET /orders`.
+/// Query of `GET /orders`: text, parsed in [`list`] so that a bad value
+/// is a 400 naming its parameter.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     state: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
-async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Result<Json<Vec<OrderView>>, ApiError> {
+async fn list(
+    State(s): State<Shared>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<OrderView>>, ApiError> {
+    let Query(q) = q.map_err(|e| {
+        // Only an unknown parameter can fail here: every value is text.
+        let text = e.body_text();
+        let name = text.split('`').nth(1).unwrap_or("query").to_string();
+        ApiError::field(name, format!("{text}; GET /orders takes state and limit"))
+    })?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(text) => Some(
@@ -435,7 +547,19 @@ async fn list(State(s): State<Shared>, Query(q): Query<ListQuery>) -> Result<Jso
                 .map_err(|e| ApiError::field("state", e.to_string()))?,
         ),
     };
-    let limit = q.limit.unwrap_or(50).clamp(1, 1_000);
+    let limit = match q.limit.as_deref() {
+        None | Some("") => 50,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1_000).contains(n))
+            .ok_or_else(|| {
+                ApiError::field(
+                    "limit",
+                    format!("limit must be a number from 1 to 1000, got '{text}'"),
+                )
+            })?,
+    };
     Ok(Json(s.book.lock().await.list(state, limit)))
 }
 

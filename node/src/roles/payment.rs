@@ -207,17 +207,21 @@ pub fn decide_refund<'a>(
 /// Checks a `POST /pay` body; the first problem in field order names its field.
 pub fn validate_pay(req: &PayRequest) -> Result<(), FieldError> {
     contracts::api::check_text("order_id", &req.order_id)?;
-    if req.amount_cents == 0 {
+    use contracts::api::{CURRENCIES, MAX_AMOUNT_CENTS};
+    if !(1..=MAX_AMOUNT_CENTS).contains(&req.amount_cents) {
         return Err(FieldError::new(
             "amount_cents",
-            "amount_cents must be greater than 0",
+            format!(
+                "amount_cents must be between 1 and {MAX_AMOUNT_CENTS}, got {}",
+                req.amount_cents
+            ),
         ));
     }
     let c = &req.currency;
-    if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+    if !CURRENCIES.contains(&c.as_str()) {
         return Err(FieldError::new(
             "currency",
-            format!("currency must be an ISO 4217 code of 3 capital letters, e.g. EUR; got '{c}'"),
+            format!("currency must be one of {}; got '{c}'", CURRENCIES.join(", ")),
         ));
     }
     Ok(())
@@ -819,7 +823,13 @@ mod tests {
             Some("order_id")
         );
         assert_eq!(field(req("o-1", 0, "EUR")).as_deref(), Some("amount_cents"));
-        for bad in ["eur", "EU", "EURO", "E1R", "ÉUR", ""] {
+        let most = contracts::api::MAX_AMOUNT_CENTS;
+        assert_eq!(field(req("o-1", most, "CHF")), None);
+        assert_eq!(
+            field(req("o-1", most + 1, "CHF")).as_deref(),
+            Some("amount_cents")
+        );
+        for bad in ["eur", "EU", "EURO", "E1R", "ÉUR", "", "XYZ"] {
             assert_eq!(field(req("o-1", 1, bad)).as_deref(), Some("currency"), "{bad}");
         }
         let refund = |p: &str, o: &str| {

@@ -440,6 +440,11 @@ impl Default for Http {
 }
 
 impl Http {
+    /// The client itself, for requests with headers of their own.
+    pub fn client(&self) -> &reqwest::blocking::Client {
+        &self.client
+    }
+
     /// GET; (status, JSON body or Null).
     pub fn get(&self, url: &str) -> (u16, serde_json::Value) {
         match self.client.get(url).send() {
