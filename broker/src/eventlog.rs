@@ -106,6 +106,9 @@ pub enum Appended {
     Duplicate,
     /// Not a valid envelope; nothing was written. The text says why.
     Malformed(String),
+    /// A valid envelope its sender may not publish, or not signed by it
+    /// (see `contracts::trust`); nothing was written, nothing confirmed.
+    Refused(String),
 }
 
 /// What [`EventLog::read_after`] found.
@@ -137,6 +140,9 @@ pub struct Counters {
     pub duplicates: u64,
     /// Messages that were not envelopes.
     pub malformed: u64,
+    /// Envelopes refused by the trust file (forged, or outside the
+    /// sender's role).
+    pub refused: u64,
 }
 
 /// The event log's sled storage.
@@ -145,6 +151,8 @@ pub struct EventLog {
     /// The next free position.
     next: u64,
     counters: Counters,
+    /// When set, every append is checked against it first.
+    trust: Option<std::sync::Arc<crate::trust::TrustStore>>,
 }
 
 fn pos_key(pos: u64) -> [u8; 9] {
@@ -209,7 +217,14 @@ impl EventLog {
             db,
             next,
             counters: Counters::default(),
+            trust: None,
         })
+    }
+
+    /// Appends only envelopes signed by their source, whose role may
+    /// publish their kind.
+    pub fn set_trust(&mut self, trust: std::sync::Arc<crate::trust::TrustStore>) {
+        self.trust = Some(trust);
     }
 
     /// How many events the log holds.
@@ -271,6 +286,18 @@ impl EventLog {
                     continue;
                 }
             };
+            if let Some(trust) = &self.trust {
+                // The zero-copy check above is not enough here: the
+                // signature covers the whole envelope.
+                let refusal = match serde_json::from_slice::<Envelope>(raw) {
+                    Ok(env) => trust.check_event(&env).err().map(|r| r.to_string()),
+                    Err(e) => Some(format!("unreadable: {e}")),
+                };
+                if let Some(why) = refusal {
+                    out.push((Appended::Refused(format!("from '{}': {why}", meta.source)), None));
+                    continue;
+                }
+            }
             let Some(mut index) = order_prefix(&meta.order_id) else {
                 out.push((
                     Appended::Malformed("order_id is longer than 65535 bytes".into()),
@@ -307,6 +334,7 @@ impl EventLog {
                 Appended::Stored(_) => self.counters.stored += 1,
                 Appended::Duplicate => self.counters.duplicates += 1,
                 Appended::Malformed(_) => self.counters.malformed += 1,
+                Appended::Refused(_) => self.counters.refused += 1,
             }
         }
         Ok(out)
@@ -580,8 +608,14 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
         // confirm may have been lost).
         let mut confirms: BTreeMap<&str, Vec<Uuid>> = BTreeMap::new();
         for (p, (a, checked)) in puts.iter().zip(&outcome) {
-            if let Appended::Malformed(why) = a {
-                tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded");
+            match a {
+                Appended::Malformed(why) => {
+                    tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded")
+                }
+                Appended::Refused(why) => {
+                    tracing::warn!(topic = %p.topic, reason = %why, refused_total = log.counters().refused, "security: an event was refused and not recorded")
+                }
+                _ => {}
             }
             if let Some(c) = checked {
                 confirms.entry(&c.source).or_default().push(c.event_id);
@@ -771,7 +805,8 @@ mod tests {
             Counters {
                 stored: 4,
                 duplicates: 2,
-                malformed: 1
+                malformed: 1,
+                refused: 0
             }
         );
         assert_eq!(

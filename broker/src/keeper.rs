@@ -90,6 +90,12 @@ pub struct KeeperOptions {
     pub lease: Duration,
     /// Queues that exist (and show in stats) before anything is put on them.
     pub queues: Vec<String>,
+    /// When set, a put must be signed by its source, whose role may put on
+    /// the queue, and a credit must name a consumer whose role may consume
+    /// it; anything else is refused (logged, counted, never confirmed).
+    pub trust: Option<std::sync::Arc<crate::trust::TrustStore>>,
+    /// Signs the keeper's own events (dead-letter alerts) as this node.
+    pub signer: Option<std::sync::Arc<contracts::trust::Signer>>,
 }
 
 /// Work collected while applying one batch, done after the flush.
@@ -421,6 +427,17 @@ impl Keeper {
             Ok(m) => m,
             Err(e) => return self.refuse(queue, format!("malformed envelope: {e}"), payload, batch),
         };
+        if let Some(trust) = &self.opts.trust {
+            // Not to the DLQ: a forger could fill it. Not confirmed either.
+            let refusal = match serde_json::from_slice::<Envelope>(payload) {
+                Ok(env) => trust.check_put(&env, queue).err().map(|r| r.to_string()),
+                Err(e) => Some(format!("unreadable: {e}")),
+            };
+            if let Some(why) = refusal {
+                tracing::warn!(queue, source = %meta.source, reason = %why, refused_total = trust.refused(), "security: a put was refused");
+                return Ok(());
+            }
+        }
         let id = meta.event_id;
         let source = meta.source.clone();
         if let Some(last_seq) = self.queue(queue).drop_withdrawn(&meta) {
@@ -486,6 +503,12 @@ impl Keeper {
         let Some(credit) = decode::<Credit>("credit", queue, payload) else {
             return Ok(());
         };
+        if let Some(trust) = &self.opts.trust {
+            if let Err(why) = trust.check_consumer(consumer, queue) {
+                tracing::warn!(queue, consumer, reason = %why, refused_total = trust.refused(), "security: a credit was refused; nothing is delivered to it");
+                return Ok(());
+            }
+        }
         let now = self.heard_from(consumer);
         let q = self.queue(queue);
         let before = q.counters.readopted;
@@ -746,6 +769,10 @@ impl Keeper {
             serde_json::to_value(&payload).unwrap_or_default(),
         );
         alert.causation_id = event_id;
+        if let Some(signer) = &self.opts.signer {
+            alert.source = signer.id().to_string();
+            alert = signer.sign(&alert);
+        }
         // Into the event log like any node's event. Not kept in an outbox:
         // the dead letter itself is durable, the alert only tells of it.
         self.publish(self.opts.topics.log_put(), &alert, false).await

@@ -30,10 +30,12 @@ mod reopen;
 pub mod server;
 pub mod store;
 pub mod subscriptions;
+pub mod trust;
 pub mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::topics::Topics;
@@ -77,6 +79,10 @@ pub struct BrokerOptions {
     pub policy: Policy,
     /// Consumer lease.
     pub lease: Duration,
+    /// Signatures and permissions (see [`KeeperRun::trust`]).
+    pub trust: Option<Arc<trust::TrustStore>>,
+    /// The broker's own key (see [`KeeperRun::signer`]).
+    pub signer: Option<Arc<contracts::trust::Signer>>,
 }
 
 /// Runs the MQTT server, the keeper and the event log until the keeper or
@@ -130,6 +136,8 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         prefix: opts.prefix,
         policy: opts.policy,
         lease: opts.lease,
+        trust: opts.trust,
+        signer: opts.signer,
     })
     .await
 }
@@ -152,6 +160,12 @@ pub struct KeeperRun {
     pub policy: Policy,
     /// Consumer lease.
     pub lease: Duration,
+    /// When set, the event log and the keeper take only what the trust file
+    /// says the sender may send, signed by it (`contracts::trust`).
+    pub trust: Option<Arc<trust::TrustStore>>,
+    /// Signs the keeper's own events; its id must be in the trust file with
+    /// role `broker`.
+    pub signer: Option<Arc<contracts::trust::Signer>>,
 }
 
 /// Runs the keeper of the work queues and the event log as MQTT clients of
@@ -163,7 +177,10 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
     let topics = Topics::new(&run.prefix);
     // Opened before anything connects, so that a storage problem stops the
     // keeper at once instead of after the first event.
-    let log = eventlog::EventLog::open(&run.data_dir)?;
+    let mut log = eventlog::EventLog::open(&run.data_dir)?;
+    if let Some(trust) = &run.trust {
+        log.set_trust(trust.clone());
+    }
     let recorder = eventlog::RecorderOptions {
         host: run.host.clone(),
         port: run.port,
@@ -184,6 +201,8 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
             contracts::queue::KITCHEN.into(),
             contracts::queue::DELIVERY.into(),
         ],
+        trust: run.trust,
+        signer: run.signer,
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
     // Tasks of their own, so the keeper and the log run on two cores (a

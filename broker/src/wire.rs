@@ -37,6 +37,8 @@ struct EnvelopeView<'a> {
     source: Cow<'a, str>,
     #[serde(default, borrow)]
     payload: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    sig: Option<Cow<'a, str>>,
 }
 
 /// Checks that `raw` is a well-formed envelope and returns its routing fields.

@@ -37,6 +37,11 @@ pub struct Envelope {
     /// The event's own data; its shape is given by `kind`.
     #[serde(default)]
     pub payload: serde_json::Value,
+    /// The sender's Ed25519 signature over the envelope without this field
+    /// (hex; see [`crate::trust`]). Last, so it is the last field on the
+    /// wire. `None` only on a platform run without a trust file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
 }
 
 impl Envelope {
@@ -60,6 +65,7 @@ impl Envelope {
             occurred_at: OffsetDateTime::now_utc(),
             source: source.into(),
             payload,
+            sig: None,
         }
     }
 

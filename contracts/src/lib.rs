@@ -17,6 +17,8 @@
 //! - [`stream`]: the durable event stream: publish to the log, subscribe
 //!   with a cursor the log keeps.
 //! - [`timeline`]: an order's trace timeline (how long each stage took).
+//! - [`trust`]: node keys, the trust file, signed envelopes and the
+//!   permission table (which role may publish, put and consume what).
 
 pub mod api;
 pub mod envelope;
@@ -29,5 +31,6 @@ pub mod stream;
 pub mod timeline;
 pub mod topics;
 pub mod trace;
+pub mod trust;
 
 pub use envelope::{Envelope, SCHEMA_VERSION};

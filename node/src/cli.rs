@@ -51,6 +51,27 @@ pub enum Command {
     Replay(crate::inspect::ReplayArgs),
     /// Print an order's trace timeline: how long each stage took.
     Trace(crate::inspect::TraceArgs),
+    /// Make a node's key and list it in a trust file, for nodes run by hand
+    /// (the control room does this for the nodes it starts).
+    Keygen(KeygenArgs),
+}
+
+/// `pizza-node keygen`.
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// The node id the key is for.
+    #[arg(long)]
+    id: String,
+    /// Its role: broker (also the keeper), order, payment, kitchen,
+    /// delivery, control, or worker (`put`/`consume`).
+    #[arg(long)]
+    role: String,
+    /// Where the key goes (`<dir>/<id>.key`).
+    #[arg(long, default_value = "keys")]
+    dir: PathBuf,
+    /// The trust file to list it in (created if missing).
+    #[arg(long, default_value = "keys/trust.json")]
+    trust: PathBuf,
 }
 
 /// `pizza-node broker`.
@@ -197,6 +218,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consume(a) => consume(a).await,
         Command::Replay(a) => crate::inspect::replay(a).await,
         Command::Trace(a) => crate::inspect::trace(a).await,
+        Command::Keygen(a) => keygen(a),
     }
 }
 
@@ -220,6 +242,7 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
     let broker: BrokerAddr = common.broker.parse()?;
     let cfg = NodeConfig {
         data_dir: common.data_dir_for(&id),
+        security: common.security(&id, role)?,
         id,
         role: role.to_string(),
         broker,
@@ -254,6 +277,30 @@ pub async fn terminated() {
     }
 }
 
+fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
+    use contracts::trust::role;
+    let roles = [
+        role::BROKER,
+        role::ORDER,
+        role::PAYMENT,
+        role::KITCHEN,
+        role::DELIVERY,
+        role::CONTROL,
+        role::WORKER,
+    ];
+    if !roles.contains(&a.role.as_str()) {
+        anyhow::bail!("unknown role '{}': one of {}", a.role, roles.join(", "));
+    }
+    let key = broker::trust::make_key(&a.dir, &a.id, &a.role, &a.trust)?;
+    print_line(&serde_json::json!({
+        "id": a.id,
+        "role": a.role,
+        "key": key.display().to_string(),
+        "trust": a.trust.display().to_string(),
+    }));
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     let _logs = init_logs(&a.common)?;
     let users = match &a.users {
@@ -266,6 +313,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let id = a.common.id_or("broker");
+    let security = a.common.security(&id, "broker")?;
     let opts = broker::BrokerOptions {
         server: broker::ServerOptions {
             listen: a.listen,
@@ -277,6 +325,8 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
         prefix: a.common.prefix.clone(),
         policy: a.queues.policy(),
         lease: a.queues.lease(),
+        trust: security.trust,
+        signer: security.signer,
     };
     tokio::select! {
         r = broker::serve(opts) => r?,

@@ -42,12 +42,31 @@ pub struct CommonArgs {
     /// listen address, or this host's name when listening on 0.0.0.0 or ::.
     #[arg(long, env = "PIZZA_ADVERTISE")]
     pub advertise: Option<String>,
+    /// This node's private key (`pizza-node keygen` makes it). With
+    /// `--trust`, the node signs everything it sends.
+    #[arg(long, env = "PIZZA_KEY", requires = "trust")]
+    pub key: Option<PathBuf>,
+    /// The platform's trust file (node id -> role -> public key). With
+    /// `--key`, the node refuses any message not signed by its sender or
+    /// outside the sender's role.
+    #[arg(long, env = "PIZZA_TRUST", requires = "key")]
+    pub trust: Option<PathBuf>,
 }
 
 impl CommonArgs {
     /// The node id, or `default` when none was given.
     pub fn id_or(&self, default: &str) -> String {
         self.id.clone().unwrap_or_else(|| default.to_string())
+    }
+
+    /// Node `id`'s key and trust file (running as `role`); none when
+    /// neither flag is given.
+    pub fn security(
+        &self,
+        id: &str,
+        role: &str,
+    ) -> Result<crate::security::Security, crate::error::NodeError> {
+        crate::security::Security::load(self.key.as_deref(), self.trust.as_deref(), id, role)
     }
 
     /// The data directory for node `id`.

@@ -30,4 +30,8 @@ pub enum NodeError {
         "bad broker address '{0}': expected mqtt://HOST:PORT (optionally mqtt://USER:PASSWORD@HOST:PORT)"
     )]
     BrokerUrl(String),
+    /// The node's key or the trust file is missing, unreadable or does not
+    /// list this node as it runs.
+    #[error("node keys: {0}")]
+    Security(String),
 }

@@ -82,9 +82,11 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     if !stand_by(&broker, &topics, &id).await? {
         return Ok(());
     }
+    let security = a.common.security(&id, "keeper")?;
     let node = Node::start(NodeConfig {
         // The node's own outbox and inbox, beside the queues' store.
         data_dir: data_dir.join("node"),
+        security: security.clone(),
         id: id.clone(),
         role: "keeper".into(),
         broker: broker.clone(),
@@ -121,6 +123,8 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         prefix: a.common.prefix.clone(),
         policy: a.queues.policy(),
         lease: a.queues.lease(),
+        trust: security.trust,
+        signer: security.signer,
     });
     let outcome = tokio::select! {
         r = run => r.map_err(anyhow::Error::from),

@@ -37,6 +37,7 @@ pub mod queue;
 pub mod request;
 pub mod roles;
 pub mod runtime;
+pub mod security;
 pub mod stream;
 pub mod withdraw;
 pub mod worker;

@@ -61,6 +61,8 @@ pub struct LinkOptions {
     pub topics: Topics,
     /// MQTT keep-alive; the broker declares us dead after 1.5 times this.
     pub keep_alive: Duration,
+    /// What the node signs with and checks against.
+    pub security: crate::security::Security,
 }
 
 /// Which connection of this process is live.
@@ -104,6 +106,7 @@ struct Shared {
     epoch: watch::Sender<Epoch>,
     /// Set once our DISCONNECT has been written.
     closed: watch::Sender<bool>,
+    security: crate::security::Security,
 }
 
 /// A handle on the node's MQTT connection; cheap to clone.
@@ -160,6 +163,7 @@ impl Link {
             outbox,
             epoch: watch::channel(Epoch::default()).0,
             closed: watch::channel(false).0,
+            security: opts.security.clone(),
         });
         let owner = Owner {
             client: client.clone(),
@@ -194,6 +198,11 @@ impl Link {
     /// The outbox.
     pub fn outbox(&self) -> &Outbox {
         &self.shared.outbox
+    }
+
+    /// What this node signs with and checks against.
+    pub fn security(&self) -> &crate::security::Security {
+        &self.shared.security
     }
 
     /// Changes on every CONNACK, once the subscriptions are in place again.

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::error::NodeError;
 use crate::link::{Beat, Incoming, Link};
-use crate::outbox::{Confirmation, Entry};
+use crate::outbox::Confirmation;
 
 /// How often a consumer repeats its credit.
 pub const CREDIT_REPEAT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -41,7 +41,7 @@ impl QueueProducer {
         let topic = self.link.topics().put(queue);
         let entries = envelopes
             .iter()
-            .map(|e| Entry::for_envelope(topic.clone(), e, Confirmation::Keeper))
+            .map(|e| self.link.security().entry(topic.clone(), e, Confirmation::Keeper))
             .collect::<Result<Vec<_>, NodeError>>()?;
         self.link.publish_durable_many(entries).await
     }
@@ -221,7 +221,15 @@ impl QueueConsumer {
             Ok(deliveries) => {
                 for d in deliveries {
                     match d {
-                        Ok(d) => self.pending.push_back(d),
+                        Ok(d) => match self.link.security().check_put(&d.envelope, &self.queue) {
+                            Ok(()) => self.pending.push_back(d),
+                            // Not rejected: a forged delivery may carry a
+                            // real delivery id. A real one whose put was
+                            // forged cannot be here (the keeper checks puts).
+                            Err(why) => {
+                                tracing::warn!(queue = %self.queue, source = %d.envelope.source, reason = %why, refused_total = self.link.security().refused(), "security: a delivery was refused")
+                            }
+                        },
                         Err(bad) => self.reject(bad),
                     }
                 }

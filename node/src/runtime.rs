@@ -37,6 +37,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Topic prefix.
     pub prefix: String,
+    /// The node's key and the trust file (none: unsigned).
+    pub security: crate::security::Security,
 }
 
 /// Counters shown in the heartbeat.
@@ -105,6 +107,7 @@ impl Node {
                 credentials: cfg.broker.credentials.clone(),
                 topics: Topics::new(&cfg.prefix),
                 keep_alive: Duration::from_secs(5),
+                security: cfg.security.clone(),
             },
             outbox,
         )?;
@@ -195,7 +198,10 @@ impl Node {
     /// so that every subscriber (the order book, the control room, anyone)
     /// receives the same disordered stream; see [`crate::faults::roll_send`].
     pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
-        let entry = Entry::for_envelope(self.topics().log_put(), envelope, Confirmation::Log)?;
+        let entry = self
+            .link
+            .security()
+            .entry(self.topics().log_put(), envelope, Confirmation::Log)?;
         let plan = crate::faults::roll_send(&self.faults(), &mut rand::thread_rng());
         if plan.delay.is_zero() && !plan.twice {
             return self.link.publish_durable(entry).await;
@@ -253,13 +259,12 @@ impl Node {
             }
             return Ok(None);
         }
+        let security = self.link.security();
         outgoing
             .iter()
             .map(|o| match o {
-                Outgoing::Event(e) => Entry::for_envelope(self.topics().log_put(), e, Confirmation::Log),
-                Outgoing::Put(queue, e) => {
-                    Entry::for_envelope(self.topics().put(queue), e, Confirmation::Keeper)
-                }
+                Outgoing::Event(e) => security.entry(self.topics().log_put(), e, Confirmation::Log),
+                Outgoing::Put(queue, e) => security.entry(self.topics().put(queue), e, Confirmation::Keeper),
             })
             .collect::<Result<Vec<_>, NodeError>>()
             .map(Some)

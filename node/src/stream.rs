@@ -86,12 +86,16 @@ impl Reader {
     /// log order, and the position acknowledging the whole message covers.
     /// A message of another subscription or an older session yields nothing.
     pub fn read(&mut self, payload: &[u8]) -> Result<Read, serde_json::Error> {
-        let batch: StreamBatch = serde_json::from_slice(payload)?;
+        Ok(self.read_batch(serde_json::from_slice(payload)?))
+    }
+
+    /// [`read`](Self::read), of a message already parsed.
+    pub fn read_batch(&mut self, batch: StreamBatch) -> Read {
         // Another subscription's, an older session's, or one past a batch
         // that never arrived (the log rewinds and sends from the cursor).
         let contiguous = batch.after <= self.high || batch.after == batch.cursor;
         if batch.name != self.name || batch.session != self.session || !contiguous {
-            return Ok(Read::default());
+            return Read::default();
         }
         let events: Vec<(u64, Box<RawValue>)> = batch
             .events
@@ -103,10 +107,10 @@ impl Reader {
         if let Some((last, _)) = events.last() {
             self.high = self.high.max(*last);
         }
-        Ok(Read {
+        Read {
             events,
             through: batch.through,
-        })
+        }
     }
 
     /// Forgets what was read after the last ack and takes a new session, so
@@ -196,13 +200,28 @@ impl EventStream {
     }
 
     fn take(&self, msg: Incoming, batch: &mut Batch) {
-        let read = match lock(&self.reader).read(&msg.payload) {
-            Ok(r) => r,
+        let message: StreamBatch = match serde_json::from_slice(&msg.payload) {
+            Ok(m) => m,
             Err(e) => {
                 tracing::warn!(topic = %msg.topic, error = %e, "ignored a malformed stream delivery");
                 return;
             }
         };
+        // Before the reader sees it: a forged message must not move its
+        // positions either (the log checked every event it appended, so a
+        // refused one did not come from the log).
+        let security = self.link.security();
+        if security.trust.is_some() {
+            for e in &message.events {
+                if let Ok(env) = serde_json::from_str::<Envelope>(e.envelope.get()) {
+                    if let Err(why) = security.check_event(&env) {
+                        tracing::warn!(topic = %msg.topic, source = %env.source, reason = %why, refused_total = security.refused(), "security: a stream delivery was refused");
+                        return;
+                    }
+                }
+            }
+        }
+        let read = lock(&self.reader).read_batch(message);
         for (position, raw) in read.events {
             match serde_json::from_str::<Envelope>(raw.get()) {
                 Ok(env) => batch.events.push((position, env)),

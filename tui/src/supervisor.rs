@@ -144,6 +144,14 @@ pub enum SupervisorError {
         /// Why.
         source: std::io::Error,
     },
+    /// The node's key could not be made or listed in the trust file.
+    #[error("cannot make the key of node `{id}`: {reason}")]
+    Keys {
+        /// Node id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
     /// No free port.
     #[error("cannot find a free port for node `{id}`: {source}")]
     Port {
@@ -409,6 +417,19 @@ impl Supervisor {
         let log = self.cfg.log_dir.join(format!("{}.log", spec.id));
         args.extend(["--data-dir".into(), data.display().to_string()]);
         args.extend(["--log-file".into(), log.display().to_string()]);
+        // Every node signs what it sends and checks what it receives. Its
+        // key is made (or kept) and listed in the trust file before it
+        // starts, so that the others know it by its first message.
+        let keys = self.cfg.data_dir.join("keys");
+        let trust = keys.join("trust.json");
+        let role = contracts::trust::role_for(spec.role.as_str());
+        let key =
+            node::security::make_key(&keys, &spec.id, role, &trust).map_err(|e| SupervisorError::Keys {
+                id: spec.id.clone(),
+                reason: e.to_string(),
+            })?;
+        args.extend(["--key".into(), key.display().to_string()]);
+        args.extend(["--trust".into(), trust.display().to_string()]);
         if spec.role == Role::Broker {
             let port = self.port_for(&spec.id)?;
             args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);

@@ -89,6 +89,7 @@ async fn breaker_figures(calls: u64, dir: &std::path::Path) -> anyhow::Result<()
         broker: "mqtt://127.0.0.1:9".parse()?,
         data_dir: dir.join("node"),
         prefix: "pizza".into(),
+        security: Default::default(),
     })
     .await?;
     let shared = Mutex::new(Breaker::new(5, 10_000));

@@ -48,6 +48,29 @@ struct Args {
     /// keeper and the event log in this process, instead of the embedded one.
     #[arg(long)]
     broker: Option<String>,
+    /// Sign every message and check every signature (Ed25519), as the
+    /// control room's platform does; compare with a run without.
+    #[arg(long)]
+    signed: bool,
+}
+
+/// With `--signed`: where every bench client's key and the trust file are.
+/// Set once in `main`; a static so the runs below need no extra parameter.
+static KEYS: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Client `id`'s keys (made on first use), or none without `--signed`.
+fn security(id: &str, role: &str) -> anyhow::Result<node::security::Security> {
+    let Some(dir) = KEYS.get() else {
+        return Ok(Default::default());
+    };
+    let trust = dir.join("trust.json");
+    let key = broker::trust::make_key(dir, id, contracts::trust::role_for(role), &trust)?;
+    Ok(node::security::Security::load(
+        Some(&key),
+        Some(&trust),
+        id,
+        role,
+    )?)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -78,6 +101,20 @@ async fn main() -> anyhow::Result<()> {
         .try_init();
     let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("queue-bench-{}-{port}", std::process::id()));
+    if args.signed {
+        let _ = KEYS.set(dir.join("keys"));
+        // Every client the runs use, listed before the broker reads the file.
+        for id in [
+            "bench-thin-producer",
+            "bench-thin-consumer",
+            "bench-stream-producer",
+            "bench-producer",
+            "bench-consumer",
+        ] {
+            security(id, "producer")?;
+        }
+        println!("queue-bench: signed (Ed25519) and checked, as the control room's platform runs");
+    }
     let result = run(&args, port, &dir).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -96,6 +133,8 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
                 prefix: "pizza".into(),
                 policy: broker::Policy::default(),
                 lease: Duration::from_secs(15),
+                trust: security("broker", "broker")?.trust,
+                signer: security("broker", "broker")?.signer,
             };
             tokio::spawn(async move {
                 if let Err(e) = broker::serve_keeper(keeper).await {
@@ -133,6 +172,8 @@ async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
         prefix: "pizza".into(),
         policy: broker::Policy::default(),
         lease: Duration::from_secs(15),
+        trust: security("broker", "broker")?.trust,
+        signer: security("broker", "broker")?.signer,
     };
     tokio::spawn(async move {
         if let Err(e) = broker::serve(opts).await {
@@ -190,17 +231,18 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
     );
 
     let broker_addr = at.clone();
-    let start = |id: &str| {
-        Node::start(NodeConfig {
+    let start = |id: &str| -> anyhow::Result<_> {
+        Ok(Node::start(NodeConfig {
             id: id.into(),
-            role: "bench".into(),
+            role: "producer".into(),
             broker: broker_addr.clone(),
             data_dir: dir.join(id),
             prefix: "pizza".into(),
-        })
+            security: security(id, "producer")?,
+        }))
     };
-    let producer_node = start("bench-producer").await?;
-    let consumer_node = start("bench-consumer").await?;
+    let producer_node = start("bench-producer")?.await?;
+    let consumer_node = start("bench-consumer")?.await?;
 
     let queued = queue_throughput(&producer_node, &consumer_node, args.queue, args.batch).await?;
     println!(
@@ -503,8 +545,12 @@ async fn put_all(
     base: &str,
     count: u64,
 ) -> anyhow::Result<(Instant, Instant)> {
+    let signer = security(producer, "producer")?.signer;
     let bodies: Vec<Vec<u8>> = (0..count)
-        .map(|i| serde_json::to_vec(&envelope(i, producer)))
+        .map(|i| {
+            let e = envelope(i, producer);
+            serde_json::to_vec(&signer.as_ref().map_or(e.clone(), |s| s.sign(&e)))
+        })
         .collect::<Result<_, _>>()?;
     // Let the consumer's credit and subscriptions land (a benchmark, not a
     // test: a short settle is enough here).

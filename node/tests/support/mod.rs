@@ -149,6 +149,8 @@ impl Drop for Proc {
 pub struct World {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    /// Every node started gets a key, listed in `keys/trust.json`.
+    pub signed: bool,
 }
 
 impl Drop for World {
@@ -166,7 +168,46 @@ impl World {
         World {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
+            signed: false,
         }
+    }
+
+    /// A world whose nodes sign and check everything, as the control
+    /// room's platform does.
+    pub fn signed() -> World {
+        let mut w = World::new();
+        w.signed = true;
+        w
+    }
+
+    /// `--key` and `--trust` for node `id` running as `cmd` (its key made
+    /// now), in a signed world; nothing otherwise.
+    pub fn key_args(&self, cmd: &str, id: &str) -> Vec<String> {
+        if !self.signed {
+            return Vec::new();
+        }
+        let role = match cmd {
+            "put" | "consume" => "worker",
+            other => node::security::role_for(other),
+        };
+        let trust = self.trust_file();
+        let key = self.make_key(id, role);
+        vec![
+            "--key".into(),
+            key.display().to_string(),
+            "--trust".into(),
+            trust.display().to_string(),
+        ]
+    }
+
+    /// Makes (or keeps) `id`'s key with `role` and lists it in the trust file.
+    pub fn make_key(&self, id: &str, role: &str) -> PathBuf {
+        node::security::make_key(&self.path("keys"), id, role, &self.trust_file()).expect("a key")
+    }
+
+    /// The signed world's trust file.
+    pub fn trust_file(&self) -> PathBuf {
+        self.path("keys").join("trust.json")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -196,6 +237,7 @@ impl World {
             "--data-dir".into(),
             self.path("broker").display().to_string(),
         ];
+        args.extend(self.key_args("broker", "broker"));
         args.extend(extra.iter().map(|s| s.to_string()));
         let p = Proc::spawn("broker", &args, &self.path("broker.log"));
         let addr: SocketAddr = format!("127.0.0.1:{}", self.port).parse().unwrap();
@@ -237,7 +279,7 @@ impl World {
     }
 
     fn node_args(&self, cmd: &str, id: &str) -> Vec<String> {
-        vec![
+        let mut args = vec![
             cmd.to_string(),
             "--id".into(),
             id.into(),
@@ -245,7 +287,9 @@ impl World {
             self.broker_url(),
             "--data-dir".into(),
             self.path(id).display().to_string(),
-        ]
+        ];
+        args.extend(self.key_args(cmd, id));
+        args
     }
 
     /// `pizza-node consume --id ID ARGS`.

@@ -32,7 +32,15 @@ impl Platform {
     }
 
     pub fn new(broker_extra: &[&str]) -> Platform {
-        let w = World::new();
+        Platform::in_world(World::new(), broker_extra)
+    }
+
+    /// The broker in a signed world: every node started signs and checks.
+    pub fn signed(broker_extra: &[&str]) -> Platform {
+        Platform::in_world(World::signed(), broker_extra)
+    }
+
+    fn in_world(w: World, broker_extra: &[&str]) -> Platform {
         let broker = w.broker(broker_extra);
         Platform::around(w, [("broker", broker)])
     }

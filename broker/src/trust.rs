@@ -1,0 +1,245 @@
+//! The trust file and key files on disk, for the keeper, the event log and
+//! the nodes (which reach it through this crate). The checks themselves are
+//! `contracts::trust`, plain functions; this is the I/O around them.
+//!
+//! The control room adds a node to the trust file before it starts it, so a
+//! message from a sender not listed yet makes the store read the file again
+//! when it changed since the last read (a forger naming random senders costs
+//! us a `stat` each, never a read).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use contracts::trust::{Refusal, Signer, Trust, TrustFile, Trusted};
+use contracts::Envelope;
+
+/// Reading or writing a key or trust file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file's content is not usable.
+    #[error("{path}: {reason}; make keys with `pizza-node keygen`")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The trust file, re-read when a sender is not in it yet.
+#[derive(Debug)]
+pub struct TrustStore {
+    path: PathBuf,
+    /// Read for every check; written only by a reload. An RwLock because
+    /// checks run on several tasks at once and never wait for each other.
+    state: RwLock<State>,
+    refused: AtomicU64,
+}
+
+#[derive(Debug)]
+struct State {
+    trust: Trust,
+    /// The file's modification time when it was read.
+    modified: Option<SystemTime>,
+}
+
+impl TrustStore {
+    /// Reads `path`.
+    pub fn open(path: &Path) -> Result<TrustStore, TrustError> {
+        let modified = modified(path);
+        let trust = Trust::new(&read_trust_file(path)?).map_err(|reason| invalid(path, reason))?;
+        Ok(TrustStore {
+            path: path.to_path_buf(),
+            state: RwLock::new(State { trust, modified }),
+            refused: AtomicU64::new(0),
+        })
+    }
+
+    /// How many messages were refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// `id`'s role, if listed (reading the file again for a new id).
+    pub fn role_of(&self, id: &str) -> Option<String> {
+        self.check(id, |t| {
+            t.role_of(id)
+                .map(str::to_string)
+                .ok_or(Refusal::UnknownSender(id.into()))
+        })
+        .ok()
+    }
+
+    /// An event for the log (see `Trust::check_event`).
+    pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
+        self.check(&env.source, |t| t.check_event(env))
+    }
+
+    /// A put on `queue` (see `Trust::check_put`).
+    pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
+        self.check(&env.source, |t| t.check_put(env, queue))
+    }
+
+    /// A consumer of `queue` (see `Trust::check_consumer`).
+    pub fn check_consumer(&self, id: &str, queue: &str) -> Result<(), Refusal> {
+        self.check(id, |t| t.check_consumer(id, queue))
+    }
+
+    fn check<T>(&self, sender: &str, f: impl Fn(&Trust) -> Result<T, Refusal>) -> Result<T, Refusal> {
+        let first = f(&self.read().trust);
+        let result = match first {
+            Err(Refusal::UnknownSender(_)) if self.reload(sender) => f(&self.read().trust),
+            other => other,
+        };
+        if result.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Reads the file again if it changed since the last read; whether
+    /// `sender` is known now.
+    fn reload(&self, sender: &str) -> bool {
+        let now = modified(&self.path);
+        if now == self.read().modified {
+            return false;
+        }
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.trust.knows(sender) {
+            return true; // another task reloaded meanwhile
+        }
+        state.modified = now;
+        match read_trust_file(&self.path).and_then(|f| Trust::new(&f).map_err(|r| invalid(&self.path, r))) {
+            Ok(trust) => state.trust = trust,
+            Err(e) => tracing::warn!(error = %e, "could not read the trust file again; keeping the old one"),
+        }
+        state.trust.knows(sender)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> TrustError {
+    TrustError::Invalid {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrustError + '_ {
+    move |source| TrustError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads a trust file.
+pub fn read_trust_file(path: &Path) -> Result<TrustFile, TrustError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| invalid(path, e.to_string()))
+}
+
+/// Reads node `id`'s key file.
+pub fn read_key(path: &Path, id: &str) -> Result<Signer, TrustError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    Signer::from_text(id, &text).map_err(|reason| invalid(path, reason))
+}
+
+/// Makes a key for node `id` with `role`: writes `dir/<id>.key` (readable
+/// by its owner only) and lists the public key in `trust` (created if
+/// missing; written whole to a temporary file, then renamed, so a reader
+/// never sees half a file). An existing key file is kept: a node keeps its
+/// key across restarts. Returns the key file's path.
+pub fn make_key(dir: &Path, id: &str, role: &str, trust: &Path) -> Result<PathBuf, TrustError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let key_path = dir.join(format!("{id}.key"));
+    let signer = if key_path.exists() {
+        read_key(&key_path, id)?
+    } else {
+        let signer = Signer::from_seed(id, rand::random());
+        write_private(&key_path, &signer.to_text())?;
+        signer
+    };
+    let mut file = if trust.exists() {
+        read_trust_file(trust)?
+    } else {
+        TrustFile::default()
+    };
+    let entry = Trusted {
+        role: role.to_string(),
+        key: signer.public(),
+    };
+    if file.nodes.get(id) != Some(&entry) {
+        file.nodes.insert(id.to_string(), entry);
+        let text = serde_json::to_string_pretty(&file).map_err(|e| invalid(trust, e.to_string()))?;
+        let tmp = trust.with_extension(format!("tmp-{}", std::process::id()));
+        std::fs::write(&tmp, text).map_err(io(&tmp))?;
+        std::fs::rename(&tmp, trust).map_err(io(trust))?;
+    }
+    Ok(key_path)
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), TrustError> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(path).map_err(io(path))?;
+    f.write_all(text.as_bytes()).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::trust::role;
+
+    #[test]
+    fn keys_made_by_hand_verify_and_a_node_added_later_is_picked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = dir.path().join("trust.json");
+        let k1 = make_key(dir.path(), "kitchen-1", role::KITCHEN, &trust).unwrap();
+        let store = TrustStore::open(&trust).unwrap();
+        let kitchen = read_key(&k1, "kitchen-1").unwrap();
+        let ready = Envelope::new("order.ready", "o", 5, "t", "kitchen-1", serde_json::Value::Null);
+        assert_eq!(store.check_event(&kitchen.sign(&ready)), Ok(()));
+        assert_eq!(store.refused(), 0);
+        // The same id again keeps its key.
+        make_key(dir.path(), "kitchen-1", role::KITCHEN, &trust).unwrap();
+        assert_eq!(read_key(&k1, "kitchen-1").unwrap().public(), kitchen.public());
+
+        let k2 = make_key(dir.path(), "kitchen-2", role::KITCHEN, &trust).unwrap();
+        let second = read_key(&k2, "kitchen-2").unwrap();
+        let mut ready2 = ready.clone();
+        ready2.source = "kitchen-2".into();
+        assert_eq!(store.check_event(&second.sign(&ready2)), Ok(()));
+        assert!(store.check_event(&ready2).is_err(), "unsigned");
+        assert_eq!(store.refused(), 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let k = make_key(dir.path(), "order", role::ORDER, &dir.path().join("t.json")).unwrap();
+        let mode = std::fs::metadata(k).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+}

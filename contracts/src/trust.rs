@@ -1,0 +1,441 @@
+//! Who may say what: node keys, the trust file, signed envelopes, and the
+//! permission table (which role may publish which event kind, put to and
+//! consume which queue).
+//!
+//! Every envelope a node sends carries `sig`: an Ed25519 signature, by the
+//! node named in its `source`, over the envelope's JSON without `sig`
+//! ([`signed_bytes`]). Serialization is deterministic (struct fields in
+//! declaration order, payload maps sorted), so a receiver that parsed the
+//! envelope re-creates exactly the signed bytes. A receiver checks the
+//! signature against the key the trust file lists for `source`, then the
+//! permission of that node's role, before anything else.
+//!
+//! Ed25519 rather than an HMAC per node: anyone holding the trust file can
+//! check a signature, but only the key's owner can make one, so no node (and
+//! no reader of the trust file) can speak for another.
+//!
+//! Types and checks only, no I/O: reading the files is the nodes' business.
+
+use std::collections::BTreeMap;
+
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::events::kind;
+use crate::queue::{CANCELLATION, DELIVERY, KITCHEN};
+use crate::Envelope;
+
+/// The roles of the trust file.
+pub mod role {
+    /// The order service.
+    pub const ORDER: &str = "order";
+    /// The payment service.
+    pub const PAYMENT: &str = "payment";
+    /// A kitchen.
+    pub const KITCHEN: &str = "kitchen";
+    /// The delivery service.
+    pub const DELIVERY: &str = "delivery";
+    /// The broker, its keeper and event log (also `pizza-node keeper`).
+    pub const BROKER: &str = "broker";
+    /// The control room.
+    pub const CONTROL: &str = "control";
+    /// The generic `pizza-node producer` / `consumer` of the queue demos.
+    pub const WORKER: &str = "worker";
+}
+
+/// The trust-file role of a node that runs as `pizza-node <node_role>`:
+/// the keeper is the broker's, the queue demos' producer and consumer are
+/// workers, the services are themselves.
+pub fn role_for(node_role: &str) -> &str {
+    match node_role {
+        "keeper" => role::BROKER,
+        "producer" | "consumer" => role::WORKER,
+        other => other,
+    }
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// No `sig` at all.
+    #[error("unsigned: the message has no signature")]
+    Unsigned,
+    /// `source` is not in the trust file.
+    #[error("unknown sender '{0}': not in the trust file")]
+    UnknownSender(String),
+    /// The signature does not match `source`'s key and the bytes.
+    #[error("bad signature: not signed by '{0}', or changed after signing")]
+    BadSignature(String),
+    /// A real node, outside its role's permissions.
+    #[error("'{sender}' (role {role}) may not {action}")]
+    NotPermitted {
+        /// The signing node.
+        sender: String,
+        /// Its role in the trust file.
+        role: String,
+        /// What it tried, e.g. `publish order.delivered`.
+        action: String,
+    },
+}
+
+/// May `role` publish events of `kind` to the event log? The business
+/// kinds ([`kind::ALL`]) only from their roles; other kinds (the demos',
+/// the benchmarks') from the generic workers.
+pub fn may_publish(role: &str, kind: &str) -> bool {
+    use kind::*;
+    if !ALL.contains(&kind) {
+        return role == role::WORKER;
+    }
+    let allowed: &[&str] = match role {
+        role::ORDER => &[
+            ORDER_PLACED,
+            ORDER_PAID,
+            ORDER_REJECTED,
+            ORDER_QUEUED,
+            ORDER_CANCELLING,
+            ORDER_CANCELLED,
+            ORDER_FAILED,
+            PAYMENT_REFUNDED,
+            CUSTOMER_NOTIFIED,
+            SAGA_STEP,
+        ],
+        role::KITCHEN => &[ORDER_COOKING, ORDER_READY, ORDER_CANCELLING, ORDER_FAILED],
+        role::DELIVERY => &[DRIVER_ASSIGNED, CUSTOMER_NOTIFIED, ORDER_DELIVERED, ORDER_FAILED],
+        role::BROKER => &[QUEUE_DEAD_LETTERED],
+        _ => &[],
+    };
+    allowed.contains(&kind)
+}
+
+/// The business queues and who puts to each; any other queue is the demos'.
+const PUTS: [(&str, &str); 3] = [
+    (KITCHEN, role::ORDER),
+    (CANCELLATION, role::ORDER),
+    (DELIVERY, role::KITCHEN),
+];
+
+/// The business queues and who consumes each.
+const CONSUMES: [(&str, &str); 3] = [
+    (KITCHEN, role::KITCHEN),
+    (CANCELLATION, role::ORDER),
+    (DELIVERY, role::DELIVERY),
+];
+
+/// May `role` put messages on `queue`? The business queues only from their
+/// producer's role; the demos' queues from the generic workers.
+pub fn may_put(role: &str, queue: &str) -> bool {
+    allowed(&PUTS, role, queue)
+}
+
+/// May `role` consume `queue`?
+pub fn may_consume(role: &str, queue: &str) -> bool {
+    allowed(&CONSUMES, role, queue)
+}
+
+fn allowed(table: &[(&str, &str)], role: &str, queue: &str) -> bool {
+    match table.iter().find(|(q, _)| *q == queue) {
+        Some((_, r)) => *r == role,
+        None => role == role::WORKER,
+    }
+}
+
+/// A node's private key, and the id it signs as.
+pub struct Signer {
+    id: String,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("Signer")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// A key from 32 random bytes (the caller draws them).
+    pub fn from_seed(id: impl Into<String>, seed: [u8; 32]) -> Signer {
+        Signer {
+            id: id.into(),
+            key: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// A key file's text: the 32-byte secret in hex.
+    pub fn from_text(id: impl Into<String>, text: &str) -> Result<Signer, String> {
+        let bytes = hex::decode(text.trim()).map_err(|e| format!("not hex: {e}"))?;
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|b: Vec<u8>| format!("a key is 32 bytes, this one is {}", b.len()))?;
+        Ok(Signer::from_seed(id, seed))
+    }
+
+    /// The key file's text.
+    pub fn to_text(&self) -> String {
+        hex::encode(self.key.to_bytes())
+    }
+
+    /// The id it signs as.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The public half, as the trust file lists it (hex).
+    pub fn public(&self) -> String {
+        hex::encode(self.key.verifying_key().to_bytes())
+    }
+
+    /// `env` signed (any earlier `sig` is replaced).
+    pub fn sign(&self, env: &Envelope) -> Envelope {
+        let mut signed = env.clone();
+        signed.sig = Some(hex::encode(self.key.sign(&signed_bytes(env)).to_bytes()));
+        signed
+    }
+}
+
+/// The bytes an envelope's signature covers: its JSON without `sig`.
+pub fn signed_bytes(env: &Envelope) -> Vec<u8> {
+    let mut unsigned = env.clone();
+    unsigned.sig = None;
+    // Serializing a parsed envelope cannot fail (no maps with non-string keys).
+    serde_json::to_vec(&unsigned).unwrap_or_default()
+}
+
+/// One node of the trust file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trusted {
+    /// Its role (see [`role`]).
+    pub role: String,
+    /// Its public key, hex.
+    pub key: String,
+}
+
+/// The trust file: node id -> role and public key. JSON,
+/// `{"nodes":{"kitchen-1":{"role":"kitchen","key":"…"}}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    /// Every node that may speak on the platform.
+    pub nodes: BTreeMap<String, Trusted>,
+}
+
+/// A parsed trust file, keys decoded once.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    nodes: BTreeMap<String, (String, VerifyingKey)>,
+}
+
+impl Trust {
+    /// Decodes every key; names the first node whose key is unusable.
+    pub fn new(file: &TrustFile) -> Result<Trust, String> {
+        let mut nodes = BTreeMap::new();
+        for (id, t) in &file.nodes {
+            let bytes: [u8; 32] = hex::decode(&t.key)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| format!("node '{id}': the key is not 32 bytes of hex"))?;
+            let key = VerifyingKey::from_bytes(&bytes).map_err(|e| format!("node '{id}': {e}"))?;
+            nodes.insert(id.clone(), (t.role.clone(), key));
+        }
+        Ok(Trust { nodes })
+    }
+
+    /// Whether `id` is listed.
+    pub fn knows(&self, id: &str) -> bool {
+        self.nodes.contains_key(id)
+    }
+
+    /// `id`'s role, if listed.
+    pub fn role_of(&self, id: &str) -> Option<&str> {
+        self.nodes.get(id).map(|(r, _)| r.as_str())
+    }
+
+    /// Checks `env`'s signature by its `source`; returns the sender's role.
+    pub fn verify(&self, env: &Envelope) -> Result<&str, Refusal> {
+        let sig = env.sig.as_deref().ok_or(Refusal::Unsigned)?;
+        let (role, key) = self
+            .nodes
+            .get(&env.source)
+            .ok_or_else(|| Refusal::UnknownSender(env.source.clone()))?;
+        let bad = || Refusal::BadSignature(env.source.clone());
+        let bytes: [u8; 64] = hex::decode(sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(bad)?;
+        key.verify(&signed_bytes(env), &Signature::from_bytes(&bytes))
+            .map_err(|_| bad())?;
+        Ok(role)
+    }
+
+    /// An event for the log: signed by its source, whose role may publish
+    /// its kind.
+    pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
+        let role = self.verify(env)?;
+        permit(may_publish(role, &env.kind), env, role, || {
+            format!("publish {}", env.kind)
+        })
+    }
+
+    /// A message put on `queue`: signed by its source, whose role may put
+    /// there.
+    pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
+        let role = self.verify(env)?;
+        permit(may_put(role, queue), env, role, || {
+            format!("put on queue {queue}")
+        })
+    }
+
+    /// May node `id` consume `queue`? (Credits name their consumer in the
+    /// topic.)
+    pub fn check_consumer(&self, id: &str, queue: &str) -> Result<(), Refusal> {
+        let role = self
+            .role_of(id)
+            .ok_or_else(|| Refusal::UnknownSender(id.to_string()))?;
+        if may_consume(role, queue) {
+            Ok(())
+        } else {
+            Err(Refusal::NotPermitted {
+                sender: id.to_string(),
+                role: role.to_string(),
+                action: format!("consume queue {queue}"),
+            })
+        }
+    }
+}
+
+fn permit(ok: bool, env: &Envelope, role: &str, action: impl FnOnce() -> String) -> Result<(), Refusal> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Refusal::NotPermitted {
+            sender: env.source.clone(),
+            role: role.to_string(),
+            action: action(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer(id: &str, n: u8) -> Signer {
+        Signer::from_seed(id, [n; 32])
+    }
+
+    fn trust(nodes: &[(&Signer, &str)]) -> Trust {
+        let file = TrustFile {
+            nodes: nodes
+                .iter()
+                .map(|(s, role)| {
+                    let t = Trusted {
+                        role: role.to_string(),
+                        key: s.public(),
+                    };
+                    (s.id().to_string(), t)
+                })
+                .collect(),
+        };
+        Trust::new(&file).unwrap()
+    }
+
+    fn event(kind: &str, source: &str) -> Envelope {
+        Envelope::new(
+            kind,
+            "ord_1",
+            7,
+            "t",
+            source,
+            serde_json::json!({"driver": "Ada", "n": 1.5}),
+        )
+    }
+
+    #[test]
+    fn a_signed_envelope_verifies_after_a_trip_over_the_wire() {
+        let delivery = signer("delivery", 1);
+        let t = trust(&[(&delivery, role::DELIVERY)]);
+        let signed = delivery.sign(&event(kind::ORDER_DELIVERED, "delivery"));
+        let wire = serde_json::to_vec(&signed).unwrap();
+        let back: Envelope = serde_json::from_slice(&wire).unwrap();
+        assert_eq!(t.check_event(&back), Ok(()));
+        assert_eq!(t.verify(&back), Ok(role::DELIVERY));
+    }
+
+    #[test]
+    fn forgeries_are_refused_with_the_reason() {
+        let delivery = signer("delivery", 1);
+        let kitchen = signer("kitchen-1", 2);
+        let t = trust(&[(&delivery, role::DELIVERY), (&kitchen, role::KITCHEN)]);
+        let real = event(kind::ORDER_DELIVERED, "delivery");
+
+        assert_eq!(t.check_event(&real), Err(Refusal::Unsigned));
+        // Signed by the kitchen, claiming to be delivery.
+        assert_eq!(
+            t.check_event(&kitchen.sign(&real)),
+            Err(Refusal::BadSignature("delivery".into()))
+        );
+        // Changed after signing.
+        let mut changed = delivery.sign(&real);
+        changed.payload["driver"] = serde_json::json!("Mallory");
+        assert_eq!(
+            t.check_event(&changed),
+            Err(Refusal::BadSignature("delivery".into()))
+        );
+        let mut reseq = delivery.sign(&real);
+        reseq.seq = 5;
+        assert!(t.check_event(&reseq).is_err());
+        // A key nobody listed.
+        let stranger = signer("mallory", 9);
+        let e = stranger.sign(&event(kind::ORDER_DELIVERED, "mallory"));
+        assert_eq!(t.check_event(&e), Err(Refusal::UnknownSender("mallory".into())));
+        // A real kitchen outside its role.
+        let e = kitchen.sign(&event(kind::ORDER_DELIVERED, "kitchen-1"));
+        assert!(
+            matches!(t.check_event(&e), Err(Refusal::NotPermitted { .. })),
+            "{:?}",
+            t.check_event(&e)
+        );
+        assert!(t.check_put(&e, KITCHEN).is_err());
+        assert_eq!(t.check_put(&e, DELIVERY), Ok(()));
+    }
+
+    #[test]
+    fn the_permission_table_gives_each_role_its_own_events_and_queues() {
+        assert!(may_publish(role::DELIVERY, kind::ORDER_DELIVERED));
+        assert!(!may_publish(role::KITCHEN, kind::ORDER_DELIVERED));
+        assert!(may_publish(role::KITCHEN, kind::ORDER_READY));
+        assert!(!may_publish(role::ORDER, kind::ORDER_COOKING));
+        assert!(!may_publish(role::CONTROL, kind::ORDER_PLACED));
+        for k in kind::ALL {
+            assert!(!may_publish("stranger", k));
+        }
+        assert!(may_put(role::ORDER, KITCHEN) && !may_put(role::KITCHEN, KITCHEN));
+        assert!(may_put(role::KITCHEN, DELIVERY) && !may_put(role::ORDER, DELIVERY));
+        assert!(may_consume(role::KITCHEN, KITCHEN) && !may_consume(role::WORKER, KITCHEN));
+        assert!(may_put(role::WORKER, "demo") && may_consume(role::WORKER, "demo"));
+        assert!(!may_put(role::ORDER, "demo"));
+        assert!(may_publish(role::WORKER, "bench.message") && !may_publish(role::ORDER, "bench.message"));
+        assert!(!may_publish(role::WORKER, kind::ORDER_PLACED));
+    }
+
+    #[test]
+    fn key_files_round_trip_and_bad_ones_are_named() {
+        let s = signer("order", 3);
+        let back = Signer::from_text("order", &format!("{}\n", s.to_text())).unwrap();
+        assert_eq!(back.public(), s.public());
+        assert!(Signer::from_text("order", "abc").is_err());
+        assert!(Signer::from_text("order", "00").unwrap_err().contains("32 bytes"));
+        let mut file = TrustFile::default();
+        file.nodes.insert(
+            "x".into(),
+            Trusted {
+                role: "order".into(),
+                key: "zz".into(),
+            },
+        );
+        assert!(Trust::new(&file).unwrap_err().contains("'x'"));
+    }
+}

@@ -1,0 +1,115 @@
+//! A node's part in the platform's trust: the key it signs everything it
+//! sends with, and the trust file it checks what it receives against
+//! (`contracts::trust` has the rules, `broker::trust` the files).
+//!
+//! Both or neither: a node run by hand without `--key`/`--trust` signs
+//! nothing and checks nothing (it says so in its log), which is how it
+//! talks to an unsigned platform. The control room always runs its
+//! platform signed.
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use broker::trust::make_key;
+use broker::trust::TrustStore;
+pub use contracts::trust::role_for;
+use contracts::trust::{Refusal, Signer};
+use contracts::Envelope;
+
+use crate::error::NodeError;
+use crate::outbox::{Confirmation, Entry};
+
+/// What a node signs with and checks against.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// Signs every envelope this node sends.
+    pub signer: Option<Arc<Signer>>,
+    /// Checks every envelope this node receives.
+    pub trust: Option<Arc<TrustStore>>,
+}
+
+impl Security {
+    /// Reads the key and the trust file of node `id` (role `role`, as
+    /// `pizza-node` names it) and checks that the trust file lists this key
+    /// for this id with that role, so a misconfigured node fails at start
+    /// rather than having every message refused.
+    pub fn load(
+        key: Option<&Path>,
+        trust: Option<&Path>,
+        id: &str,
+        role: &str,
+    ) -> Result<Security, NodeError> {
+        let (key, trust) = match (key, trust) {
+            (None, None) => {
+                tracing::warn!("no --key and --trust: this node signs nothing and believes any message; the control room's platform runs with both");
+                return Ok(Security::default());
+            }
+            (Some(k), Some(t)) => (k, t),
+            _ => {
+                return Err(NodeError::Security(
+                    "--key and --trust go together; make both with `pizza-node keygen`".into(),
+                ))
+            }
+        };
+        let security = |e: broker::trust::TrustError| NodeError::Security(e.to_string());
+        let signer = broker::trust::read_key(key, id).map_err(security)?;
+        let file = broker::trust::read_trust_file(trust).map_err(security)?;
+        let want = contracts::trust::role_for(role);
+        match file.nodes.get(id) {
+            Some(t) if t.key == signer.public() && t.role == want => {}
+            Some(t) if t.key != signer.public() => {
+                return Err(NodeError::Security(format!(
+                    "{} lists another key for node '{id}' than {}; run `pizza-node keygen` again for it",
+                    trust.display(),
+                    key.display()
+                )))
+            }
+            Some(t) => {
+                return Err(NodeError::Security(format!(
+                    "{} gives node '{id}' role '{}', but it runs as {want}",
+                    trust.display(),
+                    t.role
+                )))
+            }
+            None => {
+                return Err(NodeError::Security(format!(
+                    "node '{id}' is not in {}; add it with `pizza-node keygen --id {id} --role {want}`",
+                    trust.display()
+                )))
+            }
+        }
+        let store = TrustStore::open(trust).map_err(security)?;
+        Ok(Security {
+            signer: Some(Arc::new(signer)),
+            trust: Some(Arc::new(store)),
+        })
+    }
+
+    /// The outbox entry of `envelope` for `topic`, signed.
+    pub fn entry(
+        &self,
+        topic: String,
+        envelope: &Envelope,
+        confirmation: Confirmation,
+    ) -> Result<Entry, NodeError> {
+        match &self.signer {
+            Some(s) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
+            None => Entry::for_envelope(topic, envelope, confirmation),
+        }
+    }
+
+    /// An event from the log: signed by its source, within its role.
+    pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
+        self.trust.as_ref().map_or(Ok(()), |t| t.check_event(env))
+    }
+
+    /// A delivery from `queue`: put by a node whose role may put there.
+    pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
+        self.trust.as_ref().map_or(Ok(()), |t| t.check_put(env, queue))
+    }
+
+    /// How many messages this node refused.
+    pub fn refused(&self) -> u64 {
+        self.trust.as_ref().map_or(0, |t| t.refused())
+    }
+}
