@@ -57,6 +57,7 @@ use contracts::history::LogQuery;
 use contracts::queue::Confirm;
 use contracts::stream::{StreamAck, Subscribe};
 use contracts::topics::Topics;
+use contracts::trust::Refusal;
 use contracts::Envelope;
 use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
@@ -108,7 +109,12 @@ pub enum Appended {
     Malformed(String),
     /// A valid envelope its sender may not publish, or not signed by it
     /// (see `contracts::trust`); nothing was written, nothing confirmed.
-    Refused(String),
+    Refused {
+        /// Who it claimed to be from.
+        sender: String,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// What [`EventLog::read_after`] found.
@@ -227,6 +233,49 @@ impl EventLog {
         self.trust = Some(trust);
     }
 
+    /// Logs a refusal and keeps it for the keeper's `security.refused`
+    /// alert (see `TrustStore::report`).
+    pub fn report(&self, what: &str, sender: &str, topic: &str, reason: &str) {
+        if let Some(trust) = &self.trust {
+            trust.report(what, sender, topic, reason);
+        }
+    }
+
+    /// On a signed log: is a subscribe or stream ack on the topic of a
+    /// node of the trust file sealed by that node, or by a control room? A
+    /// forged ack would move a node's cursor past events it never read. A
+    /// client the file does not list (a control room's `control-room-<pid>`,
+    /// a plain watcher) moves only its own cursor and may read unsealed:
+    /// every stored event is on `events/<kind>` for anyone anyway.
+    pub fn check_subscriber(
+        &mut self,
+        client: &str,
+        opened: &contracts::seal::Opened<'_>,
+    ) -> Result<(), Refusal> {
+        let Some(trust) = &self.trust else {
+            return Ok(());
+        };
+        if trust.role_of(client).is_none() {
+            return Ok(());
+        }
+        let checked = trust.check_sealed(opened, &[]).and_then(|signer| {
+            let role = trust.role_of(&signer).unwrap_or_default();
+            if signer == client || role == contracts::trust::role::CONTROL {
+                Ok(())
+            } else {
+                Err(Refusal::NotPermitted {
+                    sender: signer,
+                    role,
+                    action: format!("read or move the stream of {client}"),
+                })
+            }
+        });
+        if checked.is_err() {
+            self.counters.refused += 1;
+        }
+        checked
+    }
+
     /// How many events the log holds.
     pub fn len(&self) -> u64 {
         self.next - 1
@@ -294,7 +343,13 @@ impl EventLog {
                     Err(e) => Some(format!("unreadable: {e}")),
                 };
                 if let Some(why) = refusal {
-                    out.push((Appended::Refused(format!("from '{}': {why}", meta.source)), None));
+                    out.push((
+                        Appended::Refused {
+                            sender: meta.source.clone(),
+                            reason: why,
+                        },
+                        None,
+                    ));
                     continue;
                 }
             }
@@ -334,7 +389,7 @@ impl EventLog {
                 Appended::Stored(_) => self.counters.stored += 1,
                 Appended::Duplicate => self.counters.duplicates += 1,
                 Appended::Malformed(_) => self.counters.malformed += 1,
-                Appended::Refused(_) => self.counters.refused += 1,
+                Appended::Refused { .. } => self.counters.refused += 1,
             }
         }
         Ok(out)
@@ -569,8 +624,15 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
         // Cursors first, so that one flush covers both.
         let mut cursor_moved = false;
         for (verb, requester, p) in &control {
+            let opened = contracts::seal::open(&p.payload);
+            if matches!(*verb, "subscribe" | "ack") {
+                if let Err(why) = log.check_subscriber(requester, &opened) {
+                    log.report(&format!("stream {verb}"), requester, &p.topic, &why.to_string());
+                    continue;
+                }
+            }
             match *verb {
-                "subscribe" => match serde_json::from_slice::<Subscribe>(&p.payload) {
+                "subscribe" => match serde_json::from_slice::<Subscribe>(&opened.body) {
                     Ok(s) => {
                         // The stored cursor matters only to a subscription
                         // not served yet; repeats (every 2 s) skip the read.
@@ -587,7 +649,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                         tracing::warn!(client = %requester, error = %e, "ignored a malformed subscribe")
                     }
                 },
-                "ack" => match serde_json::from_slice::<StreamAck>(&p.payload) {
+                "ack" => match serde_json::from_slice::<StreamAck>(&opened.body) {
                     Ok(a) => {
                         if let Some(((c, name), cursor)) = subs.ack(requester, &a, now_ms()) {
                             log.set_cursor(&c, &name, cursor)?;
@@ -612,9 +674,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                 Appended::Malformed(why) => {
                     tracing::warn!(topic = %p.topic, error = %why, malformed_total = log.counters().malformed, "a malformed event was not recorded")
                 }
-                Appended::Refused(why) => {
-                    tracing::warn!(topic = %p.topic, reason = %why, refused_total = log.counters().refused, "security: an event was refused and not recorded")
-                }
+                Appended::Refused { sender, reason } => log.report("event", sender, &p.topic, reason),
                 _ => {}
             }
             if let Some(c) = checked {
@@ -646,7 +706,8 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
         }
         for (verb, requester, p) in &control {
             if *verb == "query" {
-                let reply = match serde_json::from_slice::<LogQuery>(&p.payload) {
+                let reply = match serde_json::from_slice::<LogQuery>(&contracts::seal::open(&p.payload).body)
+                {
                     Ok(q) => log.reply(&q),
                     Err(e) => error_reply("", "", &format!("malformed query: {e}")),
                 };

@@ -24,6 +24,7 @@ use contracts::queue::{
 };
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
+use contracts::trust::role;
 use contracts::Envelope;
 use rumqttc::{AsyncClient, EventLoop, QoS};
 use time::format_description::well_known::Rfc3339;
@@ -34,6 +35,7 @@ use uuid::Uuid;
 use crate::queue::{Effect, Item, Policy, Queue};
 use crate::server::{pump, Input};
 use crate::store::{Store, StoreError};
+use crate::trust::TrustStore;
 use crate::wire;
 
 /// How often the keeper publishes `pizza/q/stats`.
@@ -264,6 +266,7 @@ impl Keeper {
                 _ = stats.tick() => {
                     self.expire_leases(&mut batch)?;
                     self.publish_stats().await?;
+                    self.alert_refusals().await?;
                 }
             }
             self.tick(&mut batch)?;
@@ -434,7 +437,7 @@ impl Keeper {
                 Err(e) => Some(format!("unreadable: {e}")),
             };
             if let Some(why) = refusal {
-                tracing::warn!(queue, source = %meta.source, reason = %why, refused_total = trust.refused(), "security: a put was refused");
+                trust.report("put", &meta.source, &self.opts.topics.put(queue), &why);
                 return Ok(());
             }
         }
@@ -500,12 +503,25 @@ impl Keeper {
         payload: &[u8],
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let Some(credit) = decode::<Credit>("credit", queue, payload) else {
+        let Some(credit) = decode::<Credit>(
+            self.opts.trust.as_deref(),
+            "credit",
+            queue,
+            &self.opts.topics.credit(queue, consumer),
+            Some(consumer),
+            &[],
+            payload,
+        ) else {
             return Ok(());
         };
         if let Some(trust) = &self.opts.trust {
             if let Err(why) = trust.check_consumer(consumer, queue) {
-                tracing::warn!(queue, consumer, reason = %why, refused_total = trust.refused(), "security: a credit was refused; nothing is delivered to it");
+                trust.report(
+                    "credit",
+                    consumer,
+                    &self.opts.topics.credit(queue, consumer),
+                    &why.to_string(),
+                );
                 return Ok(());
             }
         }
@@ -545,7 +561,15 @@ impl Keeper {
         payload: &[u8],
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let Some(acks) = decode::<AckMessage>("ack", queue, payload) else {
+        let Some(acks) = decode::<AckMessage>(
+            self.opts.trust.as_deref(),
+            "ack",
+            queue,
+            &self.opts.topics.ack(queue, consumer),
+            Some(consumer),
+            &[],
+            payload,
+        ) else {
             return Ok(());
         };
         let acks = acks.into_acks();
@@ -574,7 +598,21 @@ impl Keeper {
     }
 
     fn on_status(&mut self, node: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
-        let Ok(status) = serde_json::from_slice::<NodeStatus>(payload) else {
+        let opened = contracts::seal::open(payload);
+        // A forged "offline" would hand a live kitchen's tickets to another
+        // one, which would cook them a second time.
+        if let Some(trust) = &self.opts.trust {
+            if let Err(why) = trust.check_sealed_by(&opened, node, &[]) {
+                trust.report(
+                    "heartbeat",
+                    node,
+                    &self.opts.topics.status(node),
+                    &why.to_string(),
+                );
+                return Ok(());
+            }
+        }
+        let Ok(status) = serde_json::from_slice::<NodeStatus>(&opened.body) else {
             return Ok(());
         };
         self.heard_from(node);
@@ -640,7 +678,15 @@ impl Keeper {
         payload: &[u8],
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let Some(req) = decode::<Withdraw>("withdraw", queue, payload) else {
+        let Some(req) = decode::<Withdraw>(
+            self.opts.trust.as_deref(),
+            "withdraw request",
+            queue,
+            &self.opts.topics.withdraw(queue, client),
+            Some(client),
+            &[role::ORDER],
+            payload,
+        ) else {
             return Ok(());
         };
         if req.order_id.is_empty() {
@@ -668,7 +714,15 @@ impl Keeper {
     }
 
     fn on_requeue(&mut self, queue: &str, payload: &[u8], batch: &mut Batch) -> Result<(), KeeperError> {
-        let Some(req) = decode::<Requeue>("requeue", queue, payload) else {
+        let Some(req) = decode::<Requeue>(
+            self.opts.trust.as_deref(),
+            "requeue",
+            queue,
+            &self.opts.topics.requeue(queue),
+            None,
+            &[role::CONTROL],
+            payload,
+        ) else {
             return Ok(());
         };
         let letters = self.store.pick_dead(queue, &req.ids, req.all)?;
@@ -759,23 +813,68 @@ impl Keeper {
             order_id: Some(order_id.clone()).filter(|o| !o.is_empty()),
             attempts: letter.attempts,
         };
-        // seq 0: an alert is about the order, not a step in its life.
-        let mut alert = Envelope::new(
+        let mut alert = self.alert_envelope(
             contracts::events::kind::QUEUE_DEAD_LETTERED,
             order_id,
-            0,
             trace_id,
-            self.opts.client_id.clone(),
             serde_json::to_value(&payload).unwrap_or_default(),
         );
         alert.causation_id = event_id;
-        if let Some(signer) = &self.opts.signer {
-            alert.source = signer.id().to_string();
-            alert = signer.sign(&alert);
-        }
+        let alert = self.signed(alert);
         // Into the event log like any node's event. Not kept in an outbox:
         // the dead letter itself is durable, the alert only tells of it.
         self.publish(self.opts.topics.log_put(), &alert, false).await
+    }
+
+    /// Publishes one `security.refused` alert per kind of refusal since the
+    /// last stats interval (the keeper's and the event log's: they share
+    /// the trust store), counted, so the control room shows an attack.
+    async fn alert_refusals(&self) -> Result<(), KeeperError> {
+        let Some(trust) = &self.opts.trust else {
+            return Ok(());
+        };
+        for (r, count) in trust.take_reports() {
+            let payload = contracts::events::SecurityRefused {
+                what: r.what,
+                sender: r.sender,
+                reason: r.reason,
+                topic: r.topic,
+                count,
+            };
+            let alert = self.alert_envelope(
+                contracts::events::kind::SECURITY_REFUSED,
+                String::new(),
+                contracts::envelope::new_trace_id(),
+                serde_json::to_value(&payload).unwrap_or_default(),
+            );
+            self.publish(self.opts.topics.log_put(), &self.signed(alert), false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `alert` signed with the broker's key, on a signed platform.
+    fn signed(&self, alert: Envelope) -> Envelope {
+        match &self.opts.signer {
+            Some(signer) => signer.sign(&alert),
+            None => alert,
+        }
+    }
+
+    /// An alert event from the keeper (seq 0: about an order, not a step in
+    /// its life), from the broker's key id on a signed platform.
+    fn alert_envelope(
+        &self,
+        kind: &str,
+        order_id: String,
+        trace_id: String,
+        payload: serde_json::Value,
+    ) -> Envelope {
+        let mut alert = Envelope::new(kind, order_id, 0, trace_id, self.opts.client_id.clone(), payload);
+        if let Some(signer) = &self.opts.signer {
+            alert.source = signer.id().to_string();
+        }
+        alert
     }
 
     /// Publishes the newest dead letters of `queue`, retained.
@@ -859,10 +958,32 @@ fn cut(text: &mut String, max: usize) {
     }
 }
 
-/// Decodes a protocol message (credit, ack, requeue). A malformed one is
-/// logged and ignored: unlike a put, it carries no work to keep.
-fn decode<T: serde::de::DeserializeOwned>(what: &str, queue: &str, payload: &[u8]) -> Option<T> {
-    match serde_json::from_slice(payload) {
+/// Decodes a protocol message (credit, ack, withdraw, requeue), its seal
+/// taken off. On a signed platform it must be sealed by `client` (the node
+/// the topic names, when it names one) with one of `roles` (any if empty);
+/// a refused one is logged and ignored, changing nothing. A malformed one is
+/// logged and ignored too: unlike a put, it carries no work to keep.
+fn decode<T: serde::de::DeserializeOwned>(
+    trust: Option<&TrustStore>,
+    what: &str,
+    queue: &str,
+    topic: &str,
+    client: Option<&str>,
+    roles: &[&str],
+    payload: &[u8],
+) -> Option<T> {
+    let opened = contracts::seal::open(payload);
+    if let Some(trust) = trust {
+        let checked = match client {
+            Some(c) => trust.check_sealed_by(&opened, c, roles),
+            None => trust.check_sealed(&opened, roles).map(|_| ()),
+        };
+        if let Err(why) = checked {
+            trust.report(what, client.unwrap_or_default(), topic, &why.to_string());
+            return None;
+        }
+    }
+    match serde_json::from_slice(&opened.body) {
         Ok(v) => Some(v),
         Err(e) => {
             tracing::warn!(queue, error = %e, "ignored a malformed {what}");

@@ -7,9 +7,10 @@
 //! when it changed since the last read (a forger naming random senders costs
 //! us a `stat` each, never a read).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::SystemTime;
 
 use contracts::trust::{Refusal, Signer, Trust, TrustFile, Trusted};
@@ -44,7 +45,28 @@ pub struct TrustStore {
     /// checks run on several tasks at once and never wait for each other.
     state: RwLock<State>,
     refused: AtomicU64,
+    /// Refusals since the keeper last took them, alike ones counted
+    /// together: an attacker's flood is a few counted alerts, not a flood of
+    /// them. A Mutex: written on refusals only, taken every stats interval.
+    reports: Mutex<BTreeMap<Report, u64>>,
 }
+
+/// One kind of refusal, for the `security.refused` alert.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Report {
+    /// What was refused (`event`, `put`, `credit` ...).
+    pub what: String,
+    /// Who it claimed to be from.
+    pub sender: String,
+    /// Why.
+    pub reason: String,
+    /// Where it came.
+    pub topic: String,
+}
+
+/// At most this many kinds of refusal are kept between alerts; beyond it
+/// they are counted in the log only.
+const MAX_REPORTS: usize = 32;
 
 #[derive(Debug)]
 struct State {
@@ -62,12 +84,47 @@ impl TrustStore {
             path: path.to_path_buf(),
             state: RwLock::new(State { trust, modified }),
             refused: AtomicU64::new(0),
+            reports: Mutex::new(BTreeMap::new()),
         })
     }
 
     /// How many messages were refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// Logs a refusal (`security: a put was refused …`) and keeps it for the
+    /// next `security.refused` alert. `sender` is who the message said it
+    /// was from.
+    pub fn report(&self, what: &str, sender: &str, topic: &str, reason: &str) {
+        let a = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
+        tracing::warn!(
+            topic,
+            sender,
+            reason,
+            refused_total = self.refused(),
+            "security: {a} {what} was refused; nothing changed"
+        );
+        let report = Report {
+            what: what.to_string(),
+            sender: sender.to_string(),
+            reason: reason.to_string(),
+            topic: topic.to_string(),
+        };
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if reports.len() < MAX_REPORTS || reports.contains_key(&report) {
+            *reports.entry(report).or_default() += 1;
+        }
+    }
+
+    /// The refusals since the last call, each with its count.
+    pub fn take_reports(&self) -> Vec<(Report, u64)> {
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        std::mem::take(&mut *reports).into_iter().collect()
     }
 
     /// `id`'s role, if listed (reading the file again for a new id).
@@ -88,6 +145,27 @@ impl TrustStore {
     /// A put on `queue` (see `Trust::check_put`).
     pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
         self.check(&env.source, |t| t.check_put(env, queue))
+    }
+
+    /// A sealed protocol message (see `Trust::check_sealed`); the signer.
+    pub fn check_sealed(
+        &self,
+        opened: &contracts::seal::Opened<'_>,
+        roles: &[&str],
+    ) -> Result<String, Refusal> {
+        let sender = opened.seal.map_or("", |(id, _)| id);
+        self.check(sender, |t| t.check_sealed(opened, roles))
+    }
+
+    /// A sealed message only `sender` may send (see `Trust::check_sealed_by`).
+    pub fn check_sealed_by(
+        &self,
+        opened: &contracts::seal::Opened<'_>,
+        sender: &str,
+        roles: &[&str],
+    ) -> Result<(), Refusal> {
+        let signer = opened.seal.map_or("", |(id, _)| id);
+        self.check(signer, |t| t.check_sealed_by(opened, sender, roles))
     }
 
     /// A consumer of `queue` (see `Trust::check_consumer`).

@@ -68,6 +68,8 @@ pub mod kind {
     pub const CANCELLATION_REQUEST: &str = "cancellation.request";
     /// One step of a cancellation finished (done, skipped or failed).
     pub const SAGA_STEP: &str = "saga.step";
+    /// The broker refused forged or unpermitted messages (an alert).
+    pub const SECURITY_REFUSED: &str = "security.refused";
 
     /// Every kind above, in the order an order usually meets them.
     pub const ALL: &[&str] = &[
@@ -89,6 +91,7 @@ pub mod kind {
         DELIVERY_TICKET,
         CANCELLATION_REQUEST,
         SAGA_STEP,
+        SECURITY_REFUSED,
     ];
 
     /// Whether `kind` is one of [`ALL`].
@@ -198,6 +201,9 @@ pub fn summary(env: &Envelope) -> Option<String> {
         QUEUE_DEAD_LETTERED => decode::<QueueDeadLettered>(env)
             .ok()
             .map(|p| format!("{}: {}", p.queue, p.reason)),
+        SECURITY_REFUSED => decode::<SecurityRefused>(env)
+            .ok()
+            .map(|p| format!("{} × {}: {}", p.count, p.what, p.reason)),
         SAGA_STEP => decode::<SagaStep>(env).ok().map(|p| {
             let outcome = match p.outcome {
                 StepOutcome::Done => "done",
@@ -239,6 +245,7 @@ events! {
     DeliveryTicket => DELIVERY_TICKET,
     CancellationRequest => CANCELLATION_REQUEST,
     SagaStep => SAGA_STEP,
+    SecurityRefused => SECURITY_REFUSED,
 }
 
 /// `order.placed`: the order as the customer placed it.
@@ -420,6 +427,24 @@ pub struct QueueDeadLettered {
     pub attempts: u32,
 }
 
+/// `security.refused`: the broker refused messages that were unsigned,
+/// forged, or outside their sender's role. Alike refusals within one stats
+/// interval are one alert, counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityRefused {
+    /// What was refused: `event`, `put`, `credit`, `ack`, `heartbeat` ...
+    pub what: String,
+    /// Who it claimed to be from (empty when it named no one).
+    pub sender: String,
+    /// Why, e.g. `'kitchen-1' (role kitchen) may not publish order.delivered`.
+    pub reason: String,
+    /// The topic it came on.
+    pub topic: String,
+    /// How many alike were refused since the last alert.
+    pub count: u64,
+}
+
 /// `kitchen.ticket`: the work item a kitchen takes from the `kitchen` queue.
 ///
 /// It carries everything the kitchen needs, so that cooking does not depend
@@ -483,6 +508,7 @@ mod tests {
             DeliveryTicket::KIND,
             CancellationRequest::KIND,
             SagaStep::KIND,
+            SecurityRefused::KIND,
         ]
     }
 

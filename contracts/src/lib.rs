@@ -26,6 +26,7 @@ pub mod events;
 pub mod history;
 pub mod order;
 pub mod queue;
+pub mod seal;
 pub mod status;
 pub mod stream;
 pub mod timeline;

@@ -112,6 +112,7 @@ const NO_CHANGE: &[&str] = &[
     kind::DELIVERY_TICKET,
     kind::CANCELLATION_REQUEST,
     kind::SAGA_STEP,
+    kind::SECURITY_REFUSED,
 ];
 
 impl OrderState {

@@ -78,6 +78,17 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// Who the refused message claimed to be from, if it named anyone.
+    pub fn sender(&self) -> &str {
+        match self {
+            Refusal::Unsigned => "",
+            Refusal::UnknownSender(s) | Refusal::BadSignature(s) => s,
+            Refusal::NotPermitted { sender, .. } => sender,
+        }
+    }
+}
+
 /// May `role` publish events of `kind` to the event log? The business
 /// kinds ([`kind::ALL`]) only from their roles; other kinds (the demos',
 /// the benchmarks') from the generic workers.
@@ -101,7 +112,7 @@ pub fn may_publish(role: &str, kind: &str) -> bool {
         ],
         role::KITCHEN => &[ORDER_COOKING, ORDER_READY, ORDER_CANCELLING, ORDER_FAILED],
         role::DELIVERY => &[DRIVER_ASSIGNED, CUSTOMER_NOTIFIED, ORDER_DELIVERED, ORDER_FAILED],
-        role::BROKER => &[QUEUE_DEAD_LETTERED],
+        role::BROKER => &[QUEUE_DEAD_LETTERED, SECURITY_REFUSED],
         _ => &[],
     };
     allowed.contains(&kind)
@@ -190,8 +201,13 @@ impl Signer {
     /// `env` signed (any earlier `sig` is replaced).
     pub fn sign(&self, env: &Envelope) -> Envelope {
         let mut signed = env.clone();
-        signed.sig = Some(hex::encode(self.key.sign(&signed_bytes(env)).to_bytes()));
+        signed.sig = Some(self.signature(&signed_bytes(env)));
         signed
+    }
+
+    /// The signature of `bytes`, hex.
+    pub fn signature(&self, bytes: &[u8]) -> String {
+        hex::encode(self.key.sign(bytes).to_bytes())
     }
 }
 
@@ -256,16 +272,22 @@ impl Trust {
     /// Checks `env`'s signature by its `source`; returns the sender's role.
     pub fn verify(&self, env: &Envelope) -> Result<&str, Refusal> {
         let sig = env.sig.as_deref().ok_or(Refusal::Unsigned)?;
+        self.verify_bytes(&env.source, &signed_bytes(env), sig)
+    }
+
+    /// Checks that `sig` (hex) is node `id`'s signature of `bytes`; returns
+    /// its role.
+    pub fn verify_bytes(&self, id: &str, bytes: &[u8], sig: &str) -> Result<&str, Refusal> {
         let (role, key) = self
             .nodes
-            .get(&env.source)
-            .ok_or_else(|| Refusal::UnknownSender(env.source.clone()))?;
-        let bad = || Refusal::BadSignature(env.source.clone());
-        let bytes: [u8; 64] = hex::decode(sig)
+            .get(id)
+            .ok_or_else(|| Refusal::UnknownSender(id.to_string()))?;
+        let bad = || Refusal::BadSignature(id.to_string());
+        let sig: [u8; 64] = hex::decode(sig)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(bad)?;
-        key.verify(&signed_bytes(env), &Signature::from_bytes(&bytes))
+        key.verify(bytes, &Signature::from_bytes(&sig))
             .map_err(|_| bad())?;
         Ok(role)
     }
@@ -286,6 +308,42 @@ impl Trust {
         permit(may_put(role, queue), env, role, || {
             format!("put on queue {queue}")
         })
+    }
+
+    /// A sealed protocol message ([`crate::seal`]): sealed by a listed node
+    /// whose role is one of `roles` (any role if empty). Returns the signer.
+    pub fn check_sealed(&self, opened: &crate::seal::Opened<'_>, roles: &[&str]) -> Result<String, Refusal> {
+        let (signer, role) = opened.verify(self)?;
+        if roles.is_empty() || roles.contains(&role) {
+            Ok(signer.to_string())
+        } else {
+            Err(Refusal::NotPermitted {
+                sender: signer.to_string(),
+                role: role.to_string(),
+                action: format!("send this (only {})", roles.join(", ")),
+            })
+        }
+    }
+
+    /// A sealed message only node `sender` may send (its credit, ack or
+    /// heartbeat, on a topic that names it): sealed by exactly that node,
+    /// whose role is one of `roles` (any if empty).
+    pub fn check_sealed_by(
+        &self,
+        opened: &crate::seal::Opened<'_>,
+        sender: &str,
+        roles: &[&str],
+    ) -> Result<(), Refusal> {
+        let signer = self.check_sealed(opened, roles)?;
+        if signer == sender {
+            Ok(())
+        } else {
+            Err(Refusal::NotPermitted {
+                role: self.role_of(&signer).unwrap_or_default().to_string(),
+                sender: signer,
+                action: format!("speak for {sender}"),
+            })
+        }
     }
 
     /// May node `id` consume `queue`? (Credits name their consumer in the

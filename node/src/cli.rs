@@ -199,11 +199,27 @@ pub fn run(cli: Cli) -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("pizza-node: {e:#}");
+            let text = error_text(&e);
+            tracing::error!("{text}");
+            eprintln!("pizza-node: {text}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `e` and its causes, each said once: a message that already quotes its
+/// cause (`cannot read x.toml: No such file or directory`) is not followed
+/// by it a second time, as `{:#}` would.
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -441,4 +457,25 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     }
     node.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let quoted = anyhow::Error::from(io).context("cannot read x.toml: No such file or directory");
+        assert_eq!(
+            error_text(&quoted),
+            "cannot read x.toml: No such file or directory"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let plain = anyhow::Error::from(io).context("cannot read x.toml");
+        assert_eq!(
+            error_text(&plain),
+            "cannot read x.toml: No such file or directory"
+        );
+    }
 }

@@ -145,7 +145,7 @@ impl Link {
             .set_max_packet_size(512 * 1024, 512 * 1024)
             .set_last_will(LastWill::new(
                 opts.topics.status(&opts.id),
-                serde_json::to_vec(&will).unwrap_or_default(),
+                opts.security.seal(serde_json::to_vec(&will).unwrap_or_default()),
                 QoS::AtLeastOnce,
                 true,
             ));
@@ -261,7 +261,8 @@ impl Link {
         body: &T,
         retain: bool,
     ) -> Result<(), NodeError> {
-        self.publish(topic, serde_json::to_vec(body)?, retain).await
+        let sealed = self.shared.security.seal(serde_json::to_vec(body)?);
+        self.publish(topic, sealed, retain).await
     }
 
     /// Writes `entry` to the outbox (flushed), then sends it. It is sent

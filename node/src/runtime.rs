@@ -355,8 +355,17 @@ impl Node {
     }
 
     async fn control_loop(self, mut rx: mpsc::UnboundedReceiver<Incoming>) {
+        let security = self.link.security().clone();
         while let Some(msg) = rx.recv().await {
-            match serde_json::from_slice::<Control>(&msg.payload) {
+            // On a signed platform only a control room commands a node.
+            let body = match security.open(&msg.payload, &[contracts::trust::role::CONTROL]) {
+                Ok(body) => body,
+                Err(why) => {
+                    tracing::warn!(reason = %why, refused_total = security.refused(), "security: a control command was refused; nothing changed");
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Control>(&body) {
                 Ok(cmd) => {
                     tracing::info!(command = ?cmd, "control command");
                     self.obey(cmd);

@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
-pub use broker::trust::make_key;
 use broker::trust::TrustStore;
+pub use broker::trust::{make_key, read_key};
 pub use contracts::trust::role_for;
 use contracts::trust::{Refusal, Signer};
 use contracts::Envelope;
@@ -96,6 +96,40 @@ impl Security {
             Some(s) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
             None => Entry::for_envelope(topic, envelope, confirmation),
         }
+    }
+
+    /// A protocol message (credit, ack, heartbeat, request) with this
+    /// node's seal ([`contracts::seal`]); unchanged on an unsigned node.
+    pub fn seal(&self, body: Vec<u8>) -> Vec<u8> {
+        match &self.signer {
+            Some(s) => contracts::seal::seal(s, &body),
+            None => body,
+        }
+    }
+
+    /// Takes the seal off a protocol message and, on a signed node, checks
+    /// it: sealed by a listed node whose role is one of `roles`. Returns the
+    /// message as its signer wrote it.
+    pub fn open<'a>(&self, payload: &'a [u8], roles: &[&str]) -> Result<std::borrow::Cow<'a, [u8]>, Refusal> {
+        let opened = contracts::seal::open(payload);
+        if let Some(t) = &self.trust {
+            t.check_sealed(&opened, roles)?;
+        }
+        Ok(opened.body)
+    }
+
+    /// Like [`Security::open`], for a message only node `sender` may send
+    /// (its heartbeat, say): sealed by exactly that node.
+    pub fn open_from<'a>(
+        &self,
+        payload: &'a [u8],
+        sender: &str,
+    ) -> Result<std::borrow::Cow<'a, [u8]>, Refusal> {
+        let opened = contracts::seal::open(payload);
+        if let Some(t) = &self.trust {
+            t.check_sealed_by(&opened, sender, &[])?;
+        }
+        Ok(opened.body)
     }
 
     /// An event from the log: signed by its source, within its role.

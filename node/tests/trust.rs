@@ -51,6 +51,8 @@ fn forged_events_puts_and_credits_change_nothing_and_real_orders_flow_signed() {
     p.wait_state(std::slice::from_ref(&id), "queued", LONG);
 
     let attacker = p.mqtt("attacker");
+    let watcher = p.mqtt("watcher");
+    watcher.subscribe("pizza/events/security.refused");
     // 1. An anonymous order.delivered "from delivery".
     let delivered = forged(
         kind::ORDER_DELIVERED,
@@ -116,6 +118,13 @@ fn forged_events_puts_and_credits_change_nothing_and_real_orders_flow_signed() {
             && log.matches("security: a put was refused").count() >= 2
             && log.contains("security: a credit was refused")
     });
+    // ... and told of them: security.refused alerts in the event log, one
+    // per kind of refusal, naming the claimed sender.
+    let alert = watcher.expect("pizza/events/security.refused", LONG, |e| {
+        e["payload"]["what"] == "credit" && e["payload"]["sender"] == "thief"
+    });
+    assert_eq!(alert["source"], "broker", "{alert}");
+    assert!(alert["sig"].is_string(), "the alert is signed: {alert}");
     let view = p.view(&id);
     assert_eq!(view["state"], "queued", "{view}");
     assert_eq!(view["driver"], Value::Null, "{view}");
@@ -192,4 +201,98 @@ fn a_node_whose_key_is_not_in_the_trust_file_refuses_to_start() {
         stderr.contains("lists another key for node 'kitchen-9'"),
         "{stderr}"
     );
+}
+
+/// The delivery ids in a keeper delivery message (one, or a batch).
+fn delivery_ids(message: &Value) -> Vec<String> {
+    let one = message["delivery_id"].as_str().map(str::to_string);
+    let batch = message["deliveries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["delivery_id"].as_str().map(str::to_string));
+    one.into_iter().chain(batch).collect()
+}
+
+#[test]
+fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
+    let mut p = Platform::signed(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    // A slow kitchen: its tickets are in the oven while the attacker acts.
+    p.kitchen_stocked("kitchen-1", "2000", "2");
+    let attacker = p.mqtt("attacker");
+    let deliveries = "pizza/q/kitchen/deliver/kitchen-1";
+    attacker.subscribe(deliveries);
+    let ids = p.place_many(2);
+    // Anyone may read a consumer's deliveries; acking them as that consumer
+    // must not finish them, unsealed or sealed by another real node.
+    let mut seen = Vec::new();
+    wait_for(LONG, "the attacker to see both deliveries", || {
+        seen.extend(
+            attacker
+                .take_all()
+                .iter()
+                .filter(|(t, _)| t == deliveries)
+                .flat_map(|(_, m)| delivery_ids(m)),
+        );
+        seen.len() >= 2
+    });
+    let other = broker::trust::read_key(&p.w.make_key("kitchen-2", "kitchen"), "kitchen-2").expect("a key");
+    for id in &seen {
+        let ack = json!({"delivery_id": id, "outcome": "done"}).to_string();
+        attacker.publish("pizza/q/kitchen/ack/kitchen-1", ack.clone());
+        attacker.publish(
+            "pizza/q/kitchen/ack/kitchen-1",
+            contracts::seal::seal(&other, ack.as_bytes()),
+        );
+    }
+    // A stop for delivery, unsealed and sealed by a kitchen.
+    let stop = json!({"command": "stop"}).to_string();
+    attacker.publish("pizza/control/delivery", stop.clone());
+    attacker.publish(
+        "pizza/control/delivery",
+        contracts::seal::seal(&other, stop.as_bytes()),
+    );
+    // Delivery's heartbeat, pointing the order node's recalls elsewhere.
+    let status = "pizza/nodes/delivery/status";
+    attacker.subscribe(status);
+    let mut beat = attacker.expect(status, LONG, |s| s["state"] == "up");
+    beat["figures"]["http"] = json!("http://127.0.0.1:9");
+    let fields = beat.as_object_mut().expect("a heartbeat is an object");
+    fields.remove("signer");
+    fields.remove("sig");
+    attacker.publish(status, beat.to_string());
+    // A stream ack moving the order node's book past what it read.
+    attacker.publish(
+        "pizza/log/ack/order",
+        json!({"name": "book", "position": 1_000_000}).to_string(),
+    );
+
+    wait_for(LONG, "the refusals", || {
+        let broker = std::fs::read_to_string(p.w.path("broker.log")).unwrap_or_default();
+        let delivery = std::fs::read_to_string(p.w.path("delivery.log")).unwrap_or_default();
+        let order = std::fs::read_to_string(p.w.path("order.log")).unwrap_or_default();
+        broker.matches("security: an ack was refused").count() >= 2 * seen.len()
+            && broker.contains("security: a stream ack was refused")
+            && delivery
+                .matches("security: a control command was refused")
+                .count()
+                >= 2
+            && order.contains("security: a heartbeat was refused")
+            && broker.contains("security: a heartbeat was refused")
+    });
+    // The orders are cooked by the real kitchen, once each, and delivered
+    // by a delivery node that is still running.
+    p.wait_state(&ids, "delivered", LONG);
+    let cooks = p.cooks(&["kitchen-1"]);
+    for id in &ids {
+        assert_eq!(cooks.get(id).map(Vec::len), Some(1), "{cooks:?}");
+    }
+    assert!(p.proc("delivery").running(), "the forged stop stopped delivery");
+    let (status, third) = p.place();
+    assert_eq!(status, 201, "{third}");
+    let third = vec![third["order_id"].as_str().expect("an id").to_string()];
+    p.wait_state(&third, "delivered", LONG);
 }

@@ -90,7 +90,10 @@ impl App {
             broker: opts.broker.clone(),
             topology: opts.topology.clone(),
         });
-        let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, tx.clone())?;
+        // The control room's key seals its commands: on a signed platform a
+        // node obeys only a control room.
+        let keys = supervisor.control_security()?;
+        let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, keys, tx.clone())?;
         let info = RunInfo {
             broker: supervisor.broker_url(),
             data_dir: opts.data_dir.display().to_string(),

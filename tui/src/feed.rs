@@ -16,8 +16,10 @@ use contracts::queue::{DeadLetter, QueueStats, Requeue};
 use contracts::status::{Control, NodeStatus};
 use contracts::stream::Start;
 use contracts::topics::Topics;
+use contracts::trust::Refusal;
 use contracts::Envelope;
 use node::config::BrokerAddr;
+use node::security::Security;
 use node::stream::Reader;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc::UnboundedSender;
@@ -34,11 +36,41 @@ const EVENT_CREDIT: u32 = 5_000;
 pub struct Feed {
     client: AsyncClient,
     topics: Topics,
+    seal: Keys,
+}
+
+/// The control room's key, which seals what it sends, and its platform's
+/// trust file, which checks the heartbeats it shows.
+#[derive(Clone)]
+struct Keys(Security);
+
+impl Keys {
+    fn body<T: serde::Serialize>(&self, body: &T) -> Vec<u8> {
+        // Our own types serialize; an empty body would be refused, not lost.
+        self.0.seal(serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    /// Why a heartbeat is refused: it names a node of the trust file but is
+    /// not sealed by that node (a forgery could send the operator's orders
+    /// to another address). Nodes the file does not list are shown as they
+    /// come: that is a platform of hand-run, unsigned nodes attached to.
+    fn refuses(&self, topics: &Topics, topic: &str, payload: &[u8]) -> Option<Refusal> {
+        let id = topics.parse_status_topic(topic)?;
+        self.0.trust.as_ref()?.role_of(id)?;
+        self.0.open_from(payload, id).err()
+    }
 }
 
 impl Feed {
-    /// Connects (and keeps reconnecting) to `broker`, sending what arrives to `tx`.
-    pub fn start(broker: &str, prefix: &str, tx: UnboundedSender<Msg>) -> anyhow::Result<Feed> {
+    /// Connects (and keeps reconnecting) to `broker`, sending what arrives
+    /// to `tx`; what it sends is sealed with `keys`.
+    pub fn start(
+        broker: &str,
+        prefix: &str,
+        keys: Security,
+        tx: UnboundedSender<Msg>,
+    ) -> anyhow::Result<Feed> {
+        let seal = Keys(keys);
         let addr: BrokerAddr = broker.parse()?;
         let id = format!("control-room-{}", std::process::id());
         let mut opts = MqttOptions::new(id.clone(), addr.host, addr.port);
@@ -59,10 +91,11 @@ impl Feed {
                 Start::Beginning,
             ))),
             client_id: id,
+            seal: seal.clone(),
         };
         tokio::spawn(announce(client.clone(), topics.clone(), stream.clone()));
         tokio::spawn(pump(eventloop, client.clone(), topics.clone(), stream, tx));
-        Ok(Feed { client, topics })
+        Ok(Feed { client, topics, seal })
     }
 
     /// Sends a control command to node `id`.
@@ -71,7 +104,7 @@ impl Feed {
     /// operator gave them (four presses on "error rate" end at 100%, not at
     /// whichever of four spawned sends happened to go last).
     pub fn control(&self, id: &str, control: &Control) -> anyhow::Result<()> {
-        let payload = serde_json::to_vec(control)?;
+        let payload = self.seal.body(control);
         self.client
             .try_publish(self.topics.control(id), QoS::AtLeastOnce, false, payload)?;
         Ok(())
@@ -90,7 +123,7 @@ impl Feed {
                 all: true,
             },
         };
-        let payload = serde_json::to_vec(&body)?;
+        let payload = self.seal.body(&body);
         self.client
             .try_publish(self.topics.requeue(queue), QoS::AtLeastOnce, false, payload)?;
         Ok(())
@@ -107,6 +140,7 @@ impl Feed {
 struct Stream {
     reader: Arc<Mutex<Reader>>,
     client_id: String,
+    seal: Keys,
 }
 
 impl Stream {
@@ -116,7 +150,8 @@ impl Stream {
 
     /// The subscribe message as it stands now.
     fn subscribe_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.reader().subscribe()).unwrap_or_default()
+        let subscribe = self.reader().subscribe();
+        self.seal.body(&subscribe)
     }
 
     /// Queues the subscribe message without waiting (from the event loop's
@@ -195,7 +230,7 @@ async fn pump(
                         }
                         if read.through > 0 {
                             let ack = stream.reader().ack(read.through);
-                            let body = serde_json::to_vec(&ack).unwrap_or_default();
+                            let body = stream.seal.body(&ack);
                             let _ = client.try_publish(
                                 topics.log_ack(&stream.client_id),
                                 QoS::AtMostOnce,
@@ -210,6 +245,10 @@ async fn pump(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(why) = stream.seal.refuses(&topics, &p.topic, &p.payload) {
+                    tracing::warn!(topic = %p.topic, reason = %why, "security: a heartbeat was refused; not shown");
+                    continue;
+                }
                 if let Some(msg) = decode(&topics, &p.topic, &p.payload) {
                     if tx.send(msg).is_err() {
                         return;

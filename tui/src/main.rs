@@ -98,7 +98,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("control-room: {e:#}");
+            eprintln!("control-room: {}", node::cli::error_text(&e));
             ExitCode::FAILURE
         }
     }

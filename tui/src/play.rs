@@ -24,6 +24,17 @@ use crate::topology::Role;
 /// Longest wait for the platform to come up before the first step.
 pub const STARTUP_TIMEOUT_S: f64 = 90.0;
 
+/// A heartbeat this long after the last step carries the counters of all
+/// the work the steps waited for (nodes beat every second).
+const SETTLE_AFTER_S: f64 = 1.0;
+
+/// The longest wait for those heartbeats (a frozen node sends none).
+const SETTLE_TIMEOUT_S: f64 = 5.0;
+
+/// How long a stopped or killed node may take to exit: the supervisor's
+/// grace period, its SIGKILL, and slack for a loaded machine.
+const EXIT_TIMEOUT_S: f64 = 30.0;
+
 /// What the scenario saw happen, for waits and expectations.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Observed {
@@ -93,6 +104,9 @@ pub struct Play {
     acted: bool,
     /// Narration: one line per step started or finished, for `--headless`.
     pub lines: Vec<String>,
+    /// When the last step ended: the expectations wait for heartbeats sent
+    /// after it (see [`SETTLE_AFTER_S`]).
+    settling: Option<OffsetDateTime>,
     /// Set when the run is over.
     pub verdict: Option<Verdict>,
     /// A step with a caption stays on screen at least this long (seconds),
@@ -116,6 +130,7 @@ impl Play {
             awaiting: 0,
             acted: false,
             lines,
+            settling: None,
             verdict: None,
             pace: 0.0,
         }
@@ -247,6 +262,17 @@ impl Play {
                 }
             }
         }
+        // Expectations on the nodes' counters (released, cooked) read their
+        // heartbeats: judge on beats sent after the last step, not before.
+        let since = *self.settling.get_or_insert(now);
+        let fresh = m.nodes.values().all(|n| {
+            n.status.is_none()
+                || !matches!(n.shown(now), crate::model::Shown::Up)
+                || n.heard_at.is_some_and(|t| secs(t - since) >= SETTLE_AFTER_S)
+        });
+        if !fresh && secs(now - since) < SETTLE_TIMEOUT_S {
+            return effects;
+        }
         let verdict = Verdict {
             failed_step: None,
             judged: self.judge(m),
@@ -354,6 +380,18 @@ impl Play {
                         until.describe(),
                         self.progress
                     ))
+                } else {
+                    Done::No
+                }
+            }
+            // A node the next step starts again must be gone first, or the
+            // supervisor still holds it and refuses to start it twice.
+            Step::Kill { node, .. } | Step::Stop { node, .. } => {
+                let alive = m.nodes.get(node).is_some_and(|n| n.shown(m.now).is_alive());
+                if !alive {
+                    Done::Yes
+                } else if elapsed > EXIT_TIMEOUT_S {
+                    Done::TimedOut(format!("{node} did not exit within {EXIT_TIMEOUT_S} s"))
                 } else {
                     Done::No
                 }

@@ -24,6 +24,9 @@ use crate::topology::{NodeSpec, Role, Topology};
 /// How long a stopped node gets to finish before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The id the control room signs as in its platform's trust file.
+pub const CONTROL_ROOM_ID: &str = "control-room";
+
 /// Where the broker is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerTarget {
@@ -298,6 +301,33 @@ impl Supervisor {
         })
     }
 
+    /// The key of node `id` (made, and listed in the trust file, if new).
+    fn make_key(&self, id: &str, role: &str) -> Result<PathBuf, SupervisorError> {
+        let keys = self.cfg.data_dir.join("keys");
+        node::security::make_key(&keys, id, role, &self.trust_file()).map_err(|e| SupervisorError::Keys {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn trust_file(&self) -> PathBuf {
+        self.cfg.data_dir.join("keys").join("trust.json")
+    }
+
+    /// The control room's own key (id [`CONTROL_ROOM_ID`], role control),
+    /// made if new, which seals its commands, and the platform's trust
+    /// file, which checks the heartbeats it shows.
+    pub fn control_security(&self) -> Result<node::security::Security, SupervisorError> {
+        let role = contracts::trust::role::CONTROL;
+        let key = self.make_key(CONTROL_ROOM_ID, role)?;
+        node::security::Security::load(Some(&key), Some(&self.trust_file()), CONTROL_ROOM_ID, role).map_err(
+            |e| SupervisorError::Keys {
+                id: CONTROL_ROOM_ID.to_string(),
+                reason: e.to_string(),
+            },
+        )
+    }
+
     /// Starts a node that was started before (and has exited) by id.
     pub fn start(&mut self, id: &str) -> Result<ChildEvent, SupervisorError> {
         if self.running.contains_key(id) {
@@ -420,16 +450,10 @@ impl Supervisor {
         // Every node signs what it sends and checks what it receives. Its
         // key is made (or kept) and listed in the trust file before it
         // starts, so that the others know it by its first message.
-        let keys = self.cfg.data_dir.join("keys");
-        let trust = keys.join("trust.json");
         let role = contracts::trust::role_for(spec.role.as_str());
-        let key =
-            node::security::make_key(&keys, &spec.id, role, &trust).map_err(|e| SupervisorError::Keys {
-                id: spec.id.clone(),
-                reason: e.to_string(),
-            })?;
+        let key = self.make_key(&spec.id, role)?;
         args.extend(["--key".into(), key.display().to_string()]);
-        args.extend(["--trust".into(), trust.display().to_string()]);
+        args.extend(["--trust".into(), self.trust_file().display().to_string()]);
         if spec.role == Role::Broker {
             let port = self.port_for(&spec.id)?;
             args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);

@@ -228,6 +228,24 @@ pub fn describe(env: &Envelope) -> (Level, String) {
             };
             (Level::Alert, text)
         }
+        kind::SECURITY_REFUSED => {
+            let text = match events::decode::<events::SecurityRefused>(env) {
+                Ok(r) => format!(
+                    "security: refused {} × {} from {} on {}: {}",
+                    r.count,
+                    r.what,
+                    if r.sender.is_empty() {
+                        "no one named"
+                    } else {
+                        &r.sender
+                    },
+                    r.topic,
+                    r.reason
+                ),
+                Err(e) => format!("security: an alert that cannot be read: {e}"),
+            };
+            (Level::Alert, text)
+        }
         kind::ORDER_REJECTED | kind::ORDER_FAILED => {
             (Level::Alert, format!("{:<17} {id} {} ← {by}", env.kind, reason()))
         }

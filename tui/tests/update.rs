@@ -524,6 +524,27 @@ fn one_orders_events_shuffled_and_duplicated_are_applied_once_in_seq_order() {
 }
 
 #[test]
+fn a_security_refusal_is_an_alert_naming_sender_and_reason() {
+    let mut m = model();
+    let body = contracts::events::SecurityRefused {
+        what: "event".into(),
+        sender: "delivery".into(),
+        reason: "unsigned: the message has no signature".into(),
+        topic: "pizza/log/put".into(),
+        count: 3,
+    };
+    let env = envelope(&body, "", 0, "4bf92f3577b34da6a3ce929d0e0e4736", "broker").unwrap();
+    update(&mut m, Msg::Event(Box::new(env)));
+    let line = last_log(&m);
+    assert_eq!(line.level, Level::Alert);
+    assert_eq!(
+        line.text,
+        "security: refused 3 × event from delivery on pizza/log/put: unsigned: the message has no signature"
+    );
+    assert_eq!(m.orders.total(), 0);
+}
+
+#[test]
 fn a_dead_lettered_event_is_an_alert_and_no_order() {
     let mut m = model();
     let body = QueueDeadLettered {
@@ -1967,6 +1988,57 @@ fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_f
     // esc puts the verdict away (the panels show), then clears the filter.
     update(&mut m, code(KeyCode::Esc));
     assert!(m.ui.verdict_hidden);
+}
+
+#[test]
+fn a_kill_step_waits_for_the_node_to_exit_before_the_next_step_starts_it() {
+    let mut m = model();
+    owned_kitchen(&mut m);
+    playing(
+        &mut m,
+        "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"kill\"\nnode = \"kitchen-1\"\n[[step]]\ndo = \"start\"\nnode = \"kitchen-1\"\n",
+    );
+    let effects = update(&mut m, Msg::Tick(T0 + Duration::milliseconds(250)));
+    assert_eq!(effects, vec![Effect::Kill("kitchen-1".into())]);
+    child(
+        &mut m,
+        ChildEvent::Stopping {
+            id: "kitchen-1".into(),
+        },
+    );
+    // Still running: starting it now would be refused as a twin.
+    let effects = update(&mut m, Msg::Tick(T0 + Duration::seconds(1)));
+    assert_eq!((effects, m.play.as_ref().map(|p| p.step)), (vec![], Some(0)));
+    let exit = ChildEvent::Exited {
+        id: "kitchen-1".into(),
+        role: Role::Kitchen,
+        code: None,
+        signal: Some(9),
+        expected: false,
+        last_words: None,
+    };
+    assert_eq!(
+        update(&mut m, Msg::Child(exit)),
+        vec![Effect::Start("kitchen-1".into())]
+    );
+}
+
+#[test]
+fn the_verdict_waits_for_a_heartbeat_sent_after_the_last_step() {
+    let mut m = model();
+    up_node(&mut m, "order-1", Role::Order, false, 3100);
+    playing(
+        &mut m,
+        "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"caption\"\ntext = \"x\"\n",
+    );
+    tick(&mut m, T0 + Duration::milliseconds(250));
+    tick(&mut m, T0 + Duration::seconds(1));
+    // Its counters are from before the steps ended: not judged on yet.
+    assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_none()));
+    tick(&mut m, T0 + Duration::milliseconds(1500));
+    let status = beat("order-1", "order", NodeState::Up, 3100, m.now);
+    update(&mut m, Msg::Status(status));
+    assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_some()));
 }
 
 #[test]

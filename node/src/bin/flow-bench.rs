@@ -49,6 +49,10 @@ struct Args {
     /// `pizza-node keeper` beside it, instead of `pizza-node broker`.
     #[arg(long)]
     broker: Option<String>,
+    /// Every node signs and checks (`--key`/`--trust`), as the control
+    /// room's platform runs; compare with a run without it.
+    #[arg(long)]
+    signed: bool,
 }
 
 /// A child process killed when dropped.
@@ -147,6 +151,39 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("mqtt://127.0.0.1:{mqtt}"));
     let at: node::config::BrokerAddr = broker.parse()?;
+    // Every key is in the trust file before the first node reads it.
+    let trust = dir.join("keys").join("trust.json");
+    let kitchens: Vec<String> = (1..=args.kitchens.max(1))
+        .map(|k| format!("kitchen-{k}"))
+        .collect();
+    let mut keys = std::collections::BTreeMap::new();
+    if args.signed {
+        let fixed = [
+            ("broker", "broker"),
+            ("keeper", "broker"),
+            ("payment", "payment"),
+            ("order", "order"),
+            ("delivery", "delivery"),
+        ];
+        let all = fixed
+            .into_iter()
+            .chain(kitchens.iter().map(|k| (k.as_str(), "kitchen")));
+        for (id, role) in all {
+            let key = broker::trust::make_key(&dir.join("keys"), id, role, &trust)?;
+            keys.insert(id.to_string(), key.display().to_string());
+        }
+    }
+    let key_args = |id: &str| -> Vec<String> {
+        match keys.get(id) {
+            Some(key) => vec![
+                "--key".into(),
+                key.clone(),
+                "--trust".into(),
+                trust.display().to_string(),
+            ],
+            None => Vec::new(),
+        }
+    };
     let node = |role: &str, id: &str, extra: &[String]| -> Vec<String> {
         let mut a: Vec<String> = [role, "--id", id, "--broker", &broker, "--data-dir"]
             .iter()
@@ -154,6 +191,7 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
             .collect();
         a.push(dir.join(id).display().to_string());
         a.extend_from_slice(extra);
+        a.extend(key_args(id));
         a
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -171,7 +209,10 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
                 format!("127.0.0.1:{mqtt}"),
                 "--data-dir".into(),
                 dir.join("broker").display().to_string(),
-            ],
+            ]
+            .into_iter()
+            .chain(key_args("broker"))
+            .collect::<Vec<_>>(),
         )?
     }];
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -211,13 +252,13 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         "[stock]\ndough = 1000000\ntomato = 1000000\nmozzarella = 1000000\nbasil = 1000000\n",
     )?;
     let stock = stock.display().to_string();
-    for k in 1..=args.kitchens.max(1) {
+    for k in &kitchens {
         procs.push(spawn(
             bin,
             dir,
             &node(
                 "kitchen",
-                &format!("kitchen-{k}"),
+                k,
                 &s(&[
                     "--prep-ms",
                     "0",
@@ -258,7 +299,7 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         format!("{}/s", args.rate)
     };
     println!(
-        "flow-bench: {} orders at {rate} from {} connections on {}; payment, order, {} kitchen(s) ({} ovens each), delivery ({} drivers); prep 0, trip 0",
+        "flow-bench: {} orders at {rate} from {} connections on {}; payment, order, {} kitchen(s) ({} ovens each), delivery ({} drivers); prep 0, trip 0{}",
         args.orders,
         args.connections,
         if args.broker.is_some() {
@@ -268,7 +309,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         },
         args.kitchens.max(1),
         args.ovens,
-        args.drivers
+        args.drivers,
+        if args.signed { "; signed" } else { "" }
     );
 
     let started = Instant::now();

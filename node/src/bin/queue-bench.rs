@@ -110,6 +110,7 @@ async fn main() -> anyhow::Result<()> {
             "bench-stream-producer",
             "bench-producer",
             "bench-consumer",
+            "bench-stream-sub",
         ] {
             security(id, "producer")?;
         }
@@ -381,6 +382,7 @@ async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<
     }
     let client = |id: &str| thin_client(at, id);
     let (consumer, mut consumer_loop) = client("bench-thin-consumer");
+    let seal = security("bench-thin-consumer", "producer")?;
     consumer
         .subscribe("pizza/q/bench-thin/deliver/bench-thin-consumer", QoS::AtLeastOnce)
         .await?;
@@ -396,7 +398,7 @@ async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<
             "pizza/q/bench-thin/credit/bench-thin-consumer",
             QoS::AtLeastOnce,
             false,
-            serde_json::to_vec(&credit)?,
+            seal.seal(serde_json::to_vec(&credit)?),
         )
         .await?;
     // rumqttc's poll is not cancel-safe, so one task polls and forwards ids;
@@ -437,7 +439,7 @@ async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<
                 let msg = AckMessage::Batch {
                     acks: std::mem::take(&mut acks),
                 };
-                let body = serde_json::to_vec(&msg)?;
+                let body = seal.seal(serde_json::to_vec(&msg)?);
                 consumer
                     .publish(
                         "pizza/q/bench-thin/ack/bench-thin-consumer",
@@ -469,6 +471,7 @@ async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
     use contracts::stream::{Start, StreamAck, StreamBatch, Subscribe};
     let client = |id: &str| thin_client(at, id);
     let (sub, mut sub_loop) = client("bench-stream-sub");
+    let seal = security("bench-stream-sub", "producer")?;
     sub.subscribe("pizza/log/deliver/bench-stream-sub", QoS::AtLeastOnce)
         .await?;
     let subscribe = Subscribe {
@@ -485,7 +488,7 @@ async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
         "pizza/log/subscribe/bench-stream-sub",
         QoS::AtLeastOnce,
         false,
-        serde_json::to_vec(&subscribe)?,
+        seal.seal(serde_json::to_vec(&subscribe)?),
     )
     .await?;
     let reading = tokio::spawn(async move {
@@ -507,7 +510,7 @@ async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
                     "pizza/log/ack/bench-stream-sub",
                     QoS::AtLeastOnce,
                     false,
-                    serde_json::to_vec(&ack)?,
+                    seal.seal(serde_json::to_vec(&ack)?),
                 )?;
             }
         }

@@ -34,12 +34,22 @@ impl Directory {
         let topics = node.topics().clone();
         let mut rx = node.subscribe(topics.all_status()).await?;
         let nodes = dir.nodes.clone();
+        let security = node.link().security().clone();
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
-                if let (Some(id), Ok(status)) = (
-                    topics.parse_status_topic(&msg.topic),
-                    serde_json::from_slice::<NodeStatus>(&msg.payload),
-                ) {
+                let Some(id) = topics.parse_status_topic(&msg.topic) else {
+                    continue;
+                };
+                // A forged heartbeat would send the order node's calls (a
+                // recall) to whoever wrote it.
+                let body = match security.open_from(&msg.payload, id) {
+                    Ok(body) => body,
+                    Err(why) => {
+                        tracing::warn!(node = id, reason = %why, refused_total = security.refused(), "security: a heartbeat was refused; the directory keeps what it knew");
+                        continue;
+                    }
+                };
+                if let Ok(status) = serde_json::from_slice::<NodeStatus>(&body) {
                     let entry = Entry {
                         http: status
                             .figures

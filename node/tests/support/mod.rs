@@ -283,8 +283,12 @@ impl World {
         let answered = (0..40).any(|i| {
             let query = serde_json::json!({"request_id": format!("probe-{i}"), "order_id": "none"});
             mqtt.publish("pizza/log/query/test-keeper-probe", query.to_string());
-            mqtt.wait("pizza/log/reply/test-keeper-probe", Duration::from_millis(500), |_| true)
-                .is_ok()
+            mqtt.wait(
+                "pizza/log/reply/test-keeper-probe",
+                Duration::from_millis(500),
+                |_| true,
+            )
+            .is_ok()
         });
         assert!(answered, "the broker's event log did not answer within 20 s");
     }
@@ -428,8 +432,9 @@ impl Mqtt {
         limit: Duration,
         check: impl FnMut(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        self.wait(topic, limit, check)
-            .unwrap_or_else(|seen| panic!("nothing matching arrived on {topic} within {limit:?}; saw {seen:?}"))
+        self.wait(topic, limit, check).unwrap_or_else(|seen| {
+            panic!("nothing matching arrived on {topic} within {limit:?}; saw {seen:?}")
+        })
     }
 
     /// [`expect`](Self::expect), or what else arrived on `topic` when
