@@ -554,6 +554,9 @@ pub struct RecorderOptions {
     pub credentials: Option<(String, String)>,
     /// Topic prefix.
     pub topics: Topics,
+    /// The broker's key: on a signed platform every delivery message is
+    /// sealed with it, so subscribers check one seal, not every event.
+    pub signer: Option<std::sync::Arc<contracts::trust::Signer>>,
 }
 
 /// Records every event put on `<prefix>/log/put`, confirms it once it is
@@ -716,7 +719,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                     .await?;
             }
         }
-        deliver(&client, &opts.topics, &log, &mut subs, now_ms()).await?;
+        deliver(&client, &opts, &log, &mut subs, now_ms()).await?;
     }
 }
 
@@ -724,11 +727,16 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
 /// batches of at most [`MAX_DELIVERY_BYTES`].
 async fn deliver(
     client: &AsyncClient,
-    topics: &Topics,
+    opts: &RecorderOptions,
     log: &EventLog,
     subs: &mut Subscriptions,
     now_ms: u64,
 ) -> Result<(), EventLogError> {
+    let topics = &opts.topics;
+    let seal = |body: Vec<u8>| match &opts.signer {
+        Some(signer) => contracts::seal::seal(signer, &body),
+        None => body,
+    };
     for due in subs.due(log.len()) {
         let Some(sub) = subs.get(&due.key) else { continue };
         let (session, cursor) = (sub.session.clone(), sub.resumed);
@@ -739,7 +747,7 @@ async fn deliver(
             if !batch.is_empty() && batch.len() + raw.len() > MAX_DELIVERY_BYTES {
                 let through = *pos - 1;
                 client
-                    .publish(topic.clone(), QoS::AtLeastOnce, false, batch.take(through))
+                    .publish(topic.clone(), QoS::AtLeastOnce, false, seal(batch.take(through)))
                     .await?;
                 batch.after = through;
             }
@@ -747,7 +755,7 @@ async fn deliver(
         }
         if !batch.is_empty() {
             client
-                .publish(topic, QoS::AtLeastOnce, false, batch.take(read.through))
+                .publish(topic, QoS::AtLeastOnce, false, seal(batch.take(read.through)))
                 .await?;
         }
         let positions: Vec<u64> = read.events.iter().map(|(p, _)| *p).collect();

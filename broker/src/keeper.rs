@@ -329,7 +329,7 @@ impl Keeper {
                 if !d.batch {
                     let topic = self.opts.topics.deliver(&queue, &d.consumer);
                     self.client
-                        .publish(topic, QoS::AtLeastOnce, false, delivery)
+                        .publish(topic, QoS::AtLeastOnce, false, self.seal(delivery))
                         .await?;
                     continue;
                 }
@@ -340,7 +340,7 @@ impl Keeper {
                 }
                 let batch = batches.entry(d.consumer.clone()).or_default();
                 if !batch.is_empty() && batch.len() + delivery.len() > DELIVERY_BATCH_BYTES {
-                    let body = batch.take();
+                    let body = self.seal(batch.take());
                     let topic = self.opts.topics.deliver(&queue, &d.consumer);
                     self.client.publish(topic, QoS::AtLeastOnce, false, body).await?;
                 }
@@ -350,7 +350,7 @@ impl Keeper {
                 if !batch.is_empty() {
                     let topic = self.opts.topics.deliver(&queue, &consumer);
                     self.client
-                        .publish(topic, QoS::AtLeastOnce, false, batch.take())
+                        .publish(topic, QoS::AtLeastOnce, false, self.seal(batch.take()))
                         .await?;
                 }
             }
@@ -851,6 +851,16 @@ impl Keeper {
                 .await?;
         }
         Ok(())
+    }
+
+    /// A delivery message sealed with the broker's key, on a signed
+    /// platform: one signature per message, not a check per delivery at the
+    /// consumer (every put in it was checked here).
+    fn seal(&self, body: Vec<u8>) -> Vec<u8> {
+        match &self.opts.signer {
+            Some(signer) => contracts::seal::seal(signer, &body),
+            None => body,
+        }
     }
 
     /// `alert` signed with the broker's key, on a signed platform.

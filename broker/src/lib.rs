@@ -187,6 +187,7 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
         client_id: format!("{}-eventlog", topics.prefix().replace('/', "-")),
         credentials: run.credentials.clone(),
         topics: topics.clone(),
+        signer: run.signer.clone(),
     };
     let keeper_opts = KeeperOptions {
         host: run.host,

@@ -216,20 +216,24 @@ impl QueueConsumer {
     /// deliveries: `next` is used in `select!`, and a delivery taken but not
     /// kept would be lost until the keeper's ack timeout.
     fn accept(&mut self, msg: Incoming) {
-        let parsed = DeliveryMessage::parse(&msg.payload);
+        // On a signed platform a delivery message is sealed by the keeper,
+        // which checked every put in it: one check per message, not one per
+        // delivery. A forged one is dropped whole, not rejected: it may
+        // carry real delivery ids.
+        let security = self.link.security();
+        let body = match security.open(&msg.payload, &[contracts::trust::role::BROKER]) {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(queue = %self.queue, reason = %why, refused_total = security.refused(), "security: a delivery was refused");
+                return;
+            }
+        };
+        let parsed = DeliveryMessage::parse(&body);
         match parsed {
             Ok(deliveries) => {
                 for d in deliveries {
                     match d {
-                        Ok(d) => match self.link.security().check_put(&d.envelope, &self.queue) {
-                            Ok(()) => self.pending.push_back(d),
-                            // Not rejected: a forged delivery may carry a
-                            // real delivery id. A real one whose put was
-                            // forged cannot be here (the keeper checks puts).
-                            Err(why) => {
-                                tracing::warn!(queue = %self.queue, source = %d.envelope.source, reason = %why, refused_total = self.link.security().refused(), "security: a delivery was refused")
-                            }
-                        },
+                        Ok(d) => self.pending.push_back(d),
                         Err(bad) => self.reject(bad),
                     }
                 }

@@ -200,27 +200,25 @@ impl EventStream {
     }
 
     fn take(&self, msg: Incoming, batch: &mut Batch) {
-        let message: StreamBatch = match serde_json::from_slice(&msg.payload) {
+        // Before the reader sees it: on a signed platform the log seals each
+        // delivery message (it checked every event it appended), so a forged
+        // one moves no position either, even one with no events and a high
+        // `through`. One check per message, not one per event.
+        let security = self.link.security();
+        let body = match security.open(&msg.payload, &[contracts::trust::role::BROKER]) {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(topic = %msg.topic, reason = %why, refused_total = security.refused(), "security: a stream delivery was refused");
+                return;
+            }
+        };
+        let message: StreamBatch = match serde_json::from_slice(&body) {
             Ok(m) => m,
             Err(e) => {
                 tracing::warn!(topic = %msg.topic, error = %e, "ignored a malformed stream delivery");
                 return;
             }
         };
-        // Before the reader sees it: a forged message must not move its
-        // positions either (the log checked every event it appended, so a
-        // refused one did not come from the log).
-        let security = self.link.security();
-        if security.trust.is_some() {
-            for e in &message.events {
-                if let Ok(env) = serde_json::from_str::<Envelope>(e.envelope.get()) {
-                    if let Err(why) = security.check_event(&env) {
-                        tracing::warn!(topic = %msg.topic, source = %env.source, reason = %why, refused_total = security.refused(), "security: a stream delivery was refused");
-                        return;
-                    }
-                }
-            }
-        }
         let read = lock(&self.reader).read_batch(message);
         for (position, raw) in read.events {
             match serde_json::from_str::<Envelope>(raw.get()) {

@@ -264,6 +264,17 @@ fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
     fields.remove("signer");
     fields.remove("sig");
     attacker.publish(status, beat.to_string());
+    // A delivery to the kitchen and a stream delivery to the order node's
+    // book that skips far ahead, not sealed by the broker.
+    attacker.publish(
+        deliveries,
+        json!({"delivery_id": "d-forged", "attempt": 1, "incarnation": "x", "envelope": forged(kind::KITCHEN_TICKET, &ids[0], 3, "order", json!({}))}).to_string(),
+    );
+    attacker.publish(
+        "pizza/log/deliver/order",
+        json!({"name": "book", "session": "s", "after": 0, "cursor": 0, "through": 1_000_000, "events": []})
+            .to_string(),
+    );
     // A stream ack moving the order node's book past what it read.
     attacker.publish(
         "pizza/log/ack/order",
@@ -281,6 +292,10 @@ fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
                 .count()
                 >= 2
             && order.contains("security: a heartbeat was refused")
+            && order.contains("security: a stream delivery was refused")
+            && std::fs::read_to_string(p.w.path("kitchen-1.log"))
+                .unwrap_or_default()
+                .contains("security: a delivery was refused")
             && broker.contains("security: a heartbeat was refused")
     });
     // The orders are cooked by the real kitchen, once each, and delivered
