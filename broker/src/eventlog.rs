@@ -688,7 +688,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
             if source.is_empty() || source.contains(['/', '+', '#']) {
                 continue;
             }
-            let body = serde_json::to_vec(&Confirm { event_ids })?;
+            let body = seal(&opts, serde_json::to_vec(&Confirm { event_ids })?);
             client
                 .publish(opts.topics.log_confirm(source), QoS::AtLeastOnce, false, body)
                 .await?;
@@ -715,7 +715,12 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                     Err(e) => error_reply("", "", &format!("malformed query: {e}")),
                 };
                 client
-                    .publish(opts.topics.log_reply(requester), QoS::AtLeastOnce, false, reply)
+                    .publish(
+                        opts.topics.log_reply(requester),
+                        QoS::AtLeastOnce,
+                        false,
+                        seal(&opts, reply),
+                    )
                     .await?;
             }
         }
@@ -733,10 +738,7 @@ async fn deliver(
     now_ms: u64,
 ) -> Result<(), EventLogError> {
     let topics = &opts.topics;
-    let seal = |body: Vec<u8>| match &opts.signer {
-        Some(signer) => contracts::seal::seal(signer, &body),
-        None => body,
-    };
+    let seal = |body: Vec<u8>| seal(opts, body);
     for due in subs.due(log.len()) {
         let Some(sub) = subs.get(&due.key) else { continue };
         let (session, cursor) = (sub.session.clone(), sub.resumed);
@@ -762,6 +764,15 @@ async fn deliver(
         subs.sent(&due.key, &positions, read.through, now_ms);
     }
     Ok(())
+}
+
+/// `body` sealed with the broker's key, on a signed platform (see
+/// [`RecorderOptions::signer`]).
+fn seal(opts: &RecorderOptions, body: Vec<u8>) -> Vec<u8> {
+    match &opts.signer {
+        Some(signer) => contracts::seal::seal(signer, &body),
+        None => body,
+    }
 }
 
 /// A [`contracts::stream::StreamBatch`] written around stored envelopes.

@@ -282,14 +282,14 @@ impl Keeper {
         self.store.flush().await?;
         for ((queue, producer), event_ids) in batch.confirms {
             let topic = self.opts.topics.confirm(&queue, &producer);
-            self.publish(topic, &Confirm { event_ids }, false).await?;
+            self.publish_sealed(topic, &Confirm { event_ids }).await?;
         }
         for ((queue, consumer), delivery_ids) in batch.acked {
             let topic = self.opts.topics.acked(&queue, &consumer);
-            self.publish(topic, &Acked { delivery_ids }, false).await?;
+            self.publish_sealed(topic, &Acked { delivery_ids }).await?;
         }
         for (topic, answer) in batch.withdrawn {
-            self.publish(topic, &answer, false).await?;
+            self.publish_sealed(topic, &answer).await?;
         }
         for letter in &batch.buried {
             self.alert(letter).await?;
@@ -850,6 +850,17 @@ impl Keeper {
             self.publish(self.opts.topics.log_put(), &self.signed(alert), false)
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Publishes an answer (confirm, acked, withdrawn) sealed with the
+    /// broker's key: a forged confirm would make a node drop from its
+    /// outbox what the keeper never stored.
+    async fn publish_sealed<T: serde::Serialize>(&self, topic: String, body: &T) -> Result<(), KeeperError> {
+        let payload = self.seal(serde_json::to_vec(body).unwrap_or_default());
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await?;
         Ok(())
     }
 

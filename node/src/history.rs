@@ -138,7 +138,7 @@ pub async fn fetch(
                         .map_err(NodeError::from)?;
                 }
                 Ok(Event::Incoming(Packet::Publish(p))) if p.topic == reply_topic => {
-                    match serde_json::from_slice::<LogReply>(&p.payload) {
+                    match serde_json::from_slice::<LogReply>(&contracts::seal::open(&p.payload).body) {
                         Ok(reply) if reply.request_id == request_id => return events_of(reply),
                         Ok(_) => {}
                         Err(e) => return Err(HistoryError::Log(format!("unreadable reply: {e}"))),

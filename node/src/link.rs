@@ -521,7 +521,19 @@ impl Owner {
     }
 
     fn on_confirm(&mut self, p: &Publish) {
-        let confirm = match serde_json::from_slice::<Confirm>(&p.payload) {
+        // A forged confirm would drop from the outbox what was never stored.
+        let body = match self
+            .shared
+            .security
+            .open(&p.payload, &[contracts::trust::role::BROKER])
+        {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(topic = %p.topic, reason = %why, refused_total = self.shared.security.refused(), "security: a confirm was refused; the outbox keeps sending");
+                return;
+            }
+        };
+        let confirm = match serde_json::from_slice::<Confirm>(&body) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(topic = %p.topic, error = %e, "ignored a malformed confirm");

@@ -145,7 +145,7 @@ impl QueueConsumer {
             held: BTreeMap::new(),
             settling: Settling::default(),
         }));
-        tokio::spawn(confirm_acks(acked, state.clone()));
+        tokio::spawn(confirm_acks(acked, state.clone(), link.security().clone()));
         let consumer = QueueConsumer {
             queue: queue.to_string(),
             link: link.clone(),
@@ -346,9 +346,20 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
 }
 
 /// Stops naming acks as unconfirmed once the keeper confirms them.
-async fn confirm_acks(mut acked: mpsc::UnboundedReceiver<Incoming>, state: Arc<Mutex<CreditState>>) {
+async fn confirm_acks(
+    mut acked: mpsc::UnboundedReceiver<Incoming>,
+    state: Arc<Mutex<CreditState>>,
+    security: crate::security::Security,
+) {
     while let Some(msg) = acked.recv().await {
-        match serde_json::from_slice::<Acked>(&msg.payload) {
+        let body = match security.open(&msg.payload, &[contracts::trust::role::BROKER]) {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(reason = %why, refused_total = security.refused(), "security: an ack confirm was refused");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<Acked>(&body) {
             Ok(a) => lock(&state).settling.confirm(&a.delivery_ids),
             Err(e) => tracing::warn!(error = %e, "ignored a malformed ack confirm"),
         }

@@ -58,7 +58,7 @@ impl<R: Reply> Requests<R> {
     pub async fn start(link: Link, replies: String) -> Result<Self, NodeError> {
         let rx = link.subscribe(replies).await?;
         let pending: Pending<R> = Arc::default();
-        tokio::spawn(pair(rx, pending.clone()));
+        tokio::spawn(pair(rx, pending.clone(), link.security().clone()));
         Ok(Requests { link, pending })
     }
 
@@ -95,9 +95,21 @@ impl<R: Reply> Requests<R> {
 }
 
 /// Hands each reply to the question waiting for it.
-async fn pair<R: Reply>(mut rx: mpsc::UnboundedReceiver<Incoming>, pending: Pending<R>) {
+async fn pair<R: Reply>(
+    mut rx: mpsc::UnboundedReceiver<Incoming>,
+    pending: Pending<R>,
+    security: crate::security::Security,
+) {
     while let Some(msg) = rx.recv().await {
-        match serde_json::from_slice::<R>(&msg.payload) {
+        // Replies come from the broker (the keeper, the log), sealed.
+        let body = match security.open(&msg.payload, &[contracts::trust::role::BROKER]) {
+            Ok(body) => body,
+            Err(why) => {
+                tracing::warn!(topic = %msg.topic, reason = %why, refused_total = security.refused(), "security: a reply was refused");
+                continue;
+            }
+        };
+        match serde_json::from_slice::<R>(&body) {
             Ok(reply) => {
                 if let Some(tx) = lock(&pending).remove(reply.request_id()) {
                     let _ = tx.send(reply);

@@ -275,6 +275,11 @@ fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
         json!({"name": "book", "session": "s", "after": 0, "cursor": 0, "through": 1_000_000, "events": []})
             .to_string(),
     );
+    // A confirm that would make the order node forget events unsent.
+    attacker.publish(
+        "pizza/log/confirm/order",
+        json!({"event_ids": ["0190c9a2-0000-7000-8000-000000000000"]}).to_string(),
+    );
     // A stream ack moving the order node's book past what it read.
     attacker.publish(
         "pizza/log/ack/order",
@@ -293,6 +298,7 @@ fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
                 >= 2
             && order.contains("security: a heartbeat was refused")
             && order.contains("security: a stream delivery was refused")
+            && order.contains("security: a confirm was refused")
             && std::fs::read_to_string(p.w.path("kitchen-1.log"))
                 .unwrap_or_default()
                 .contains("security: a delivery was refused")

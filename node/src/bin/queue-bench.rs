@@ -587,7 +587,7 @@ async fn put_windowed(
         let mut confirmed = 0u64;
         while confirmed < count {
             if let Ok(Event::Incoming(Packet::Publish(p))) = producer_loop.poll().await {
-                if let Ok(c) = serde_json::from_slice::<Confirm>(&p.payload) {
+                if let Ok(c) = serde_json::from_slice::<Confirm>(&contracts::seal::open(&p.payload).body) {
                     confirmed += c.event_ids.len() as u64;
                     seen.store(confirmed, std::sync::atomic::Ordering::Relaxed);
                 }
