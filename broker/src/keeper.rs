@@ -282,14 +282,14 @@ impl Keeper {
         self.store.flush().await?;
         for ((queue, producer), event_ids) in batch.confirms {
             let topic = self.opts.topics.confirm(&queue, &producer);
-            self.publish_sealed(topic, &Confirm { event_ids }).await?;
+            self.publish_sealed(topic, &Confirm { event_ids }, false).await?;
         }
         for ((queue, consumer), delivery_ids) in batch.acked {
             let topic = self.opts.topics.acked(&queue, &consumer);
-            self.publish_sealed(topic, &Acked { delivery_ids }).await?;
+            self.publish_sealed(topic, &Acked { delivery_ids }, false).await?;
         }
         for (topic, answer) in batch.withdrawn {
-            self.publish_sealed(topic, &answer).await?;
+            self.publish_sealed(topic, &answer, false).await?;
         }
         for letter in &batch.buried {
             self.alert(letter).await?;
@@ -853,13 +853,18 @@ impl Keeper {
         Ok(())
     }
 
-    /// Publishes an answer (confirm, acked, withdrawn) sealed with the
+    /// Publishes an answer (confirm, acked, withdrawn) or the stats sealed with the
     /// broker's key: a forged confirm would make a node drop from its
     /// outbox what the keeper never stored.
-    async fn publish_sealed<T: serde::Serialize>(&self, topic: String, body: &T) -> Result<(), KeeperError> {
+    async fn publish_sealed<T: serde::Serialize>(
+        &self,
+        topic: String,
+        body: &T,
+        retain: bool,
+    ) -> Result<(), KeeperError> {
         let payload = self.seal(serde_json::to_vec(body).unwrap_or_default());
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
             .await?;
         Ok(())
     }
@@ -949,7 +954,9 @@ impl Keeper {
             at: now_rfc3339(),
             queues: figures,
         };
-        self.publish(self.opts.topics.queue_stats(), &stats, true).await
+        // Sealed: scenarios and the operator act on what the stats say.
+        self.publish_sealed(self.opts.topics.queue_stats(), &stats, true)
+            .await
     }
 
     async fn publish<T: serde::Serialize>(

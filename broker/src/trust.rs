@@ -93,6 +93,11 @@ impl TrustStore {
         self.refused.load(Ordering::Relaxed)
     }
 
+    /// Whether the file lists any node of `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.read().trust.has_role(role)
+    }
+
     /// Logs a refusal (`security: a put was refused …`) and keeps it for the
     /// next `security.refused` alert. `sender` is who the message said it
     /// was from.

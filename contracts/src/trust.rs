@@ -264,6 +264,11 @@ impl Trust {
         self.nodes.contains_key(id)
     }
 
+    /// Whether any listed node has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.nodes.values().any(|(r, _)| r == role)
+    }
+
     /// `id`'s role, if listed.
     pub fn role_of(&self, id: &str) -> Option<&str> {
         self.nodes.get(id).map(|(r, _)| r.as_str())
