@@ -50,6 +50,16 @@ impl Keys {
         self.0.seal(serde_json::to_vec(body).unwrap_or_default())
     }
 
+    /// A node that seals its heartbeat with a key this control room's trust
+    /// file does not list: this control room attached to a signed platform
+    /// from another data dir, so the nodes will refuse its commands.
+    fn stranger<'a>(&self, topics: &Topics, topic: &'a str, payload: &[u8]) -> Option<&'a str> {
+        let id = topics.parse_status_topic(topic)?;
+        let trust = self.0.trust.as_ref()?;
+        let sealed = contracts::seal::open(payload).seal.is_some();
+        (sealed && trust.role_of(id).is_none()).then_some(id)
+    }
+
     /// Why a heartbeat is refused: it names a node of the trust file but is
     /// not sealed by that node (a forgery could send the operator's orders
     /// to another address). Nodes the file does not list are shown as they
@@ -195,6 +205,7 @@ async fn pump(
     tx: UnboundedSender<Msg>,
 ) {
     let deliveries = topics.log_deliver(&stream.client_id);
+    let mut warned = false;
     loop {
         match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -253,6 +264,17 @@ async fn pump(
                 }
             }
             Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(id) = stream
+                    .seal
+                    .stranger(&topics, &p.topic, &p.payload)
+                    .filter(|_| !warned)
+                {
+                    warned = true;
+                    let text = format!("{id} signs with a key this control room's trust file (--data-dir/keys) does not list: the nodes will refuse its commands; attach with the platform's --data-dir");
+                    if tx.send(Msg::Refused(text)).is_err() {
+                        return;
+                    }
+                }
                 if let Some(why) = stream.seal.refuses(&topics, &p.topic, &p.payload) {
                     tracing::warn!(topic = %p.topic, reason = %why, "security: a heartbeat or stats message was refused; not shown");
                     continue;

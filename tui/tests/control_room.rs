@@ -336,6 +336,15 @@ async fn a_second_control_room_adopts_the_running_nodes_and_shows_the_earlier_or
         .map(|l| l.text.clone())
         .collect();
     assert!(started.is_empty(), "twins started: {started:?}");
+    // Attached from another data dir, its key is not the platform's: it
+    // says so, once, instead of having its commands refused in silence.
+    let strangers = second
+        .model
+        .log
+        .newest()
+        .filter(|l| l.text.contains("signs with a key this control room's trust file"))
+        .count();
+    assert_eq!(strangers, 1, "the warning about the foreign platform");
     // Nobody knocks anybody off: no node lost its broker session.
     let log_dir = dir.path().join("logs");
     for (id, _) in &left {
