@@ -769,10 +769,7 @@ async fn deliver(
 /// `body` sealed with the broker's key, on a signed platform (see
 /// [`RecorderOptions::signer`]).
 fn seal(opts: &RecorderOptions, body: Vec<u8>) -> Vec<u8> {
-    match &opts.signer {
-        Some(signer) => contracts::seal::seal(signer, &body),
-        None => body,
-    }
+    contracts::seal::seal_if(opts.signer.as_deref(), body)
 }
 
 /// A [`contracts::stream::StreamBatch`] written around stored envelopes.

@@ -507,7 +507,7 @@ impl Keeper {
             self.opts.trust.as_deref(),
             "credit",
             queue,
-            &self.opts.topics.credit(queue, consumer),
+            || self.opts.topics.credit(queue, consumer),
             Some(consumer),
             &[],
             payload,
@@ -565,7 +565,7 @@ impl Keeper {
             self.opts.trust.as_deref(),
             "ack",
             queue,
-            &self.opts.topics.ack(queue, consumer),
+            || self.opts.topics.ack(queue, consumer),
             Some(consumer),
             &[],
             payload,
@@ -682,7 +682,7 @@ impl Keeper {
             self.opts.trust.as_deref(),
             "withdraw request",
             queue,
-            &self.opts.topics.withdraw(queue, client),
+            || self.opts.topics.withdraw(queue, client),
             Some(client),
             &[role::ORDER],
             payload,
@@ -718,7 +718,7 @@ impl Keeper {
             self.opts.trust.as_deref(),
             "requeue",
             queue,
-            &self.opts.topics.requeue(queue),
+            || self.opts.topics.requeue(queue),
             None,
             &[role::CONTROL],
             payload,
@@ -873,10 +873,7 @@ impl Keeper {
     /// platform: one signature per message, not a check per delivery at the
     /// consumer (every put in it was checked here).
     fn seal(&self, body: Vec<u8>) -> Vec<u8> {
-        match &self.opts.signer {
-            Some(signer) => contracts::seal::seal(signer, &body),
-            None => body,
-        }
+        contracts::seal::seal_if(self.opts.signer.as_deref(), body)
     }
 
     /// `alert` signed with the broker's key, on a signed platform.
@@ -995,7 +992,7 @@ fn decode<T: serde::de::DeserializeOwned>(
     trust: Option<&TrustStore>,
     what: &str,
     queue: &str,
-    topic: &str,
+    topic: impl FnOnce() -> String,
     client: Option<&str>,
     roles: &[&str],
     payload: &[u8],
@@ -1007,7 +1004,7 @@ fn decode<T: serde::de::DeserializeOwned>(
             None => trust.check_sealed(&opened, roles).map(|_| ()),
         };
         if let Err(why) = checked {
-            trust.report(what, client.unwrap_or_default(), topic, &why.to_string());
+            trust.report(what, client.unwrap_or_default(), &topic(), &why.to_string());
             return None;
         }
     }

@@ -46,6 +46,15 @@ pub fn seal(signer: &Signer, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `body` sealed by `signer`, or unchanged without one (an unsigned node or
+/// broker): what every sender of protocol messages does.
+pub fn seal_if(signer: Option<&Signer>, body: Vec<u8>) -> Vec<u8> {
+    match signer {
+        Some(s) => seal(s, &body),
+        None => body,
+    }
+}
+
 /// A message with its seal, if any, taken off.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Opened<'a> {

@@ -101,10 +101,7 @@ impl Security {
     /// A protocol message (credit, ack, heartbeat, request) with this
     /// node's seal ([`contracts::seal`]); unchanged on an unsigned node.
     pub fn seal(&self, body: Vec<u8>) -> Vec<u8> {
-        match &self.signer {
-            Some(s) => contracts::seal::seal(s, &body),
-            None => body,
-        }
+        contracts::seal::seal_if(self.signer.as_deref(), body)
     }
 
     /// Takes the seal off a protocol message and, on a signed node, checks
@@ -130,16 +127,6 @@ impl Security {
             t.check_sealed_by(&opened, sender, &[])?;
         }
         Ok(opened.body)
-    }
-
-    /// An event from the log: signed by its source, within its role.
-    pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
-        self.trust.as_ref().map_or(Ok(()), |t| t.check_event(env))
-    }
-
-    /// A delivery from `queue`: put by a node whose role may put there.
-    pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
-        self.trust.as_ref().map_or(Ok(()), |t| t.check_put(env, queue))
     }
 
     /// How many messages this node refused.
