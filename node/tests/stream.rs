@@ -82,8 +82,10 @@ fn a_durable_subscriber_gets_everything_after_its_cursor_across_its_absence_and_
         first.iter().map(|id| id.to_string()).collect::<Vec<_>>(),
         "the first 20, in log order"
     );
-    // The subscriber goes away (after its last ack is on the wire: a drop
-    // could lose it, and then the log rightly sends the first 20 again);
+    // The subscriber goes away (after the broker has acknowledged its last
+    // ack: until the PUBACK, MQTT promises nothing, and rumqttd can drop a
+    // publish that a DISCONNECT follows closely; then the log rightly sends
+    // the first 20 again);
     // 500 events are published while it is away, with the broker killed -9
     // and restarted in between.
     sub.close();

@@ -336,6 +336,8 @@ pub struct Mqtt {
     rx: std::sync::mpsc::Receiver<Result<rumqttc::Event, String>>,
     /// Messages received but not yet matched by an `expect`.
     backlog: std::cell::RefCell<Vec<(String, serde_json::Value)>>,
+    /// QoS 1 publishes written and not yet acknowledged by the broker.
+    unacked: std::sync::Arc<std::sync::atomic::AtomicIsize>,
 }
 
 impl Mqtt {
@@ -350,8 +352,14 @@ impl Mqtt {
         }
         let (client, mut connection) = rumqttc::Client::new(opts, 100);
         let (tx, rx) = std::sync::mpsc::channel();
+        let unacked = std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(0));
+        let counter = unacked.clone();
         std::thread::spawn(move || {
+            use std::sync::atomic::Ordering::SeqCst;
             for event in connection.iter() {
+                if let Ok(rumqttc::Event::Incoming(rumqttc::Packet::PubAck(_))) = &event {
+                    counter.fetch_sub(1, SeqCst);
+                }
                 let stop = event.is_err();
                 if tx.send(event.map_err(|e| e.to_string())).is_err() || stop {
                     return;
@@ -367,6 +375,7 @@ impl Mqtt {
                         client,
                         rx,
                         backlog: Default::default(),
+                        unacked,
                     })
                 }
                 Ok(Ok(_)) => {}
@@ -385,15 +394,19 @@ impl Mqtt {
 
     /// Publishes at QoS 1.
     pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.unacked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
             .expect("publish");
     }
 
-    /// Disconnects cleanly, after everything published so far has been
-    /// written: unlike a drop, which can lose the last publishes (a final
-    /// ack, say) still queued in the client.
+    /// Disconnects cleanly once the broker has acknowledged everything
+    /// published so far: unlike a drop, which can lose the last publishes (a
+    /// final ack, say) still queued in the client or on the wire.
     pub fn close(self) {
+        wait_for(Duration::from_secs(10), "the broker to acknowledge every publish", || {
+            self.unacked.load(std::sync::atomic::Ordering::SeqCst) <= 0
+        });
         let _ = self.client.disconnect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
