@@ -10,7 +10,9 @@
 //! 3. put -> deliver latency at a paced rate (p50 / p99);
 //! 4. the process's resident memory afterwards.
 //!
-//! `cargo run --release -p node --bin queue-bench [-- --raw N --queue N --rate R --secs S]`
+//! `cargo run --release -p node --bin queue-bench [-- --raw N --queue N --rate R --secs S]`;
+//! `-- --stream-only --queue N` runs only the event stream (for profiling
+//! the event log with `perf record`).
 
 use std::time::{Duration, Instant};
 
@@ -52,6 +54,9 @@ struct Args {
     /// control room's platform does; compare with a run without.
     #[arg(long)]
     signed: bool,
+    /// Run only the thin-client event stream (for profiling the event log).
+    #[arg(long)]
+    stream_only: bool,
 }
 
 /// With `--signed`: where every bench client's key and the trust file are.
@@ -197,6 +202,16 @@ async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::Result<()> {
+    if args.stream_only {
+        let stream = thin_stream(at, args.queue)
+            .await
+            .context("thin-client event stream run")?;
+        println!(
+            "durable event stream, thin MQTT clients: {stream:>9.0} events/s ({} events)",
+            args.queue
+        );
+        return Ok(());
+    }
     let raw = raw_mqtt(at, args.raw).await.context("raw MQTT run")?;
     println!(
         "raw MQTT QoS1, 100 B, 1 pub -> 1 sub: {:>9.0} msg/s ({} msgs)",

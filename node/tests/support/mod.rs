@@ -404,9 +404,11 @@ impl Mqtt {
     /// published so far: unlike a drop, which can lose the last publishes (a
     /// final ack, say) still queued in the client or on the wire.
     pub fn close(self) {
-        wait_for(Duration::from_secs(10), "the broker to acknowledge every publish", || {
-            self.unacked.load(std::sync::atomic::Ordering::SeqCst) <= 0
-        });
+        wait_for(
+            Duration::from_secs(10),
+            "the broker to acknowledge every publish",
+            || self.unacked.load(std::sync::atomic::Ordering::SeqCst) <= 0,
+        );
         let _ = self.client.disconnect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
