@@ -178,6 +178,30 @@ impl TrustStore {
         self.check(id, |t| t.check_consumer(id, queue))
     }
 
+    /// A bearer token for a call to a service of role `audience` that
+    /// needs `scope` (see `contracts::token::verify`); its claims.
+    pub fn check_token(
+        &self,
+        token: &str,
+        audience: &str,
+        scope: &str,
+    ) -> Result<contracts::token::Claims, contracts::token::TokenError> {
+        use contracts::token::{verify, TokenError};
+        // Its own statement: the read guard must be gone before a reload
+        // takes the write lock.
+        let first = verify(&self.read().trust, token, audience, scope);
+        let result = match first {
+            Err(TokenError::UnknownIssuer(id)) if self.reload(&id) => {
+                verify(&self.read().trust, token, audience, scope)
+            }
+            other => other,
+        };
+        if result.is_err() {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
     fn check<T>(&self, sender: &str, f: impl Fn(&Trust) -> Result<T, Refusal>) -> Result<T, Refusal> {
         let first = f(&self.read().trust);
         let result = match first {

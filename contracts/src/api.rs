@@ -62,6 +62,11 @@ pub mod error_code {
     pub const PAYMENT_UNAVAILABLE: &str = "payment_unavailable";
     /// 404: no such order, driver or delivery.
     pub const NOT_FOUND: &str = "not_found";
+    /// 401: no bearer token, or one that is expired, for another service
+    /// or not signed by a node of the trust file.
+    pub const UNAUTHORIZED: &str = "unauthorized";
+    /// 403: a valid bearer token that does not allow this call.
+    pub const FORBIDDEN: &str = "forbidden";
     /// 500 from payment: a simulated processor failure (a retry may succeed).
     pub const PAYMENT_FAILED: &str = "payment_failed";
     /// 503 from a node the control room has paused.

@@ -30,6 +30,7 @@ pub mod seal;
 pub mod status;
 pub mod stream;
 pub mod timeline;
+pub mod token;
 pub mod topics;
 pub mod trace;
 pub mod trust;

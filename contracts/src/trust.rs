@@ -209,6 +209,15 @@ impl Signer {
     pub fn signature(&self, bytes: &[u8]) -> String {
         hex::encode(self.key.sign(bytes).to_bytes())
     }
+
+    /// The private key as PKCS#8 DER, the form JWT libraries take.
+    pub(crate) fn pkcs8_der(&self) -> Result<Vec<u8>, String> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        self.key
+            .to_pkcs8_der()
+            .map(|doc| doc.as_bytes().to_vec())
+            .map_err(|e| format!("cannot encode the key: {e}"))
+    }
 }
 
 /// The bytes an envelope's signature covers: its JSON without `sig`.
@@ -267,6 +276,11 @@ impl Trust {
     /// Whether any listed node has `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.nodes.values().any(|(r, _)| r == role)
+    }
+
+    /// `id`'s role and public key (32 bytes), if listed.
+    pub fn public_key(&self, id: &str) -> Option<(&str, [u8; 32])> {
+        self.nodes.get(id).map(|(r, k)| (r.as_str(), k.to_bytes()))
     }
 
     /// `id`'s role, if listed.

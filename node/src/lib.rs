@@ -39,6 +39,7 @@ pub mod roles;
 pub mod runtime;
 pub mod security;
 pub mod stream;
+pub mod tokens;
 pub mod withdraw;
 pub mod worker;
 

@@ -317,3 +317,102 @@ fn forged_acks_control_commands_heartbeats_and_stream_acks_change_nothing() {
     let third = vec![third["order_id"].as_str().expect("an id").to_string()];
     p.wait_state(&third, "delivered", LONG);
 }
+
+/// (status, `error.code`) of a POST with an optional bearer token.
+fn call(p: &Platform, url: &str, token: Option<&str>) -> (u16, String) {
+    let mut request = p.http.client().post(url).json(&json!({}));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    match request.send() {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let body: Value = r.json().unwrap_or(Value::Null);
+            (
+                status,
+                body["error"]["code"].as_str().unwrap_or_default().to_string(),
+            )
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+#[test]
+fn the_synchronous_path_takes_only_bearer_tokens_of_the_right_node_audience_and_scope() {
+    use contracts::token::scope;
+    let mut p = Platform::signed(&[]);
+    p.payment();
+    p.order();
+    p.delivery();
+    // The order node's own token passes payment: the order is paid.
+    let (status, placed) = p.place();
+    assert_eq!(status, 201, "{placed}");
+    let id = placed["order_id"].as_str().expect("an order id").to_string();
+
+    let pay = format!("http://127.0.0.1:{}/pay", p.payment_port);
+    let order_key = broker::trust::read_key(&p.w.make_key("order", "order"), "order").expect("a key");
+    let now = contracts::token::now_s();
+    let expired = order_key
+        .token("payment", scope::PAYMENT, now - contracts::token::LIFETIME_S - 60)
+        .expect("a token");
+    let for_delivery = order_key.token("delivery", scope::PAYMENT, now).expect("a token");
+    let not_listed = contracts::trust::Signer::from_seed("order", [7; 32])
+        .token("payment", scope::PAYMENT, now)
+        .expect("a token");
+    let kitchen = p.w.token("kitchen-1", "kitchen", "payment", scope::PAYMENT);
+    let unauthorized = (401, "unauthorized".to_string());
+    assert_eq!(call(&p, &pay, None), unauthorized, "no token");
+    assert_eq!(call(&p, &pay, Some("not-a-jwt")), unauthorized, "garbage");
+    assert_eq!(call(&p, &pay, Some(&expired)), unauthorized, "expired");
+    assert_eq!(
+        call(&p, &pay, Some(&for_delivery)),
+        unauthorized,
+        "wrong audience"
+    );
+    assert_eq!(
+        call(&p, &pay, Some(&not_listed)),
+        unauthorized,
+        "a key the trust file does not list"
+    );
+    assert_eq!(
+        call(&p, &pay, Some(&kitchen)),
+        (403, "forbidden".to_string()),
+        "a kitchen's own token"
+    );
+    // With the right token the body is what is checked next: 400, not 401.
+    let good = order_key.token("payment", scope::PAYMENT, now).expect("a token");
+    assert_eq!(call(&p, &pay, Some(&good)).0, 400);
+
+    // Recalling a driver takes the order node's recall token.
+    let recall = format!("http://127.0.0.1:{}/recall/{id}", p.delivery_port);
+    assert_eq!(call(&p, &recall, None), unauthorized);
+    let wrong_scope = order_key.token("delivery", scope::PAYMENT, now).expect("a token");
+    assert_eq!(call(&p, &recall, Some(&wrong_scope)).0, 403);
+
+    // Reading an order stays open; cancelling takes the operator's token.
+    assert_eq!(p.http.get(&format!("{}/{id}", p.orders_url())).0, 200);
+    let (status, body) = p.http.delete(&format!("{}/{id}", p.orders_url()));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("unauthorized")),
+        "{body}"
+    );
+    let as_order = order_key.token("order", scope::CANCEL, now).expect("a token");
+    let answer = p
+        .http
+        .client()
+        .delete(format!("{}/{id}", p.orders_url()))
+        .bearer_auth(as_order)
+        .send()
+        .expect("an answer");
+    assert_eq!(
+        answer.status().as_u16(),
+        403,
+        "the order node may not cancel for the operator"
+    );
+    let view = p.view(&id);
+    assert_ne!(view["state"], "cancelling", "{view}");
+    assert_ne!(view["state"], "cancelled", "{view}");
+    let (status, body) = p.cancel(&id);
+    assert_eq!(status, 202, "{body}");
+}

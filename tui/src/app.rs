@@ -68,6 +68,8 @@ pub struct App {
     supervisor: Supervisor,
     feed: Feed,
     http: reqwest::Client,
+    /// The control room's bearer tokens (cancelling an order takes one).
+    tokens: node::tokens::Tokens,
     tx: UnboundedSender<Msg>,
     rx: UnboundedReceiver<Msg>,
     cast: Option<Recorder>,
@@ -93,6 +95,7 @@ impl App {
         // The control room's key seals its commands: on a signed platform a
         // node obeys only a control room.
         let keys = supervisor.control_security()?;
+        let tokens = node::tokens::Tokens::new(keys.clone());
         let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, keys, tx.clone())?;
         let info = RunInfo {
             broker: supervisor.broker_url(),
@@ -120,6 +123,7 @@ impl App {
             supervisor,
             feed,
             http,
+            tokens,
             tx,
             rx,
             cast,
@@ -232,9 +236,17 @@ impl App {
                 Ok(None)
             }
             Effect::CancelOrder { url, order_id } => {
-                let (http, tx) = (self.http.clone(), self.tx.clone());
+                let request = self
+                    .http
+                    .delete(format!("{}/orders/{order_id}", url.trim_end_matches('/')));
+                let request = self.tokens.attach(
+                    request,
+                    contracts::trust::role::ORDER,
+                    contracts::token::scope::CANCEL,
+                );
+                let tx = self.tx.clone();
                 tokio::spawn(async move {
-                    let outcome = crate::customer::cancel(&http, &url, &order_id).await;
+                    let outcome = crate::customer::cancel(request).await;
                     let _ = tx.send(Msg::CancelAnswered { order_id, outcome });
                 });
                 Ok(None)

@@ -39,6 +39,8 @@ use contracts::events::{
 };
 use contracts::order::{OrderFold, OrderState};
 use contracts::queue::{Delivery, Withdrawn, DELIVERY, KITCHEN};
+use contracts::token::scope;
+use contracts::trust::role;
 use contracts::Envelope;
 use reqwest::StatusCode;
 
@@ -392,10 +394,11 @@ impl Run<'_> {
         }
         let mut errors = Vec::new();
         for (id, url) in candidates {
+            let request = self.s.http.post(format!("{url}/recall/{}", self.order_id));
             let answer = self
                 .s
-                .http
-                .post(format!("{url}/recall/{}", self.order_id))
+                .tokens
+                .attach(request, role::DELIVERY, scope::RECALL)
                 .header("traceparent", contracts::trace::traceparent(&self.trace_id))
                 .timeout(ANSWER_WAIT)
                 .send()
@@ -432,9 +435,10 @@ impl Run<'_> {
         };
         let s = self.s;
         let result = with_attempts(step::REFUND, &self.order_id, &self.trace_id, || async {
+            let request = s.http.post(format!("{}/refund", s.payment_url));
             let answer = s
-                .http
-                .post(format!("{}/refund", s.payment_url))
+                .tokens
+                .attach(request, role::PAYMENT, scope::PAYMENT)
                 .header("traceparent", contracts::trace::traceparent(&self.trace_id))
                 .json(&req)
                 .send()

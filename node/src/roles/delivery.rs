@@ -619,7 +619,18 @@ fn router(svc: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/drivers", get(drivers))
         .route("/deliveries/:order_id", get(delivery))
-        .route("/recall/:order_id", post(recall))
+        .route(
+            "/recall/:order_id",
+            // Only the order service's cancellations call drivers back.
+            post(recall).route_layer(axum::middleware::from_fn_with_state(
+                crate::tokens::Gate::new(
+                    svc.node.link().security(),
+                    contracts::trust::role::DELIVERY,
+                    contracts::token::scope::RECALL,
+                ),
+                crate::tokens::require,
+            )),
+        )
         .with_state(svc)
 }
 

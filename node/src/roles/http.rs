@@ -152,6 +152,17 @@ pub struct ApiError {
     pub body: ErrorBody,
 }
 
+impl From<contracts::token::TokenError> for ApiError {
+    fn from(why: contracts::token::TokenError) -> Self {
+        let (status, code) = if why.is_forbidden() {
+            (StatusCode::FORBIDDEN, error_code::FORBIDDEN)
+        } else {
+            (StatusCode::UNAUTHORIZED, error_code::UNAUTHORIZED)
+        };
+        ApiError::new(status, code, why.to_string())
+    }
+}
+
 impl ApiError {
     /// An error with `status`, `code` and `message`.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {

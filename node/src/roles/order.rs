@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use contracts::api::{
     self, CancelAccepted, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse, PlaceOrder,
@@ -25,6 +25,8 @@ use contracts::api::{
 use contracts::events::{self, CancellationRequest, KitchenTicket, OrderPaid, OrderPlaced, OrderQueued};
 use contracts::order::OrderState;
 use contracts::queue::{CANCELLATION, KITCHEN};
+use contracts::token::scope;
+use contracts::trust::role;
 use contracts::Envelope;
 use serde::Deserialize;
 
@@ -82,6 +84,8 @@ pub(crate) struct Service {
     keys: Keys,
     /// The broker's event log, for a keyed order the book does not have.
     log: crate::history::LogClient,
+    /// The bearer tokens for payment and delivery.
+    pub(crate) tokens: crate::tokens::Tokens,
 }
 
 pub(crate) type Shared = Arc<Service>;
@@ -122,6 +126,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         directory: Directory::follow(&node).await?,
         keys: Keys::open(&db)?,
         log: crate::history::LogClient::start(&node).await?,
+        tokens: crate::tokens::Tokens::new(node.link().security().clone()),
     });
     service.figures();
     service.book_figures(&*service.book.lock().await);
@@ -146,7 +151,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let history = service.log.clone();
     let router = Router::new()
         .route("/orders", post(place).get(list))
-        .route("/orders/:id", get(show).delete(cancel))
+        .route(
+            "/orders/:id",
+            // Reading stays open; cancelling takes the operator's token.
+            get(show).merge(delete(cancel).route_layer(axum::middleware::from_fn_with_state(
+                crate::tokens::Gate::new(
+                    node.link().security(),
+                    contracts::trust::role::ORDER,
+                    contracts::token::scope::CANCEL,
+                ),
+                crate::tokens::require,
+            ))),
+        )
         .route(
             "/orders/:id/history",
             get(crate::history::get_history).with_state(history),
@@ -199,9 +215,10 @@ impl Service {
             self.figures();
             return Payment::Unavailable("circuit breaker open".into());
         }
+        let request = self.http.post(format!("{}/pay", self.payment_url));
         let outcome = self
-            .http
-            .post(format!("{}/pay", self.payment_url))
+            .tokens
+            .attach(request, role::PAYMENT, scope::PAYMENT)
             .header("traceparent", contracts::trace::traceparent(trace_id))
             .json(req)
             .send()

@@ -25,6 +25,9 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 
+use contracts::token::scope;
+use contracts::trust::role;
+
 use crate::config::CommonArgs;
 use crate::roles::http::{ApiError, JsonBody};
 use crate::roles::range::MsRange;
@@ -465,9 +468,12 @@ impl Drop for InFlight<'_> {
 
 /// The routes, on `app`.
 fn router(app: Arc<App>) -> Router {
+    // Only the order service may charge and refund (its bearer token).
+    let gate = crate::tokens::Gate::new(app.node.link().security(), role::PAYMENT, scope::PAYMENT);
     Router::new()
         .route("/pay", post(pay))
         .route("/refund", post(refund))
+        .route_layer(axum::middleware::from_fn_with_state(gate, crate::tokens::require))
         .route("/healthz", get(healthz))
         .with_state(app)
 }

@@ -205,6 +205,15 @@ impl World {
         node::security::make_key(&self.path("keys"), id, role, &self.trust_file()).expect("a key")
     }
 
+    /// A bearer token signed by `id` (role `role`, its key made if new) for
+    /// `audience` and `scope`.
+    pub fn token(&self, id: &str, role: &str, audience: &str, scope: &str) -> String {
+        let signer = node::security::read_key(&self.make_key(id, role), id).expect("the key reads");
+        signer
+            .token(audience, scope, contracts::token::now_s())
+            .expect("a token")
+    }
+
     /// The signed world's trust file.
     pub fn trust_file(&self) -> PathBuf {
         self.path("keys").join("trust.json")

@@ -1,0 +1,130 @@
+//! Bearer tokens on the synchronous path (`contracts::token` has the
+//! rules): the ones a node presents, minted with its key and kept until
+//! half their life is gone, and the [`Gate`] that checks the ones a service
+//! receives.
+//!
+//! Like the rest of the trust, both or neither: a node without a key mints
+//! nothing, and a service without a trust file lets every call through
+//! (that is the unsigned platform of hand-run nodes).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use broker::trust::TrustStore;
+use contracts::token::{now_s, TokenError, LIFETIME_S};
+
+use crate::roles::http::ApiError;
+use crate::security::Security;
+
+/// Minted tokens by (audience, scope), with when each was issued.
+type Minted = HashMap<(&'static str, &'static str), (String, u64)>;
+
+/// The tokens a node presents, one per (audience, scope).
+#[derive(Clone, Default)]
+pub struct Tokens {
+    security: Security,
+    /// Minted tokens and when each was issued. A Mutex: held for a lookup
+    /// or an insert, never across a signature or an await.
+    minted: Arc<Mutex<Minted>>,
+}
+
+impl Tokens {
+    /// The tokens of the node whose key is in `security`.
+    pub fn new(security: Security) -> Tokens {
+        Tokens {
+            security,
+            minted: Default::default(),
+        }
+    }
+
+    /// The `Authorization` header's value for a call to a service of role
+    /// `audience` that needs `scope`; `None` on a node without a key.
+    pub fn bearer(&self, audience: &'static str, scope: &'static str) -> Option<String> {
+        let signer = self.security.signer.as_ref()?;
+        let now = now_s();
+        let lock = || self.minted.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((token, issued)) = lock().get(&(audience, scope)) {
+            if now < issued + LIFETIME_S / 2 {
+                return Some(format!("Bearer {token}"));
+            }
+        }
+        match signer.token(audience, scope, now) {
+            Ok(token) => {
+                lock().insert((audience, scope), (token.clone(), now));
+                Some(format!("Bearer {token}"))
+            }
+            Err(e) => {
+                // The call goes out without one and is refused with a 401
+                // that says so; this line says why.
+                tracing::error!(error = %e, audience, scope, "cannot mint a bearer token");
+                None
+            }
+        }
+    }
+
+    /// `request` with this node's token for `audience` and `scope`, if it
+    /// has a key.
+    pub fn attach(
+        &self,
+        request: reqwest::RequestBuilder,
+        audience: &'static str,
+        scope: &'static str,
+    ) -> reqwest::RequestBuilder {
+        match self.bearer(audience, scope) {
+            Some(bearer) => request.header(AUTHORIZATION, bearer),
+            None => request,
+        }
+    }
+}
+
+/// Checks the bearer token of calls to one service's protected routes:
+/// an axum middleware ([`require`]) on those routes.
+#[derive(Clone)]
+pub struct Gate {
+    trust: Option<Arc<TrustStore>>,
+    audience: &'static str,
+    scope: &'static str,
+}
+
+impl Gate {
+    /// Calls to a service of role `audience` need a token with `scope`,
+    /// checked against the trust file in `security` (none: no check).
+    pub fn new(security: &Security, audience: &'static str, scope: &'static str) -> Gate {
+        Gate {
+            trust: security.trust.clone(),
+            audience,
+            scope,
+        }
+    }
+
+    /// Whether `headers` carry a token this gate lets through.
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), TokenError> {
+        let Some(trust) = &self.trust else { return Ok(()) };
+        let token = headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(TokenError::Missing)?;
+        trust
+            .check_token(token.trim(), self.audience, self.scope)
+            .map(|_| ())
+    }
+}
+
+/// The middleware: a request without a token [`Gate::check`] accepts is
+/// answered 401 (no usable token) or 403 (a token without the scope) with
+/// the JSON error body, and never reaches the handler.
+pub async fn require(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    match gate.check(request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(why) => {
+            tracing::warn!(path = %request.uri().path(), reason = %why, "security: a call without a valid bearer token was refused; nothing changed");
+            ApiError::from(why).into_response()
+        }
+    }
+}
