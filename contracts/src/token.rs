@@ -163,28 +163,10 @@ pub fn verify(trust: &Trust, token: &str, audience: &str, scope: &str) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::{TrustFile, Trusted};
+    use crate::trust::tests::trust;
 
     fn node(id: &str, seed: u8) -> Signer {
         Signer::from_seed(id, [seed; 32])
-    }
-
-    fn trust(nodes: &[(&Signer, &str)]) -> Trust {
-        let file = TrustFile {
-            nodes: nodes
-                .iter()
-                .map(|(s, r)| {
-                    (
-                        s.id().to_string(),
-                        Trusted {
-                            role: r.to_string(),
-                            key: s.public(),
-                        },
-                    )
-                })
-                .collect(),
-        };
-        Trust::new(&file).expect("valid keys")
     }
 
     #[test]

@@ -396,14 +396,16 @@ fn permit(ok: bool, env: &Envelope, role: &str, action: impl FnOnce() -> String)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn signer(id: &str, n: u8) -> Signer {
         Signer::from_seed(id, [n; 32])
     }
 
-    fn trust(nodes: &[(&Signer, &str)]) -> Trust {
+    /// A trust file listing `nodes` with their roles (also for the token
+    /// tests).
+    pub(crate) fn trust(nodes: &[(&Signer, &str)]) -> Trust {
         let file = TrustFile {
             nodes: nodes
                 .iter()
