@@ -115,14 +115,9 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
     .map_err(listen_error)?;
     tracing::info!(%addr, "MQTT server listening");
 
-    // The keeper logs in like anyone else; with a users file it takes the
-    // first user's credentials.
-    let credentials = opts
-        .server
-        .users
-        .as_ref()
-        .and_then(|u| u.iter().min_by_key(|(name, _)| name.as_str()))
-        .map(|(u, p)| (u.clone(), p.clone()));
+    // The keeper and the log log in like anyone else; behind a users file
+    // with the broker's own login.
+    let credentials = opts.server.logins.as_ref().map(|l| l.internal());
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else {
@@ -181,10 +176,11 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
     if let Some(trust) = &run.trust {
         log.set_trust(trust.clone());
     }
+    let (log_id, keeper_id) = (client_id(&run, "eventlog"), client_id(&run, "keeper"));
     let recorder = eventlog::RecorderOptions {
         host: run.host.clone(),
         port: run.port,
-        client_id: format!("{}-eventlog", topics.prefix().replace('/', "-")),
+        client_id: log_id,
         credentials: run.credentials.clone(),
         topics: topics.clone(),
         signer: run.signer.clone(),
@@ -192,7 +188,7 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
     let keeper_opts = KeeperOptions {
         host: run.host,
         port: run.port,
-        client_id: format!("{}-keeper", topics.prefix().replace('/', "-")),
+        client_id: keeper_id,
         credentials: run.credentials,
         topics,
         data_dir: run.data_dir,
@@ -215,4 +211,10 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
     };
     tokio::try_join!(async { joined(keeper.await) }, async { joined(log.await) })?;
     Ok(())
+}
+
+/// `pizza-keeper` (for prefix `pizza`), under the login if there is one.
+fn client_id(run: &KeeperRun, part: &str) -> String {
+    let name = format!("{}-{part}", run.prefix.trim_end_matches('/').replace('/', "-"));
+    contracts::login::client_id(run.credentials.as_ref().map(|(u, _)| u.as_str()), &name)
 }

@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use crate::auth::Logins;
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 /// Bytes per router segment.
@@ -27,34 +29,46 @@ pub struct ServerOptions {
     pub listen_v5: Option<SocketAddr>,
     /// Optional rumqttd console (HTTP) listener.
     pub console: Option<SocketAddr>,
-    /// `user -> password`; `None` lets anyone connect.
-    pub users: Option<HashMap<String, String>>,
+    /// Who may connect, with which client ids; `None` lets anyone in.
+    pub logins: Option<Arc<Logins>>,
 }
 
-fn settings(name: &str, listen: SocketAddr, users: &Option<HashMap<String, String>>) -> ServerSettings {
+fn settings(name: &str, listen: SocketAddr, logins: &Option<Arc<Logins>>) -> ServerSettings {
+    let mut connections = ConnectionSettings {
+        connection_timeout_ms: 10_000,
+        max_payload_size: MAX_PAYLOAD,
+        max_inflight_count: 500,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    if let Some(logins) = logins.clone() {
+        // rumqttd's own `auth` map checks passwords only; this hook also pins
+        // each login to its client ids.
+        connections.set_auth_handler(move |client_id: String, login: String, password: String| {
+            let admitted = logins.admit(&client_id, &login, &password);
+            if let Err(why) = &admitted {
+                tracing::warn!(%client_id, %login, %why, "connection refused");
+            }
+            std::future::ready(admitted.is_ok())
+        });
+    }
     ServerSettings {
         name: name.to_string(),
         listen,
         tls: None,
         next_connection_delay_ms: 1,
-        connections: ConnectionSettings {
-            connection_timeout_ms: 10_000,
-            max_payload_size: MAX_PAYLOAD,
-            max_inflight_count: 500,
-            auth: users.clone(),
-            external_auth: None,
-            dynamic_filters: true,
-        },
+        connections,
     }
 }
 
 /// The rumqttd configuration for `opts`.
 pub fn config(opts: &ServerOptions) -> Config {
     let mut v4 = HashMap::new();
-    v4.insert("1".to_string(), settings("v4", opts.listen, &opts.users));
+    v4.insert("1".to_string(), settings("v4", opts.listen, &opts.logins));
     let v5 = opts.listen_v5.map(|addr| {
         let mut m = HashMap::new();
-        m.insert("1".to_string(), settings("v5", addr, &opts.users));
+        m.insert("1".to_string(), settings("v5", addr, &opts.logins));
         m
     });
     Config {

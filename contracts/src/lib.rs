@@ -17,13 +17,17 @@
 //! - [`stream`]: the durable event stream: publish to the log, subscribe
 //!   with a cursor the log keeps.
 //! - [`timeline`]: an order's trace timeline (how long each stage took).
+//! - [`acl`]: a Mosquitto `acl_file` made from the permission table.
+//! - [`login`]: MQTT logins and the client ids each may use.
 //! - [`trust`]: node keys, the trust file, signed envelopes and the
 //!   permission table (which role may publish, put and consume what).
 
+pub mod acl;
 pub mod api;
 pub mod envelope;
 pub mod events;
 pub mod history;
+pub mod login;
 pub mod order;
 pub mod queue;
 pub mod seal;

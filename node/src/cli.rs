@@ -57,6 +57,24 @@ pub enum Command {
     /// Print a bearer token (a JWT, good for 5 minutes) signed with a
     /// node's key, e.g. the control room's for `DELETE /orders/{id}`.
     Token(TokenArgs),
+    /// Print a Mosquitto `acl_file` for a platform whose nodes log in as
+    /// their node ids, made from the permission table.
+    Acl(AclArgs),
+}
+
+/// `pizza-node acl`.
+#[derive(Debug, clap::Args)]
+pub struct AclArgs {
+    /// Every node of this trust file, with its role.
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// A node as ID:ROLE (e.g. kitchen-1:kitchen); repeatable, beside or
+    /// instead of --trust.
+    #[arg(long = "node")]
+    nodes: Vec<String>,
+    /// Topic prefix.
+    #[arg(long, default_value = "pizza")]
+    prefix: String,
 }
 
 /// `pizza-node token`.
@@ -257,7 +275,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Trace(a) => crate::inspect::trace(a).await,
         Command::Keygen(a) => keygen(a),
         Command::Token(a) => token(a),
+        Command::Acl(a) => acl(a),
     }
+}
+
+fn acl(a: AclArgs) -> anyhow::Result<ExitCode> {
+    let mut nodes = Vec::new();
+    if let Some(path) = &a.trust {
+        let file = broker::trust::read_trust_file(path)?;
+        nodes.extend(file.nodes.into_iter().map(|(id, t)| (id, t.role)));
+    }
+    nodes
+        .extend(contracts::acl::parse_nodes(a.nodes.iter().map(String::as_str)).map_err(anyhow::Error::msg)?);
+    anyhow::ensure!(!nodes.is_empty(), "no nodes: pass --trust FILE or --node ID:ROLE");
+    print!(
+        "{}",
+        contracts::acl::mosquitto(&contracts::topics::Topics::new(&a.prefix), &nodes)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a role with its logs set up.
@@ -348,8 +383,10 @@ fn token(a: TokenArgs) -> anyhow::Result<ExitCode> {
 
 async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     let _logs = init_logs(&a.common)?;
-    let users = match &a.users {
-        Some(path) => Some(broker::auth::read_users(path)?),
+    let logins = match &a.users {
+        Some(path) => Some(std::sync::Arc::new(broker::auth::Logins::new(
+            broker::auth::read_users(path)?,
+        ))),
         None => {
             if !a.listen.ip().is_loopback() {
                 tracing::warn!(listen = %a.listen, "no --users file: anyone who can reach this address can connect; pass --users FILE or listen on 127.0.0.1");
@@ -364,7 +401,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
             listen: a.listen,
             listen_v5: a.listen_v5,
             console: a.console,
-            users,
+            logins,
         },
         data_dir: a.common.data_dir_for(&id),
         prefix: a.common.prefix.clone(),

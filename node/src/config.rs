@@ -90,10 +90,12 @@ pub struct BrokerAddr {
 
 impl BrokerAddr {
     /// Options for a short-lived connection of its own (a query, a probe):
-    /// a fresh client id `<kind>-<12 hex>`, returned with them, a clean
-    /// session, a 5 s keep-alive, and these credentials.
+    /// a fresh client id `<kind>-<12 hex>` (under the login, if any: see
+    /// `contracts::login`), returned with them, a clean session, a 5 s
+    /// keep-alive, and these credentials.
     pub fn one_shot(&self, kind: &str, max_incoming: usize) -> (String, rumqttc::MqttOptions) {
-        let id = format!("{kind}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!("{kind}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let id = contracts::login::client_id(self.credentials.as_ref().map(|(u, _)| u.as_str()), &name);
         let mut opts = rumqttc::MqttOptions::new(&id, &self.host, self.port);
         opts.set_clean_session(true)
             .set_keep_alive(std::time::Duration::from_secs(5))

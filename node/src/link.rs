@@ -138,7 +138,14 @@ impl Link {
     /// earlier run is sent as soon as the broker answers.
     pub fn connect(opts: LinkOptions, outbox: Outbox) -> Result<Link, NodeError> {
         let will = NodeStatus::offline(&opts.id, &opts.role);
-        let mut mqtt = MqttOptions::new(&opts.id, &opts.host, opts.port);
+        // Under its login: a broker with a users file admits a login only
+        // with its own client ids (`contracts::login`).
+        let login = opts.credentials.as_ref().map(|(u, _)| u.as_str());
+        let mut mqtt = MqttOptions::new(
+            contracts::login::client_id(login, &opts.id),
+            &opts.host,
+            opts.port,
+        );
         mqtt.set_clean_session(false)
             .set_keep_alive(opts.keep_alive)
             .set_inflight(500)

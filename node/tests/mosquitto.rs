@@ -133,3 +133,47 @@ fn a_second_keeper_stands_by_while_the_first_serves_then_takes_over() {
     let later = p.place_many(5);
     assert_each_delivered_once(&p, &[first, later].concat());
 }
+
+#[test]
+fn behind_the_generated_acl_a_kitchens_login_can_neither_command_nor_eavesdrop() {
+    let mut p = Platform::on_mosquitto_with_logins(&[
+        ("payment", "payment"),
+        ("order", "order"),
+        ("delivery", "delivery"),
+        ("kitchen-1", "kitchen"),
+    ]);
+    p.payment();
+    p.order();
+    p.delivery_taking("0..20");
+    p.kitchen_stocked("kitchen-1", "20..60", "2");
+    let first = place(&p, 10);
+    p.wait_state(&first, "delivered", Duration::from_secs(60));
+
+    // Someone holding the kitchen's login, on an unsigned platform: only
+    // the broker's ACL stands in the way.
+    let login = Some(("kitchen-1", "pw-kitchen-1"));
+    let thief = support::Mqtt::connect(p.w.port, "kitchen-1~thief", login)
+        .expect("the kitchen's login connects under its own ids");
+    thief.subscribe("pizza/q/delivery/deliver/delivery");
+    thief.subscribe("pizza/log/reply/#");
+    // Mosquitto drops a denied publish and then the connection (v3.1.1
+    // has no way to say "denied"), so the commands go on one of their own.
+    let commander = support::Mqtt::connect(p.w.port, "kitchen-1~commander", login)
+        .expect("the kitchen's login connects under its own ids");
+    commander.publish("pizza/control/delivery", r#"{"command":"stop"}"#);
+    commander.publish("pizza/control/order", r#"{"command":"stop"}"#);
+    let later = place(&p, 10);
+    // Through the delivery queue and with log queries (the tally's) while
+    // the thief listens.
+    assert_each_delivered_once(&p, &[first, later].concat());
+    assert!(p.proc("delivery").running(), "a kitchen's login stopped delivery");
+    assert!(
+        p.proc("order").running(),
+        "a kitchen's login stopped the order node"
+    );
+    let overheard = thief.take_all();
+    assert!(
+        overheard.is_empty(),
+        "the kitchen's login read others' messages: {overheard:?}"
+    );
+}

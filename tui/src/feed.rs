@@ -91,7 +91,9 @@ impl Feed {
         let seal = Keys(keys);
         let addr: BrokerAddr = broker.parse()?;
         let id = format!("control-room-{}", std::process::id());
-        let mut opts = MqttOptions::new(id.clone(), addr.host, addr.port);
+        // The log's topics name `id`; the connection goes under the login.
+        let login = addr.credentials.as_ref().map(|(u, _)| u.as_str());
+        let mut opts = MqttOptions::new(contracts::login::client_id(login, &id), addr.host, addr.port);
         opts.set_clean_session(true)
             .set_keep_alive(Duration::from_secs(5))
             .set_max_packet_size(MAX_PACKET, MAX_PACKET);

@@ -172,7 +172,7 @@ async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
             listen: format!("127.0.0.1:{port}").parse()?,
             listen_v5: None,
             console: None,
-            users: None,
+            logins: None,
         },
         data_dir: dir.join("broker"),
         prefix: "pizza".into(),

@@ -151,6 +151,9 @@ pub struct World {
     pub port: u16,
     /// Every node started gets a key, listed in `keys/trust.json`.
     pub signed: bool,
+    /// Every node logs in as its id (password `pw-<id>`), the test's own
+    /// clients as `test` (see [`World::login`]).
+    pub logins: bool,
 }
 
 impl Drop for World {
@@ -169,6 +172,7 @@ impl World {
             dir: tempfile::tempdir().expect("temp dir"),
             port: free_port(),
             signed: false,
+            logins: false,
         }
     }
 
@@ -225,7 +229,7 @@ impl World {
 
     /// A test client connected as `id` and subscribed to `filters`.
     pub fn watch(&self, id: &str, filters: &[&str]) -> Mqtt {
-        let mqtt = Mqtt::connect(self.port, id, None).expect("the test client connects");
+        let mqtt = self.test_client(id);
         for f in filters {
             mqtt.subscribe(f);
         }
@@ -234,6 +238,28 @@ impl World {
 
     pub fn broker_url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The broker URL node `id` runs with: under its own login when the
+    /// world has logins.
+    pub fn broker_url_for(&self, id: &str) -> String {
+        match self.login(id) {
+            Some((u, p)) => format!("mqtt://{u}:{p}@127.0.0.1:{}", self.port),
+            None => self.broker_url(),
+        }
+    }
+
+    /// `(login, password)` of `id` in a world with logins.
+    pub fn login(&self, id: &str) -> Option<(String, String)> {
+        self.logins.then(|| (id.to_string(), format!("pw-{id}")))
+    }
+
+    /// A test client `id`: under the login `test` in a world with logins.
+    pub fn test_client(&self, id: &str) -> Mqtt {
+        let login = self.login("test");
+        let client_id = contracts::login::client_id(login.as_ref().map(|(u, _)| u.as_str()), id);
+        let credentials = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        Mqtt::connect(self.port, &client_id, credentials).expect("the test client connects")
     }
 
     /// Starts the broker and waits until it accepts connections and its
@@ -260,25 +286,29 @@ impl World {
     /// Waits until the keeper has subscribed: it publishes its retained DLQ
     /// listing right after, so a put sent from then on is not lost.
     fn wait_keeper(&self, broker_args: &[&str]) {
-        let credentials = broker_args
-            .iter()
-            .position(|a| *a == "--users")
-            .and_then(|i| broker_args.get(i + 1))
-            .and_then(|f| std::fs::read_to_string(f).ok())
-            .and_then(|text| {
-                text.lines()
-                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-                    .min()
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(u, p)| (u.to_string(), p.to_string()))
-            });
+        let credentials = self.login("test").or_else(|| {
+            broker_args
+                .iter()
+                .position(|a| *a == "--users")
+                .and_then(|i| broker_args.get(i + 1))
+                .and_then(|f| std::fs::read_to_string(f).ok())
+                .and_then(|text| {
+                    text.lines()
+                        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                        .min()
+                        .and_then(|l| l.split_once(':'))
+                        .map(|(u, p)| (u.to_string(), p.to_string()))
+                })
+        });
         let creds = credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+        // Under the login: the broker pins logins to their client ids.
+        let probe_id = contracts::login::client_id(creds.map(|(u, _)| u), "test-keeper-probe");
         let mut probe = None;
         wait_for(
             Duration::from_secs(20),
             "the broker to accept MQTT connections",
             || {
-                probe = Mqtt::connect(self.port, "test-keeper-probe", creds).ok();
+                probe = Mqtt::connect(self.port, &probe_id, creds).ok();
                 probe.is_some()
             },
         );
@@ -308,7 +338,7 @@ impl World {
             "--id".into(),
             id.into(),
             "--broker".into(),
-            self.broker_url(),
+            self.broker_url_for(id),
             "--data-dir".into(),
             self.path(id).display().to_string(),
         ];
@@ -623,10 +653,13 @@ impl World {
         std::fs::write(
             &conf,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\n\
-                 max_queued_messages 0\nlog_dest file {}\n",
+                // `user root`: as root, Mosquitto would drop to user
+                // `mosquitto`, who cannot write the log in our temp dir.
+                "listener {} 127.0.0.1\nuser root\npersistence false\n\
+                 max_queued_messages 0\nlog_dest file {}\n{}",
                 self.port,
-                self.path("mosquitto.log").display()
+                self.path("mosquitto.log").display(),
+                self.mosquitto_access(),
             ),
         )
         .expect("a mosquitto config");
@@ -634,9 +667,63 @@ impl World {
         wait_for(
             Duration::from_secs(20),
             "mosquitto to accept MQTT connections",
-            || Mqtt::connect(self.port, "test-mosquitto-probe", None).is_ok(),
+            || {
+                let login = self.login("test");
+                let id =
+                    contracts::login::client_id(login.as_ref().map(|(u, _)| u.as_str()), "mosquitto-probe");
+                Mqtt::connect(
+                    self.port,
+                    &id,
+                    login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
+                )
+                .is_ok()
+            },
         );
         p
+    }
+
+    /// Mosquitto's access settings: anyone, or (with logins) the logins of
+    /// `nodes.txt` (`ID:ROLE` lines, written by the test) and `test` (role
+    /// control), each limited by the ACL `pizza-node acl` makes for them.
+    fn mosquitto_access(&self) -> String {
+        if !self.logins {
+            return "allow_anonymous true\n".into();
+        }
+        let nodes = std::fs::read_to_string(self.path("nodes.txt")).expect("nodes.txt lists the nodes");
+        let mut nodes: Vec<&str> = nodes.lines().filter(|l| !l.is_empty()).collect();
+        nodes.push("test:control");
+        let passwords = self.path("mosquitto.passwd");
+        let lines: Vec<String> = nodes
+            .iter()
+            .filter_map(|n| n.split_once(':'))
+            .filter_map(|(id, _)| self.login(id))
+            .map(|(u, p)| format!("{u}:{p}\n"))
+            .collect();
+        std::fs::write(&passwords, lines.concat()).expect("a password file");
+        let hashed = std::process::Command::new("mosquitto_passwd")
+            .arg("-U")
+            .arg(&passwords)
+            .status()
+            .expect("mosquitto_passwd runs (package mosquitto)");
+        assert!(hashed.success(), "mosquitto_passwd -U hashed the passwords");
+        let mut acl = std::process::Command::new(pizza_node());
+        acl.arg("acl");
+        for n in &nodes {
+            acl.arg("--node").arg(n);
+        }
+        let out = acl.output().expect("pizza-node acl runs");
+        assert!(
+            out.status.success(),
+            "pizza-node acl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let acl_file = self.path("mosquitto.acl");
+        std::fs::write(&acl_file, &out.stdout).expect("an acl file");
+        format!(
+            "allow_anonymous false\npassword_file {}\nacl_file {}\n",
+            passwords.display(),
+            acl_file.display()
+        )
     }
 
     /// `pizza-node keeper --id ID` on this world's broker, keeping its data
@@ -648,7 +735,7 @@ impl World {
             "--id".into(),
             "keeper".into(),
             "--broker".into(),
-            self.broker_url(),
+            self.broker_url_for("keeper"),
             "--data-dir".into(),
             self.path(data).display().to_string(),
             "--log-format".into(),

@@ -48,7 +48,26 @@ impl Platform {
     /// Mosquitto as the broker and `pizza-node keeper` beside it (procs
     /// `mosquitto` and `keeper`): no embedded broker at all.
     pub fn on_mosquitto() -> Platform {
-        let w = World::new();
+        Platform::on_mosquitto_in(World::new())
+    }
+
+    /// [`on_mosquitto`](Self::on_mosquitto) with a login per node and the
+    /// ACL of the permission table: `nodes` (`(id, role)`) are the nodes the
+    /// test will start, the keeper (role broker) and `test` (role control)
+    /// are added.
+    pub fn on_mosquitto_with_logins(nodes: &[(&str, &str)]) -> Platform {
+        let mut w = World::new();
+        w.logins = true;
+        let lines: String = nodes
+            .iter()
+            .chain(&[("keeper", "broker")])
+            .map(|(id, role)| format!("{id}:{role}\n"))
+            .collect();
+        std::fs::write(w.path("nodes.txt"), lines).expect("nodes.txt");
+        Platform::on_mosquitto_in(w)
+    }
+
+    fn on_mosquitto_in(w: World) -> Platform {
         let mosquitto = w.mosquitto();
         let keeper = w.keeper("keeper", "keeper", true);
         Platform::around(w, [("mosquitto", mosquitto), ("keeper", keeper)])
@@ -163,7 +182,7 @@ impl Platform {
 
     /// A raw MQTT client, like the control room's, connected as `id`.
     pub fn mqtt(&self, id: &str) -> Mqtt {
-        Mqtt::connect(self.w.port, id, None).expect("connects")
+        self.w.test_client(id)
     }
 
     /// Sends `faults` to `node` the way the control room does, and waits
