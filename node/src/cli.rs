@@ -228,6 +228,7 @@ pub fn main() -> ExitCode {
 
 /// Runs a parsed command line on a fresh tokio runtime.
 pub fn run(cli: Cli) -> ExitCode {
+    crate::allocator::tune();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

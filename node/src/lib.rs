@@ -15,10 +15,12 @@
 //! - [`withdraw`]: asking the keeper to take an order off a queue.
 //! - [`ports`]: a free port that no outgoing connection can take first.
 //! - [`cli`]: the `pizza-node` command line, also run by the control room.
+//! - [`allocator`]: the binaries' allocator (mimalloc) and its one setting.
 //! - [`history`]: asking the broker's event log for an order's events, and
 //!   `GET /orders/{id}/history`.
 //! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
+pub mod allocator;
 pub mod claim;
 pub mod cli;
 pub mod commit;

@@ -17,6 +17,11 @@ use tui::cast::CastTarget;
 use tui::supervisor::{free_port, BrokerTarget};
 use tui::topology::Topology;
 
+// The nodes this binary runs (`control-room node …`) use the node binary's
+// allocator: node/src/allocator.rs.
+#[global_allocator]
+static ALLOCATOR: node::allocator::Allocator = node::allocator::ALLOCATOR;
+
 /// The Pizza Platform control room: start, stop, scale and watch the platform.
 #[derive(Debug, Parser)]
 #[command(name = "control-room", version, about)]

@@ -323,8 +323,9 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         accepted as f64 / placing_s
     );
 
-    let mut latencies = delivered(args, &orders_url, &placed).await?;
+    let stages = delivered(args, &orders_url, &placed).await?;
     let total_s = started.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = stages.iter().filter_map(|s| s.last().copied()).collect();
     latencies.sort_by(f64::total_cmp);
     let mut post_ms: Vec<f64> = placed.iter().map(|p| p.post_ms).collect();
     post_ms.sort_by(f64::total_cmp);
@@ -345,6 +346,18 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         latencies.last().copied().unwrap_or(0.0),
         latencies.len()
     );
+    // Where the time goes: each event's time since the POST.
+    let mut line = String::from("ms since POST, p50/p99:");
+    for (i, kind) in STAGES.iter().enumerate() {
+        let mut at: Vec<f64> = stages.iter().map(|s| s[i]).collect();
+        at.sort_by(f64::total_cmp);
+        line.push_str(&format!(
+            " {kind} {:.1}/{:.1}",
+            percentile(&at, 0.5),
+            percentile(&at, 0.99)
+        ));
+    }
+    println!("{line}");
     drop(procs);
     Ok(())
 }
@@ -424,9 +437,21 @@ fn token_channel(
     (tx, std::sync::Arc::new(tokio::sync::Mutex::new(rx)))
 }
 
+/// The events of an order's life whose time since the POST is reported,
+/// `order.delivered` last.
+const STAGES: [&str; 6] = [
+    "order.paid",
+    "order.queued",
+    "order.cooking",
+    "order.ready",
+    "driver.assigned",
+    "order.delivered",
+];
+
 /// Waits (up to 120 s after the last POST) until every placed order is
-/// delivered; returns each one's POST -> delivered time in ms.
-async fn delivered(args: &Args, orders_url: &str, placed: &[Placed]) -> anyhow::Result<Vec<f64>> {
+/// delivered; returns for each one the ms from its POST to each of
+/// [`STAGES`] (0 for a stage its history lacks).
+async fn delivered(args: &Args, orders_url: &str, placed: &[Placed]) -> anyhow::Result<Vec<[f64; 6]>> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let chunk = placed.len().div_ceil(args.connections.max(1)).max(1);
     let mut checks = Vec::new();
@@ -439,13 +464,16 @@ async fn delivered(args: &Args, orders_url: &str, placed: &[Placed]) -> anyhow::
             for (id, sent) in ids {
                 loop {
                     let v: serde_json::Value = http.get(format!("{url}/{id}")).send().await?.json().await?;
-                    let delivered = v["history"]
-                        .as_array()
-                        .and_then(|h| h.iter().find(|e| e["kind"] == "order.delivered"))
-                        .and_then(|e| e["at"].as_str())
-                        .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok());
-                    if let Some(at) = delivered {
-                        out.push((at - sent).as_seconds_f64() * 1e3);
+                    let at = |kind: &str| {
+                        v["history"]
+                            .as_array()
+                            .and_then(|h| h.iter().find(|e| e["kind"] == kind))
+                            .and_then(|e| e["at"].as_str())
+                            .and_then(|at| OffsetDateTime::parse(at, &Rfc3339).ok())
+                            .map(|at| (at - sent).as_seconds_f64() * 1e3)
+                    };
+                    if at("order.delivered").is_some() {
+                        out.push(STAGES.map(|k| at(k).unwrap_or(0.0)));
                         break;
                     }
                     anyhow::ensure!(Instant::now() < deadline, "order {id} was not delivered in time");

@@ -174,8 +174,13 @@ async fn outbox(orders: usize, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+// The platform's allocator, so that this measures what the nodes run.
+#[global_allocator]
+static ALLOCATOR: node::allocator::Allocator = node::allocator::ALLOCATOR;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    node::allocator::tune();
     let args = Args::parse();
     let dir = std::env::temp_dir().join(format!("overhead-bench-{}", std::process::id()));
     breaker(args.calls);

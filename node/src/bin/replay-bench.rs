@@ -102,7 +102,12 @@ fn per_s(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+// The platform's allocator, so that this measures what the nodes run.
+#[global_allocator]
+static ALLOCATOR: node::allocator::Allocator = node::allocator::ALLOCATOR;
+
 fn main() -> anyhow::Result<()> {
+    node::allocator::tune();
     let orders: usize = match std::env::args().nth(1) {
         Some(n) => n.parse().context("the argument is the number of orders")?,
         None => 12_500,
