@@ -6,12 +6,18 @@ use std::time::Duration;
 
 use support::{Mqtt, World};
 
-#[test]
-fn only_the_right_password_gets_in() {
+/// A world whose broker runs with a users file of `lines`.
+fn behind_users(lines: &str) -> (World, support::Proc) {
     let w = World::new();
     let users = w.path("users.txt");
-    std::fs::write(&users, "# who may connect\nada:lovelace\nkeeper:s3cret\n").unwrap();
-    let _broker = w.broker(&["--users", users.to_str().unwrap()]);
+    std::fs::write(&users, lines).unwrap();
+    let broker = w.broker(&["--users", users.to_str().unwrap()]);
+    (w, broker)
+}
+
+#[test]
+fn only_the_right_password_gets_in() {
+    let (w, _broker) = behind_users("# who may connect\nada:lovelace\nkeeper:s3cret\n");
 
     let wrong = Mqtt::connect(w.port, "intruder", Some(("ada", "babbage")));
     assert!(wrong.is_err(), "a wrong password is refused");
@@ -51,10 +57,7 @@ fn only_the_right_password_gets_in() {
 
 #[test]
 fn a_login_connects_only_with_its_own_client_ids_and_cannot_knock_a_node_off() {
-    let w = World::new();
-    let users = w.path("users.txt");
-    std::fs::write(&users, "order:o\nkitchen-1:k\n").unwrap();
-    let _broker = w.broker(&["--users", users.to_str().unwrap()]);
+    let (w, _broker) = behind_users("order:o\nkitchen-1:k\n");
 
     let order = Mqtt::connect(w.port, "order", Some(("order", "o"))).expect("order logs in as itself");
     order.subscribe("pizza/test/alive");

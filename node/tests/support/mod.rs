@@ -256,10 +256,15 @@ impl World {
 
     /// A test client `id`: under the login `test` in a world with logins.
     pub fn test_client(&self, id: &str) -> Mqtt {
+        self.try_test_client(id).expect("the test client connects")
+    }
+
+    /// [`test_client`](Self::test_client), or the broker's refusal.
+    fn try_test_client(&self, id: &str) -> Result<Mqtt, String> {
         let login = self.login("test");
         let client_id = contracts::login::client_id(login.as_ref().map(|(u, _)| u.as_str()), id);
         let credentials = login.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-        Mqtt::connect(self.port, &client_id, credentials).expect("the test client connects")
+        Mqtt::connect(self.port, &client_id, credentials)
     }
 
     /// Starts the broker and waits until it accepts connections and its
@@ -667,17 +672,7 @@ impl World {
         wait_for(
             Duration::from_secs(20),
             "mosquitto to accept MQTT connections",
-            || {
-                let login = self.login("test");
-                let id =
-                    contracts::login::client_id(login.as_ref().map(|(u, _)| u.as_str()), "mosquitto-probe");
-                Mqtt::connect(
-                    self.port,
-                    &id,
-                    login.as_ref().map(|(u, p)| (u.as_str(), p.as_str())),
-                )
-                .is_ok()
-            },
+            || self.try_test_client("mosquitto-probe").is_ok(),
         );
         p
     }
