@@ -23,6 +23,7 @@ use rumqttc::{AsyncClient, Event, Packet, QoS};
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
 use crate::runtime::HEARTBEAT;
+use crate::security::Security;
 
 /// How long a heartbeat from another host is awaited as proof of life: a
 /// live node beats every [`HEARTBEAT`]; two and a half beats allow for one
@@ -132,12 +133,34 @@ pub fn supervised_elsewhere(pid: u32) -> bool {
 /// The live holders among the retained heartbeats under `filter` (a status
 /// topic or `.../nodes/+/status`), by id. Empty when the broker cannot be
 /// reached within [`REACH`]: then nobody can be holding a session either.
+/// On a signed platform a heartbeat counts only as
+/// [`Security::open_heartbeat`] says: a forged one holds no id.
 pub async fn live_holders(
     broker: &BrokerAddr,
     topics: &Topics,
     filter: &str,
+    security: &Security,
 ) -> Result<BTreeMap<String, NodeStatus>, NodeError> {
-    Ok(census(broker, topics, filter).await?.unwrap_or_default())
+    Ok(census(broker, topics, filter, security)
+        .await?
+        .unwrap_or_default())
+}
+
+/// The heartbeat a status message carries, if it counts: well-formed, on
+/// the topic of the node it names, and sealed by that node where the trust
+/// file lists it.
+pub fn heartbeat(topics: &Topics, security: &Security, topic: &str, payload: &[u8]) -> Option<NodeStatus> {
+    let id = topics.parse_status_topic(topic)?;
+    let body = match security.open_heartbeat(payload, id) {
+        Ok(body) => body,
+        Err(why) => {
+            tracing::warn!(topic, %why, "security: a heartbeat was refused; it holds no id");
+            return None;
+        }
+    };
+    serde_json::from_slice::<NodeStatus>(&body)
+        .ok()
+        .filter(|s| s.id == id)
 }
 
 /// Like [`live_holders`], but `None` when the broker could not be reached:
@@ -147,6 +170,7 @@ pub async fn census(
     broker: &BrokerAddr,
     topics: &Topics,
     filter: &str,
+    security: &Security,
 ) -> Result<Option<BTreeMap<String, NodeStatus>>, NodeError> {
     let (probe, opts) = broker.one_shot("probe", 512 * 1024);
     let (client, mut events) = AsyncClient::new(opts, 64);
@@ -194,7 +218,7 @@ pub async fn census(
             proof_until = Some(tokio::time::Instant::now() + PROOF_OF_LIFE);
             continue;
         }
-        let Ok(status) = serde_json::from_slice::<NodeStatus>(&p.payload) else {
+        let Some(status) = heartbeat(topics, security, &p.topic, &p.payload) else {
             continue;
         };
         // Before the marker an unsure one waits for its proof (see above);
@@ -214,8 +238,13 @@ pub async fn census(
 }
 
 /// Fails with [`NodeError::IdTaken`] when a live node holds `id`.
-pub async fn ensure_free(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<(), NodeError> {
-    let holders = live_holders(broker, topics, &topics.status(id)).await?;
+pub async fn ensure_free(
+    broker: &BrokerAddr,
+    topics: &Topics,
+    id: &str,
+    security: &Security,
+) -> Result<(), NodeError> {
+    let holders = live_holders(broker, topics, &topics.status(id), security).await?;
     match holders.get(id) {
         Some(holder) => Err(NodeError::IdTaken {
             id: id.to_string(),

@@ -21,6 +21,7 @@ use crate::cli::QueuePolicyArgs;
 use crate::config::{BrokerAddr, CommonArgs};
 use crate::error::NodeError;
 use crate::runtime::{Node, NodeConfig};
+use crate::security::Security;
 
 /// The figure that carries a keeper's fencing number.
 pub const EPOCH: &str = "epoch";
@@ -79,10 +80,12 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let broker: BrokerAddr = a.common.broker.parse()?;
     let topics = Topics::new(&a.common.prefix);
     let data_dir = a.common.data_dir_for(&id);
-    if !stand_by(&broker, &topics, &id).await? {
+    // Loaded first: a forged heartbeat on the keeper's id must neither keep
+    // it standing by nor fence it.
+    let security = a.common.security(&id, "keeper")?;
+    if !stand_by(&broker, &topics, &id, &security).await? {
         return Ok(());
     }
-    let security = a.common.security(&id, "keeper")?;
     let node = Node::start(NodeConfig {
         // The node's own outbox and inbox, beside the queues' store.
         data_dir: data_dir.join("node"),
@@ -103,9 +106,10 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     };
     tracing::info!(prefix = %a.common.prefix, epoch, broker = %a.common.broker, "keeper serving: the work queues and the event log");
     let mut heartbeats = node.subscribe(topics.status(&id)).await?;
+    let checks = security.clone();
     let fence = async {
         while let Some(m) = heartbeats.recv().await {
-            let Ok(status) = serde_json::from_slice::<NodeStatus>(&m.payload) else {
+            let Some(status) = crate::claim::heartbeat(&topics, &checks, &m.topic, &m.payload) else {
                 continue;
             };
             if let Some(other) = Lease::of(&status).filter(|o| fenced_by(&mine, o)) {
@@ -144,10 +148,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
 /// Waits while a live keeper holds `id`, saying so once. Returns false if
 /// told to stop meanwhile. Unlike a service, a standby keeper does not take
 /// "the broker is unreachable" for "free": it waits for the broker too.
-async fn stand_by(broker: &BrokerAddr, topics: &Topics, id: &str) -> Result<bool, NodeError> {
+async fn stand_by(
+    broker: &BrokerAddr,
+    topics: &Topics,
+    id: &str,
+    security: &Security,
+) -> Result<bool, NodeError> {
     let mut said = None;
     loop {
-        let holders = crate::claim::census(broker, topics, &topics.status(id)).await?;
+        let holders = crate::claim::census(broker, topics, &topics.status(id), security).await?;
         let holder = match &holders {
             Some(h) => match h.get(id) {
                 None => match keeper_publishing(broker, topics).await? {

@@ -88,7 +88,7 @@ impl Node {
     /// Opens the node's storage, connects, and starts the heartbeat and the
     /// control listener.
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
-        crate::claim::ensure_free(&cfg.broker, &Topics::new(&cfg.prefix), &cfg.id).await?;
+        crate::claim::ensure_free(&cfg.broker, &Topics::new(&cfg.prefix), &cfg.id, &cfg.security).await?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
         let db = sled::Config::new()
             .path(&cfg.data_dir)

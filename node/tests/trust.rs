@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use contracts::events::kind;
+use contracts::status::{NodeState, NodeStatus};
 use contracts::Envelope;
 use serde_json::{json, Value};
 use support::platform::{history_kinds, Platform};
@@ -415,4 +416,35 @@ fn the_synchronous_path_takes_only_bearer_tokens_of_the_right_node_audience_and_
     assert_ne!(view["state"], "cancelled", "{view}");
     let (status, body) = p.cancel(&id);
     assert_eq!(status, 202, "{body}");
+}
+
+#[test]
+fn a_forged_heartbeat_holds_no_id_and_the_real_node_starts_past_it() {
+    let mut p = Platform::signed(&[]);
+    // A retained heartbeat "from kitchen-1", unsealed, naming a live local
+    // process (this test): on an unsigned platform that holds the id, and
+    // the real kitchen-1 would refuse to start.
+    let mut forged = NodeStatus::offline("kitchen-1", "kitchen");
+    forged.state = NodeState::Up;
+    forged.host = node::claim::host_name();
+    forged.pid = std::process::id();
+    let status = "pizza/nodes/kitchen-1/status";
+    let attacker = p.mqtt("attacker");
+    attacker.publish_retained(status, serde_json::to_vec(&forged).expect("json"));
+    attacker.close();
+    let watcher = p.mqtt("watcher");
+    watcher.subscribe(status);
+    watcher.expect(status, LONG, |s| s["pid"] == std::process::id());
+
+    p.kitchen("kitchen-1", "10", "1");
+    let pid = p.procs["kitchen-1"].pid();
+    // It started and beats, sealed, under its own pid.
+    watcher.expect(status, LONG, |s| {
+        s["pid"] == pid && s["state"] == "up" && s["signer"] == "kitchen-1"
+    });
+    wait_for(LONG, "kitchen-1 to say it refused the forged heartbeat", || {
+        !p.w.log_events("kitchen-1", "security: a heartbeat was refused; it holds no id")
+            .is_empty()
+    });
+    assert!(p.procs.get_mut("kitchen-1").expect("kitchen-1").running());
 }

@@ -96,7 +96,7 @@ impl App {
         // node obeys only a control room.
         let keys = supervisor.control_security()?;
         let tokens = node::tokens::Tokens::new(keys.clone());
-        let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, keys, tx.clone())?;
+        let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, keys.clone(), tx.clone())?;
         let info = RunInfo {
             broker: supervisor.broker_url(),
             data_dir: opts.data_dir.display().to_string(),
@@ -134,7 +134,7 @@ impl App {
             BrokerTarget::Attach { url } => {
                 let addr: node::config::BrokerAddr = url.parse()?;
                 let topics = contracts::topics::Topics::new(&app.opts.prefix);
-                node::claim::live_holders(&addr, &topics, &topics.all_status()).await?
+                node::claim::live_holders(&addr, &topics, &topics.all_status(), &keys).await?
             }
         };
         for event in app.supervisor.start_topology_except(&live) {

@@ -43,6 +43,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `pizza-node ARGS`, logging to `log` and collecting stdout.
     pub fn spawn(name: &str, args: &[String], log: &Path) -> Proc {
         let mut command = Command::new(pizza_node());
@@ -441,6 +446,15 @@ impl Mqtt {
         self.unacked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
+            .expect("publish");
+    }
+
+    /// Publishes at QoS 1, retained: what the broker hands every later
+    /// subscriber of `topic` first (a heartbeat, say).
+    pub fn publish_retained(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.unacked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.client
+            .publish(topic, rumqttc::QoS::AtLeastOnce, true, payload.into())
             .expect("publish");
     }
 
