@@ -7,12 +7,13 @@
 //! when it changed since the last read (a forger naming random senders costs
 //! us a `stat` each, never a read).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
+use contracts::mac::PairKey;
 use contracts::trust::{Refusal, Signer, Trust, TrustFile, Trusted};
 use contracts::Envelope;
 
@@ -49,6 +50,13 @@ pub struct TrustStore {
     /// together: an attacker's flood is a few counted alerts, not a flood of
     /// them. A Mutex: written on refusals only, taken every stats interval.
     reports: Mutex<BTreeMap<Report, u64>>,
+    /// This process's own key, for the pair keys it shares with the others
+    /// (`contracts::mac`); none: it takes and makes signatures only.
+    me: Option<Arc<Signer>>,
+    /// Pair keys derived so far, by peer id, with the public key each was
+    /// derived from (a re-keyed node gets a new one). An RwLock: read on
+    /// every tagged message, written once per peer.
+    pairs: RwLock<HashMap<String, ([u8; 32], PairKey)>>,
 }
 
 /// One kind of refusal, for the `security.refused` alert.
@@ -85,7 +93,66 @@ impl TrustStore {
             state: RwLock::new(State { trust, modified }),
             refused: AtomicU64::new(0),
             reports: Mutex::new(BTreeMap::new()),
+            me: None,
+            pairs: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The store as used by the holder of `me`: it takes envelopes tagged
+    /// for `me` and tags its own for the brokers ([`TrustStore::tag`]).
+    pub fn with_own_key(mut self, me: Arc<Signer>) -> TrustStore {
+        self.me = Some(me);
+        self
+    }
+
+    /// The key this process shares with `peer`, if it has a key of its own
+    /// and the trust file lists `peer` with a usable one.
+    fn pair(&self, peer: &str) -> Option<(&str, PairKey)> {
+        let me = self.me.as_deref()?;
+        let public = match self.read().trust.public_key(peer) {
+            Some((_, k)) => k,
+            None if self.reload(peer) => self.read().trust.public_key(peer)?.1,
+            None => return None,
+        };
+        let pairs = self.pairs.read().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, key)) = pairs.get(peer).filter(|(k, _)| *k == public) {
+            return Some((me.id(), key.clone()));
+        }
+        drop(pairs);
+        let key = PairKey::derive(me, peer, &public)?;
+        self.pairs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(peer.to_string(), (public, key.clone()));
+        Some((me.id(), key))
+    }
+
+    /// `env` made ready to send to the brokers: tagged for every broker of
+    /// the trust file (`contracts::mac`), or signed when it lists none but
+    /// this process (or it has no key: unchanged).
+    pub fn tag(&self, env: &Envelope) -> Envelope {
+        let Some(me) = self.me.as_deref() else {
+            return env.clone();
+        };
+        let brokers: Vec<String> = self
+            .read()
+            .trust
+            .nodes_of_role(contracts::trust::role::BROKER)
+            .map(|(id, _)| id.to_string())
+            .filter(|id| id != me.id())
+            .collect();
+        let bytes = contracts::trust::signed_bytes(env);
+        let mac: BTreeMap<String, String> = brokers
+            .iter()
+            .filter_map(|b| Some((b.clone(), self.pair(b)?.1.tag(me.id(), b, &bytes))))
+            .collect();
+        if mac.is_empty() {
+            return me.sign(env);
+        }
+        let mut tagged = env.clone();
+        tagged.sig = None;
+        tagged.mac = mac;
+        tagged
     }
 
     /// How many messages were refused so far.
@@ -144,12 +211,25 @@ impl TrustStore {
 
     /// An event for the log (see `Trust::check_event`).
     pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
-        self.check(&env.source, |t| t.check_event(env))
+        let pair = self.receiver(env);
+        let receiver = pair.as_ref().map(|(me, k)| (*me, k));
+        self.check(&env.source, |t| t.check_event_for(env, receiver))
     }
 
     /// A put on `queue` (see `Trust::check_put`).
     pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
-        self.check(&env.source, |t| t.check_put(env, queue))
+        let pair = self.receiver(env);
+        let receiver = pair.as_ref().map(|(me, k)| (*me, k));
+        self.check(&env.source, |t| t.check_put_for(env, queue, receiver))
+    }
+
+    /// Who checks a tagged `env` here, and with which key (none for a
+    /// signed one: no key to derive).
+    fn receiver(&self, env: &Envelope) -> Option<(&str, PairKey)> {
+        if env.sig.is_some() || env.mac.is_empty() {
+            return None;
+        }
+        self.pair(&env.source)
     }
 
     /// A sealed protocol message (see `Trust::check_sealed`); the signer.
@@ -338,6 +418,54 @@ mod tests {
         assert_eq!(store.check_event(&second.sign(&ready2)), Ok(()));
         assert!(store.check_event(&ready2).is_err(), "unsigned");
         assert_eq!(store.refused(), 1);
+    }
+
+    #[test]
+    fn envelopes_tagged_for_the_broker_pass_there_and_nowhere_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let trust = dir.path().join("trust.json");
+        let key = |id: &str, role: &str| {
+            let path = make_key(dir.path(), id, role, &trust).unwrap();
+            Arc::new(read_key(&path, id).unwrap())
+        };
+        let (order, kitchen, broker) = (
+            key("order", role::ORDER),
+            key("kitchen-1", role::KITCHEN),
+            key("broker", role::BROKER),
+        );
+        let store = |me: &Arc<Signer>| TrustStore::open(&trust).unwrap().with_own_key(me.clone());
+        let (at_order, at_kitchen, at_broker) = (store(&order), store(&kitchen), store(&broker));
+        let placed = Envelope::new("order.placed", "o", 1, "t", "order", serde_json::Value::Null);
+        let tagged = at_order.tag(&placed);
+        assert_eq!((tagged.sig.as_deref(), tagged.mac.len()), (None, 1), "{tagged:?}");
+        // Through the wire and back, as the event log reads it.
+        let back: Envelope = serde_json::from_slice(&serde_json::to_vec(&tagged).unwrap()).unwrap();
+        assert_eq!(at_broker.check_event(&back), Ok(()));
+        assert_eq!(at_broker.check_put(&back, "kitchen"), Ok(()));
+        // Changed after tagging; read by another node than the broker.
+        let mut changed = back.clone();
+        changed.seq = 2;
+        assert_eq!(
+            at_broker.check_event(&changed),
+            Err(Refusal::BadSignature("order".into()))
+        );
+        assert!(at_kitchen.check_event(&back).is_err());
+        // The kitchen's own tags, on an envelope claiming the order node.
+        let mut as_order = at_kitchen.tag(&placed);
+        as_order.source = "order".into();
+        assert_eq!(
+            at_broker.check_event(&as_order),
+            Err(Refusal::BadSignature("order".into()))
+        );
+        // With its own name it is the role table that refuses it.
+        let mut own = placed.clone();
+        own.source = "kitchen-1".into();
+        assert!(matches!(
+            at_broker.check_event(&at_kitchen.tag(&own)),
+            Err(Refusal::NotPermitted { .. })
+        ));
+        // A broker's own envelopes are signed: it lists no other broker.
+        assert!(at_broker.tag(&placed).sig.is_some());
     }
 
     #[cfg(unix)]

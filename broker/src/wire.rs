@@ -39,6 +39,8 @@ struct EnvelopeView<'a> {
     payload: Option<&'a RawValue>,
     #[serde(default, borrow)]
     sig: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    mac: Option<std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
 }
 
 /// Checks that `raw` is a well-formed envelope and returns its routing fields.

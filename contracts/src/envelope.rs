@@ -1,5 +1,7 @@
 //! The envelope: the metadata every message carries around its payload.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -38,10 +40,15 @@ pub struct Envelope {
     #[serde(default)]
     pub payload: serde_json::Value,
     /// The sender's Ed25519 signature over the envelope without this field
-    /// (hex; see [`crate::trust`]). Last, so it is the last field on the
-    /// wire. `None` only on a platform run without a trust file.
+    /// and `mac` (hex; see [`crate::trust`]). `None` on a platform run
+    /// without a trust file, and where `mac` authenticates it instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
+    /// What a node's envelope for the broker carries instead of `sig`: a tag
+    /// per broker id of the trust file, under the key only that broker and
+    /// the sender share (hex; see [`crate::mac`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mac: BTreeMap<String, String>,
 }
 
 impl Envelope {
@@ -66,6 +73,7 @@ impl Envelope {
             source: source.into(),
             payload,
             sig: None,
+            mac: BTreeMap::new(),
         }
     }
 

@@ -28,6 +28,7 @@ pub mod envelope;
 pub mod events;
 pub mod history;
 pub mod login;
+pub mod mac;
 pub mod order;
 pub mod queue;
 pub mod seal;

@@ -12,7 +12,11 @@
 //!
 //! Ed25519 rather than an HMAC per node: anyone holding the trust file can
 //! check a signature, but only the key's owner can make one, so no node (and
-//! no reader of the trust file) can speak for another.
+//! no reader of the trust file) can speak for another. Envelopes a node
+//! sends to the broker (events, queue puts), the bulk of the traffic, carry
+//! `mac` tags instead, under keys only the node and the broker can derive
+//! from the same keys ([`crate::mac`], [`Trust::verify_for`]): as strong
+//! against every other node, and a fraction of the cost.
 //!
 //! Types and checks only, no I/O: reading the files is the nodes' business.
 
@@ -22,6 +26,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 
 use crate::events::kind;
+use crate::mac::PairKey;
 use crate::queue::{CANCELLATION, DELIVERY, KITCHEN};
 use crate::Envelope;
 
@@ -210,6 +215,12 @@ impl Signer {
         hex::encode(self.key.sign(bytes).to_bytes())
     }
 
+    /// The X25519 secret of this key (the first half of its SHA-512, as
+    /// Ed25519 expands it), for [`crate::mac::PairKey`].
+    pub(crate) fn scalar_bytes(&self) -> [u8; 32] {
+        self.key.to_scalar_bytes()
+    }
+
     /// The private key as PKCS#8 DER, the form JWT libraries take.
     pub(crate) fn pkcs8_der(&self) -> Result<Vec<u8>, String> {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -220,10 +231,12 @@ impl Signer {
     }
 }
 
-/// The bytes an envelope's signature covers: its JSON without `sig`.
+/// The bytes an envelope's signature or tags cover: its JSON without `sig`
+/// and `mac`.
 pub fn signed_bytes(env: &Envelope) -> Vec<u8> {
     let mut unsigned = env.clone();
     unsigned.sig = None;
+    unsigned.mac.clear();
     // Serializing a parsed envelope cannot fail (no maps with non-string keys).
     serde_json::to_vec(&unsigned).unwrap_or_default()
 }
@@ -290,8 +303,41 @@ impl Trust {
 
     /// Checks `env`'s signature by its `source`; returns the sender's role.
     pub fn verify(&self, env: &Envelope) -> Result<&str, Refusal> {
-        let sig = env.sig.as_deref().ok_or(Refusal::Unsigned)?;
-        self.verify_bytes(&env.source, &signed_bytes(env), sig)
+        self.verify_for(env, None)
+    }
+
+    /// Checks `env` as received by `receiver` (its id, and the key it shares
+    /// with `env.source`, see [`crate::mac`]): signed by its source, or
+    /// tagged by it for this receiver. Returns the sender's role.
+    pub fn verify_for(&self, env: &Envelope, receiver: Option<(&str, &PairKey)>) -> Result<&str, Refusal> {
+        if let Some(sig) = env.sig.as_deref() {
+            return self.verify_bytes(&env.source, &signed_bytes(env), sig);
+        }
+        if env.mac.is_empty() {
+            return Err(Refusal::Unsigned);
+        }
+        let (role, _) = self
+            .nodes
+            .get(&env.source)
+            .ok_or_else(|| Refusal::UnknownSender(env.source.clone()))?;
+        let tagged = receiver.is_some_and(|(me, key)| {
+            env.mac
+                .get(me)
+                .is_some_and(|tag| key.check(&env.source, me, &signed_bytes(env), tag))
+        });
+        if tagged {
+            Ok(role)
+        } else {
+            Err(Refusal::BadSignature(env.source.clone()))
+        }
+    }
+
+    /// The ids and public keys of the nodes of `role`.
+    pub fn nodes_of_role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = (&'a str, [u8; 32])> + 'a {
+        self.nodes
+            .iter()
+            .filter(move |(_, (r, _))| r == role)
+            .map(|(id, (_, k))| (id.as_str(), k.to_bytes()))
     }
 
     /// Checks that `sig` (hex) is node `id`'s signature of `bytes`; returns
@@ -314,7 +360,13 @@ impl Trust {
     /// An event for the log: signed by its source, whose role may publish
     /// its kind.
     pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
-        let role = self.verify(env)?;
+        self.check_event_for(env, None)
+    }
+
+    /// [`Trust::check_event`] by `receiver`, which takes tags too (see
+    /// [`Trust::verify_for`]).
+    pub fn check_event_for(&self, env: &Envelope, receiver: Option<(&str, &PairKey)>) -> Result<(), Refusal> {
+        let role = self.verify_for(env, receiver)?;
         permit(may_publish(role, &env.kind), env, role, || {
             format!("publish {}", env.kind)
         })
@@ -323,7 +375,17 @@ impl Trust {
     /// A message put on `queue`: signed by its source, whose role may put
     /// there.
     pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
-        let role = self.verify(env)?;
+        self.check_put_for(env, queue, None)
+    }
+
+    /// [`Trust::check_put`] by `receiver` (see [`Trust::verify_for`]).
+    pub fn check_put_for(
+        &self,
+        env: &Envelope,
+        queue: &str,
+        receiver: Option<(&str, &PairKey)>,
+    ) -> Result<(), Refusal> {
+        let role = self.verify_for(env, receiver)?;
         permit(may_put(role, queue), env, role, || {
             format!("put on queue {queue}")
         })

@@ -78,23 +78,29 @@ impl Security {
                 )))
             }
         }
-        let store = TrustStore::open(trust).map_err(security)?;
+        let signer = Arc::new(signer);
+        let store = TrustStore::open(trust)
+            .map_err(security)?
+            .with_own_key(signer.clone());
         Ok(Security {
-            signer: Some(Arc::new(signer)),
+            signer: Some(signer),
             trust: Some(Arc::new(store)),
         })
     }
 
-    /// The outbox entry of `envelope` for `topic`, signed.
+    /// The outbox entry of `envelope` for `topic` (an event for the log or
+    /// a put: both for the broker), tagged for the brokers of the trust
+    /// file (`contracts::mac`; signed where it lists none).
     pub fn entry(
         &self,
         topic: String,
         envelope: &Envelope,
         confirmation: Confirmation,
     ) -> Result<Entry, NodeError> {
-        match &self.signer {
-            Some(s) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
-            None => Entry::for_envelope(topic, envelope, confirmation),
+        match (&self.signer, &self.trust) {
+            (Some(_), Some(t)) => Entry::for_envelope(topic, &t.tag(envelope), confirmation),
+            (Some(s), None) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
+            (None, _) => Entry::for_envelope(topic, envelope, confirmation),
         }
     }
 

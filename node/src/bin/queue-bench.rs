@@ -573,11 +573,12 @@ async fn put_all(
     base: &str,
     count: u64,
 ) -> anyhow::Result<(Instant, Instant)> {
-    let signer = security(producer, "producer")?.signer;
+    // Tagged for the broker as a node's outbox tags it (contracts::mac).
+    let trust = security(producer, "producer")?.trust;
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| {
             let e = envelope(i, producer);
-            serde_json::to_vec(&signer.as_ref().map_or(e.clone(), |s| s.sign(&e)))
+            serde_json::to_vec(&trust.as_ref().map_or(e.clone(), |t| t.tag(&e)))
         })
         .collect::<Result<_, _>>()?;
     // Let the consumer's credit and subscriptions land (a benchmark, not a
