@@ -109,8 +109,11 @@ impl TrustStore {
     /// and the trust file lists `peer` with a usable one.
     fn pair(&self, peer: &str) -> Option<(&str, PairKey)> {
         let me = self.me.as_deref()?;
-        let public = match self.read().trust.public_key(peer) {
-            Some((_, k)) => k,
+        // Its own statement: the read guard must be gone before a reload
+        // takes the write lock.
+        let known = self.read().trust.public_key(peer).map(|(_, k)| k);
+        let public = match known {
+            Some(k) => k,
             None if self.reload(peer) => self.read().trust.public_key(peer)?.1,
             None => return None,
         };
@@ -466,6 +469,20 @@ mod tests {
         ));
         // A broker's own envelopes are signed: it lists no other broker.
         assert!(at_broker.tag(&placed).sig.is_some());
+
+        // A node keyed after the broker read the file: its first tagged
+        // event is taken (the file is read again), and one from a sender
+        // nobody keyed is refused, neither waiting on the other.
+        let late = key("kitchen-2", role::KITCHEN);
+        let ready = Envelope::new("order.ready", "o", 5, "t", "kitchen-2", serde_json::Value::Null);
+        let at_late = store(&late);
+        assert_eq!(at_broker.check_event(&at_late.tag(&ready)), Ok(()));
+        let mut forged = at_late.tag(&ready);
+        forged.source = "mallory".into();
+        assert_eq!(
+            at_broker.check_event(&forged),
+            Err(Refusal::UnknownSender("mallory".into()))
+        );
     }
 
     #[cfg(unix)]
