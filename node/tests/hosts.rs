@@ -166,8 +166,25 @@ fn on_separate_hosts_orders_flow_a_cancellation_recalls_across_hosts_and_a_kitch
     k1.kill9();
     ids.extend((0..4).map(|_| h.place()));
     h.wait_state(&ids, "delivered");
+    // The kill can land after kitchen-1 finished a ticket (its result and
+    // inbox record durable) but before its ack left: the keeper then hands
+    // that ticket to kitchen-2, which cooks it again (at least once, as
+    // promised; the result is absorbed by event id). Only the tickets of
+    // kitchen-1's last cooks (one per oven, 2) may be cooked twice.
+    let last_of_kitchen_1: Vec<serde_json::Value> =
+        h.w.log_events("kitchen-1", "ticket cooked")
+            .into_iter()
+            .rev()
+            .take(2)
+            .map(|l| l["order_id"].clone())
+            .collect();
     for id in &ids {
-        assert_eq!(h.cooks(id), 1, "order {id} cooked {} times", h.cooks(id));
+        let cooked = h.cooks(id);
+        let at_the_kill = last_of_kitchen_1.iter().any(|o| o == id.as_str());
+        assert!(
+            cooked == 1 || (cooked == 2 && at_the_kill),
+            "order {id} cooked {cooked} times (kitchen-1's last cooks: {last_of_kitchen_1:?})"
+        );
     }
 
     // A cancellation on the road: the order node calls delivery's /recall
