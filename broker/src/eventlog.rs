@@ -222,6 +222,11 @@ impl EventLog {
         })
     }
 
+    /// The trust store set by [`EventLog::set_trust`], if any.
+    pub fn trust(&self) -> Option<&crate::trust::TrustStore> {
+        self.trust.as_deref()
+    }
+
     /// Appends only envelopes signed by their source, whose role may
     /// publish their kind.
     pub fn set_trust(&mut self, trust: std::sync::Arc<crate::trust::TrustStore>) {
@@ -681,7 +686,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
             if source.is_empty() || source.contains(['/', '+', '#']) {
                 continue;
             }
-            let body = seal(&opts, serde_json::to_vec(&Confirm { event_ids })?);
+            let body = seal_for(&opts, &log, source, serde_json::to_vec(&Confirm { event_ids })?);
             client
                 .publish(opts.topics.log_confirm(source), QoS::AtLeastOnce, false, body)
                 .await?;
@@ -712,7 +717,7 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                         opts.topics.log_reply(requester),
                         QoS::AtLeastOnce,
                         false,
-                        seal(&opts, reply),
+                        seal_for(&opts, &log, requester, reply),
                     )
                     .await?;
             }
@@ -731,8 +736,8 @@ async fn deliver(
     now_ms: u64,
 ) -> Result<(), EventLogError> {
     let topics = &opts.topics;
-    let seal = |body: Vec<u8>| seal(opts, body);
     for due in subs.due(log.len()) {
+        let seal = |body: Vec<u8>| seal_for(opts, log, &due.key.0, body);
         let Some(sub) = subs.get(&due.key) else { continue };
         let (session, cursor) = (sub.session.clone(), sub.resumed);
         let read = log.read_after(due.from - 1, due.limit, &sub.kinds)?;
@@ -759,10 +764,14 @@ async fn deliver(
     Ok(())
 }
 
-/// `body` sealed with the broker's key, on a signed platform (see
-/// [`RecorderOptions::signer`]).
-fn seal(opts: &RecorderOptions, body: Vec<u8>) -> Vec<u8> {
-    contracts::seal::seal_if(opts.signer.as_deref(), body)
+/// `body` for node `to` alone, tagged for it on a signed platform (signed
+/// with the broker's key, [`RecorderOptions::signer`], where the log has no
+/// trust store with that key).
+fn seal_for(opts: &RecorderOptions, log: &EventLog, to: &str, body: Vec<u8>) -> Vec<u8> {
+    match log.trust() {
+        Some(t) if t.has_own_key() => t.seal_for(to, body),
+        _ => contracts::seal::seal_if(opts.signer.as_deref(), body),
+    }
 }
 
 /// A [`contracts::stream::StreamBatch`] written around stored envelopes.

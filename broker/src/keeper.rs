@@ -282,11 +282,12 @@ impl Keeper {
         self.store.flush().await?;
         for ((queue, producer), event_ids) in batch.confirms {
             let topic = self.opts.topics.confirm(&queue, &producer);
-            self.publish_sealed(topic, &Confirm { event_ids }, false).await?;
+            self.publish_for(&producer, topic, &Confirm { event_ids }).await?;
         }
         for ((queue, consumer), delivery_ids) in batch.acked {
             let topic = self.opts.topics.acked(&queue, &consumer);
-            self.publish_sealed(topic, &Acked { delivery_ids }, false).await?;
+            self.publish_for(&consumer, topic, &Acked { delivery_ids })
+                .await?;
         }
         for (topic, answer) in batch.withdrawn {
             self.publish_sealed(topic, &answer, false).await?;
@@ -329,7 +330,12 @@ impl Keeper {
                 if !d.batch {
                     let topic = self.opts.topics.deliver(&queue, &d.consumer);
                     self.client
-                        .publish(topic, QoS::AtLeastOnce, false, self.seal(delivery))
+                        .publish(
+                            topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            self.seal_for(&d.consumer, delivery),
+                        )
                         .await?;
                     continue;
                 }
@@ -340,7 +346,7 @@ impl Keeper {
                 }
                 let batch = batches.entry(d.consumer.clone()).or_default();
                 if !batch.is_empty() && batch.len() + delivery.len() > DELIVERY_BATCH_BYTES {
-                    let body = self.seal(batch.take());
+                    let body = self.seal_for(&d.consumer, batch.take());
                     let topic = self.opts.topics.deliver(&queue, &d.consumer);
                     self.client.publish(topic, QoS::AtLeastOnce, false, body).await?;
                 }
@@ -350,7 +356,12 @@ impl Keeper {
                 if !batch.is_empty() {
                     let topic = self.opts.topics.deliver(&queue, &consumer);
                     self.client
-                        .publish(topic, QoS::AtLeastOnce, false, self.seal(batch.take()))
+                        .publish(
+                            topic,
+                            QoS::AtLeastOnce,
+                            false,
+                            self.seal_for(&consumer, batch.take()),
+                        )
                         .await?;
                 }
             }
@@ -853,7 +864,7 @@ impl Keeper {
         Ok(())
     }
 
-    /// Publishes an answer (confirm, acked, withdrawn) or the stats sealed with the
+    /// Publishes a withdrawal's answer or the stats sealed with the
     /// broker's key: a forged confirm would make a node drop from its
     /// outbox what the keeper never stored.
     async fn publish_sealed<T: serde::Serialize>(
@@ -869,11 +880,36 @@ impl Keeper {
         Ok(())
     }
 
-    /// A delivery message sealed with the broker's key, on a signed
-    /// platform: one signature per message, not a check per delivery at the
-    /// consumer (every put in it was checked here).
+    /// Publishes an answer for node `to` alone (confirm, acked), sealed for
+    /// it ([`Keeper::seal_for`]): a forged confirm would make a node drop
+    /// from its outbox what the keeper never stored.
+    async fn publish_for<T: serde::Serialize>(
+        &self,
+        to: &str,
+        topic: String,
+        body: &T,
+    ) -> Result<(), KeeperError> {
+        let payload = self.seal_for(to, serde_json::to_vec(body).unwrap_or_default());
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await?;
+        Ok(())
+    }
+
+    /// A message everyone may read (stats, a withdrawal's answer) signed
+    /// with the broker's key, on a signed platform.
     fn seal(&self, body: Vec<u8>) -> Vec<u8> {
         contracts::seal::seal_if(self.opts.signer.as_deref(), body)
+    }
+
+    /// A message for node `to` alone (a delivery, a confirm, an acked),
+    /// tagged for it on a signed platform: one tag per message, not a check
+    /// per delivery at the consumer (every put in it was checked here).
+    fn seal_for(&self, to: &str, body: Vec<u8>) -> Vec<u8> {
+        match &self.opts.trust {
+            Some(t) if t.has_own_key() => t.seal_for(to, body),
+            _ => self.seal(body),
+        }
     }
 
     /// `alert` signed with the broker's key, on a signed platform.

@@ -79,6 +79,9 @@ const MAX_REPORTS: usize = 32;
 #[derive(Debug)]
 struct State {
     trust: Trust,
+    /// The ids of the trust file's brokers, kept with it: every tagged
+    /// message goes to them.
+    brokers: Vec<String>,
     /// The file's modification time when it was read.
     modified: Option<SystemTime>,
 }
@@ -90,7 +93,7 @@ impl TrustStore {
         let trust = Trust::new(&read_trust_file(path)?).map_err(|reason| invalid(path, reason))?;
         Ok(TrustStore {
             path: path.to_path_buf(),
-            state: RwLock::new(State { trust, modified }),
+            state: RwLock::new(State::new(trust, modified)),
             refused: AtomicU64::new(0),
             reports: Mutex::new(BTreeMap::new()),
             me: None,
@@ -107,7 +110,7 @@ impl TrustStore {
 
     /// The key this process shares with `peer`, if it has a key of its own
     /// and the trust file lists `peer` with a usable one.
-    fn pair(&self, peer: &str) -> Option<(&str, PairKey)> {
+    fn pair(&self, peer: &str) -> Option<PairKey> {
         let me = self.me.as_deref()?;
         // Its own statement: the read guard must be gone before a reload
         // takes the write lock.
@@ -119,7 +122,7 @@ impl TrustStore {
         };
         let pairs = self.pairs.read().unwrap_or_else(|e| e.into_inner());
         if let Some((_, key)) = pairs.get(peer).filter(|(k, _)| *k == public) {
-            return Some((me.id(), key.clone()));
+            return Some(key.clone());
         }
         drop(pairs);
         let key = PairKey::derive(me, peer, &public)?;
@@ -127,7 +130,21 @@ impl TrustStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .insert(peer.to_string(), (public, key.clone()));
-        Some((me.id(), key))
+        Some(key)
+    }
+
+    /// The brokers of the trust file other than this process, each with
+    /// the key this process shares with it.
+    fn brokers(&self) -> Vec<(String, PairKey)> {
+        let me = self.me.as_deref().map_or("", |m| m.id());
+        let ids = self.read().brokers.clone();
+        ids.into_iter()
+            .filter(|id| id != me)
+            .filter_map(|id| {
+                let key = self.pair(&id)?;
+                Some((id, key))
+            })
+            .collect()
     }
 
     /// `env` made ready to send to the brokers: tagged for every broker of
@@ -137,25 +154,55 @@ impl TrustStore {
         let Some(me) = self.me.as_deref() else {
             return env.clone();
         };
-        let brokers: Vec<String> = self
-            .read()
-            .trust
-            .nodes_of_role(contracts::trust::role::BROKER)
-            .map(|(id, _)| id.to_string())
-            .filter(|id| id != me.id())
-            .collect();
-        let bytes = contracts::trust::signed_bytes(env);
-        let mac: BTreeMap<String, String> = brokers
-            .iter()
-            .filter_map(|b| Some((b.clone(), self.pair(b)?.1.tag(me.id(), b, &bytes))))
-            .collect();
-        if mac.is_empty() {
+        let brokers = self.brokers();
+        if brokers.is_empty() {
             return me.sign(env);
         }
+        let bytes = contracts::trust::signed_bytes(env);
         let mut tagged = env.clone();
         tagged.sig = None;
-        tagged.mac = mac;
+        tagged.mac = brokers
+            .into_iter()
+            .map(|(b, key)| {
+                let tag = key.tag(me.id(), &b, &bytes);
+                (b, tag)
+            })
+            .collect();
         tagged
+    }
+
+    /// A protocol message (`contracts::seal`) for node `to` alone (a
+    /// delivery, a confirm, a stream batch): tagged with the key this
+    /// process shares with it, signed when there is none, unchanged when
+    /// this process has no key.
+    pub fn seal_for(&self, to: &str, body: Vec<u8>) -> Vec<u8> {
+        let Some(me) = self.me.as_deref() else {
+            return body;
+        };
+        match self.pair(to) {
+            Some(key) => contracts::seal::seal_tagged(me.id(), &[(to, &key)], &body),
+            None => contracts::seal::seal(me, &body),
+        }
+    }
+
+    /// A protocol message for the brokers (a credit, an ack, a stream
+    /// subscribe): tagged for each broker of the trust file, signed when it
+    /// lists none, unchanged when this process has no key.
+    pub fn seal_for_brokers(&self, body: Vec<u8>) -> Vec<u8> {
+        let Some(me) = self.me.as_deref() else {
+            return body;
+        };
+        let brokers = self.brokers();
+        if brokers.is_empty() {
+            return contracts::seal::seal(me, &body);
+        }
+        let to: Vec<(&str, &PairKey)> = brokers.iter().map(|(id, k)| (id.as_str(), k)).collect();
+        contracts::seal::seal_tagged(me.id(), &to, &body)
+    }
+
+    /// Whether this process holds a key of its own (tags and seals with it).
+    pub fn has_own_key(&self) -> bool {
+        self.me.is_some()
     }
 
     /// How many messages were refused so far.
@@ -214,25 +261,38 @@ impl TrustStore {
 
     /// An event for the log (see `Trust::check_event`).
     pub fn check_event(&self, env: &Envelope) -> Result<(), Refusal> {
-        let pair = self.receiver(env);
-        let receiver = pair.as_ref().map(|(me, k)| (*me, k));
+        let key = self.key_for_envelope(env);
+        let receiver = self.receiver(key.as_ref());
         self.check(&env.source, |t| t.check_event_for(env, receiver))
     }
 
     /// A put on `queue` (see `Trust::check_put`).
     pub fn check_put(&self, env: &Envelope, queue: &str) -> Result<(), Refusal> {
-        let pair = self.receiver(env);
-        let receiver = pair.as_ref().map(|(me, k)| (*me, k));
+        let key = self.key_for_envelope(env);
+        let receiver = self.receiver(key.as_ref());
         self.check(&env.source, |t| t.check_put_for(env, queue, receiver))
     }
 
-    /// Who checks a tagged `env` here, and with which key (none for a
-    /// signed one: no key to derive).
-    fn receiver(&self, env: &Envelope) -> Option<(&str, PairKey)> {
+    /// The key a tagged `env` is checked with here (none for a signed one:
+    /// no key to derive).
+    fn key_for_envelope(&self, env: &Envelope) -> Option<PairKey> {
         if env.sig.is_some() || env.mac.is_empty() {
             return None;
         }
         self.pair(&env.source)
+    }
+
+    /// The key a tagged seal is checked with here.
+    fn key_for_seal(&self, opened: &contracts::seal::Opened<'_>) -> Option<PairKey> {
+        match opened.seal {
+            Some((signer, contracts::seal::Proof::Tags(_))) => self.pair(signer),
+            _ => None,
+        }
+    }
+
+    /// This process as the receiver of a tag, with `key`.
+    fn receiver<'a>(&'a self, key: Option<&'a PairKey>) -> Option<(&'a str, &'a PairKey)> {
+        Some((self.me.as_deref()?.id(), key?))
     }
 
     /// A sealed protocol message (see `Trust::check_sealed`); the signer.
@@ -242,7 +302,9 @@ impl TrustStore {
         roles: &[&str],
     ) -> Result<String, Refusal> {
         let sender = opened.seal.map_or("", |(id, _)| id);
-        self.check(sender, |t| t.check_sealed(opened, roles))
+        let key = self.key_for_seal(opened);
+        let receiver = self.receiver(key.as_ref());
+        self.check(sender, |t| t.check_sealed(opened, roles, receiver))
     }
 
     /// A sealed message only `sender` may send (see `Trust::check_sealed_by`).
@@ -253,7 +315,9 @@ impl TrustStore {
         roles: &[&str],
     ) -> Result<(), Refusal> {
         let signer = opened.seal.map_or("", |(id, _)| id);
-        self.check(signer, |t| t.check_sealed_by(opened, sender, roles))
+        let key = self.key_for_seal(opened);
+        let receiver = self.receiver(key.as_ref());
+        self.check(signer, |t| t.check_sealed_by(opened, sender, roles, receiver))
     }
 
     /// A consumer of `queue` (see `Trust::check_consumer`).
@@ -310,7 +374,7 @@ impl TrustStore {
         }
         state.modified = now;
         match read_trust_file(&self.path).and_then(|f| Trust::new(&f).map_err(|r| invalid(&self.path, r))) {
-            Ok(trust) => state.trust = trust,
+            Ok(trust) => *state = State::new(trust, now),
             Err(e) => tracing::warn!(error = %e, "could not read the trust file again; keeping the old one"),
         }
         state.trust.knows(sender)
@@ -318,6 +382,20 @@ impl TrustStore {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn new(trust: Trust, modified: Option<SystemTime>) -> State {
+        let brokers = trust
+            .nodes_of_role(contracts::trust::role::BROKER)
+            .map(|(id, _)| id.to_string())
+            .collect();
+        State {
+            trust,
+            brokers,
+            modified,
+        }
     }
 }
 
@@ -423,20 +501,40 @@ mod tests {
         assert_eq!(store.refused(), 1);
     }
 
+    /// Keys made into one trust file in a temporary directory.
+    struct Keys {
+        dir: tempfile::TempDir,
+        trust: PathBuf,
+    }
+
+    impl Keys {
+        fn new() -> Keys {
+            let dir = tempfile::tempdir().unwrap();
+            let trust = dir.path().join("trust.json");
+            Keys { dir, trust }
+        }
+
+        fn key(&self, id: &str, role: &str) -> Arc<Signer> {
+            let path = make_key(self.dir.path(), id, role, &self.trust).unwrap();
+            Arc::new(read_key(&path, id).unwrap())
+        }
+
+        /// The store as the holder of `me` uses it.
+        fn store(&self, me: &Arc<Signer>) -> TrustStore {
+            TrustStore::open(&self.trust).unwrap().with_own_key(me.clone())
+        }
+    }
+
     #[test]
     fn envelopes_tagged_for_the_broker_pass_there_and_nowhere_else() {
-        let dir = tempfile::tempdir().unwrap();
-        let trust = dir.path().join("trust.json");
-        let key = |id: &str, role: &str| {
-            let path = make_key(dir.path(), id, role, &trust).unwrap();
-            Arc::new(read_key(&path, id).unwrap())
-        };
+        let keys = Keys::new();
+        let key = |id: &str, role: &str| keys.key(id, role);
         let (order, kitchen, broker) = (
             key("order", role::ORDER),
             key("kitchen-1", role::KITCHEN),
             key("broker", role::BROKER),
         );
-        let store = |me: &Arc<Signer>| TrustStore::open(&trust).unwrap().with_own_key(me.clone());
+        let store = |me: &Arc<Signer>| keys.store(me);
         let (at_order, at_kitchen, at_broker) = (store(&order), store(&kitchen), store(&broker));
         let placed = Envelope::new("order.placed", "o", 1, "t", "order", serde_json::Value::Null);
         let tagged = at_order.tag(&placed);
@@ -482,6 +580,64 @@ mod tests {
         assert_eq!(
             at_broker.check_event(&forged),
             Err(Refusal::UnknownSender("mallory".into()))
+        );
+    }
+
+    #[test]
+    fn protocol_messages_are_tagged_for_their_one_reader() {
+        use contracts::seal::{open, Proof};
+        let keys = Keys::new();
+        let key = |id: &str, role: &str| keys.key(id, role);
+        let (kitchen, other, broker) = (
+            key("kitchen-1", role::KITCHEN),
+            key("kitchen-2", role::KITCHEN),
+            key("broker", role::BROKER),
+        );
+        let store = |me: &Arc<Signer>| keys.store(me);
+        let (at_kitchen, at_other, at_broker) = (store(&kitchen), store(&other), store(&broker));
+        let credit = br#"{"credit":4,"incarnation":"a1"}"#.to_vec();
+
+        // A kitchen's credit, for the broker.
+        let sealed = at_kitchen.seal_for_brokers(credit.clone());
+        let opened = open(&sealed);
+        assert!(
+            matches!(opened.seal, Some(("kitchen-1", Proof::Tags(_)))),
+            "{opened:?}"
+        );
+        assert_eq!(
+            at_broker.check_sealed_by(&opened, "kitchen-1", &[role::KITCHEN]),
+            Ok(())
+        );
+        assert!(
+            at_other.check_sealed(&opened, &[]).is_err(),
+            "only the broker can check it"
+        );
+
+        // A delivery for kitchen-1: it passes there, not at kitchen-2.
+        let delivery = at_broker.seal_for("kitchen-1", credit.clone());
+        let opened = open(&delivery);
+        assert_eq!(
+            at_kitchen.check_sealed(&opened, &[role::BROKER]),
+            Ok("broker".into())
+        );
+        assert_eq!(
+            at_other.check_sealed(&opened, &[role::BROKER]),
+            Err(Refusal::BadSignature("broker".into()))
+        );
+        // kitchen-2 cannot make one that passes as the broker's at kitchen-1.
+        let text = String::from_utf8(at_other.seal_for("kitchen-1", credit.clone())).unwrap();
+        let forged = text.replace("\"signer\":\"kitchen-2\"", "\"signer\":\"broker\"");
+        assert_eq!(
+            at_kitchen.check_sealed(&open(forged.as_bytes()), &[role::BROKER]),
+            Err(Refusal::BadSignature("broker".into()))
+        );
+        // For a reader nobody keyed it is signed, so it still proves its sender.
+        let signed = at_broker.seal_for("a-plain-mqtt-client", credit);
+        let opened = open(&signed);
+        assert!(matches!(opened.seal, Some(("broker", Proof::Signature(_)))));
+        assert_eq!(
+            at_kitchen.check_sealed(&opened, &[role::BROKER]),
+            Ok("broker".into())
         );
     }
 

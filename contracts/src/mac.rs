@@ -14,8 +14,10 @@
 //! An envelope carries `mac`: one tag per broker of the trust file (the
 //! embedded one, a standby keeper), each HMAC-SHA256 under the pair key
 //! over `source`, the receiver's id and [`crate::trust::signed_bytes`].
-//! Messages the broker sends, and heartbeats and control commands, which
-//! everyone may read and check, stay signed.
+//! Protocol messages between one node and the broker (credits, acks,
+//! deliveries, confirms, stream batches; `crate::seal`) carry tags the same
+//! way, for their one receiver. Heartbeats, control commands, stats and
+//! alerts, which everyone may read and check, stay signed.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -65,8 +67,9 @@ impl PairKey {
         HmacSha256::new_from_slice(&key).ok().map(PairKey)
     }
 
-    fn keyed(&self, from: &str, to: &str, bytes: &[u8]) -> HmacSha256 {
+    fn keyed(&self, domain: &[u8], from: &str, to: &str, bytes: &[u8]) -> HmacSha256 {
         let mut mac = self.0.clone();
+        mac.update(domain);
         // The direction too: a tag for the broker is no tag for the node.
         mac.update(from.as_bytes());
         mac.update(b"\n");
@@ -76,20 +79,41 @@ impl PairKey {
         mac
     }
 
-    /// The tag of `bytes` sent by `from` to `to`, hex.
-    pub fn tag(&self, from: &str, to: &str, bytes: &[u8]) -> String {
-        hex::encode(self.keyed(from, to, bytes).finalize().into_bytes())
-    }
-
-    /// Whether `tag` (hex) is the tag of `bytes` from `from` to `to`,
-    /// compared in constant time.
-    pub fn check(&self, from: &str, to: &str, bytes: &[u8], tag: &str) -> bool {
+    fn verify(mac: HmacSha256, tag: &str) -> bool {
         match hex::decode(tag) {
-            Ok(raw) if raw.len() == TAG_HEX / 2 => self.keyed(from, to, bytes).verify_slice(&raw).is_ok(),
+            Ok(raw) if raw.len() == TAG_HEX / 2 => mac.verify_slice(&raw).is_ok(),
             _ => false,
         }
     }
+
+    /// The tag of envelope bytes (`crate::trust::signed_bytes`) sent by
+    /// `from` to `to`, hex.
+    pub fn tag(&self, from: &str, to: &str, bytes: &[u8]) -> String {
+        hex::encode(self.keyed(ENVELOPE, from, to, bytes).finalize().into_bytes())
+    }
+
+    /// Whether `tag` (hex) is the tag of envelope bytes from `from` to
+    /// `to`, compared in constant time.
+    pub fn check(&self, from: &str, to: &str, bytes: &[u8], tag: &str) -> bool {
+        PairKey::verify(self.keyed(ENVELOPE, from, to, bytes), tag)
+    }
+
+    /// The tag of a sealed protocol message's body (`crate::seal`), hex.
+    /// Another domain than envelopes', so neither passes as the other.
+    pub fn seal_tag(&self, from: &str, to: &str, body: &[u8]) -> String {
+        hex::encode(self.keyed(SEAL, from, to, body).finalize().into_bytes())
+    }
+
+    /// Whether `tag` (hex) is the seal tag of `body` from `from` to `to`.
+    pub fn check_seal(&self, from: &str, to: &str, body: &[u8], tag: &str) -> bool {
+        PairKey::verify(self.keyed(SEAL, from, to, body), tag)
+    }
 }
+
+/// Envelope tags mix in nothing before the ids; seal tags a prefix no id
+/// can start with (ids are `[A-Za-z0-9_-]`).
+const ENVELOPE: &[u8] = b"";
+const SEAL: &[u8] = b"\0seal\n";
 
 #[cfg(test)]
 mod tests {
@@ -120,6 +144,11 @@ mod tests {
         let kitchens = PairKey::derive(&kitchen, "broker", &public(&broker)).expect("a key");
         assert!(!at_broker.check("order", "broker", b"{}", &kitchens.tag("order", "broker", b"{}")));
         assert!(!at_broker.check("order", "broker", b"{}", "zz"));
+        // A seal's tag is no envelope's, and the other way round.
+        let sealed = at_order.seal_tag("order", "broker", b"{}");
+        assert!(at_broker.check_seal("order", "broker", b"{}", &sealed));
+        assert!(!at_broker.check("order", "broker", b"{}", &sealed));
+        assert!(!at_broker.check_seal("order", "broker", b"{}", &tag));
     }
 
     #[test]

@@ -391,10 +391,17 @@ impl Trust {
         })
     }
 
-    /// A sealed protocol message ([`crate::seal`]): sealed by a listed node
-    /// whose role is one of `roles` (any role if empty). Returns the signer.
-    pub fn check_sealed(&self, opened: &crate::seal::Opened<'_>, roles: &[&str]) -> Result<String, Refusal> {
-        let (signer, role) = opened.verify(self)?;
+    /// A sealed protocol message ([`crate::seal`]) as `receiver` gets it
+    /// (needed for a tagged seal, see [`crate::seal::Opened::verify`]):
+    /// sealed by a listed node whose role is one of `roles` (any role if
+    /// empty). Returns the signer.
+    pub fn check_sealed(
+        &self,
+        opened: &crate::seal::Opened<'_>,
+        roles: &[&str],
+        receiver: Option<(&str, &PairKey)>,
+    ) -> Result<String, Refusal> {
+        let (signer, role) = opened.verify(self, receiver)?;
         if roles.is_empty() || roles.contains(&role) {
             Ok(signer.to_string())
         } else {
@@ -414,8 +421,9 @@ impl Trust {
         opened: &crate::seal::Opened<'_>,
         sender: &str,
         roles: &[&str],
+        receiver: Option<(&str, &PairKey)>,
     ) -> Result<(), Refusal> {
-        let signer = self.check_sealed(opened, roles)?;
+        let signer = self.check_sealed(opened, roles, receiver)?;
         if signer == sender {
             Ok(())
         } else {

@@ -272,6 +272,18 @@ impl Link {
         self.publish(topic, sealed, retain).await
     }
 
+    /// Like [`Link::publish_json`] for a message only the brokers read
+    /// (credit, ack, stream subscribe, query): tagged for them instead of
+    /// signed ([`crate::security::Security::seal_for_brokers`]).
+    pub async fn publish_to_brokers<T: serde::Serialize>(
+        &self,
+        topic: impl Into<String>,
+        body: &T,
+    ) -> Result<(), NodeError> {
+        let sealed = self.shared.security.seal_for_brokers(serde_json::to_vec(body)?);
+        self.publish(topic, sealed, false).await
+    }
+
     /// Writes `entry` to the outbox (flushed), then sends it. It is sent
     /// again until confirmed.
     pub async fn publish_durable(&self, entry: Entry) -> Result<(), NodeError> {

@@ -314,7 +314,7 @@ impl Acker {
             }
         }
         self.link
-            .publish_json(self.topic.clone(), &AckMessage::Batch { acks }, false)
+            .publish_to_brokers(self.topic.clone(), &AckMessage::Batch { acks })
             .await
     }
 }
@@ -341,7 +341,7 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
             settled: s.settling.listed(),
         }
     };
-    link.publish_json(link.topics().credit(queue, link.id()), &credit, false)
+    link.publish_to_brokers(link.topics().credit(queue, link.id()), &credit)
         .await
 }
 

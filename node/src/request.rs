@@ -80,7 +80,7 @@ impl<R: Reply> Requests<R> {
         lock(&self.pending).insert(request_id.clone(), tx);
         let sent = self
             .link
-            .publish_json(topic, &ask(request_id.clone()), false)
+            .publish_to_brokers(topic, &ask(request_id.clone()))
             .await;
         let answer = match sent {
             Ok(()) => tokio::time::timeout(wait, rx).await.ok().and_then(Result::ok),

@@ -240,7 +240,7 @@ impl EventStream {
         let ack = lock(&self.reader).ack(position);
         // Fire-and-forget: a lost ack only means those events come again.
         self.link
-            .publish_json(self.link.topics().log_ack(self.link.id()), &ack, false)
+            .publish_to_brokers(self.link.topics().log_ack(self.link.id()), &ack)
             .await
     }
 }
@@ -264,7 +264,7 @@ async fn announce(link: Link, reader: Arc<Mutex<Reader>>) {
         }
         let subscribe = lock(&reader).subscribe();
         if link
-            .publish_json(link.topics().log_subscribe(link.id()), &subscribe, false)
+            .publish_to_brokers(link.topics().log_subscribe(link.id()), &subscribe)
             .await
             .is_err()
         {

@@ -89,6 +89,12 @@ pub struct Gate {
     trust: Option<Arc<TrustStore>>,
     audience: &'static str,
     scope: &'static str,
+    /// The last token let through, with its expiry. A caller presents one
+    /// token until half its life is gone, so this spares an Ed25519 check
+    /// per call; a token once good stays good until it expires (a re-keyed
+    /// caller's old one too, at most [`LIFETIME_S`]). A Mutex: held for a
+    /// string compare.
+    passed: Arc<Mutex<Option<(String, u64)>>>,
 }
 
 impl Gate {
@@ -99,6 +105,7 @@ impl Gate {
             trust: security.trust.clone(),
             audience,
             scope,
+            passed: Arc::default(),
         }
     }
 
@@ -110,9 +117,15 @@ impl Gate {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(TokenError::Missing)?;
-        trust
-            .check_token(token.trim(), self.audience, self.scope)
-            .map(|_| ())
+        let token = token.trim();
+        let passed =
+            |p: &Option<(String, u64)>| p.as_ref().is_some_and(|(t, exp)| t == token && now_s() < *exp);
+        if passed(&self.passed.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
+        }
+        let claims = trust.check_token(token, self.audience, self.scope)?;
+        *self.passed.lock().unwrap_or_else(|e| e.into_inner()) = Some((token.to_string(), claims.exp));
+        Ok(())
     }
 }
 
@@ -126,5 +139,53 @@ pub async fn require(State(gate): State<Gate>, request: Request, next: Next) -> 
             tracing::warn!(path = %request.uri().path(), reason = %why, "security: a call without a valid bearer token was refused; nothing changed");
             ApiError::from(why).into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use contracts::token::scope;
+    use contracts::trust::role;
+
+    fn headers(bearer: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(AUTHORIZATION, HeaderValue::from_str(bearer).expect("ascii"));
+        h
+    }
+
+    #[test]
+    fn a_gate_lets_a_token_through_again_and_still_refuses_any_other() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let trust = dir.path().join("trust.json");
+        let node = |id: &str, role_name: &str| {
+            let key = broker::trust::make_key(dir.path(), id, contracts::trust::role_for(role_name), &trust)
+                .expect("key");
+            Security::load(Some(&key), Some(&trust), id, role_name).expect("security")
+        };
+        let (order, payment, kitchen) = (
+            node("order", "order"),
+            node("payment", "payment"),
+            node("kitchen-1", "kitchen"),
+        );
+        let gate = Gate::new(&payment, role::PAYMENT, scope::PAYMENT);
+        let good = Tokens::new(order)
+            .bearer(role::PAYMENT, scope::PAYMENT)
+            .expect("a token");
+        assert_eq!(gate.check(&headers(&good)), Ok(()));
+        assert_eq!(gate.check(&headers(&good)), Ok(()), "the same token, remembered");
+        // Another caller's token, or the good one changed, is checked in full.
+        let kitchens = Tokens::new(kitchen)
+            .bearer(role::PAYMENT, scope::PAYMENT)
+            .expect("a token");
+        assert!(matches!(
+            gate.check(&headers(&kitchens)),
+            Err(TokenError::Forbidden { .. })
+        ));
+        let changed = format!("{}x", good);
+        assert!(gate.check(&headers(&changed)).is_err());
+        assert_eq!(gate.check(&headers("Bearer")), Err(TokenError::Missing));
+        assert_eq!(gate.check(&headers(&good)), Ok(()));
     }
 }

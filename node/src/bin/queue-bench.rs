@@ -418,7 +418,7 @@ async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<
             "pizza/q/bench-thin/credit/bench-thin-consumer",
             QoS::AtLeastOnce,
             false,
-            seal.seal(serde_json::to_vec(&credit)?),
+            seal.seal_for_brokers(serde_json::to_vec(&credit)?),
         )
         .await?;
     // rumqttc's poll is not cancel-safe, so one task polls and forwards ids;
@@ -459,7 +459,7 @@ async fn thin_queue(at: &BrokerAddr, count: u64, batch: bool) -> anyhow::Result<
                 let msg = AckMessage::Batch {
                     acks: std::mem::take(&mut acks),
                 };
-                let body = seal.seal(serde_json::to_vec(&msg)?);
+                let body = seal.seal_for_brokers(serde_json::to_vec(&msg)?);
                 consumer
                     .publish(
                         "pizza/q/bench-thin/ack/bench-thin-consumer",
@@ -505,7 +505,7 @@ async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
         credit: 5_000,
         session: "bench-1".into(),
     };
-    let subscribe = seal.seal(serde_json::to_vec(&subscribe)?);
+    let subscribe = seal.seal_for_brokers(serde_json::to_vec(&subscribe)?);
     let reading = tokio::spawn(async move {
         let mut read = 0u64;
         // Repeated, as the node runtime does: the first may come before the
@@ -535,7 +535,7 @@ async fn thin_stream(at: &BrokerAddr, count: u64) -> anyhow::Result<f64> {
                     "pizza/log/ack/bench-stream-sub",
                     QoS::AtLeastOnce,
                     false,
-                    seal.seal(serde_json::to_vec(&ack)?),
+                    seal.seal_for_brokers(serde_json::to_vec(&ack)?),
                 )?;
             }
         }
