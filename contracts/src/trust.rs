@@ -234,11 +234,40 @@ impl Signer {
 /// The bytes an envelope's signature or tags cover: its JSON without `sig`
 /// and `mac`.
 pub fn signed_bytes(env: &Envelope) -> Vec<u8> {
-    let mut unsigned = env.clone();
-    unsigned.sig = None;
-    unsigned.mac.clear();
+    let unsigned = Unsigned {
+        schema: env.schema,
+        event_id: &env.event_id,
+        kind: &env.kind,
+        order_id: &env.order_id,
+        seq: env.seq,
+        trace_id: &env.trace_id,
+        causation_id: env.causation_id.as_ref(),
+        occurred_at: env.occurred_at,
+        source: &env.source,
+        payload: &env.payload,
+    };
     // Serializing a parsed envelope cannot fail (no maps with non-string keys).
     serde_json::to_vec(&unsigned).unwrap_or_default()
+}
+
+/// An [`Envelope`] as it serializes without `sig` and `mac`, borrowed: a
+/// copy of every envelope (its payload too) per check cost more than the
+/// check. The same fields in the same order, with the same attributes (a
+/// test holds the bytes equal).
+#[derive(Serialize)]
+struct Unsigned<'a> {
+    schema: u32,
+    event_id: &'a uuid::Uuid,
+    kind: &'a str,
+    order_id: &'a str,
+    seq: u64,
+    trace_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    causation_id: Option<&'a uuid::Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    occurred_at: time::OffsetDateTime,
+    source: &'a str,
+    payload: &'a serde_json::Value,
 }
 
 /// One node of the trust file.
@@ -468,6 +497,28 @@ fn permit(ok: bool, env: &Envelope, role: &str, action: impl FnOnce() -> String)
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn the_signed_bytes_are_the_envelope_without_sig_and_mac() {
+        let mut env = Envelope::new(
+            "order.paid",
+            "o-1",
+            2,
+            "t",
+            "order",
+            serde_json::json!({"amount": 12.5, "items": [{"name": "Margherita \u{1F355}"}]}),
+        );
+        env.causation_id = Some(uuid::Uuid::new_v4());
+        let plain = serde_json::to_vec(&env).expect("serializes");
+        env.sig = Some("ab".repeat(64));
+        env.mac.insert("broker".into(), "cd".repeat(32));
+        assert_eq!(signed_bytes(&env), plain);
+        env.causation_id = None;
+        let mut bare = env.clone();
+        bare.sig = None;
+        bare.mac.clear();
+        assert_eq!(signed_bytes(&env), serde_json::to_vec(&bare).expect("serializes"));
+    }
 
     fn signer(id: &str, n: u8) -> Signer {
         Signer::from_seed(id, [n; 32])
