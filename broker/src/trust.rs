@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use contracts::mac::PairKey;
 use contracts::trust::{Refusal, Signer, Trust, TrustFile, Trusted};
@@ -57,6 +57,10 @@ pub struct TrustStore {
     /// derived from (a re-keyed node gets a new one). An RwLock: read on
     /// every tagged message, written once per peer.
     pairs: RwLock<HashMap<String, ([u8; 32], PairKey)>>,
+    /// When the store was opened, and the ms after it when the next
+    /// [`TrustStore::refresh`] is due.
+    opened: Instant,
+    refresh_due: AtomicU64,
 }
 
 /// One kind of refusal, for the `security.refused` alert.
@@ -98,6 +102,8 @@ impl TrustStore {
             reports: Mutex::new(BTreeMap::new()),
             me: None,
             pairs: RwLock::new(HashMap::new()),
+            opened: Instant::now(),
+            refresh_due: AtomicU64::new(0),
         })
     }
 
@@ -136,6 +142,7 @@ impl TrustStore {
     /// The brokers of the trust file other than this process, each with
     /// the key this process shares with it.
     fn brokers(&self) -> Vec<(String, PairKey)> {
+        self.refresh();
         let me = self.me.as_deref().map_or("", |m| m.id());
         let ids = self.read().brokers.clone();
         ids.into_iter()
@@ -372,12 +379,45 @@ impl TrustStore {
         if state.trust.knows(sender) {
             return true; // another task reloaded meanwhile
         }
-        state.modified = now;
+        self.reread(&mut state, now);
+        state.trust.knows(sender)
+    }
+
+    /// Reads the file again if it changed, at most once a second: a broker
+    /// keyed after this process started (a standby keeper) must get this
+    /// process's tags too, before it has sent anything here.
+    fn refresh(&self) {
+        let now = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let due = self.refresh_due.load(Ordering::Relaxed);
+        if now < due
+            || self
+                .refresh_due
+                .compare_exchange(
+                    due,
+                    now.saturating_add(1_000),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+        {
+            return;
+        }
+        let modified = modified(&self.path);
+        if modified == self.read().modified {
+            return;
+        }
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.modified != modified {
+            self.reread(&mut state, modified);
+        }
+    }
+
+    fn reread(&self, state: &mut State, modified: Option<SystemTime>) {
+        state.modified = modified;
         match read_trust_file(&self.path).and_then(|f| Trust::new(&f).map_err(|r| invalid(&self.path, r))) {
-            Ok(trust) => *state = State::new(trust, now),
+            Ok(trust) => *state = State::new(trust, modified),
             Err(e) => tracing::warn!(error = %e, "could not read the trust file again; keeping the old one"),
         }
-        state.trust.knows(sender)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -639,6 +679,27 @@ mod tests {
             at_kitchen.check_sealed(&opened, &[role::BROKER]),
             Ok("broker".into())
         );
+
+        // A standby keeper keyed now gets the kitchen's tags too (the file
+        // is read again within a second), before it has sent anything.
+        let standby = key("standby", role::BROKER);
+        let at_standby = store(&standby);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let sealed = at_kitchen.seal_for_brokers(b"{}".to_vec());
+            if at_standby.check_sealed(&open(&sealed), &[]).is_ok() {
+                assert_eq!(
+                    at_broker.check_sealed(&open(&sealed), &[]),
+                    Ok("kitchen-1".into())
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the standby never got a tag"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     #[cfg(unix)]
