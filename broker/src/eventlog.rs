@@ -222,11 +222,6 @@ impl EventLog {
         })
     }
 
-    /// The trust store set by [`EventLog::set_trust`], if any.
-    pub fn trust(&self) -> Option<&crate::trust::TrustStore> {
-        self.trust.as_deref()
-    }
-
     /// Appends only envelopes signed by their source, whose role may
     /// publish their kind.
     pub fn set_trust(&mut self, trust: std::sync::Arc<crate::trust::TrustStore>) {
@@ -764,14 +759,9 @@ async fn deliver(
     Ok(())
 }
 
-/// `body` for node `to` alone, tagged for it on a signed platform (signed
-/// with the broker's key, [`RecorderOptions::signer`], where the log has no
-/// trust store with that key).
+/// `body` for node `to` alone, sealed for it (`crate::trust::seal_for`).
 fn seal_for(opts: &RecorderOptions, log: &EventLog, to: &str, body: Vec<u8>) -> Vec<u8> {
-    match log.trust() {
-        Some(t) if t.has_own_key() => t.seal_for(to, body),
-        _ => contracts::seal::seal_if(opts.signer.as_deref(), body),
-    }
+    crate::trust::seal_for(log.trust.as_deref(), opts.signer.as_deref(), to, body)
 }
 
 /// A [`contracts::stream::StreamBatch`] written around stored envelopes.

@@ -906,10 +906,7 @@ impl Keeper {
     /// tagged for it on a signed platform: one tag per message, not a check
     /// per delivery at the consumer (every put in it was checked here).
     fn seal_for(&self, to: &str, body: Vec<u8>) -> Vec<u8> {
-        match &self.opts.trust {
-            Some(t) if t.has_own_key() => t.seal_for(to, body),
-            _ => self.seal(body),
-        }
+        crate::trust::seal_for(self.opts.trust.as_deref(), self.opts.signer.as_deref(), to, body)
     }
 
     /// `alert` signed with the broker's key, on a signed platform.

@@ -207,11 +207,6 @@ impl TrustStore {
         contracts::seal::seal_tagged(me.id(), &to, &body)
     }
 
-    /// Whether this process holds a key of its own (tags and seals with it).
-    pub fn has_own_key(&self) -> bool {
-        self.me.is_some()
-    }
-
     /// How many messages were refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -436,6 +431,17 @@ impl State {
             brokers,
             modified,
         }
+    }
+}
+
+/// What the keeper and the event log send node `to` alone (a delivery, a
+/// confirm, a stream batch): tagged for it by `trust` where that holds the
+/// broker's key ([`TrustStore::seal_for`]), else signed by `signer`, else
+/// (an unsigned platform) unchanged.
+pub fn seal_for(trust: Option<&TrustStore>, signer: Option<&Signer>, to: &str, body: Vec<u8>) -> Vec<u8> {
+    match trust {
+        Some(t) if t.me.is_some() => t.seal_for(to, body),
+        _ => contracts::seal::seal_if(signer, body),
     }
 }
 

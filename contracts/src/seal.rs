@@ -139,7 +139,7 @@ impl Opened<'_> {
 
 /// Takes the seal off `payload`. Anything that does not end in a
 /// well-formed seal is returned whole, unsealed.
-pub fn open(payload: &[u8]) -> Opened<'_> {
+pub fn open<'a>(payload: &'a [u8]) -> Opened<'a> {
     let whole = Opened {
         body: Cow::Borrowed(payload),
         seal: None,
@@ -152,33 +152,28 @@ pub fn open(payload: &[u8]) -> Opened<'_> {
     };
     let tail = &rest[at + SIGNER.len()..];
     let plain = |b: &[u8]| !b.iter().any(|c| matches!(c, b'"' | b'\\'));
+    // Exactly one proof field, well formed: a signature's 128 hex digits,
+    // or tags with nothing that could end the string early.
+    let text = |b: &'a [u8]| std::str::from_utf8(b).ok();
     let proof = match (rfind(tail, SIG), rfind(tail, MAC)) {
         (Some(mid), None) => {
             let sig = &tail[mid + SIG.len()..];
             let ok = sig.len() == SIG_HEX && sig.iter().all(u8::is_ascii_hexdigit);
-            ok.then_some((mid, sig, true))
+            text(sig).filter(|_| ok).map(|sig| (mid, Proof::Signature(sig)))
         }
         (None, Some(mid)) => {
             let tags = &tail[mid + MAC.len()..];
             let ok = !tags.is_empty() && plain(tags);
-            ok.then_some((mid, tags, false))
+            text(tags).filter(|_| ok).map(|tags| (mid, Proof::Tags(tags)))
         }
         _ => None,
     };
-    let Some((mid, proof, signature)) = proof else {
+    let Some((mid, proof)) = proof else {
         return whole;
     };
     let id = &tail[..mid];
-    if !plain(id) {
+    let Some(id) = text(id).filter(|_| plain(id)) else {
         return whole;
-    }
-    let (Ok(id), Ok(proof)) = (std::str::from_utf8(id), std::str::from_utf8(proof)) else {
-        return whole;
-    };
-    let proof = if signature {
-        Proof::Signature(proof)
-    } else {
-        Proof::Tags(proof)
     };
     let head = &payload[..at];
     let mut body = match head.strip_suffix(b",") {
