@@ -70,6 +70,7 @@ use uuid::Uuid;
 
 use crate::server::{pump, Input};
 use crate::subscriptions::Subscriptions;
+use crate::trust::Act;
 use crate::wire;
 
 /// Most messages taken into one batch before flushing.
@@ -323,31 +324,31 @@ impl EventLog {
         let mut fresh = HashSet::new();
         let mut next = self.next;
         for raw in payloads {
-            let (meta, kind) = match wire::check_event(raw) {
-                Ok(m) => m,
+            let read = match wire::read(raw) {
+                Ok(r) => r,
                 Err(e) => {
                     out.push((Appended::Malformed(e.to_string()), None));
                     continue;
                 }
             };
+            let mut untagged = None;
             if let Some(trust) = &self.trust {
-                // The zero-copy check above is not enough here: the
-                // signature covers the whole envelope.
-                let refusal = match serde_json::from_slice::<Envelope>(raw) {
-                    Ok(env) => trust.check_event(&env).err().map(|r| r.to_string()),
-                    Err(e) => Some(format!("unreadable: {e}")),
-                };
-                if let Some(why) = refusal {
-                    out.push((
-                        Appended::Refused {
-                            sender: meta.source.clone(),
-                            reason: why,
-                        },
-                        None,
-                    ));
-                    continue;
+                match trust.admit(raw, &read, Act::Publish) {
+                    Ok(u) => untagged = u,
+                    Err(why) => {
+                        out.push((
+                            Appended::Refused {
+                                sender: read.meta.source.clone(),
+                                reason: why,
+                            },
+                            None,
+                        ));
+                        continue;
+                    }
                 }
             }
+            let stored = untagged.as_deref().unwrap_or(raw);
+            let (meta, kind) = (read.meta, read.kind.into_owned());
             let Some(mut index) = order_prefix(&meta.order_id) else {
                 out.push((
                     Appended::Malformed("order_id is longer than 65535 bytes".into()),
@@ -369,7 +370,7 @@ impl EventLog {
             let pos = next;
             next += 1;
             fresh.insert(meta.event_id);
-            batch.insert(&pos_key(pos), raw);
+            batch.insert(&pos_key(pos), stored);
             batch.insert(index, &pos.to_be_bytes());
             out.push((Appended::Stored(pos), Some(checked)));
         }

@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::queue::{Effect, Item, Policy, Queue};
 use crate::server::{pump, Input};
 use crate::store::{Store, StoreError};
-use crate::trust::TrustStore;
+use crate::trust::{Act, TrustStore};
 use crate::wire;
 
 /// How often the keeper publishes `pizza/q/stats`.
@@ -437,21 +437,22 @@ impl Keeper {
             }
             return self.refuse(queue, reason, payload, batch);
         }
-        let meta = match wire::check_envelope(payload) {
-            Ok(m) => m,
+        let read = match wire::read(payload) {
+            Ok(r) => r,
             Err(e) => return self.refuse(queue, format!("malformed envelope: {e}"), payload, batch),
         };
+        let mut envelope = payload.clone();
         if let Some(trust) = &self.opts.trust {
-            // Not to the DLQ: a forger could fill it. Not confirmed either.
-            let refusal = match serde_json::from_slice::<Envelope>(payload) {
-                Ok(env) => trust.check_put(&env, queue).err().map(|r| r.to_string()),
-                Err(e) => Some(format!("unreadable: {e}")),
-            };
-            if let Some(why) = refusal {
-                trust.report("put", &meta.source, &self.opts.topics.put(queue), &why);
-                return Ok(());
+            match trust.admit(payload, &read, Act::Put(queue)) {
+                Ok(untagged) => envelope = untagged.map_or(envelope, Bytes::from),
+                Err(why) => {
+                    // Not to the DLQ: a forger could fill it. Not confirmed either.
+                    trust.report("put", &read.meta.source, &self.opts.topics.put(queue), &why);
+                    return Ok(());
+                }
             }
         }
+        let meta = read.meta;
         let id = meta.event_id;
         let source = meta.source.clone();
         if let Some(last_seq) = self.queue(queue).drop_withdrawn(&meta) {
@@ -467,7 +468,7 @@ impl Keeper {
             attempt: 0,
             redelivery: None,
             meta,
-            envelope: payload.clone(),
+            envelope,
         };
         // A duplicate (a re-sent put) stores nothing but is confirmed again:
         // its first confirm may have been lost.

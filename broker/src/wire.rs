@@ -6,6 +6,8 @@
 //! bytes as they came, so the payload is never re-serialised by the keeper.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 use bytes::Bytes;
 use contracts::Envelope;
@@ -39,33 +41,109 @@ struct EnvelopeView<'a> {
     payload: Option<&'a RawValue>,
     #[serde(default, borrow)]
     sig: Option<Cow<'a, str>>,
+    /// Kept raw so that [`Read::untagged`] can find it in the bytes.
     #[serde(default, borrow)]
-    mac: Option<std::collections::BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    mac: Option<&'a RawValue>,
+}
+
+/// A well-formed envelope as [`read`] found it.
+#[derive(Debug)]
+pub struct Read<'a> {
+    /// Its routing fields.
+    pub meta: Meta,
+    /// Its event kind.
+    pub kind: Cow<'a, str>,
+    /// Whether it carries an Ed25519 `sig`.
+    pub signed: bool,
+    /// Its `mac` tags, by receiver (empty when it has none).
+    pub tags: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    /// Where its `mac` member lies in the bytes it was read from.
+    mac_member: Option<Range<usize>>,
+}
+
+impl Read<'_> {
+    /// `raw` (the bytes this was read from) without its `mac` member: the
+    /// bytes its tags cover when the sender tagged the envelope as it wrote
+    /// it (as `contracts::trust::signed_bytes` does), so a tag is checked
+    /// without parsing the payload or serialising anything. `None` when it
+    /// has no tags or the key is escaped (the caller then checks the full
+    /// envelope).
+    pub fn untagged(&self, raw: &[u8]) -> Option<Vec<u8>> {
+        let span = self.mac_member.clone()?;
+        let mut out = Vec::with_capacity(raw.len() - span.len());
+        out.extend_from_slice(raw.get(..span.start)?);
+        out.extend_from_slice(raw.get(span.end..)?);
+        Some(out)
+    }
+}
+
+/// Checks that `raw` is a well-formed envelope and reads what the keeper and
+/// the event log need of it, borrowing from `raw`.
+pub fn read(raw: &[u8]) -> Result<Read<'_>, serde_json::Error> {
+    let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
+    let tags = match v.mac {
+        Some(mac) => serde_json::from_str(mac.get())?,
+        None => BTreeMap::new(),
+    };
+    let mac_member = v.mac.and_then(|mac| member_span(raw, mac.get(), b"\"mac\""));
+    Ok(Read {
+        meta: Meta {
+            event_id: v.event_id,
+            order_id: v.order_id.into_owned(),
+            source: v.source.into_owned(),
+            order_seq: v.seq,
+        },
+        kind: v.kind,
+        signed: v.sig.is_some(),
+        tags,
+        mac_member,
+    })
 }
 
 /// Checks that `raw` is a well-formed envelope and returns its routing fields.
 pub fn check_envelope(raw: &[u8]) -> Result<Meta, serde_json::Error> {
-    let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
-    Ok(meta(v).0)
+    Ok(read(raw)?.meta)
 }
 
 /// [`check_envelope`], and the event's kind (the event log routes by it).
 pub fn check_event(raw: &[u8]) -> Result<(Meta, String), serde_json::Error> {
-    let v: EnvelopeView<'_> = serde_json::from_slice(raw)?;
-    let (meta, kind) = meta(v);
-    Ok((meta, kind.into_owned()))
+    let r = read(raw)?;
+    Ok((r.meta, r.kind.into_owned()))
 }
 
-/// The routing fields of a checked envelope, and its kind still borrowed
-/// (the keeper's puts never need it: no allocation for them).
-fn meta(v: EnvelopeView<'_>) -> (Meta, Cow<'_, str>) {
-    let meta = Meta {
-        event_id: v.event_id,
-        order_id: v.order_id.into_owned(),
-        source: v.source.into_owned(),
-        order_seq: v.seq,
+/// The bytes to cut from the JSON object `raw` to remove its member `key`
+/// whose value is `value` (a slice of `raw`): the member and the comma
+/// before it, or after it when it comes first. `None` when `value` is not
+/// in `raw` or the key is not written plainly before it.
+fn member_span(raw: &[u8], value: &str, key: &[u8]) -> Option<Range<usize>> {
+    let start = (value.as_ptr() as usize).checked_sub(raw.as_ptr() as usize)?;
+    let end = start.checked_add(value.len()).filter(|&e| e <= raw.len())?;
+    let skip_back = |mut i: usize| {
+        while i > 0 && raw[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        i
     };
-    (meta, v.kind)
+    let colon = skip_back(start).checked_sub(1).filter(|&i| raw[i] == b':')?;
+    let key_start = skip_back(colon).checked_sub(key.len())?;
+    if &raw[key_start..key_start + key.len()] != key {
+        return None;
+    }
+    let before = skip_back(key_start).checked_sub(1)?;
+    match raw[before] {
+        b',' => Some(before..end),
+        b'{' => {
+            let mut after = end;
+            while raw.get(after).is_some_and(u8::is_ascii_whitespace) {
+                after += 1;
+            }
+            match raw.get(after) {
+                Some(b',') => Some(key_start..after + 1),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// An event's kind, read without checking the rest of the envelope (for
@@ -204,6 +282,54 @@ mod tests {
         v["occurred_at"] = serde_json::json!("yesterday");
         assert!(check_envelope(v.to_string().as_bytes()).is_err());
         assert!(check_envelope(b"{not json").is_err());
+    }
+
+    #[test]
+    fn the_untagged_bytes_are_the_envelope_without_its_mac_member() {
+        let mut e = sample();
+        let bare = serde_json::to_vec(&e).unwrap();
+        assert!(
+            read(&bare).unwrap().untagged(&bare).is_none(),
+            "no tags, nothing to cut"
+        );
+        e.mac.insert("broker".into(), "ab".repeat(32));
+        e.mac.insert("keeper".into(), "cd".repeat(32));
+        let raw = serde_json::to_vec(&e).unwrap();
+        let r = read(&raw).unwrap();
+        assert_eq!(r.tags.len(), 2);
+        assert_eq!(r.untagged(&raw).unwrap(), bare, "written last");
+
+        let text = String::from_utf8(raw).unwrap();
+        let (head, mac) = text.split_once(r#","mac":"#).unwrap();
+        let mac = &mac[..mac.len() - 1];
+        let first = format!(r#"{{ "mac" : {mac} , {}}}"#, &head[1..]);
+        let r = read(first.as_bytes()).unwrap();
+        let cut: serde_json::Value = serde_json::from_slice(&r.untagged(first.as_bytes()).unwrap()).unwrap();
+        assert_eq!(
+            cut,
+            serde_json::from_slice::<serde_json::Value>(&bare).unwrap(),
+            "written first"
+        );
+        // In the middle too; under an escaped key it is left to the full check.
+        let (a, b) = head.split_once(r#","seq""#).unwrap();
+        let middle = format!(r#"{a},"mac":{mac},"seq"{b}}}"#);
+        assert_eq!(read(middle.as_bytes()).unwrap().tags.len(), 2);
+        assert!(read(middle.as_bytes())
+            .unwrap()
+            .untagged(middle.as_bytes())
+            .is_some());
+        let escaped = text.replace(r#""mac""#, r#""m\u0061c""#);
+        assert!(read(escaped.as_bytes())
+            .unwrap()
+            .untagged(escaped.as_bytes())
+            .is_none());
+        // Tags must be strings.
+        assert!(read(
+            text.replace(&"ab".repeat(32), "")
+                .replace(r#""""#, "1")
+                .as_bytes()
+        )
+        .is_err());
     }
 
     #[test]

@@ -345,19 +345,32 @@ impl Trust {
         if env.mac.is_empty() {
             return Err(Refusal::Unsigned);
         }
+        let tag = receiver.and_then(|(me, _)| env.mac.get(me));
+        self.verify_tagged(&env.source, &signed_bytes(env), tag.map(String::as_str), receiver)
+    }
+
+    /// Checks that `tag` is `source`'s tag of `bytes` (an envelope without
+    /// `sig` and `mac`, as [`signed_bytes`] or the broker's zero-copy read
+    /// makes them) for `receiver`; returns the sender's role.
+    pub fn verify_tagged(
+        &self,
+        source: &str,
+        bytes: &[u8],
+        tag: Option<&str>,
+        receiver: Option<(&str, &PairKey)>,
+    ) -> Result<&str, Refusal> {
         let (role, _) = self
             .nodes
-            .get(&env.source)
-            .ok_or_else(|| Refusal::UnknownSender(env.source.clone()))?;
-        let tagged = receiver.is_some_and(|(me, key)| {
-            env.mac
-                .get(me)
-                .is_some_and(|tag| key.check(&env.source, me, &signed_bytes(env), tag))
-        });
+            .get(source)
+            .ok_or_else(|| Refusal::UnknownSender(source.to_string()))?;
+        let tagged = match (receiver, tag) {
+            (Some((me, key)), Some(tag)) => key.check(source, me, bytes, tag),
+            _ => false,
+        };
         if tagged {
             Ok(role)
         } else {
-            Err(Refusal::BadSignature(env.source.clone()))
+            Err(Refusal::BadSignature(source.to_string()))
         }
     }
 
@@ -396,9 +409,34 @@ impl Trust {
     /// [`Trust::verify_for`]).
     pub fn check_event_for(&self, env: &Envelope, receiver: Option<(&str, &PairKey)>) -> Result<(), Refusal> {
         let role = self.verify_for(env, receiver)?;
-        permit(may_publish(role, &env.kind), env, role, || {
-            format!("publish {}", env.kind)
-        })
+        permit_publish(&env.source, role, &env.kind)
+    }
+
+    /// [`Trust::check_event_for`] for an envelope the receiver read as bytes
+    /// (see [`Trust::verify_tagged`]): `source` tagged `bytes`, an event of
+    /// `kind`, for this receiver.
+    pub fn check_tagged_event(
+        &self,
+        (source, kind): (&str, &str),
+        bytes: &[u8],
+        tag: Option<&str>,
+        receiver: Option<(&str, &PairKey)>,
+    ) -> Result<(), Refusal> {
+        let role = self.verify_tagged(source, bytes, tag, receiver)?;
+        permit_publish(source, role, kind)
+    }
+
+    /// [`Trust::check_put_for`] for an envelope the receiver read as bytes
+    /// (see [`Trust::verify_tagged`]).
+    pub fn check_tagged_put(
+        &self,
+        (source, queue): (&str, &str),
+        bytes: &[u8],
+        tag: Option<&str>,
+        receiver: Option<(&str, &PairKey)>,
+    ) -> Result<(), Refusal> {
+        let role = self.verify_tagged(source, bytes, tag, receiver)?;
+        permit_put(source, role, queue)
     }
 
     /// A message put on `queue`: signed by its source, whose role may put
@@ -415,9 +453,7 @@ impl Trust {
         receiver: Option<(&str, &PairKey)>,
     ) -> Result<(), Refusal> {
         let role = self.verify_for(env, receiver)?;
-        permit(may_put(role, queue), env, role, || {
-            format!("put on queue {queue}")
-        })
+        permit_put(&env.source, role, queue)
     }
 
     /// A sealed protocol message ([`crate::seal`]) as `receiver` gets it
@@ -482,12 +518,26 @@ impl Trust {
     }
 }
 
-fn permit(ok: bool, env: &Envelope, role: &str, action: impl FnOnce() -> String) -> Result<(), Refusal> {
+/// Whether `sender`, of `role`, may publish events of `kind`.
+fn permit_publish(sender: &str, role: &str, kind: &str) -> Result<(), Refusal> {
+    permit(may_publish(role, kind), sender, role, || {
+        format!("publish {kind}")
+    })
+}
+
+/// Whether `sender`, of `role`, may put on `queue`.
+fn permit_put(sender: &str, role: &str, queue: &str) -> Result<(), Refusal> {
+    permit(may_put(role, queue), sender, role, || {
+        format!("put on queue {queue}")
+    })
+}
+
+fn permit(ok: bool, sender: &str, role: &str, action: impl FnOnce() -> String) -> Result<(), Refusal> {
     if ok {
         Ok(())
     } else {
         Err(Refusal::NotPermitted {
-            sender: env.source.clone(),
+            sender: sender.to_string(),
             role: role.to_string(),
             action: action(),
         })

@@ -98,7 +98,12 @@ impl Security {
         confirmation: Confirmation,
     ) -> Result<Entry, NodeError> {
         match (&self.signer, &self.trust) {
-            (Some(_), Some(t)) => Entry::for_envelope(topic, &t.tag(envelope), confirmation),
+            (Some(_), Some(t)) => Ok(Entry {
+                id: envelope.event_id,
+                topic,
+                payload: t.tagged_json(envelope)?,
+                confirmation,
+            }),
             (Some(s), None) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
             (None, _) => Entry::for_envelope(topic, envelope, confirmation),
         }

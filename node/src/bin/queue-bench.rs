@@ -578,7 +578,10 @@ async fn put_all(
     let bodies: Vec<Vec<u8>> = (0..count)
         .map(|i| {
             let e = envelope(i, producer);
-            serde_json::to_vec(&trust.as_ref().map_or(e.clone(), |t| t.tag(&e)))
+            match &trust {
+                Some(t) => t.tagged_json(&e).map(String::into_bytes),
+                None => serde_json::to_vec(&e),
+            }
         })
         .collect::<Result<_, _>>()?;
     // Let the consumer's credit and subscriptions land (a benchmark, not a
