@@ -12,7 +12,8 @@
 //!
 //! `cargo run --release -p node --bin queue-bench [-- --raw N --queue N --rate R --secs S]`;
 //! `-- --stream-only --queue N` runs only the event stream (for profiling
-//! the event log with `perf record`).
+//! the event log with `perf record`); `-- --compare-signed N` runs it N
+//! times each unsigned and signed, alternating, and prints the medians.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,132 @@ struct Args {
     /// Run only the thin-client event stream (for profiling the event log).
     #[arg(long)]
     stream_only: bool,
+    /// Run N rounds, each once unsigned and once `--signed` (each run a
+    /// fresh process, broker and data dir), and print every path's median
+    /// of both and what signing costs: the comparison the trust issue
+    /// asks for, on a machine whose runs vary by a fifth.
+    #[arg(long, value_name = "N")]
+    compare_signed: Option<u32>,
+    /// End with one `figures:` line (name=value, msg/s), for
+    /// `--compare-signed` to read.
+    #[arg(long, hide = true)]
+    figures: bool,
+}
+
+/// What one run measured, by path (msg/s or events/s), in the order run.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Figures(Vec<(String, f64)>);
+
+impl Figures {
+    fn add(&mut self, name: &str, value: f64) {
+        self.0.push((name.to_string(), value));
+    }
+
+    /// The `figures:` line.
+    fn line(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v:.0}")).collect();
+        format!("figures: {}", parts.join(" "))
+    }
+
+    /// Reads a `figures:` line back; `None` for any other line.
+    fn parse(line: &str) -> Option<Figures> {
+        let rest = line.strip_prefix("figures: ")?;
+        rest.split_whitespace()
+            .map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                Some((k.to_string(), v.parse().ok()?))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Figures)
+    }
+}
+
+/// Every path's median unsigned and signed, and how many fewer per cent
+/// signed did, from runs of both kinds (paths in the order first seen).
+fn compare(unsigned: &[Figures], signed: &[Figures]) -> Vec<(String, f64, f64, f64)> {
+    let median = |runs: &[Figures], name: &str| {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter_map(|f| f.0.iter().find(|(n, _)| n == name).map(|(_, x)| *x))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        match v.len() {
+            0 => f64::NAN,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        }
+    };
+    let names: Vec<String> = unsigned
+        .first()
+        .map(|f| f.0.iter().map(|(n, _)| n.clone()).collect())
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|n| {
+            let (u, s) = (median(unsigned, &n), median(signed, &n));
+            let fewer = (1.0 - s / u) * 100.0;
+            (n, u, s, fewer)
+        })
+        .collect()
+}
+
+/// `--compare-signed N`: this binary run 2N times, alternating.
+fn compare_signed(args: &Args, rounds: u32) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut common: Vec<String> = vec![
+        format!("--raw={}", args.raw),
+        format!("--queue={}", args.queue),
+        format!("--batch={}", args.batch),
+        format!("--rate={}", args.rate),
+        format!("--secs={}", args.secs),
+        "--figures".into(),
+    ];
+    if args.single_deliveries {
+        common.push("--single-deliveries".into());
+    }
+    if args.stream_only {
+        common.push("--stream-only".into());
+    }
+    if let Some(b) = &args.broker {
+        common.push(format!("--broker={b}"));
+    }
+    let (mut unsigned, mut signed) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        for sign in [false, true] {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(&common);
+            if sign {
+                cmd.arg("--signed");
+            }
+            let out = cmd.stderr(std::process::Stdio::inherit()).output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "round {round} (signed: {sign}) failed: {}",
+                out.status
+            );
+            let text = String::from_utf8_lossy(&out.stdout);
+            let figures = text
+                .lines()
+                .find_map(Figures::parse)
+                .context("a run printed no figures line")?;
+            println!(
+                "round {round} {}: {}",
+                if sign { "signed  " } else { "unsigned" },
+                figures.line()
+            );
+            if sign { &mut signed } else { &mut unsigned }.push(figures);
+        }
+    }
+    println!("medians of {rounds} alternated rounds:");
+    println!(
+        "{:<10} {:>12} {:>12} {:>8}",
+        "path", "unsigned", "signed", "fewer"
+    );
+    for (name, u, s, fewer) in compare(&unsigned, &signed) {
+        println!("{name:<10} {u:>12.0} {s:>12.0} {fewer:>7.1}%");
+    }
+    println!("(raw involves no signing: its difference is this machine's noise)");
+    Ok(())
 }
 
 /// With `--signed`: where every bench client's key and the trust file are.
@@ -101,6 +228,9 @@ static ALLOCATOR: node::allocator::Allocator = node::allocator::ALLOCATOR;
 async fn main() -> anyhow::Result<()> {
     node::allocator::tune();
     let args = Args::parse();
+    if let Some(rounds) = args.compare_signed {
+        return compare_signed(&args, rounds);
+    }
     // Warnings and errors only (RUST_LOG overrides), so the figures stay readable.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -207,6 +337,12 @@ async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut figures = Figures::default();
+    let done = |figures: &Figures| {
+        if args.figures {
+            println!("{}", figures.line());
+        }
+    };
     if args.stream_only {
         let stream = thin_stream(at, args.queue)
             .await
@@ -215,9 +351,12 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
             "durable event stream, thin MQTT clients: {stream:>9.0} events/s ({} events)",
             args.queue
         );
+        figures.add("stream", stream);
+        done(&figures);
         return Ok(());
     }
     let raw = raw_mqtt(at, args.raw).await.context("raw MQTT run")?;
+    figures.add("raw", raw);
     println!(
         "raw MQTT QoS1, 100 B, 1 pub -> 1 sub: {:>9.0} msg/s ({} msgs)",
         raw, args.raw
@@ -234,6 +373,7 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
     let thin = thin_queue(at, args.queue, !args.single_deliveries)
         .await
         .context("thin-client queue run")?;
+    figures.add("thin", thin);
     println!(
         "durable queue, thin MQTT clients (no client outbox): {:>9.0} msg/s ({} msgs) = {:.1}% of raw",
         thin,
@@ -244,6 +384,7 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
     let stream = thin_stream(at, args.queue)
         .await
         .context("thin-client event stream run")?;
+    figures.add("stream", stream);
     println!(
         "durable event stream, thin MQTT clients (put -> confirm, subscribe -> ack): {:>9.0} events/s ({} events) = {:.1}% of raw",
         stream,
@@ -266,6 +407,7 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
     let consumer_node = start("bench-consumer")?.await?;
 
     let queued = queue_throughput(&producer_node, &consumer_node, args.queue, args.batch).await?;
+    figures.add("node", queued);
     println!(
         "durable queue via node runtime (sled outbox): {:>9.0} msg/s ({} msgs, put batches of {})",
         queued, args.queue, args.batch
@@ -278,6 +420,7 @@ async fn run_on(args: &Args, at: &BrokerAddr, dir: &std::path::Path) -> anyhow::
         args.rate, p50, p99
     );
     println!("process RSS (broker + keeper + both nodes): {:.0} MiB", rss_mib());
+    done(&figures);
     Ok(())
 }
 
@@ -729,4 +872,43 @@ async fn latency(
         percentile(&samples, 0.99),
         samples.len(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(values: &[(&str, f64)]) -> Figures {
+        Figures(values.iter().map(|(n, v)| (n.to_string(), *v)).collect())
+    }
+
+    #[test]
+    fn a_figures_line_reads_back_and_nothing_else_does() {
+        let f = run(&[("raw", 81000.0), ("stream", 29408.0)]);
+        assert_eq!(f.line(), "figures: raw=81000 stream=29408");
+        assert_eq!(Figures::parse(&f.line()), Some(f));
+        assert_eq!(Figures::parse("raw MQTT QoS1: 81000 msg/s"), None);
+        assert_eq!(Figures::parse("figures: raw=fast"), None);
+    }
+
+    #[test]
+    fn the_comparison_takes_medians_per_path() {
+        let unsigned = [
+            run(&[("raw", 100.0), ("node", 20.0)]),
+            run(&[("raw", 300.0), ("node", 22.0)]),
+            run(&[("raw", 200.0), ("node", 24.0)]),
+        ];
+        let signed = [
+            run(&[("raw", 200.0), ("node", 18.0)]),
+            run(&[("raw", 200.0), ("node", 19.0)]),
+        ];
+        let c = compare(&unsigned, &signed);
+        assert_eq!(c.len(), 2);
+        assert_eq!(
+            (c[0].0.as_str(), c[0].1, c[0].2, c[0].3),
+            ("raw", 200.0, 200.0, 0.0)
+        );
+        assert_eq!((c[1].0.as_str(), c[1].1, c[1].2), ("node", 22.0, 18.5));
+        assert!((c[1].3 - 15.909).abs() < 0.01, "{}", c[1].3);
+    }
 }
