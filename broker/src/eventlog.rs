@@ -60,7 +60,7 @@ use contracts::history::LogQuery;
 use contracts::queue::Confirm;
 use contracts::stream::{StreamAck, Subscribe};
 use contracts::topics::Topics;
-use contracts::trust::Refusal;
+use contracts::trust::{Act, Refusal};
 use contracts::Envelope;
 use rumqttc::{AsyncClient, QoS};
 use serde::Serialize;
@@ -70,7 +70,6 @@ use uuid::Uuid;
 
 use crate::server::{pump, Input};
 use crate::subscriptions::Subscriptions;
-use crate::trust::Act;
 use crate::wire;
 
 /// Most messages taken into one batch before flushing.
@@ -333,7 +332,7 @@ impl EventLog {
             };
             let mut untagged = None;
             if let Some(trust) = &self.trust {
-                match trust.admit(raw, &read, Act::Publish) {
+                match trust.admit(raw, &read, Act::Publish(&read.kind)) {
                     Ok(u) => untagged = u,
                     Err(why) => {
                         out.push((

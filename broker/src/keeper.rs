@@ -24,7 +24,7 @@ use contracts::queue::{
 };
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
-use contracts::trust::role;
+use contracts::trust::{role, Act};
 use contracts::Envelope;
 use rumqttc::{AsyncClient, EventLoop, QoS};
 use time::format_description::well_known::Rfc3339;
@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::queue::{Effect, Item, Policy, Queue};
 use crate::server::{pump, Input};
 use crate::store::{Store, StoreError};
-use crate::trust::{Act, TrustStore};
+use crate::trust::TrustStore;
 use crate::wire;
 
 /// How often the keeper publishes `pizza/q/stats`.

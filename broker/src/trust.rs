@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime};
 
 use contracts::mac::PairKey;
-use contracts::trust::{Refusal, Signer, Trust, TrustFile, Trusted};
+use contracts::trust::{Act, Refusal, Signer, Trust, TrustFile, Trusted};
 use contracts::Envelope;
 
 use crate::wire::Read;
@@ -38,16 +38,6 @@ pub enum TrustError {
         /// What is wrong.
         reason: String,
     },
-}
-
-/// What an envelope arriving at a broker asks to do (see
-/// [`TrustStore::admit`]).
-#[derive(Debug, Clone, Copy)]
-pub enum Act<'a> {
-    /// Be appended to the event log.
-    Publish,
-    /// Be put on this queue.
-    Put(&'a str),
 }
 
 /// The trust file, re-read when a sender is not in it yet.
@@ -173,20 +163,12 @@ impl TrustStore {
         let Some(me) = self.me.as_deref() else {
             return env.clone();
         };
-        let brokers = self.brokers();
-        if brokers.is_empty() {
+        let Some(mac) = self.broker_tags(me, &contracts::trust::signed_bytes(env)) else {
             return me.sign(env);
-        }
-        let bytes = contracts::trust::signed_bytes(env);
+        };
         let mut tagged = env.clone();
         tagged.sig = None;
-        tagged.mac = brokers
-            .into_iter()
-            .map(|(b, key)| {
-                let tag = key.tag(me.id(), &b, &bytes);
-                (b, tag)
-            })
-            .collect();
+        tagged.mac = mac;
         tagged
     }
 
@@ -197,21 +179,38 @@ impl TrustStore {
         let Some(me) = self.me.as_deref() else {
             return serde_json::to_string(env);
         };
-        let brokers = self.brokers();
-        if brokers.is_empty() || env.sig.is_some() || !env.mac.is_empty() {
+        if env.sig.is_some() || !env.mac.is_empty() {
+            // Sealed already: `tag` replaces the old proof.
             return serde_json::to_string(&self.tag(env));
         }
         let bytes = contracts::trust::signed_bytes(env);
-        let tags: BTreeMap<&str, String> = brokers
-            .iter()
-            .map(|(b, key)| (b.as_str(), key.tag(me.id(), b, &bytes)))
-            .collect();
+        let Some(mac) = self.broker_tags(me, &bytes) else {
+            return serde_json::to_string(&me.sign(env));
+        };
         let mut json = String::from_utf8(bytes).map_err(serde::ser::Error::custom)?;
         json.pop(); // the closing brace
         json.push_str(r#","mac":"#);
-        json.push_str(&serde_json::to_string(&tags)?);
+        json.push_str(&serde_json::to_string(&mac)?);
         json.push('}');
         Ok(json)
+    }
+
+    /// `me`'s tag of envelope bytes `bytes` for each broker of the trust
+    /// file other than itself; `None` when there is no such broker.
+    fn broker_tags(&self, me: &Signer, bytes: &[u8]) -> Option<BTreeMap<String, String>> {
+        let brokers = self.brokers();
+        if brokers.is_empty() {
+            return None;
+        }
+        Some(
+            brokers
+                .into_iter()
+                .map(|(b, key)| {
+                    let tag = key.tag(me.id(), &b, bytes);
+                    (b, tag)
+                })
+                .collect(),
+        )
     }
 
     /// A protocol message (`contracts::seal`) for node `to` alone (a
@@ -311,7 +310,7 @@ impl TrustStore {
         }
         let env = serde_json::from_slice::<Envelope>(raw).map_err(|e| format!("unreadable: {e}"))?;
         match act {
-            Act::Publish => self.check_event(&env),
+            Act::Publish(_) => self.check_event(&env),
             Act::Put(queue) => self.check_put(&env, queue),
         }
         .map_err(|r| r.to_string())?;
@@ -327,18 +326,10 @@ impl TrustStore {
         let key = self.pair(source)?;
         let bytes = read.untagged(raw)?;
         let receiver = Some((me, &key));
-        let ok = match act {
-            Act::Publish => {
-                self.read()
-                    .trust
-                    .check_tagged_event((source, &read.kind), &bytes, Some(tag), receiver)
-            }
-            Act::Put(queue) => {
-                self.read()
-                    .trust
-                    .check_tagged_put((source, queue), &bytes, Some(tag), receiver)
-            }
-        };
+        let ok = self
+            .read()
+            .trust
+            .check_tagged(source, act, &bytes, Some(tag), receiver);
         ok.is_ok().then_some(bytes)
     }
 
@@ -679,7 +670,7 @@ mod tests {
             raw,
             "written out alike"
         );
-        let kept = admit(&raw, Act::Publish)
+        let kept = admit(&raw, Act::Publish("order.placed"))
             .unwrap()
             .expect("checked from the bytes");
         assert_eq!(
@@ -692,7 +683,7 @@ mod tests {
 
         // The same bytes with the payload changed: the tag no longer covers them.
         let forged = String::from_utf8(raw.clone()).unwrap().replace("12.5", "0.5");
-        assert!(admit(forged.as_bytes(), Act::Publish)
+        assert!(admit(forged.as_bytes(), Act::Publish("order.placed"))
             .unwrap_err()
             .contains("order"));
         // A tagged envelope is still held to the permission table.
@@ -701,14 +692,18 @@ mod tests {
         // The kitchen's tag for the broker does not pass as the order's.
         let mut as_order = keys.store(&kitchen).tag(&placed);
         as_order.source = "order".into();
-        assert!(admit(&serde_json::to_vec(&as_order).unwrap(), Act::Publish).is_err());
+        assert!(admit(
+            &serde_json::to_vec(&as_order).unwrap(),
+            Act::Publish("order.placed")
+        )
+        .is_err());
 
         // Tags written before the other members: checked on the full
         // envelope, and kept as they came.
         let mut v = serde_json::to_value(at_order.tag(&placed)).unwrap();
         let mac = v.as_object_mut().unwrap().remove("mac").unwrap();
         let first = format!("{{\"mac\":{mac},{}", &v.to_string()[1..]);
-        assert_eq!(admit(first.as_bytes(), Act::Publish), Ok(None));
+        assert_eq!(admit(first.as_bytes(), Act::Publish("order.placed")), Ok(None));
         assert_eq!(at_broker.refused(), 3);
     }
 

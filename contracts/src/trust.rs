@@ -409,34 +409,23 @@ impl Trust {
     /// [`Trust::verify_for`]).
     pub fn check_event_for(&self, env: &Envelope, receiver: Option<(&str, &PairKey)>) -> Result<(), Refusal> {
         let role = self.verify_for(env, receiver)?;
-        permit_publish(&env.source, role, &env.kind)
+        Act::Publish(&env.kind).permit(&env.source, role)
     }
 
-    /// [`Trust::check_event_for`] for an envelope the receiver read as bytes
-    /// (see [`Trust::verify_tagged`]): `source` tagged `bytes`, an event of
-    /// `kind`, for this receiver.
-    pub fn check_tagged_event(
+    /// The check of [`Trust::check_event_for`] or [`Trust::check_put_for`]
+    /// for an envelope the receiver read as bytes (see
+    /// [`Trust::verify_tagged`]): `source` tagged `bytes` for this receiver
+    /// and may `act`.
+    pub fn check_tagged(
         &self,
-        (source, kind): (&str, &str),
+        source: &str,
+        act: Act<'_>,
         bytes: &[u8],
         tag: Option<&str>,
         receiver: Option<(&str, &PairKey)>,
     ) -> Result<(), Refusal> {
         let role = self.verify_tagged(source, bytes, tag, receiver)?;
-        permit_publish(source, role, kind)
-    }
-
-    /// [`Trust::check_put_for`] for an envelope the receiver read as bytes
-    /// (see [`Trust::verify_tagged`]).
-    pub fn check_tagged_put(
-        &self,
-        (source, queue): (&str, &str),
-        bytes: &[u8],
-        tag: Option<&str>,
-        receiver: Option<(&str, &PairKey)>,
-    ) -> Result<(), Refusal> {
-        let role = self.verify_tagged(source, bytes, tag, receiver)?;
-        permit_put(source, role, queue)
+        act.permit(source, role)
     }
 
     /// A message put on `queue`: signed by its source, whose role may put
@@ -453,7 +442,7 @@ impl Trust {
         receiver: Option<(&str, &PairKey)>,
     ) -> Result<(), Refusal> {
         let role = self.verify_for(env, receiver)?;
-        permit_put(&env.source, role, queue)
+        Act::Put(queue).permit(&env.source, role)
     }
 
     /// A sealed protocol message ([`crate::seal`]) as `receiver` gets it
@@ -518,28 +507,34 @@ impl Trust {
     }
 }
 
-/// Whether `sender`, of `role`, may publish events of `kind`.
-fn permit_publish(sender: &str, role: &str, kind: &str) -> Result<(), Refusal> {
-    permit(may_publish(role, kind), sender, role, || {
-        format!("publish {kind}")
-    })
+/// What an envelope asks of its receiver, in the permission table's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act<'a> {
+    /// Be appended to the event log as an event of this kind.
+    Publish(&'a str),
+    /// Be put on this queue.
+    Put(&'a str),
 }
 
-/// Whether `sender`, of `role`, may put on `queue`.
-fn permit_put(sender: &str, role: &str, queue: &str) -> Result<(), Refusal> {
-    permit(may_put(role, queue), sender, role, || {
-        format!("put on queue {queue}")
-    })
-}
-
-fn permit(ok: bool, sender: &str, role: &str, action: impl FnOnce() -> String) -> Result<(), Refusal> {
-    if ok {
-        Ok(())
-    } else {
+impl Act<'_> {
+    /// Whether `sender`, of `role`, may do this.
+    pub fn permit(self, sender: &str, role: &str) -> Result<(), Refusal> {
+        let ok = match self {
+            Act::Publish(kind) => may_publish(role, kind),
+            Act::Put(queue) => may_put(role, queue),
+        };
+        if ok {
+            return Ok(());
+        }
+        // Formatted only for a refusal: this runs for every event and put.
+        let action = match self {
+            Act::Publish(kind) => format!("publish {kind}"),
+            Act::Put(queue) => format!("put on queue {queue}"),
+        };
         Err(Refusal::NotPermitted {
             sender: sender.to_string(),
             role: role.to_string(),
-            action: action(),
+            action,
         })
     }
 }

@@ -97,16 +97,17 @@ impl Security {
         envelope: &Envelope,
         confirmation: Confirmation,
     ) -> Result<Entry, NodeError> {
-        match (&self.signer, &self.trust) {
-            (Some(_), Some(t)) => Ok(Entry {
-                id: envelope.event_id,
-                topic,
-                payload: t.tagged_json(envelope)?,
-                confirmation,
-            }),
-            (Some(s), None) => Entry::for_envelope(topic, &s.sign(envelope), confirmation),
-            (None, _) => Entry::for_envelope(topic, envelope, confirmation),
-        }
+        let payload = match (&self.signer, &self.trust) {
+            (Some(_), Some(t)) => t.tagged_json(envelope)?,
+            (Some(s), None) => serde_json::to_string(&s.sign(envelope))?,
+            (None, _) => serde_json::to_string(envelope)?,
+        };
+        Ok(Entry {
+            id: envelope.event_id,
+            topic,
+            payload,
+            confirmation,
+        })
     }
 
     /// A protocol message (credit, ack, heartbeat, request) with this
