@@ -587,7 +587,10 @@ pub async fn run(opts: RecorderOptions, mut log: EventLog) -> Result<(), EventLo
                     }
                 }
             }
-            _ = tick.tick() => subs.tick(now_ms()),
+            _ = tick.tick() => {
+                subs.tick(now_ms());
+                crate::metrics::event_log(&log, &subs);
+            }
         }
         let mut publishes = Vec::with_capacity(inputs.len());
         for input in inputs {

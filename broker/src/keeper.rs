@@ -978,6 +978,7 @@ impl Keeper {
                 put_total: c.put,
                 done_total: c.done,
                 redelivered_total: c.redelivered,
+                delivered_total: c.delivered,
                 consumers: q.consumer_figures(),
             });
         }
@@ -985,6 +986,7 @@ impl Keeper {
             at: now_rfc3339(),
             queues: figures,
         };
+        crate::metrics::queues(&stats);
         // Sealed: scenarios and the operator act on what the stats say.
         self.publish_sealed(self.opts.topics.queue_stats(), &stats, true)
             .await

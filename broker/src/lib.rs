@@ -22,6 +22,7 @@ pub mod auth;
 pub mod eventlog;
 pub mod journal;
 pub mod keeper;
+pub mod metrics;
 #[cfg(target_os = "linux")]
 pub mod nodelay;
 pub mod queue;

@@ -226,6 +226,8 @@ pub struct Counters {
     pub put: u64,
     /// Messages done.
     pub done: u64,
+    /// Deliveries sent to consumers (first ones and redeliveries).
+    pub delivered: u64,
     /// Redeliveries (retries and lease expiries).
     pub redelivered: u64,
     /// Messages dead-lettered.
@@ -689,6 +691,7 @@ impl Queue {
             item.attempt += 1;
             let item = item.clone();
             self.next_delivery += 1;
+            self.counters.delivered += 1;
             let delivery_id = format!("{}-{}-{}", self.name, seq, self.next_delivery);
             self.forget_released(seq);
             self.leases.insert(

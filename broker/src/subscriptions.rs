@@ -236,6 +236,11 @@ impl Subscriptions {
         }
     }
 
+    /// Every subscription, for the metrics.
+    pub fn iter(&self) -> impl Iterator<Item = (&Key, &Sub)> {
+        self.subs.iter()
+    }
+
     /// Whether subscription `name` of `client` is being served.
     pub fn knows(&self, client: &str, name: &str) -> bool {
         self.subs.contains_key(&(client.to_string(), name.to_string()))

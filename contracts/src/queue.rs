@@ -348,6 +348,10 @@ pub struct QueueFigures {
     pub done_total: u64,
     /// Total redeliveries since the keeper started.
     pub redelivered_total: u64,
+    /// Total deliveries (first ones and redeliveries) since the keeper
+    /// started. Absent from keepers that predate it.
+    #[serde(default)]
+    pub delivered_total: u64,
     /// Consumers that announced credit.
     pub consumers: Vec<ConsumerFigures>,
 }

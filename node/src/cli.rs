@@ -323,9 +323,23 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
         prefix: common.prefix.clone(),
     };
     let dir = cfg.data_dir.display().to_string();
-    Node::start(cfg)
+    let node = Node::start(cfg)
         .await
-        .with_context(|| format!("cannot start the node (data directory {dir})"))
+        .with_context(|| format!("cannot start the node (data directory {dir})"))?;
+    serve_metrics(common, &node).await?;
+    Ok(node)
+}
+
+/// Installs the node's Prometheus exporter and, with `--metrics`, serves it
+/// on its own address until the node stops (the figure `metrics` says where).
+pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
+    crate::metrics::install(node.id(), node.role());
+    if let Some(addr) = common.metrics {
+        let stop = crate::roles::until_stopped(node.clone());
+        let url = crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?;
+        node.set_figure("metrics", url);
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -397,6 +411,11 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     };
     let id = a.common.id_or("broker");
     let security = a.common.security(&id, "broker")?;
+    crate::metrics::install(&id, "broker");
+    if let Some(addr) = a.common.metrics {
+        let url = crate::metrics::listen(addr, a.common.advertise.as_deref(), terminated()).await?;
+        tracing::info!(%url, "metrics");
+    }
     let opts = broker::BrokerOptions {
         server: broker::ServerOptions {
             listen: a.listen,

@@ -51,6 +51,10 @@ pub struct CommonArgs {
     /// outside the sender's role.
     #[arg(long, env = "PIZZA_TRUST", requires = "key")]
     pub trust: Option<PathBuf>,
+    /// Serve Prometheus `/metrics` on this address (e.g. 127.0.0.1:9464).
+    /// Nodes with an HTTP API serve it there as well.
+    #[arg(long, env = "PIZZA_METRICS")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl CommonArgs {

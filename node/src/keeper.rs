@@ -97,6 +97,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("cannot start the keeper (data directory {})", data_dir.display()))?;
+    crate::cli::serve_metrics(&a.common, &node).await?;
     let epoch = wall_ms();
     node.set_figure(EPOCH, epoch);
     let mine = Lease {

@@ -33,6 +33,7 @@ pub mod inspect;
 pub mod keeper;
 pub mod link;
 pub mod logging;
+pub mod metrics;
 pub mod outbox;
 pub mod ports;
 pub mod queue;

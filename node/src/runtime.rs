@@ -62,6 +62,8 @@ struct Shared {
     figures: Mutex<BTreeMap<String, serde_json::Value>>,
     /// This host's name, for the heartbeat.
     host: String,
+    /// Wakes the heartbeat before its next tick (see [`Node::beat_now`]).
+    beat: tokio::sync::Notify,
 }
 
 /// One message of a step, for [`Node::send`].
@@ -119,6 +121,7 @@ impl Node {
                 role: cfg.role,
                 started_at: now_rfc3339(),
                 host: crate::claim::host_name(),
+                beat: tokio::sync::Notify::new(),
                 inbox,
                 counters: Counters::default(),
                 faults,
@@ -179,6 +182,22 @@ impl Node {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(key.to_string(), value.into());
+    }
+
+    /// Sends the heartbeat now rather than at its next tick: for a figure
+    /// others act on as soon as the node shows up (its HTTP address).
+    pub fn beat_now(&self) {
+        self.shared.beat.notify_one();
+    }
+
+    /// One of the role's figures, as the next heartbeat will show it.
+    pub fn figure(&self, key: &str) -> Option<serde_json::Value> {
+        self.shared
+            .figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
     }
 
     /// A producer for work queues.
@@ -342,10 +361,15 @@ impl Node {
         let topic = self.topics().status(self.id());
         let mut tick = tokio::time::interval(HEARTBEAT);
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.shared.beat.notified() => {}
+            }
+            let status = self.status();
+            crate::metrics::record(&status);
             if self
                 .link
-                .publish_json(topic.clone(), &self.status(), true)
+                .publish_json(topic.clone(), &status, true)
                 .await
                 .is_err()
             {

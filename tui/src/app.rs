@@ -91,6 +91,11 @@ impl App {
             log_dir: opts.log_dir(),
             broker: opts.broker.clone(),
             topology: opts.topology.clone(),
+            scrape_targets: vec![
+                opts.data_dir.join(SCRAPE_TARGETS),
+                // The latest control room's, where assets/prometheus looks.
+                std::env::temp_dir().join("pizza-platform").join(SCRAPE_TARGETS),
+            ],
         });
         // The control room's key seals its commands: on a signed platform a
         // node obeys only a control room.
@@ -325,6 +330,10 @@ pub struct Finished {
     /// The scenario's verdict (`None` without a scenario, or one cut short).
     pub verdict: Option<crate::play::Verdict>,
 }
+
+/// The Prometheus targets file the control room keeps, in its run's data
+/// directory and in `$TMPDIR/pizza-platform/`.
+pub const SCRAPE_TARGETS: &str = "prometheus-targets.json";
 
 /// A fresh per-run data directory: `$TMPDIR/pizza-platform/run-<time>-<pid>`.
 pub fn per_run_dir() -> PathBuf {

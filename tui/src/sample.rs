@@ -187,6 +187,7 @@ pub fn model() -> Model {
                 id: id.into(),
                 role,
                 pid,
+                metrics: Some(format!("http://127.0.0.1:{}/metrics", 41000 + pid % 1000)),
             }),
         );
     }

@@ -65,6 +65,10 @@ pub struct SupervisorConfig {
     pub broker: BrokerTarget,
     /// The topology: start order and flags for each role.
     pub topology: Topology,
+    /// Files kept current with every started node's `/metrics` address, in
+    /// Prometheus' `file_sd` format (assets/prometheus/prometheus.yml reads
+    /// one).
+    pub scrape_targets: Vec<PathBuf>,
 }
 
 /// Something that happened to a child; becomes a message for the model.
@@ -78,6 +82,8 @@ pub enum ChildEvent {
         role: Role,
         /// OS process id.
         pid: u32,
+        /// Where its Prometheus `/metrics` is served, if anywhere.
+        metrics: Option<String>,
     },
     /// A node process ended.
     Exited {
@@ -373,7 +379,9 @@ impl Supervisor {
                 let pid = proc.pid;
                 self.running.insert(id.clone(), proc);
                 self.specs.insert(id.clone(), spec.clone());
+                self.write_scrape_targets();
                 ChildEvent::Spawned {
+                    metrics: self.metrics_url(&id),
                     id,
                     role: spec.role,
                     pid,
@@ -408,6 +416,37 @@ impl Supervisor {
             return None;
         }
         self.ports.get(id).map(|p| format!("http://127.0.0.1:{p}"))
+    }
+
+    /// Where node `id` serves Prometheus `/metrics`: its API port for a
+    /// node with one, else the port the supervisor gave its `--metrics`.
+    pub fn metrics_url(&self, id: &str) -> Option<String> {
+        let spec = self.specs.get(id)?;
+        if spec.role.serves_http() {
+            return self.http_url(id).map(|u| format!("{u}/metrics"));
+        }
+        self.ports
+            .get(&metrics_key(id))
+            .map(|p| format!("http://127.0.0.1:{p}/metrics"))
+    }
+
+    /// Rewrites the scrape-target files: every node ever started here with
+    /// a `/metrics` (one that is down shows as such in Prometheus).
+    fn write_scrape_targets(&self) {
+        let targets: Vec<String> = self.specs.keys().filter_map(|id| self.metrics_url(id)).collect();
+        let body = scrape_targets(&targets);
+        for path in &self.cfg.scrape_targets {
+            // Written aside and renamed: Prometheus never reads half a file.
+            let aside = path.with_extension("json.tmp");
+            let written = path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&aside, &body))
+                .and_then(|()| std::fs::rename(&aside, path));
+            if let Err(e) = written {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the Prometheus targets");
+            }
+        }
     }
 
     /// The program and command line for `spec`: this executable's `node
@@ -463,6 +502,10 @@ impl Supervisor {
         if spec.role.serves_http() {
             let port = self.port_for(&spec.id)?;
             args.extend(["--http".into(), format!("127.0.0.1:{port}")]);
+        } else {
+            // Its /metrics needs an address of its own.
+            let port = self.port_for(&metrics_key(&spec.id))?;
+            args.extend(["--metrics".into(), format!("127.0.0.1:{port}")]);
         }
         if spec.role == Role::Order && !spec.args.iter().any(|a| a == "--payment-url") {
             let payment = self
@@ -681,6 +724,23 @@ impl Drop for Supervisor {
     }
 }
 
+/// The key under which a node's metrics port is kept (its id's is its
+/// HTTP or MQTT port).
+fn metrics_key(id: &str) -> String {
+    format!("{id}/metrics")
+}
+
+/// A Prometheus `file_sd` document listing the `/metrics` URLs given.
+pub fn scrape_targets(urls: &[String]) -> String {
+    let targets: Vec<&str> = urls
+        .iter()
+        .filter_map(|u| u.strip_prefix("http://"))
+        .filter_map(|u| u.strip_suffix("/metrics"))
+        .collect();
+    let doc = serde_json::json!([{ "targets": targets, "labels": { "platform": "pizza" } }]);
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
 /// The last non-empty line of a node's output file (where its stderr, and
 /// so its `Error: ...` on a failed start, goes).
 fn last_line(dir: &Path, id: &str) -> Option<String> {
@@ -730,6 +790,20 @@ pub fn signal_name(sig: i32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scrape_targets_are_host_and_port_of_each_metrics_url() {
+        let doc = scrape_targets(&[
+            "http://127.0.0.1:4100/metrics".to_string(),
+            "http://127.0.0.1:4101/metrics".to_string(),
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert_eq!(
+            v[0]["targets"],
+            serde_json::json!(["127.0.0.1:4100", "127.0.0.1:4101"])
+        );
+        assert_eq!(v[0]["labels"]["platform"], "pizza");
+    }
 
     #[test]
     fn last_line_is_the_last_non_empty_line_of_the_output_file() {

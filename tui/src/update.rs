@@ -263,13 +263,19 @@ pub fn describe(env: &Envelope) -> (Level, String) {
 fn on_child(m: &mut Model, event: ChildEvent) {
     let now = m.now;
     match event {
-        ChildEvent::Spawned { id, role, pid } => {
+        ChildEvent::Spawned {
+            id,
+            role,
+            pid,
+            metrics,
+        } => {
             let row = m
                 .nodes
                 .entry(id.clone())
                 .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
             *row = NodeRow::new(&id, role.as_str(), true);
             row.pid = Some(pid);
+            row.metrics = metrics;
             row.proc = Some(if m.feed_up && role.carries_messages() {
                 Proc::Running
             } else {

@@ -82,6 +82,7 @@ fn spawn(m: &mut Model, id: &str, role: Role, pid: u32) {
         id: id.into(),
         role,
         pid,
+        metrics: None,
     });
     assert_eq!(update(m, msg), vec![]);
 }

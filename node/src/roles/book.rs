@@ -22,6 +22,8 @@ pub struct Book {
     /// Envelopes that waited behind a gap and were applied once it filled,
     /// since the node started: the proof that disorder was repaired.
     released_total: u64,
+    /// Orders per state, kept as events move them (for the metrics).
+    by_state: HashMap<OrderState, u64>,
 }
 
 fn key(env: &Envelope) -> String {
@@ -38,6 +40,7 @@ impl Book {
             placed: BTreeMap::new(),
             held_back: 0,
             released_total: 0,
+            by_state: HashMap::new(),
         };
         for v in tree.iter().values() {
             let env: Envelope = serde_json::from_slice(&v?)?;
@@ -55,7 +58,17 @@ impl Book {
             .folds
             .entry(id.clone())
             .or_insert_with(|| OrderFold::new(id.clone()));
+        let before = fold.state();
         let offer = fold.offer(env);
+        let after = fold.state();
+        if before != after {
+            if let Some(n) = before.and_then(|s| self.by_state.get_mut(&s)) {
+                *n = n.saturating_sub(1);
+            }
+            if let Some(s) = after {
+                *self.by_state.entry(s).or_default() += 1;
+            }
+        }
         if fold.placed().is_some() {
             self.placed.insert(id, ());
         }
@@ -75,6 +88,11 @@ impl Book {
     /// Envelopes waiting behind a gap in their order's seqs now.
     pub fn held_back(&self) -> usize {
         self.held_back
+    }
+
+    /// How many orders are in `state` now.
+    pub fn count_in(&self, state: OrderState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
     }
 
     /// Envelopes released from behind a gap since the node started.

@@ -36,6 +36,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets the
 /// requests in flight finish (up to 10 s) and closes idle connections.
+/// Every server also answers `GET /metrics` and counts its requests
+/// (crate::metrics).
 ///
 /// hyper's HTTP/1 connection directly rather than `axum::serve`, which has
 /// no header-read timeout.
@@ -47,6 +49,8 @@ pub async fn serve(
     use hyper_util::rt::{TokioIo, TokioTimer};
     tracing::info!(addr = ?listener.local_addr().ok(), "HTTP listening");
     let app = router
+        .route("/metrics", axum::routing::get(crate::metrics::render))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(json_errors));
     let mut http = hyper::server::conn::http1::Builder::new();

@@ -33,15 +33,22 @@ pub async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener>
         .with_context(|| format!("cannot listen on {addr}; is the port in use? choose another with --http"))
 }
 
-/// Puts the node's HTTP address in its heartbeat (figure `http`), so the
+/// Puts the node's HTTP address in its heartbeat (figure `http`, and
+/// `metrics` for its `/metrics`), so the
 /// control room can reach a node it did not start and other nodes find it
 /// (the order node calls delivery's `/recall` there), on this host or not.
 pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, advertise: Option<&str>) {
     if let Ok(addr) = listener.local_addr() {
-        node.set_figure(
-            "http",
-            advertised_url(addr, advertise, &crate::claim::host_name()),
-        );
+        let url = advertised_url(addr, advertise, &crate::claim::host_name());
+        // Its API port serves the metrics too, unless --metrics put them
+        // on an address of their own.
+        if node.figure("metrics").is_none() {
+            node.set_figure("metrics", format!("{url}/metrics"));
+        }
+        node.set_figure("http", url);
+        // The first heartbeat went out without it; the control room takes
+        // the node for up (and its orders for placeable) on the next one.
+        node.beat_now();
     }
 }
 

@@ -202,11 +202,16 @@ impl Service {
             .set_figure("breaker_half_open_at", closes_at.unwrap_or_default());
     }
 
-    /// The book's ordering figures: envelopes waiting behind a gap in their
-    /// order's seqs now, and how many a filled gap has released so far.
+    /// The book's figures: orders by state, envelopes waiting behind a gap
+    /// in their order's seqs now, and how many a filled gap has released.
     fn book_figures(&self, book: &Book) {
         self.node.set_figure("held_back", book.held_back() as u64);
         self.node.set_figure("released_total", book.released_total());
+        let orders: serde_json::Map<String, serde_json::Value> = OrderState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_string(), book.count_in(*s).into()))
+            .collect();
+        self.node.set_figure("orders", orders);
     }
 
     /// Calls `POST /pay` through the breaker.

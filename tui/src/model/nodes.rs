@@ -101,6 +101,8 @@ pub struct NodeRow {
     pub heard_at: Option<OffsetDateTime>,
     /// Since when the current process runs.
     pub since: Option<OffsetDateTime>,
+    /// Where its Prometheus `/metrics` is, as the supervisor started it.
+    pub metrics: Option<String>,
     /// Messages handled per second, from the last two heartbeats.
     pub rate: f64,
     /// Messages handled between heartbeats over the last minute, oldest
@@ -117,6 +119,12 @@ impl NodeRow {
         crate::topology::Role::parse(&self.role).is_some_and(|r| r.carries_messages())
     }
 
+    /// Where its `/metrics` is: as started here, or as its heartbeat says
+    /// (a node another control room or a person started).
+    pub fn metrics_url(&self) -> Option<&str> {
+        self.metrics.as_deref().or_else(|| self.figure_str("metrics"))
+    }
+
     /// A row for a node known only by id and role so far.
     pub fn new(id: &str, role: &str, owned: bool) -> NodeRow {
         NodeRow {
@@ -128,6 +136,7 @@ impl NodeRow {
             status: None,
             heard_at: None,
             since: None,
+            metrics: None,
             rate: 0.0,
             work: std::collections::VecDeque::new(),
             rated: false,

@@ -23,7 +23,7 @@ pub fn state_color(s: &Shown) -> Color {
 /// The columns, each with the least panel width it is shown at: narrow
 /// screens drop columns rather than cut the id (two kitchens must stay
 /// apart at 60 columns).
-const COLUMNS: [(&str, u16); 10] = [
+const COLUMNS: [(&str, u16); 11] = [
     ("ROLE", 76),
     ("ID", 0),
     ("PID", 0),
@@ -33,6 +33,7 @@ const COLUMNS: [(&str, u16); 10] = [
     ("DONE", 96),
     ("WORK 1m", 124),
     ("HTTP", 104),
+    ("METRICS", 150),
     ("FAULTS", 0),
 ];
 
@@ -83,6 +84,11 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             .figure_str("http")
             .map(|u| u.trim_start_matches("http://").to_string())
             .unwrap_or_else(|| "-".into());
+        // Where Prometheus scrapes it (assets/prometheus).
+        let metrics = n
+            .metrics_url()
+            .map(|u| u.trim_start_matches("http://").to_string())
+            .unwrap_or_else(|| "-".into());
         let here = if n.owned { "" } else { " ⇢" };
         Row::new(keep(vec![
             Cell::from(n.role.clone()),
@@ -94,6 +100,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             Cell::from(done),
             Cell::from(work).fg(Color::Cyan),
             Cell::from(http),
+            Cell::from(metrics).fg(Color::DarkGray),
             Cell::from(n.faults_text(m.now)).fg(Color::Yellow),
         ]))
     });
@@ -107,6 +114,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         Constraint::Length(7),
         Constraint::Length(12),
         Constraint::Length(16),
+        Constraint::Length(24),
         Constraint::Min(6),
     ];
     let widths: Vec<Constraint> = all_widths
