@@ -84,32 +84,42 @@ pub mod error_code {
 pub const PAYMENT_UNAVAILABLE_MESSAGE: &str = "Payment system is not responding, please try again later";
 
 /// Who ordered, and where to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     /// The customer's name.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "Ada Lovelace")]
     pub name: String,
     /// The delivery address.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"\S",
+        example = "12 Analytical Row"
+    )]
     pub address: String,
 }
 
 /// One line of an order: a pizza from the menu and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// Menu name of the pizza, e.g. `margherita`.
+    #[schema(example = "margherita")]
     pub pizza: String,
-    /// How many, [`MIN_QTY`]..=[`MAX_QTY`].
+    /// How many, 1 to 20 (at most 50 pizzas per order).
+    #[schema(minimum = 1, maximum = 20)]
     pub qty: u32,
 }
 
 /// `POST /orders` request body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrder {
     /// Who orders.
     pub customer: Customer,
     /// What they order; at least one item.
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<Item>,
 }
 
@@ -223,7 +233,7 @@ pub fn check_text(field: &str, value: &str) -> Result<(), FieldError> {
 }
 
 /// `POST /orders` 201 response: the order is paid and will be cooked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderAccepted {
     /// The new order's id.
     pub order_id: String,
@@ -246,7 +256,7 @@ impl OrderAccepted {
 
 /// `DELETE /orders/{id}` 202 response: the cancellation is stored on queue
 /// `cancellation` and the order node's executor will run its steps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CancelAccepted {
     /// The order.
     pub order_id: String,
@@ -259,7 +269,7 @@ pub struct CancelAccepted {
 }
 
 /// `POST /recall/{order_id}` 200 response from a delivery node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recalled {
     /// The order.
     pub order_id: String,
@@ -272,14 +282,14 @@ pub struct Recalled {
 }
 
 /// Every error response of every node: `{"error": {...}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// What went wrong.
     pub error: ErrorDetail,
 }
 
 /// The inside of an [`ErrorBody`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Machine-readable code, one of [`error_code`].
     pub code: String,
@@ -288,6 +298,10 @@ pub struct ErrorDetail {
     /// The offending request field, for validation errors only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The order the request created anyway: a declined payment (402)
+    /// leaves a `rejected` order to read at `GET /orders/{order_id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
 }
 
 impl ErrorBody {
@@ -298,6 +312,7 @@ impl ErrorBody {
                 code: code.into(),
                 message: message.into(),
                 field: None,
+                order_id: None,
             },
         }
     }
@@ -309,6 +324,7 @@ impl ErrorBody {
                 code: error_code::VALIDATION.to_string(),
                 message: e.message,
                 field: Some(e.field),
+                order_id: None,
             },
         }
     }
@@ -324,7 +340,7 @@ impl From<FieldError> for ErrorBody {
 ///
 /// `kitchen` and `driver` are always present (`null` until known), so a
 /// client can rely on the shape without checking for missing keys.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrderView {
     /// The order's id.
     pub order_id: String,
@@ -345,7 +361,7 @@ pub struct OrderView {
 }
 
 /// One line of an order's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The event's seq.
     pub seq: u64,
@@ -383,19 +399,22 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// `POST /pay` request body (order node -> payment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
     /// The order being paid; payment is idempotent on it.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub order_id: String,
     /// Amount to charge, in cents.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub amount_cents: u64,
-    /// ISO 4217 code, e.g. `EUR`.
+    /// ISO 4217 code: one of CHF, EUR, GBP, USD.
+    #[schema(example = "CHF")]
     pub currency: String,
 }
 
 /// `POST /pay` 200 response: the charge went through.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PayResponse {
     /// Payment's id for the charge.
     pub payment_id: String,
@@ -414,7 +433,7 @@ impl PayResponse {
 }
 
 /// `POST /pay` 402 response: the charge was declined.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PayDeclined {
     /// `declined`.
     pub status: String,
@@ -433,17 +452,19 @@ impl PayDeclined {
 }
 
 /// `POST /refund` request body (saga compensation -> payment).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// The charge to refund.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub payment_id: String,
     /// The order it belongs to.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub order_id: String,
 }
 
 /// `POST /refund` 200 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RefundResponse {
     /// Payment's id for the refund.
     pub refund_id: String,
@@ -462,7 +483,7 @@ impl RefundResponse {
 }
 
 /// `GET /drivers` item: one driver and what they carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DriverView {
     /// The driver's name.
     pub driver: String,
@@ -473,7 +494,7 @@ pub struct DriverView {
 }
 
 /// `GET /deliveries/{order_id}` response: one delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryView {
     /// The order delivered.
     pub order_id: String,

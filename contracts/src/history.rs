@@ -76,7 +76,7 @@ pub fn parse_as_of(text: &str) -> Result<OffsetDateTime, String> {
 }
 
 /// An order's state at an instant, and how it got there.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryView {
     /// The order.
     pub order_id: String,
@@ -98,7 +98,7 @@ pub struct HistoryView {
 }
 
 /// One applied event of a [`HistoryView`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryStep {
     /// The event's seq.
     pub seq: u64,
@@ -118,7 +118,7 @@ pub struct HistoryStep {
 }
 
 /// An event of a [`HistoryView`] that the state machine refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectedStep {
     /// The event's seq.
     pub seq: u64,

@@ -60,6 +60,9 @@ pub enum Command {
     /// Print a Mosquitto `acl_file` for a platform whose nodes log in as
     /// their node ids, made from the permission table.
     Acl(AclArgs),
+    /// Print the OpenAPI 3.1 document of the order, payment and delivery
+    /// services (YAML), as committed at contracts/openapi.yaml.
+    Openapi,
 }
 
 /// `pizza-node acl`.
@@ -277,6 +280,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(a) => keygen(a),
         Command::Token(a) => token(a),
         Command::Acl(a) => acl(a),
+        Command::Openapi => {
+            let yaml = crate::roles::openapi::merged_yaml().map_err(anyhow::Error::msg)?;
+            print!("{yaml}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -174,6 +174,18 @@ pub struct HistoryParams {
 /// 400 naming `as_of` when it is not an RFC 3339 instant; 404 for an order
 /// the log does not know, or one not yet placed at `as_of`; 503 when the log
 /// does not answer in time.
+#[utoipa::path(get, operation_id = "get_order_history", path = "/orders/{id}/history", tag = "order",
+    params(
+        ("id" = String, Path, description = "The order id"),
+        ("as_of" = Option<String>, Query, description = "An RFC 3339 instant; absent: now"),
+    ),
+    responses(
+        (status = 200, description = "The order's state at `as_of`, step by step", body = contracts::history::HistoryView),
+        (status = 400, description = "`validation` naming `as_of`", body = contracts::api::ErrorBody),
+        (status = 404, description = "`not_found`: the log does not know the order", body = contracts::api::ErrorBody),
+        (status = 409, description = "`conflict`: the order was not placed yet at `as_of`", body = contracts::api::ErrorBody),
+        (status = 503, description = "`event_log_unavailable`", body = contracts::api::ErrorBody),
+    ))]
 pub async fn get_history(
     State(log): State<LogClient>,
     Path(order_id): Path<String>,

@@ -20,7 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use contracts::api::{self, DeliveryView, DriverView, Recalled};
+use contracts::api::{self, DeliveryView, DriverView, ErrorBody, Recalled};
 use contracts::events::{self, CustomerNotified, DeliveryTicket, DriverAssigned, OrderDelivered};
 use contracts::queue::{Delivery, DELIVERY};
 use contracts::Envelope;
@@ -31,6 +31,7 @@ use uuid::Uuid;
 
 use crate::config::CommonArgs;
 use crate::roles::http::ApiError;
+use crate::roles::openapi::Bearer;
 use crate::roles::range::MsRange;
 use crate::runtime::{Node, Outgoing};
 use crate::worker::{self, Handled};
@@ -632,16 +633,41 @@ fn router(svc: Arc<Service>) -> Router {
             )),
         )
         .with_state(svc)
+        .merge(crate::roles::openapi::route(crate::roles::openapi::delivery()))
 }
 
+/// The delivery service.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Pizza Platform: delivery service", description = "Drivers take ready orders from queue `delivery`."),
+    paths(drivers, delivery, recall, healthz),
+    components(schemas(DriverView, DeliveryView, Recalled, ErrorBody, api::ErrorDetail, crate::roles::openapi::Health)),
+    modifiers(&Bearer),
+    tags((name = "delivery", description = "Drivers and deliveries"))
+)]
+pub struct DeliveryApi;
+
+/// `GET /healthz`: the service answers, with its id and role.
+#[utoipa::path(get, operation_id = "delivery_health", path = "/healthz", tag = "delivery",
+    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
 async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "id": svc.node.id(), "role": svc.node.role() }))
 }
 
+/// `GET /drivers`: every driver and what it does.
+#[utoipa::path(get, operation_id = "list_drivers", path = "/drivers", tag = "delivery",
+    responses((status = 200, description = "The drivers", body = Vec<DriverView>)))]
 async fn drivers(State(svc): State<Arc<Service>>) -> Json<Vec<DriverView>> {
     Json(svc.desk().pool.views())
 }
 
+/// `GET /deliveries/{order_id}`: an order's delivery by this node.
+#[utoipa::path(get, operation_id = "get_delivery", path = "/deliveries/{order_id}", tag = "delivery",
+    params(("order_id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "Its driver and state", body = DeliveryView),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 async fn delivery(
     State(svc): State<Arc<Service>>,
     Path(order_id): Path<String>,
@@ -657,6 +683,16 @@ async fn delivery(
 /// ends without `order.delivered` and its driver comes back; the answer
 /// says which seqs the trip used. 404 if this node does not carry the order,
 /// 409 if it was delivered already.
+#[utoipa::path(post, operation_id = "recall_driver", path = "/recall/{order_id}", tag = "delivery",
+    params(("order_id" = String, Path, description = "The order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The trip is called off", body = Recalled),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`: only the order role recalls", body = ErrorBody),
+        (status = 404, description = "`not_found`: not on a trip from this node", body = ErrorBody),
+        (status = 409, description = "`already_delivered`", body = ErrorBody),
+    ))]
 async fn recall(
     State(svc): State<Arc<Service>>,
     Path(order_id): Path<String>,

@@ -16,6 +16,7 @@ pub mod directory;
 pub mod http;
 pub mod idempotency;
 pub mod kitchen;
+pub mod openapi;
 pub mod order;
 pub mod payment;
 pub mod range;

@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use contracts::api::{
-    self, CancelAccepted, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse, PlaceOrder,
+    self, CancelAccepted, ErrorBody, OrderAccepted, OrderView, PayDeclined, PayRequest, PayResponse,
+    PlaceOrder,
 };
 use contracts::events::{self, CancellationRequest, KitchenTicket, OrderPaid, OrderPlaced, OrderQueued};
 use contracts::order::OrderState;
@@ -37,6 +38,7 @@ use crate::roles::breaker::Breaker;
 use crate::roles::directory::Directory;
 use crate::roles::http::{ApiError, JsonBody};
 use crate::roles::idempotency::{self, Keys};
+use crate::roles::openapi::Bearer;
 use crate::runtime::{Node, Outgoing};
 
 /// `pizza-node order`.
@@ -97,6 +99,28 @@ enum Payment {
     /// Down, slow, failing, or the breaker is open.
     Unavailable(String),
 }
+
+/// The order service.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Pizza Platform: order service", description = "Takes orders, charges them through payment, and tracks each through its state machine."),
+    paths(
+        place,
+        list,
+        show,
+        cancel,
+        crate::history::get_history,
+        health,
+    ),
+    components(schemas(
+        PlaceOrder, api::Customer, api::Item, OrderAccepted, OrderView, OrderState, api::HistoryEntry,
+        CancelAccepted, contracts::history::HistoryView, contracts::history::HistoryStep,
+        contracts::history::RejectedStep, ErrorBody, api::ErrorDetail, crate::roles::openapi::Health,
+    )),
+    modifiers(&Bearer),
+    tags((name = "order", description = "Orders: place, read, list, cancel, replay"))
+)]
+pub struct OrderApi;
 
 /// Runs the order service.
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -168,7 +192,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             get(crate::history::get_history).with_state(history),
         )
         .route("/healthz", get(health))
-        .with_state(service.clone());
+        .with_state(service.clone())
+        .merge(crate::roles::openapi::route(crate::roles::openapi::order()));
     crate::roles::serve(listener, router, crate::roles::until_stopped(node.clone())).await?;
     if let Ok(Err(e)) = executor.await {
         tracing::error!(error = %e, "the cancellation executor stopped");
@@ -288,6 +313,9 @@ impl Service {
 /// Events the book may be sent before it acknowledges them.
 const BOOK_CREDIT: u32 = 2_000;
 
+/// `GET /healthz`: the service answers.
+#[utoipa::path(get, operation_id = "order_health", path = "/healthz", tag = "order",
+    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -297,6 +325,27 @@ fn new_order_id() -> String {
     format!("ord_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// `POST /orders`: validates the order, charges it (through the breaker),
+/// and answers 201 once the order and its kitchen ticket are durable.
+#[utoipa::path(post, operation_id = "place_order", path = "/orders", tag = "order",
+    request_body = PlaceOrder,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the same key answers the first order's result again (at most 255 characters)."),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context; the order's events carry its trace id."),
+    ),
+    responses(
+        (status = 201, description = "Accepted, paid and queued for a kitchen", body = OrderAccepted,
+            headers(("idempotent-replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))),
+        (status = 400, description = "`validation` (naming the field), `malformed_json` or `bad_body`", body = ErrorBody),
+        (status = 402, description = "`payment_declined`: the order exists, `rejected` (its `order_id` is in the body)", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body took longer than 15 s", body = ErrorBody),
+        (status = 409, description = "`idempotency_in_progress`: the same key is being answered; ask again shortly", body = ErrorBody),
+        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: the key was used for another order", body = ErrorBody),
+        (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
+        (status = 503, description = "`payment_unavailable` (breaker open or payment down) or `paused`", body = ErrorBody),
+    ))]
 async fn place(
     State(s): State<Shared>,
     headers: HeaderMap,
@@ -361,9 +410,8 @@ async fn place(
             )
             .await?;
             tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
-            return Err(ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                api::error_code::PAYMENT_DECLINED,
+            return Err(ApiError::declined(
+                order_id,
                 format!("payment declined: {reason}"),
             ));
         }
@@ -440,14 +488,11 @@ async fn replay(s: &Service, order_id: &str, order: &PlaceOrder) -> Result<Optio
         ));
     }
     if view.state == OrderState::Rejected {
-        return Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            api::error_code::PAYMENT_DECLINED,
-            format!(
-                "payment declined order {order_id}, placed earlier with this {}",
-                idempotency::HEADER
-            ),
-        ));
+        let message = format!(
+            "payment declined order {order_id}, placed earlier with this {}",
+            idempotency::HEADER
+        );
+        return Err(ApiError::declined(order_id, message));
     }
     let mut answer = (
         StatusCode::CREATED,
@@ -534,6 +579,13 @@ fn placed_event(
     Ok(env)
 }
 
+/// `GET /orders/{id}`: the order as the order node's book has it.
+#[utoipa::path(get, operation_id = "get_order", path = "/orders/{id}", tag = "order",
+    params(("id" = String, Path, description = "The order id, e.g. `ord_0193...`")),
+    responses(
+        (status = 200, description = "The order, its state and history", body = OrderView),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    ))]
 async fn show(State(s): State<Shared>, Path(id): Path<String>) -> Result<Json<OrderView>, ApiError> {
     s.book
         .lock()
@@ -552,6 +604,16 @@ struct ListQuery {
     limit: Option<String>,
 }
 
+/// `GET /orders`: the newest orders first.
+#[utoipa::path(get, operation_id = "list_orders", path = "/orders", tag = "order",
+    params(
+        ("state" = Option<OrderState>, Query, description = "Only orders in this state"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 50)"),
+    ),
+    responses(
+        (status = 200, description = "Orders, newest first", body = Vec<OrderView>),
+        (status = 400, description = "`validation`, naming `state`, `limit` or an unknown parameter", body = ErrorBody),
+    ))]
 async fn list(
     State(s): State<Shared>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
@@ -668,6 +730,16 @@ async fn request_cancellation(
 /// `DELETE /orders/{id}`: 202 once the cancellation is stored on queue
 /// `cancellation`; 404 for an unknown order; 409 once it is delivered or has
 /// ended otherwise.
+#[utoipa::path(delete, operation_id = "cancel_order", path = "/orders/{id}", tag = "order",
+    params(("id" = String, Path, description = "The order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The cancellation is stored; the saga refunds and recalls", body = CancelAccepted),
+        (status = 401, description = "`unauthorized`: no or a bad bearer token (`pizza-node token`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the token's role may not cancel", body = ErrorBody),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+        (status = 409, description = "`already_delivered` or `already_ended`", body = ErrorBody),
+    ))]
 async fn cancel(State(s): State<Shared>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let (state, last) = {
         let book = s.book.lock().await;

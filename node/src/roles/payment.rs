@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
-    error_code, FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
+    error_code, ErrorBody, FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
 };
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ use contracts::trust::role;
 
 use crate::config::CommonArgs;
 use crate::roles::http::{ApiError, JsonBody};
+use crate::roles::openapi::Bearer;
 use crate::roles::range::MsRange;
 use crate::runtime::Node;
 
@@ -476,12 +477,46 @@ fn router(app: Arc<App>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(gate, crate::tokens::require))
         .route("/healthz", get(healthz))
         .with_state(app)
+        .merge(crate::roles::openapi::route(crate::roles::openapi::payment()))
 }
 
+/// The payment service.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Pizza Platform: payment service", description = "Charges and refunds orders, each once."),
+    paths(pay, refund, healthz),
+    components(schemas(PayRequest, PayResponse, PayDeclined, RefundRequest, RefundResponse, ErrorBody, contracts::api::ErrorDetail, crate::roles::openapi::Health)),
+    modifiers(&Bearer),
+    tags((name = "payment", description = "Charges and refunds"))
+)]
+pub struct PaymentApi;
+
+/// `GET /healthz`: the service answers.
+#[utoipa::path(get, operation_id = "payment_health", path = "/healthz", tag = "payment",
+    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
 
+/// `POST /pay`: charges an order once; the same order again answers the
+/// first result.
+#[utoipa::path(post, operation_id = "pay", path = "/pay", tag = "payment",
+    request_body = PayRequest,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Captured", body = PayResponse),
+        (status = 400, description = "`validation` naming the field, `malformed_json` or `bad_body`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`", body = ErrorBody),
+        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 402, description = "Declined", body = PayDeclined),
+        (status = 403, description = "`forbidden`: only the order role pays", body = ErrorBody),
+        (status = 409, description = "`conflict`: the order was charged with another amount", body = ErrorBody),
+        (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
+        (status = 503, description = "`paused`", body = ErrorBody),
+    ))]
 async fn pay(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -581,6 +616,24 @@ fn mismatch(r: &PaymentRecord) -> ApiError {
     )
 }
 
+/// `POST /refund`: refunds a captured payment once.
+#[utoipa::path(post, operation_id = "refund", path = "/refund", tag = "payment",
+    request_body = RefundRequest,
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Refunded", body = RefundResponse),
+        (status = 400, description = "`validation` naming the field, `malformed_json` or `bad_body`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`", body = ErrorBody),
+        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 403, description = "`forbidden`", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such payment", body = ErrorBody),
+        (status = 409, description = "`conflict`: the payment belongs to another order", body = ErrorBody),
+        (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
+        (status = 503, description = "`paused`", body = ErrorBody),
+    ))]
 async fn refund(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
