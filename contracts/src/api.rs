@@ -84,7 +84,7 @@ pub mod error_code {
 pub const PAYMENT_UNAVAILABLE_MESSAGE: &str = "Payment system is not responding, please try again later";
 
 /// Who ordered, and where to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Customer {
     /// The customer's name.
@@ -101,7 +101,7 @@ pub struct Customer {
 }
 
 /// One line of an order: a pizza from the menu and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     /// Menu name of the pizza, e.g. `margherita`.

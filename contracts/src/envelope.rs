@@ -11,7 +11,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// One domain event or queue item, with everything needed to route,
 /// deduplicate, order and trace it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Schema version of this envelope ([`SCHEMA_VERSION`]).
@@ -33,6 +33,7 @@ pub struct Envelope {
     pub causation_id: Option<Uuid>,
     /// When it happened, RFC 3339.
     #[serde(with = "time::serde::rfc3339")]
+    #[schemars(with = "String")]
     pub occurred_at: OffsetDateTime,
     /// Id of the node that produced it; the keeper sends put confirms here.
     pub source: String,

@@ -223,6 +223,14 @@ macro_rules! events {
         $(impl Event for $ty {
             const KIND: &'static str = kind::$kind;
         })*
+
+        /// Every kind with its payload's JSON Schema (a reference into
+        /// `generator`'s definitions), for the AsyncAPI document.
+        pub fn payload_schemas(
+            generator: &mut schemars::SchemaGenerator,
+        ) -> Vec<(&'static str, serde_json::Value)> {
+            vec![$((kind::$kind, generator.subschema_for::<$ty>().to_value())),*]
+        }
     };
 }
 
@@ -249,7 +257,7 @@ events! {
 }
 
 /// `order.placed`: the order as the customer placed it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPlaced {
     /// Who ordered, and where to deliver.
@@ -261,7 +269,7 @@ pub struct OrderPlaced {
 }
 
 /// `order.paid`: payment took the money.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderPaid {
     /// Payment's id for the charge; a refund names it.
@@ -271,7 +279,7 @@ pub struct OrderPaid {
 }
 
 /// `order.rejected`: payment declined.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRejected {
     /// Why, as payment said it (e.g. "card declined").
@@ -279,7 +287,7 @@ pub struct OrderRejected {
 }
 
 /// `order.queued`: the kitchen ticket is stored durably.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderQueued {
     /// The queue holding the ticket (normally [`crate::queue::KITCHEN`]).
@@ -287,7 +295,7 @@ pub struct OrderQueued {
 }
 
 /// `order.cooking`: a kitchen started cooking.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCooking {
     /// Node id of the kitchen.
@@ -295,7 +303,7 @@ pub struct OrderCooking {
 }
 
 /// `order.ready`: the kitchen finished cooking.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderReady {
     /// Node id of the kitchen.
@@ -303,7 +311,7 @@ pub struct OrderReady {
 }
 
 /// `driver.assigned`: a driver took the order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DriverAssigned {
     /// The driver's name.
@@ -313,7 +321,7 @@ pub struct DriverAssigned {
 }
 
 /// `order.delivered`: the customer has the pizza.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderDelivered {
     /// The driver who delivered it.
@@ -321,7 +329,7 @@ pub struct OrderDelivered {
 }
 
 /// `order.cancelling`: compensation started.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelling {
     /// Why (e.g. "out of stock: mozzarella").
@@ -329,7 +337,7 @@ pub struct OrderCancelling {
 }
 
 /// `order.cancelled`: compensation finished.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderCancelled {
     /// Why the order was cancelled.
@@ -337,7 +345,7 @@ pub struct OrderCancelled {
 }
 
 /// `order.failed`: the order can be neither completed nor compensated.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderFailed {
     /// What went wrong; an operator reads this.
@@ -345,7 +353,7 @@ pub struct OrderFailed {
 }
 
 /// `payment.refunded`: payment gave the money back.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRefunded {
     /// The charge that was refunded.
@@ -353,7 +361,7 @@ pub struct PaymentRefunded {
 }
 
 /// `customer.notified`: the customer was told something.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerNotified {
     /// What the customer was told.
@@ -362,7 +370,7 @@ pub struct CustomerNotified {
 
 /// `cancellation.request`: the work item on queue `cancellation`, for the
 /// order node's cancellation executor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancellationRequest {
     /// Why the order is cancelled, e.g. "cancelled by the customer".
@@ -386,7 +394,7 @@ pub mod step {
 }
 
 /// How a saga step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
     /// It had its effect.
@@ -398,7 +406,7 @@ pub enum StepOutcome {
 }
 
 /// `saga.step`: one step of a cancellation, as the executor finished it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SagaStep {
     /// One of [`step`].
@@ -412,7 +420,7 @@ pub struct SagaStep {
 }
 
 /// `queue.dead_lettered`: the keeper gave up on a queue message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueDeadLettered {
     /// The queue the message came from.
@@ -430,7 +438,7 @@ pub struct QueueDeadLettered {
 /// `security.refused`: the broker refused messages that were unsigned,
 /// forged, or outside their sender's role. Alike refusals within one stats
 /// interval are one alert, counted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecurityRefused {
     /// What was refused: `event`, `put`, `credit`, `ack`, `heartbeat` ...
@@ -449,7 +457,7 @@ pub struct SecurityRefused {
 ///
 /// It carries everything the kitchen needs, so that cooking does not depend
 /// on the order node being up.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KitchenTicket {
     /// What to cook.
@@ -459,7 +467,7 @@ pub struct KitchenTicket {
 }
 
 /// `delivery.ticket`: the work item a driver takes from the `delivery` queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryTicket {
     /// Where to pick the order up.

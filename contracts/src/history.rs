@@ -29,7 +29,7 @@ use crate::order::{OrderFold, OrderState};
 use crate::Envelope;
 
 /// A question to the event log: every event of one order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogQuery {
     /// Chosen by the client; the reply carries it back.
@@ -39,7 +39,7 @@ pub struct LogQuery {
 }
 
 /// The event log's answer to a [`LogQuery`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogReply {
     /// The query's `request_id`.

@@ -24,6 +24,7 @@
 
 pub mod acl;
 pub mod api;
+pub mod asyncapi;
 pub mod envelope;
 pub mod events;
 pub mod history;

@@ -30,7 +30,7 @@ pub fn dlq_name(queue: &str) -> String {
 }
 
 /// Keeper -> producer: these puts are stored durably (flushed to disk).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
     /// Event ids of the confirmed envelopes; one message confirms a batch.
@@ -39,7 +39,7 @@ pub struct Confirm {
 
 /// Keeper -> consumer: these `done` acks are stored durably (flushed), so
 /// the consumer may stop naming them in [`Credit::settled`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Acked {
     /// The delivery ids whose acks are on disk.
@@ -56,7 +56,7 @@ pub struct Acked {
 /// Unknown fields are ignored, unlike in the other messages: a consumer
 /// newer than its keeper (one that asks for `batch`, say) must still get
 /// work, one delivery per message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Credit {
     /// Maximum unacknowledged deliveries.
     pub credit: u32,
@@ -86,7 +86,7 @@ pub struct Credit {
 }
 
 /// One delivery a consumer holds (see [`Credit::held`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Held {
     /// The delivery id it was handed out under; its ack will name it.
@@ -96,7 +96,7 @@ pub struct Held {
 }
 
 /// Keeper -> consumer: one message to work on.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Delivery {
     /// Unique id of this delivery; the ack names it.
@@ -116,7 +116,7 @@ pub struct Delivery {
 
 /// Keeper -> consumer: what arrives on a deliver topic. A consumer that
 /// asked for batches (see [`Credit::batch`]) must read both forms.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum DeliveryMessage {
     /// Several deliveries in one message.
@@ -200,7 +200,7 @@ impl Unreadable {
 }
 
 /// What the consumer did with a delivery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Handled: delete it.
@@ -212,7 +212,7 @@ pub enum Outcome {
 }
 
 /// One acknowledgement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ack {
     /// The delivery being acknowledged.
@@ -225,7 +225,7 @@ pub struct Ack {
 }
 
 /// Consumer -> keeper: one or many acks in one message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum AckMessage {
     /// Several acks at once.
@@ -248,7 +248,7 @@ impl AckMessage {
 }
 
 /// Anyone -> keeper: move dead letters back to their queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Requeue {
     /// Dead-letter ids to move back; empty with `all` to move every one.
@@ -265,7 +265,7 @@ pub struct Requeue {
 /// but will not be delivered again; and later puts for the order are
 /// confirmed and dropped. This is how a cancellation stops a kitchen ticket
 /// that is not cooking yet, and a cooked order before a driver takes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Withdraw {
     /// Echoed in the answer.
@@ -276,7 +276,7 @@ pub struct Withdraw {
 
 /// Keeper -> the client that asked: what a [`Withdraw`] did. Asking again is
 /// harmless and is how a client waits for an in-flight message to finish.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Withdrawn {
     /// The request answered.
@@ -295,7 +295,7 @@ pub struct Withdrawn {
 }
 
 /// One message in a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeadLetter {
     /// Id within the DLQ, used to re-queue it.
     pub id: u64,
@@ -316,7 +316,7 @@ pub struct DeadLetter {
 }
 
 /// Keeper -> everyone, every 500 ms on [`crate::topics::Topics::queue_stats`].
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueStats {
     /// When these figures were taken, RFC 3339.
     pub at: String,
@@ -325,7 +325,7 @@ pub struct QueueStats {
 }
 
 /// The figures of one queue.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueFigures {
     /// Queue name.
     pub name: String,
@@ -357,7 +357,7 @@ pub struct QueueFigures {
 }
 
 /// One consumer as the keeper sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConsumerFigures {
     /// Consumer (node) id.
     pub id: String,

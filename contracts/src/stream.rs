@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 /// Where a subscription starts when the log does not know it yet (or, for an
 /// ephemeral one, every time it is sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Start {
     /// The first event in the log.
@@ -36,7 +36,7 @@ pub enum Start {
 /// credit), so subscribers repeat it as a heartbeat; a new `session` (after a
 /// reconnect or a restart) makes the log send again everything after the
 /// acknowledged cursor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscribe {
     /// The subscription's name, unique per client (`book`, `watch`).
@@ -63,16 +63,17 @@ fn yes() -> bool {
 }
 
 /// One event of a [`StreamBatch`], as read by a subscriber.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct StreamEvent {
     /// Its position in the log (from 1, in append order).
     pub position: u64,
     /// The envelope, exactly as it was published.
+    #[schemars(with = "crate::Envelope")]
     pub envelope: Box<RawValue>,
 }
 
 /// Log -> subscriber: the next events of subscription `name`, in log order.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct StreamBatch {
     /// The subscription.
     pub name: String,
@@ -95,7 +96,7 @@ pub struct StreamBatch {
 }
 
 /// Subscriber -> log: everything of `name` up to `position` is applied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamAck {
     /// The subscription.

@@ -63,6 +63,9 @@ pub enum Command {
     /// Print the OpenAPI 3.1 document of the order, payment and delivery
     /// services (YAML), as committed at contracts/openapi.yaml.
     Openapi,
+    /// Print the AsyncAPI 3 document of every MQTT topic (YAML), as
+    /// committed at contracts/asyncapi.yaml.
+    Asyncapi,
 }
 
 /// `pizza-node acl`.
@@ -283,6 +286,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Openapi => {
             let yaml = crate::roles::openapi::merged_yaml().map_err(anyhow::Error::msg)?;
             print!("{yaml}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Asyncapi => {
+            print!("{}", crate::asyncapi::yaml()?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -21,6 +21,7 @@
 //! - [`inspect`]: `pizza-node replay` and `pizza-node trace`.
 
 pub mod allocator;
+pub mod asyncapi;
 pub mod claim;
 pub mod cli;
 pub mod commit;

@@ -2,7 +2,8 @@
 //! generated from `contracts/openapi.yaml` places, reads and cancels an
 //! order; schemathesis fuzzes every running service against the document it
 //! serves (no 5xx, every answer as documented); the committed document is a
-//! valid OpenAPI 3.1 document.
+//! valid OpenAPI 3.1 document, and `contracts/asyncapi.yaml` a valid
+//! AsyncAPI 3 one (`@asyncapi/cli validate`).
 //!
 //! The Python tools live in a virtualenv: `$PIZZA_CONTRACT_VENV`, else
 //! `target/contract-venv` (`.ci/run` makes it).
@@ -46,6 +47,27 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 
 fn token(p: &Platform, id: &str, role: &str, audience: &str, scope: &str) -> String {
     p.w.token(id, role, audience, scope)
+}
+
+#[test]
+fn the_committed_asyncapi_document_passes_the_asyncapi_cli() {
+    let doc = root().join("contracts/asyncapi.yaml");
+    let cli = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("asyncapi"))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("`asyncapi` is not installed: npm install -g @asyncapi/cli (.ci/run does)")
+        });
+    let checked = run(Command::new(cli)
+        .arg("validate")
+        .arg(&doc)
+        // No usage reports from a test run.
+        .env("ASYNCAPI_METRICS", "false"));
+    if let Err(why) = checked {
+        panic!("contracts/asyncapi.yaml is not a valid AsyncAPI document: {why}");
+    }
 }
 
 #[test]
