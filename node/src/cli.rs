@@ -346,9 +346,14 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
 }
 
 /// Installs the node's Prometheus exporter and, with `--metrics`, serves it
-/// on its own address until the node stops (the figure `metrics` says where).
+/// on its own address until the node stops (the figure `metrics` says where);
+/// with `--otlp-endpoint`, turns traces on.
 pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
     crate::metrics::install(node.id(), node.role());
+    if let Some(endpoint) = &common.otlp_endpoint {
+        crate::otlp::install(endpoint);
+        tracing::info!(%endpoint, "traces go to the OTLP collector");
+    }
     if let Some(addr) = common.metrics {
         let stop = crate::roles::until_stopped(node.clone());
         let url = crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?;

@@ -55,6 +55,10 @@ pub struct CommonArgs {
     /// Nodes with an HTTP API serve it there as well.
     #[arg(long, env = "PIZZA_METRICS")]
     pub metrics: Option<std::net::SocketAddr>,
+    /// Send OpenTelemetry traces (OTLP/HTTP, protobuf) to this collector,
+    /// e.g. http://127.0.0.1:4318 (Jaeger's). Off when absent.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl CommonArgs {

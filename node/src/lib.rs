@@ -35,6 +35,7 @@ pub mod keeper;
 pub mod link;
 pub mod logging;
 pub mod metrics;
+pub mod otlp;
 pub mod outbox;
 pub mod ports;
 pub mod queue;

@@ -661,6 +661,10 @@ async fn follow(s: Shared, mut stream: crate::stream::EventStream) {
                     Ok(_) => {
                         let fold = book.get(&order_id);
                         let now = fold.and_then(|f| f.state());
+                        // Ended just now: its whole trace is known.
+                        if now.is_some_and(OrderState::is_terminal) && was != now {
+                            crate::otlp::export_order(fold.map_or(&[][..], |f| f.applied()));
+                        }
                         // Another node started a compensation (a kitchen
                         // out of stock); our own were queued when we made them.
                         if now == Some(OrderState::Cancelling) && was != now {
