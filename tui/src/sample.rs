@@ -173,21 +173,22 @@ pub fn model() -> Model {
         update(m, msg);
     };
     let nodes = [
-        ("broker", Role::Broker, 4243),
-        ("payment", Role::Payment, 4244),
-        ("order", Role::Order, 4245),
-        ("kitchen-1", Role::Kitchen, 4246),
-        ("kitchen-2", Role::Kitchen, 4247),
-        ("delivery", Role::Delivery, 4248),
+        ("broker", Role::Broker, 4243, 41243),
+        ("payment", Role::Payment, 4244, 41878),
+        ("order", Role::Order, 4245, 41880),
+        ("kitchen-1", Role::Kitchen, 4246, 41246),
+        ("kitchen-2", Role::Kitchen, 4247, 41247),
+        ("delivery", Role::Delivery, 4248, 41882),
     ];
-    for (id, role, pid) in nodes {
+    // Nodes with an API serve /metrics on its port, the others on their own.
+    for (id, role, pid, metrics_port) in nodes {
         send(
             &mut m,
             Msg::Child(ChildEvent::Spawned {
                 id: id.into(),
                 role,
                 pid,
-                metrics: Some(format!("http://127.0.0.1:{}/metrics", 41000 + pid % 1000)),
+                metrics: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
             }),
         );
     }
@@ -199,7 +200,7 @@ pub fn model() -> Model {
         },
     );
     let now = t0() + Duration::seconds(60);
-    for (i, (id, role, pid)) in nodes.iter().enumerate().skip(1) {
+    for (i, (id, role, pid, _)) in nodes.iter().enumerate().skip(1) {
         let mut first = status(id, role.as_str(), *pid, 100, now - Duration::seconds(1));
         let mut second = status(id, role.as_str(), *pid, 100 + 3 * i as u64, now);
         if *id == "order" {

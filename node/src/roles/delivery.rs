@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::config::CommonArgs;
 use crate::roles::http::ApiError;
-use crate::roles::openapi::Bearer;
+use crate::roles::openapi::{Bearer, TokenRefused};
 use crate::roles::range::MsRange;
 use crate::runtime::{Node, Outgoing};
 use crate::worker::{self, Handled};
@@ -688,10 +688,9 @@ async fn delivery(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The trip is called off", body = Recalled),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`: only the order role recalls", body = ErrorBody),
         (status = 404, description = "`not_found`: not on a trip from this node", body = ErrorBody),
         (status = 409, description = "`already_delivered`", body = ErrorBody),
+        TokenRefused,
     ))]
 async fn recall(
     State(svc): State<Arc<Service>>,

@@ -28,6 +28,36 @@ pub struct Health {
     pub role: Option<String>,
 }
 
+/// What a route behind a bearer token may answer besides its own answers.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its documentation is used.
+pub enum TokenRefused {
+    /// `unauthorized`: no bearer token, or a bad one (`pizza-node token` makes one)
+    #[response(status = 401)]
+    Unauthorized(contracts::api::ErrorBody),
+    /// `forbidden`: the token's role or scope may not call this route
+    #[response(status = 403)]
+    Forbidden(contracts::api::ErrorBody),
+}
+
+/// What a route that takes a JSON body may answer for one it cannot read.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its documentation is used.
+pub enum BodyRefused {
+    /// `validation` (naming the field), `malformed_json` or `bad_body`
+    #[response(status = 400)]
+    Invalid(contracts::api::ErrorBody),
+    /// `request_timeout`: the body took longer than 15 s
+    #[response(status = 408)]
+    Slow(contracts::api::ErrorBody),
+    /// `too_large`: over 64 KiB
+    #[response(status = 413)]
+    TooLarge(contracts::api::ErrorBody),
+    /// `unsupported_media_type`: not `application/json`
+    #[response(status = 415)]
+    NotJson(contracts::api::ErrorBody),
+}
+
 /// The bearer tokens (`pizza-node token`, EdDSA JWTs) protected routes take.
 pub struct Bearer;
 

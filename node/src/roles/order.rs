@@ -38,7 +38,7 @@ use crate::roles::breaker::Breaker;
 use crate::roles::directory::Directory;
 use crate::roles::http::{ApiError, JsonBody};
 use crate::roles::idempotency::{self, Keys};
-use crate::roles::openapi::Bearer;
+use crate::roles::openapi::{Bearer, BodyRefused, TokenRefused};
 use crate::runtime::{Node, Outgoing};
 
 /// `pizza-node order`.
@@ -336,15 +336,12 @@ fn new_order_id() -> String {
     responses(
         (status = 201, description = "Accepted, paid and queued for a kitchen", body = OrderAccepted,
             headers(("idempotent-replayed" = String, description = "`true` when this answers an earlier request with the same Idempotency-Key"))),
-        (status = 400, description = "`validation` (naming the field), `malformed_json` or `bad_body`", body = ErrorBody),
         (status = 402, description = "`payment_declined`: the order exists, `rejected` (its `order_id` is in the body)", body = ErrorBody),
-        (status = 408, description = "`request_timeout`: the body took longer than 15 s", body = ErrorBody),
         (status = 409, description = "`idempotency_in_progress`: the same key is being answered; ask again shortly", body = ErrorBody),
-        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
         (status = 422, description = "`idempotency_key_reused`: the key was used for another order", body = ErrorBody),
         (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
         (status = 503, description = "`payment_unavailable` (breaker open or payment down) or `paused`", body = ErrorBody),
+        BodyRefused,
     ))]
 async fn place(
     State(s): State<Shared>,
@@ -739,10 +736,9 @@ async fn request_cancellation(
     security(("bearer" = [])),
     responses(
         (status = 202, description = "The cancellation is stored; the saga refunds and recalls", body = CancelAccepted),
-        (status = 401, description = "`unauthorized`: no or a bad bearer token (`pizza-node token`)", body = ErrorBody),
-        (status = 403, description = "`forbidden`: the token's role may not cancel", body = ErrorBody),
         (status = 404, description = "`not_found`", body = ErrorBody),
         (status = 409, description = "`already_delivered` or `already_ended`", body = ErrorBody),
+        TokenRefused,
     ))]
 async fn cancel(State(s): State<Shared>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
     let (state, last) = {

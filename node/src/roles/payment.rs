@@ -30,7 +30,7 @@ use contracts::trust::role;
 
 use crate::config::CommonArgs;
 use crate::roles::http::{ApiError, JsonBody};
-use crate::roles::openapi::Bearer;
+use crate::roles::openapi::{Bearer, BodyRefused, TokenRefused};
 use crate::roles::range::MsRange;
 use crate::runtime::Node;
 
@@ -506,16 +506,11 @@ async fn healthz() -> Json<serde_json::Value> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Captured", body = PayResponse),
-        (status = 400, description = "`validation` naming the field, `malformed_json` or `bad_body`", body = ErrorBody),
-        (status = 408, description = "`request_timeout`", body = ErrorBody),
-        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 402, description = "Declined", body = PayDeclined),
-        (status = 403, description = "`forbidden`: only the order role pays", body = ErrorBody),
         (status = 409, description = "`conflict`: the order was charged with another amount", body = ErrorBody),
         (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
         (status = 503, description = "`paused`", body = ErrorBody),
+        BodyRefused, TokenRefused,
     ))]
 async fn pay(
     State(app): State<Arc<App>>,
@@ -623,16 +618,12 @@ fn mismatch(r: &PaymentRecord) -> ApiError {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Refunded", body = RefundResponse),
-        (status = 400, description = "`validation` naming the field, `malformed_json` or `bad_body`", body = ErrorBody),
-        (status = 408, description = "`request_timeout`", body = ErrorBody),
-        (status = 413, description = "`too_large`: over 64 KiB", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: not application/json", body = ErrorBody),
-        (status = 401, description = "`unauthorized`", body = ErrorBody),
-        (status = 403, description = "`forbidden`", body = ErrorBody),
+
         (status = 404, description = "`not_found`: no such payment", body = ErrorBody),
         (status = 409, description = "`conflict`: the payment belongs to another order", body = ErrorBody),
         (status = 500, description = "`internal` or `injected_fault`", body = ErrorBody),
         (status = 503, description = "`paused`", body = ErrorBody),
+        BodyRefused, TokenRefused,
     ))]
 async fn refund(
     State(app): State<Arc<App>>,
