@@ -349,17 +349,32 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
 /// on its own address until the node stops (the figure `metrics` says where);
 /// with `--otlp-endpoint`, turns traces on.
 pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
-    crate::metrics::install(node.id(), node.role());
+    let stop = crate::roles::until_stopped(node.clone());
+    if let Some(url) = telemetry(common, node.id(), node.role(), stop).await? {
+        node.set_figure("metrics", url);
+    }
+    Ok(())
+}
+
+/// The exporter, traces and the `--metrics` endpoint (served until `stop`)
+/// of process `id` running as `role`; the endpoint's URL, if any.
+async fn telemetry(
+    common: &CommonArgs,
+    id: &str,
+    role: &str,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Option<String>> {
+    crate::metrics::install(id, role);
     if let Some(endpoint) = &common.otlp_endpoint {
         crate::otlp::install(endpoint);
         tracing::info!(%endpoint, "traces go to the OTLP collector");
     }
-    if let Some(addr) = common.metrics {
-        let stop = crate::roles::until_stopped(node.clone());
-        let url = crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?;
-        node.set_figure("metrics", url);
+    match common.metrics {
+        Some(addr) => Ok(Some(
+            crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?,
+        )),
+        None => Ok(None),
     }
-    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -431,9 +446,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     };
     let id = a.common.id_or("broker");
     let security = a.common.security(&id, "broker")?;
-    crate::metrics::install(&id, "broker");
-    if let Some(addr) = a.common.metrics {
-        let url = crate::metrics::listen(addr, a.common.advertise.as_deref(), terminated()).await?;
+    if let Some(url) = telemetry(&a.common, &id, "broker", terminated()).await? {
         tracing::info!(%url, "metrics");
     }
     let opts = broker::BrokerOptions {

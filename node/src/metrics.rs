@@ -79,10 +79,7 @@ pub async fn listen(
     advertise: Option<&str>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<String> {
-    use anyhow::Context;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
-        format!("cannot serve metrics on {addr}; is the port in use? choose another with --metrics")
-    })?;
+    let listener = crate::roles::bind(addr, "--metrics").await?;
     let local = listener.local_addr()?;
     let url = format!(
         "{}/metrics",

@@ -29,9 +29,14 @@ use crate::runtime::Node;
 
 /// Takes the HTTP port, so that a busy one fails before the node starts.
 pub async fn listen(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    bind(addr, "--http").await
+}
+
+/// Takes `addr`, or says which `flag` chooses another.
+pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("cannot listen on {addr}; is the port in use? choose another with --http"))
+        .with_context(|| format!("cannot listen on {addr}; is the port in use? choose another with {flag}"))
 }
 
 /// Puts the node's HTTP address in its heartbeat (figure `http`, and
