@@ -271,11 +271,11 @@ pub fn error_text(e: &anyhow::Error) -> String {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
-        Command::Keeper(a) => role(&a.common.clone(), crate::keeper::run(a)).await,
-        Command::Order(a) => role(&a.common.clone(), crate::roles::order::run(a)).await,
-        Command::Payment(a) => role(&a.common.clone(), crate::roles::payment::run(a)).await,
-        Command::Kitchen(a) => role(&a.common.clone(), crate::roles::kitchen::run(a)).await,
-        Command::Delivery(a) => role(&a.common.clone(), crate::roles::delivery::run(a)).await,
+        Command::Keeper(a) => role(&a.common.clone(), "keeper", crate::keeper::run(a)).await,
+        Command::Order(a) => role(&a.common.clone(), "order", crate::roles::order::run(a)).await,
+        Command::Payment(a) => role(&a.common.clone(), "payment", crate::roles::payment::run(a)).await,
+        Command::Kitchen(a) => role(&a.common.clone(), "kitchen", crate::roles::kitchen::run(a)).await,
+        Command::Delivery(a) => role(&a.common.clone(), "delivery", crate::roles::delivery::run(a)).await,
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
         Command::Replay(a) => crate::inspect::replay(a).await,
@@ -314,15 +314,32 @@ fn acl(a: AclArgs) -> anyhow::Result<ExitCode> {
 /// Runs a role with its logs set up.
 async fn role(
     common: &CommonArgs,
+    name: &str,
     run: impl std::future::Future<Output = anyhow::Result<()>>,
 ) -> anyhow::Result<ExitCode> {
-    let _logs = init_logs(common)?;
+    let _logs = init_logs(common, name)?;
     run.await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_logs(common: &CommonArgs) -> anyhow::Result<crate::logging::LogGuard> {
-    crate::logging::init(common.log_format, common.log_file.as_deref()).context("cannot open the log file")
+/// Logs, and with `--otlp-endpoint` traces, of this process running as
+/// `role` (its id defaults to the role).
+fn init_logs(common: &CommonArgs, role: &str) -> anyhow::Result<crate::logging::LogGuard> {
+    let id = common.id_or(role);
+    let traces = common
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| crate::logging::Traces {
+            endpoint,
+            service: &id,
+            role,
+        });
+    let guard = crate::logging::init(common.log_format, common.log_file.as_deref(), traces)
+        .context("cannot set up logging (is the log file writable? is --otlp-endpoint a URL?)")?;
+    if let Some(endpoint) = &common.otlp_endpoint {
+        tracing::info!(%endpoint, "traces go to the OTLP collector");
+    }
+    Ok(guard)
 }
 
 /// Starts the node runtime for a role from the common flags.
@@ -346,8 +363,8 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
 }
 
 /// Installs the node's Prometheus exporter and, with `--metrics`, serves it
-/// on its own address until the node stops (the figure `metrics` says where);
-/// with `--otlp-endpoint`, turns traces on.
+/// on its own address until the node stops (the figure `metrics` says where).
+/// (Traces start with the logs: their layer is part of the subscriber.)
 pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
     let stop = crate::roles::until_stopped(node.clone());
     if let Some(url) = telemetry(common, node.id(), node.role(), stop).await? {
@@ -356,7 +373,7 @@ pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<(
     Ok(())
 }
 
-/// The exporter, traces and the `--metrics` endpoint (served until `stop`)
+/// The exporter and the `--metrics` endpoint (served until `stop`)
 /// of process `id` running as `role`; the endpoint's URL, if any.
 async fn telemetry(
     common: &CommonArgs,
@@ -365,10 +382,6 @@ async fn telemetry(
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Option<String>> {
     crate::metrics::install(id, role);
-    if let Some(endpoint) = &common.otlp_endpoint {
-        crate::otlp::install(endpoint);
-        tracing::info!(%endpoint, "traces go to the OTLP collector");
-    }
     match common.metrics {
         Some(addr) => Ok(Some(
             crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?,
@@ -432,7 +445,7 @@ fn token(a: TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
-    let _logs = init_logs(&a.common)?;
+    let _logs = init_logs(&a.common, "broker")?;
     let logins = match &a.users {
         Some(path) => Some(std::sync::Arc::new(broker::auth::Logins::new(
             broker::auth::read_users(path)?,
@@ -486,7 +499,7 @@ fn wall_ns() -> u128 {
 }
 
 async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
-    let _logs = init_logs(&a.common)?;
+    let _logs = init_logs(&a.common, "producer")?;
     let node = start_node(&a.common, "producer").await?;
     let producer = node.producer();
     let pace = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
@@ -532,7 +545,7 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let _logs = init_logs(&a.common)?;
+    let _logs = init_logs(&a.common, "consumer")?;
     let node = start_node(&a.common, "consumer").await?;
     let mut consumer = node.consumer(&a.queue, a.credit).await?;
     let outcome = match a.ack {

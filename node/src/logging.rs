@@ -1,20 +1,37 @@
-//! Tracing set-up: pretty or JSON, to stderr or to a file.
+//! Tracing set-up: pretty or JSON, to stderr or to a file; with an OTLP
+//! endpoint, the node's spans to an OpenTelemetry collector as well.
 
 use std::path::Path;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
-/// Keeps the file writer alive; logs are flushed when it drops.
+/// Keeps the file writer (and the trace exporter) alive; logs and traces
+/// are flushed when it drops.
 pub struct LogGuard {
     _writer: tracing_appender::non_blocking::WorkerGuard,
+    _traces: Option<crate::otlp::Tracing>,
+}
+
+/// Where this process's traces go, when they are on.
+pub struct Traces<'a> {
+    /// The collector's OTLP/HTTP base URL.
+    pub endpoint: &'a str,
+    /// This process's service name (its node id).
+    pub service: &'a str,
+    /// Its role.
+    pub role: &'a str,
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default filter.
-pub fn init(format: LogFormat, file: Option<&Path>) -> std::io::Result<LogGuard> {
+pub fn init(format: LogFormat, file: Option<&Path>, traces: Option<Traces<'_>>) -> anyhow::Result<LogGuard> {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,rumqttc=warn,sled=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,rumqttc=warn,sled=warn"))
+        // Spans for the collector only: log lines stay as they are.
+        .add_directive(format!("{}=off", crate::otlp::TARGET).parse()?);
     let (writer, guard) = match file {
         Some(path) => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -25,14 +42,24 @@ pub fn init(format: LogFormat, file: Option<&Path>) -> std::io::Result<LogGuard>
         }
         None => tracing_appender::non_blocking(std::io::stderr()),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(file.is_none());
-    // A second init (tests, the control room re-executing itself) keeps the first.
-    let _ = match format {
-        LogFormat::Pretty => builder.compact().try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let logs = match format {
+        LogFormat::Pretty => logs.compact().with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
     };
-    Ok(LogGuard { _writer: guard })
+    let (spans, tracing) = match traces {
+        Some(t) => {
+            let (layer, guard) = crate::otlp::layer(t.endpoint, t.service, t.role)?;
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    // A second init (tests, the control room re-executing itself) keeps the first.
+    let _ = tracing_subscriber::registry().with(logs).with(spans).try_init();
+    Ok(LogGuard {
+        _writer: guard,
+        _traces: tracing,
+    })
 }

@@ -1,54 +1,278 @@
 //! OpenTelemetry traces over OTLP/HTTP (protobuf), off unless
 //! `--otlp-endpoint` (or `OTEL_EXPORTER_OTLP_ENDPOINT`) is given.
 //!
-//! Every event of an order carries the trace id of the `POST /orders` that
-//! started it and the instant it happened, so one order's whole trace falls
-//! out of its events ([`order_spans`], a plain function over the same
-//! timeline the control room draws): a root span for the order, and under
-//! it the POST, the payment call, the queue wait, cooking, the driver wait
-//! and the trip, each under the service that did it. The order node, which
-//! folds every event of every order, exports an order's trace once the
-//! order has ended. Span ids derive from the trace id and the span's name,
-//! so a trace sent twice is the same trace.
+//! One trace per order, under the trace id that every event and HTTP call
+//! of the order already carries. Each node sends the spans of its own part:
 //!
-//! When off, nothing is built: [`export_order`] returns at its first line.
+//! | node     | span                         | how                              |
+//! |----------|------------------------------|----------------------------------|
+//! | order    | `order` (the root)           | from its events, once it ended   |
+//! | order    | `POST /orders`, `payment`    | live `tracing` spans             |
+//! | payment  | `POST /pay`, `POST /refund`  | live, under the caller's span    |
+//! | kitchen  | `queue wait`                 | from the ticket's put time       |
+//! | kitchen  | `cooking`                    | live                             |
+//! | delivery | `driver wait`                | from the hand-off's time         |
+//! | delivery | `trip`                       | live                             |
+//!
+//! Work a node does is a `tracing` span ([`span`]) that
+//! `tracing-opentelemetry` turns into an OTel span; the SDK batches them and
+//! `opentelemetry-otlp` posts them. Waits (no process is busy) and the root
+//! are recorded from the events' times ([`record`]) into the same batch.
+//! No node has to ask another for a parent: the root's span id derives from
+//! the trace id ([`root_span_id`]), so every node puts its spans under it.
+//!
+//! When off, nothing is built: the spans' target ([`TARGET`]) is enabled by
+//! no layer, so [`span`] returns a disabled span and [`record`] returns at
+//! its first line.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use contracts::events::kind;
 use contracts::timeline::Timeline;
 use contracts::Envelope;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, SdkTracerProvider, SpanData, SpanEvents, SpanLinks, SpanProcessor,
+};
+use opentelemetry_sdk::Resource;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
 
-/// Traces waiting to be sent; beyond this many, new ones are dropped (a
-/// collector that is down must not grow the node's memory).
-const QUEUE: usize = 1_024;
+/// The `tracing` target of spans meant for OpenTelemetry only (the log file
+/// leaves them out).
+pub const TARGET: &str = "pizza::trace";
 
-/// The exporter of this process, when traces are on.
-static EXPORTER: OnceLock<mpsc::Sender<Vec<TraceSpan>>> = OnceLock::new();
+/// The instrumentation scope every span is reported under.
+const SCOPE: &str = "pizza-platform";
 
-/// One span of an order's trace, as plain data.
+/// The batch the recorded spans ([`record`]) go into, when traces are on.
+static RECORDER: OnceLock<Arc<BatchSpanProcessor>> = OnceLock::new();
+
+/// Keeps this process's traces flowing; sends what is still batched when
+/// dropped (at the end of `main`).
+pub struct Tracing {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            tracing::debug!(error = %e, "traces not flushed at exit");
+        }
+    }
+}
+
+/// The batch, shared by the SDK (live spans) and [`record`] (spans made
+/// from events), so both go out in the same requests.
+#[derive(Debug)]
+struct Shared(Arc<BatchSpanProcessor>);
+
+impl SpanProcessor for Shared {
+    fn on_start(&self, span: &mut opentelemetry_sdk::trace::Span, cx: &Context) {
+        self.0.on_start(span, cx);
+    }
+    fn on_end(&self, span: SpanData) {
+        self.0.on_end(span);
+    }
+    fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.force_flush()
+    }
+    fn shutdown_with_timeout(&self, timeout: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+}
+
+/// The layer that sends this process's spans to `endpoint` (a collector's
+/// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`) as service `service`
+/// (the node id) of `role`, and the guard that flushes them at exit.
+pub fn layer<S>(
+    endpoint: &str,
+    service: &str,
+    role: &str,
+) -> Result<(impl Layer<S>, Tracing), opentelemetry_otlp::ExporterBuildError>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(Collector::new()?)
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+        .with_timeout(Duration::from_secs(5))
+        .build()?;
+    let resource = Resource::builder_empty()
+        .with_service_name(service.to_string())
+        .with_attribute(KeyValue::new("pizza.role", role.to_string()))
+        .build();
+    // Set here: the provider cannot reach through the `Arc` to set it.
+    opentelemetry_sdk::trace::SpanExporter::set_resource(&mut exporter, &resource);
+    let batch = Arc::new(BatchSpanProcessor::builder(exporter).build());
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(Shared(batch.clone()))
+        .with_resource(resource)
+        .build();
+    let _ = RECORDER.set(batch);
+    let tracer = provider.tracer_with_scope(scope());
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_filter(tracing_subscriber::filter::Targets::new().with_target(TARGET, tracing::Level::TRACE));
+    Ok((layer, Tracing { provider }))
+}
+
+/// How spans reach the collector: reqwest's blocking client, because the
+/// SDK's batch runs on its own thread, outside tokio.
+#[derive(Debug)]
+struct Collector(reqwest::blocking::Client);
+
+impl Collector {
+    fn new() -> Result<Self, opentelemetry_otlp::ExporterBuildError> {
+        // Built on a thread of its own: a blocking client may not be made
+        // inside the async runtime that calls us.
+        let built = std::thread::spawn(|| {
+            reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+        })
+        .join();
+        match built {
+            Ok(Ok(client)) => Ok(Collector(client)),
+            Ok(Err(e)) => Err(opentelemetry_otlp::ExporterBuildError::InternalFailure(
+                e.to_string(),
+            )),
+            Err(_) => Err(opentelemetry_otlp::ExporterBuildError::InternalFailure(
+                "the thread building the OTLP client panicked".into(),
+            )),
+        }
+    }
+}
+
+impl HttpClient for Collector {
+    fn send_bytes<'a, 'b>(
+        &'a self,
+        request: Request<Bytes>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response<Bytes>, HttpError>> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(async move {
+            let (head, body) = request.into_parts();
+            let answer = self
+                .0
+                .request(head.method, head.uri.to_string())
+                .headers(head.headers)
+                .body(body.to_vec())
+                .send()?;
+            let mut response = Response::builder().status(answer.status());
+            for (name, value) in answer.headers() {
+                response = response.header(name, value);
+            }
+            Ok(response.body(answer.bytes()?)?)
+        })
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// What a live span is to its trace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Answers a request (`POST /orders`, `POST /pay`).
+    Server,
+    /// Calls another service (the payment call).
+    Client,
+    /// Work inside the node (cooking, a trip).
+    Internal,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Server => "server",
+            Kind::Client => "client",
+            Kind::Internal => "internal",
+        }
+    }
+}
+
+/// A live span named `name` for work on `order_id`, under the current span
+/// (see [`under_order`], [`under_caller`] to place it elsewhere). Disabled,
+/// and free, when traces are off.
+pub fn span(name: &'static str, kind: Kind, order_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: TARGET,
+        "work",
+        otel.name = name,
+        otel.kind = kind.as_str(),
+        order.id = order_id
+    )
+}
+
+/// Puts `span` under the root span of the order whose trace is `trace_id`.
+pub fn under_order(span: &tracing::Span, trace_id: &str) {
+    if let Some(trace) = parse_trace_id(trace_id) {
+        adopt(span, trace, root_span_id(&trace));
+    }
+}
+
+/// Puts `span` under the caller's span named in its `traceparent` header.
+pub fn under_caller(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some((trace, parent)) = traceparent.and_then(parse_traceparent) else {
+        return;
+    };
+    adopt(span, trace, parent);
+}
+
+fn adopt(span: &tracing::Span, trace: [u8; 16], parent: [u8; 8]) {
+    if span.is_disabled() {
+        return;
+    }
+    let parent = SpanContext::new(
+        TraceId::from_bytes(trace),
+        SpanId::from_bytes(parent),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(Context::new().with_remote_span_context(parent));
+}
+
+/// The `traceparent` header for a call made inside `span`: it names `span`
+/// as the caller, so the callee's span goes under it. With traces off, a
+/// fresh span id under `trace_id`, as before.
+pub fn traceparent(span: &tracing::Span, trace_id: &str) -> String {
+    if !span.is_disabled() {
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            return format!("00-{}-{}-01", sc.trace_id(), sc.span_id());
+        }
+    }
+    contracts::trace::traceparent(trace_id)
+}
+
+/// A span of an order's trace made from its events' times, as plain data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceSpan {
-    /// What it measures, e.g. `cooking`.
+    /// What it measures, e.g. `queue wait`.
     pub name: &'static str,
-    /// The service that did it (its node id), shown as `service.name`.
-    pub service: String,
     /// The order's trace id (16 bytes).
     pub trace_id: [u8; 16],
     /// This span's id.
     pub span_id: [u8; 8],
     /// The span it belongs under; `None` for the order's root span.
     pub parent: Option<[u8; 8]>,
-    /// Server (the POST), client (the payment call) or internal.
-    pub kind: SpanKind,
     /// When it began.
     pub start: OffsetDateTime,
     /// When it ended.
@@ -69,78 +293,45 @@ fn span_id(trace: &[u8; 16], name: &str) -> [u8; 8] {
     h.to_be_bytes()
 }
 
-/// An order's trace from its applied events (in seq order): the root span
-/// from its first event to the one that ended it, and one child per stage
-/// it went through. Empty for an order that has not ended or whose trace id
-/// is not 32 hex digits.
-pub fn order_spans(events: &[Envelope]) -> Vec<TraceSpan> {
-    let Some(first) = events.first() else {
-        return Vec::new();
-    };
-    let Some(trace_id) = parse_trace_id(&first.trace_id) else {
-        return Vec::new();
-    };
-    let Some(timeline) = Timeline::of(events) else {
-        return Vec::new();
-    };
-    let Some(total) = timeline.total else {
-        return Vec::new();
-    };
-    let source_of = |k: &str| events.iter().find(|e| e.kind == k).map(|e| e.source.clone());
-    let at = |k: &str| events.iter().find(|e| e.kind == k).map(|e| e.occurred_at);
-    let order_node = first.source.clone();
-    let root = span_id(&trace_id, "order");
-    let span = |name: &'static str, service: String, kind, start, end| TraceSpan {
+/// The span id of the root span of the order whose trace is `trace`: every
+/// node derives the same one, so all put their spans under it unasked.
+pub fn root_span_id(trace: &[u8; 16]) -> [u8; 8] {
+    span_id(trace, "order")
+}
+
+/// The root span of an order from its applied events (in seq order): from
+/// its first event to the one that ended it. `None` for an order that has
+/// not ended or whose trace id is not 32 hex digits.
+pub fn root_span(events: &[Envelope]) -> Option<TraceSpan> {
+    let first = events.first()?;
+    let trace_id = parse_trace_id(&first.trace_id)?;
+    let timeline = Timeline::of(events)?;
+    let total = timeline.total?;
+    Some(TraceSpan {
+        name: "order",
+        trace_id,
+        span_id: root_span_id(&trace_id),
+        parent: None,
+        start: timeline.origin,
+        end: timeline.origin + total.length,
+        order_id: first.order_id.clone(),
+    })
+}
+
+/// A wait of the order `message` belongs to, from when `message` was made
+/// until `until`, under the order's root span (`queue wait` from a
+/// kitchen ticket, `driver wait` from a delivery hand-off).
+pub fn wait_span(name: &'static str, message: &Envelope, until: OffsetDateTime) -> Option<TraceSpan> {
+    let trace_id = parse_trace_id(&message.trace_id)?;
+    Some(TraceSpan {
         name,
-        service,
         trace_id,
         span_id: span_id(&trace_id, name),
-        parent: Some(root),
-        kind,
-        start,
-        end,
-        order_id: first.order_id.clone(),
-    };
-    let mut spans = vec![TraceSpan {
-        parent: None,
-        span_id: root,
-        ..span(
-            "order",
-            order_node.clone(),
-            SpanKind::Internal,
-            timeline.origin,
-            timeline.origin + total.length,
-        )
-    }];
-    // The POST answers once the order is queued (or, declined, rejected).
-    let answered = at(kind::ORDER_QUEUED).or_else(|| at(kind::ORDER_REJECTED));
-    if let (Some(start), Some(end)) = (at(kind::ORDER_PLACED), answered) {
-        spans.push(span(
-            "POST /orders",
-            order_node.clone(),
-            SpanKind::Server,
-            start,
-            end,
-        ));
-    }
-    for stage in &timeline.stages {
-        let Some(s) = stage.span else { continue };
-        let (service, kind) = match stage.name {
-            "payment" => ("payment".to_string(), SpanKind::Client),
-            "queue wait" => ("keeper".to_string(), SpanKind::Internal),
-            "cooking" => (
-                source_of(kind::ORDER_COOKING).unwrap_or_default(),
-                SpanKind::Internal,
-            ),
-            _ => (
-                source_of(kind::DRIVER_ASSIGNED).unwrap_or_default(),
-                SpanKind::Internal,
-            ),
-        };
-        let start = timeline.origin + s.offset;
-        spans.push(span(stage.name, service, kind, start, start + s.length));
-    }
-    spans
+        parent: Some(root_span_id(&trace_id)),
+        start: message.occurred_at,
+        end: until.max(message.occurred_at),
+        order_id: message.order_id.clone(),
+    })
 }
 
 fn parse_trace_id(text: &str) -> Option<[u8; 16]> {
@@ -149,114 +340,59 @@ fn parse_trace_id(text: &str) -> Option<[u8; 16]> {
     (id != [0; 16]).then_some(id)
 }
 
-fn unix_nanos(t: OffsetDateTime) -> u64 {
-    u64::try_from(t.unix_timestamp_nanos()).unwrap_or(0)
+/// The trace id and the caller's span id of a W3C `traceparent`.
+fn parse_traceparent(header: &str) -> Option<([u8; 16], [u8; 8])> {
+    let trace = parse_trace_id(contracts::trace::trace_id_of(header)?)?;
+    let span = hex::decode(header.trim().split('-').nth(2)?).ok()?;
+    Some((trace, span.try_into().ok()?))
 }
 
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
+/// `span` as the SDK's exportable span data.
+pub fn span_data(span: &TraceSpan) -> SpanData {
+    SpanData {
+        span_context: SpanContext::new(
+            TraceId::from_bytes(span.trace_id),
+            SpanId::from_bytes(span.span_id),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        ),
+        parent_span_id: span.parent.map_or(SpanId::INVALID, SpanId::from_bytes),
+        parent_span_is_remote: span.parent.is_some(),
+        span_kind: SpanKind::Internal,
+        name: Cow::Borrowed(span.name),
+        start_time: span.start.into(),
+        end_time: span.end.into(),
+        attributes: vec![KeyValue::new("order.id", span.order_id.clone())],
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: Status::Unset,
+        instrumentation_scope: scope(),
     }
 }
 
-/// The OTLP request for `spans`: one resource (service) per node that took
-/// part.
-pub fn request(spans: &[TraceSpan]) -> ExportTraceServiceRequest {
-    let mut services: Vec<&str> = spans.iter().map(|s| s.service.as_str()).collect();
-    services.sort_unstable();
-    services.dedup();
-    let resource_spans = services
-        .into_iter()
-        .map(|service| ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![text("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Some(InstrumentationScope {
-                    name: "pizza-platform".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                spans: spans
-                    .iter()
-                    .filter(|s| s.service == service)
-                    .map(|s| Span {
-                        trace_id: s.trace_id.to_vec(),
-                        span_id: s.span_id.to_vec(),
-                        parent_span_id: s.parent.map(|p| p.to_vec()).unwrap_or_default(),
-                        name: s.name.to_string(),
-                        kind: s.kind as i32,
-                        start_time_unix_nano: unix_nanos(s.start),
-                        end_time_unix_nano: unix_nanos(s.end),
-                        attributes: vec![text("order.id", &s.order_id)],
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest { resource_spans }
-}
-
-/// Turns traces on for this process: spans go to `endpoint` (a collector's
-/// OTLP/HTTP base URL, e.g. `http://127.0.0.1:4318`) in the background.
-/// Only the first call counts.
-pub fn install(endpoint: &str) {
-    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
-    EXPORTER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(send_loop(url, rx));
-        tx
-    });
-}
-
-/// Sends `events`' trace when traces are on and the order has ended.
-pub fn export_order(events: &[Envelope]) {
-    let Some(tx) = EXPORTER.get() else { return };
-    let spans = order_spans(events);
-    if !spans.is_empty() && tx.try_send(spans).is_err() {
-        tracing::debug!("trace queue full: an order's trace was dropped");
-    }
-}
-
-/// Posts what arrives, batching what is waiting into one request.
-async fn send_loop(url: String, mut rx: mpsc::Receiver<Vec<TraceSpan>>) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "no OTLP client: traces are off");
-            return;
-        }
+/// Sends `span` with this process's other spans, when traces are on.
+pub fn record(span: Option<TraceSpan>) {
+    let (Some(batch), Some(span)) = (RECORDER.get(), span) else {
+        return;
     };
-    while let Some(mut spans) = rx.recv().await {
-        while let Ok(more) = rx.try_recv() {
-            spans.extend(more);
-        }
-        let body = request(&spans).encode_to_vec();
-        let sent = client
-            .post(&url)
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {}
-            Ok(r) => tracing::warn!(%url, status = %r.status(), "the OTLP collector refused traces"),
-            Err(e) => tracing::warn!(%url, error = %e, "traces not sent: is the OTLP collector up?"),
-        }
+    batch.on_end(span_data(&span));
+}
+
+/// Sends the root span of the order `events` tell, if it has ended.
+pub fn export_order(events: &[Envelope]) {
+    if RECORDER.get().is_some() {
+        record(root_span(events));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contracts::events::kind;
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
     fn life() -> Vec<Envelope> {
         let steps = [
@@ -273,14 +409,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (k, source, ms))| {
-                let mut e = Envelope::new(
-                    *k,
-                    "ord_1",
-                    i as u64 + 1,
-                    "4bf92f3577b34da6a3ce929d0e0e4736",
-                    *source,
-                    serde_json::json!({}),
-                );
+                let mut e = Envelope::new(*k, "ord_1", i as u64 + 1, TRACE, *source, serde_json::json!({}));
                 e.occurred_at = t0 + time::Duration::milliseconds(*ms);
                 e
             })
@@ -288,80 +417,81 @@ mod tests {
     }
 
     #[test]
-    fn a_delivered_order_is_one_trace_with_a_span_per_stage_under_its_root() {
-        let spans = order_spans(&life());
-        let names: Vec<&str> = spans.iter().map(|s| s.name).collect();
-        assert_eq!(
-            names,
-            [
-                "order",
-                "POST /orders",
-                "payment",
-                "queue wait",
-                "cooking",
-                "driver wait",
-                "trip"
-            ]
-        );
-        let root = &spans[0];
+    fn an_ended_orders_root_span_runs_from_its_first_event_to_its_last() {
+        let events = life();
+        let root = root_span(&events).expect("a root span");
         assert_eq!(root.parent, None);
-        assert_eq!((root.end - root.start).whole_milliseconds(), 900);
-        for s in &spans[1..] {
-            assert_eq!(s.parent, Some(root.span_id), "{}", s.name);
-            assert_eq!(s.trace_id, root.trace_id);
-            assert!(s.start >= root.start && s.end <= root.end, "{}", s.name);
-        }
-        let ms = |name: &str| {
-            let s = spans.iter().find(|s| s.name == name).unwrap();
-            (s.end - s.start).whole_milliseconds()
-        };
+        assert_eq!(root.span_id, root_span_id(&root.trace_id));
+        assert_eq!(hex::encode(root.trace_id), TRACE);
         assert_eq!(
-            (ms("POST /orders"), ms("payment"), ms("queue wait")),
-            (45, 40, 55)
+            (root.start, root.end),
+            (events[0].occurred_at, events[6].occurred_at)
         );
-        assert_eq!((ms("cooking"), ms("driver wait"), ms("trip")), (300, 50, 450));
-        let cooking = spans.iter().find(|s| s.name == "cooking").unwrap();
-        assert_eq!(cooking.service, "kitchen-2");
-        let ids: std::collections::BTreeSet<_> = spans.iter().map(|s| s.span_id).collect();
-        assert_eq!(ids.len(), spans.len(), "span ids are distinct");
-        assert_eq!(order_spans(&life()), spans, "the same events, the same trace");
+        assert_eq!(root_span(&events), Some(root), "the same events, the same span");
     }
 
     #[test]
-    fn an_open_order_or_a_foreign_trace_id_makes_no_trace() {
+    fn an_open_order_or_a_foreign_trace_id_has_no_root_span() {
         let mut open = life();
         open.truncate(5);
-        assert!(order_spans(&open).is_empty());
+        assert_eq!(root_span(&open), None);
         let mut odd = life();
         for e in &mut odd {
             e.trace_id = "not-hex".into();
         }
-        assert!(order_spans(&odd).is_empty());
-        assert!(order_spans(&[]).is_empty());
+        assert_eq!(root_span(&odd), None);
+        assert_eq!(root_span(&[]), None);
     }
 
     #[test]
-    fn the_request_groups_spans_by_service_and_round_trips_as_protobuf() {
-        let req = request(&order_spans(&life()));
-        let services: Vec<String> = req
-            .resource_spans
-            .iter()
-            .map(|r| match &r.resource.as_ref().unwrap().attributes[0].value {
-                Some(AnyValue {
-                    value: Some(any_value::Value::StringValue(s)),
-                }) => s.clone(),
-                v => panic!("{v:?}"),
-            })
-            .collect();
-        assert_eq!(services, ["delivery", "keeper", "kitchen-2", "order", "payment"]);
-        let bytes = req.encode_to_vec();
-        let back = ExportTraceServiceRequest::decode(&bytes[..]).unwrap();
-        assert_eq!(back, req);
-        let spans: usize = back
-            .resource_spans
-            .iter()
-            .map(|r| r.scope_spans[0].spans.len())
-            .sum();
-        assert_eq!(spans, 7);
+    fn a_wait_goes_under_the_root_from_its_message_until_it_ended() {
+        let events = life();
+        let ticket = &events[2];
+        let taken = events[3].occurred_at;
+        let wait = wait_span("queue wait", ticket, taken).expect("a wait");
+        assert_eq!(wait.parent, Some(root_span_id(&wait.trace_id)));
+        assert_ne!(wait.span_id, root_span_id(&wait.trace_id));
+        assert_eq!((wait.end - wait.start).whole_milliseconds(), 55);
+        let backwards = wait_span("queue wait", ticket, ticket.occurred_at - time::Duration::SECOND).unwrap();
+        assert_eq!(
+            backwards.end, backwards.start,
+            "a clock step back is a zero wait, not a negative one"
+        );
+    }
+
+    #[test]
+    fn a_traceparent_names_the_trace_and_the_callers_span() {
+        let header = format!("00-{TRACE}-00f067aa0ba902b7-01");
+        let (trace, span) = parse_traceparent(&header).expect("well formed");
+        assert_eq!(hex::encode(trace), TRACE);
+        assert_eq!(hex::encode(span), "00f067aa0ba902b7");
+        assert_eq!(parse_traceparent("garbage"), None);
+        assert_eq!(
+            parse_traceparent(&format!("00-{TRACE}-{}-01", "0".repeat(16))),
+            None
+        );
+    }
+
+    #[test]
+    fn span_data_keeps_the_ids_times_and_parent() {
+        let root = root_span(&life()).unwrap();
+        let data = span_data(&root);
+        assert_eq!(data.span_context.trace_id(), TraceId::from_bytes(root.trace_id));
+        assert_eq!(data.span_context.span_id(), SpanId::from_bytes(root.span_id));
+        assert_eq!(data.parent_span_id, SpanId::INVALID);
+        assert_eq!(data.start_time, std::time::SystemTime::from(root.start));
+        assert_eq!(data.end_time, std::time::SystemTime::from(root.end));
+        let wait = wait_span("driver wait", &life()[4], life()[5].occurred_at).unwrap();
+        assert_eq!(span_data(&wait).parent_span_id, SpanId::from_bytes(root.span_id));
+    }
+
+    #[test]
+    fn with_traces_off_spans_are_disabled_and_calls_carry_a_fresh_parent() {
+        let s = span("cooking", Kind::Internal, "ord_1");
+        assert!(s.is_disabled());
+        under_order(&s, TRACE);
+        let header = traceparent(&s, TRACE);
+        assert_eq!(contracts::trace::trace_id_of(&header), Some(TRACE));
+        record(root_span(&life()));
     }
 }

@@ -1,7 +1,7 @@
 //! OpenTelemetry traces, received as a collector receives them: a small
-//! OTLP/HTTP receiver decodes what the order node sends with the official
-//! protobuf definitions (`opentelemetry-proto`), and one order's trace has a
-//! span for each stage, under one root, as long as its events say.
+//! OTLP/HTTP receiver decodes what every node sends with the official
+//! protobuf definitions (`opentelemetry-proto`), and one order's trace is
+//! each node's part of it, under one root, as long as its events say.
 
 mod support;
 
@@ -88,12 +88,27 @@ fn serve(stream: std::net::TcpStream, sink: Received) {
     }
 }
 
+/// The instant of the first `kind` step in an order's history, in ns.
+fn at(history: &serde_json::Value, kind: &str) -> i128 {
+    let step = history["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["kind"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} in {history}"));
+    let text = step["at"].as_str().expect("an instant");
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .expect("RFC 3339")
+        .unix_timestamp_nanos()
+}
+
 #[test]
-fn one_orders_trace_has_its_stages_under_one_root_as_long_as_its_events_say() {
+fn every_node_sends_its_part_of_one_orders_trace_under_one_root() {
     let (collector, received) = receiver();
+    // The variable a collector's users set: every node started from here
+    // inherits it, as the control room's children do.
+    std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", &collector);
     let mut p = Platform::new(&[]);
     p.payment();
-    p.order_with(&["--otlp-endpoint", &collector]);
+    p.order();
     p.start("kitchen", "kitchen-1", &["--ovens", "2", "--prep-ms", "150"]);
     p.delivery_taking("100");
     p.w.wait_consumers("kitchen", &["kitchen-1"]);
@@ -104,10 +119,20 @@ fn one_orders_trace_has_its_stages_under_one_root_as_long_as_its_events_say() {
     let trace = placed["trace_id"].as_str().expect("a trace id").to_string();
     p.wait_state(std::slice::from_ref(&id), "delivered", Duration::from_secs(60));
 
+    const NAMES: [&str; 8] = [
+        "POST /orders",
+        "POST /pay",
+        "cooking",
+        "driver wait",
+        "order",
+        "payment",
+        "queue wait",
+        "trip",
+    ];
     let mut spans: Vec<(String, Span)> = Vec::new();
     wait_for(
-        Duration::from_secs(20),
-        "the order's trace at the collector",
+        Duration::from_secs(30),
+        "every node's spans of the order at the collector",
         || {
             spans = received
                 .lock()
@@ -116,65 +141,105 @@ fn one_orders_trace_has_its_stages_under_one_root_as_long_as_its_events_say() {
                 .filter(|(_, s)| hex::encode(&s.trace_id) == trace)
                 .cloned()
                 .collect();
-            spans.len() >= 7
+            NAMES.iter().all(|n| spans.iter().any(|(_, s)| s.name == *n))
         },
     );
     let by_name: BTreeMap<&str, &(String, Span)> = spans.iter().map(|x| (x.1.name.as_str(), x)).collect();
-    let names: Vec<&str> = by_name.keys().copied().collect();
-    assert_eq!(
-        names,
-        [
-            "POST /orders",
-            "cooking",
-            "driver wait",
-            "order",
-            "payment",
-            "queue wait",
-            "trip"
-        ],
-        "one span each"
-    );
-    let (_, root) = by_name["order"];
-    assert!(root.parent_span_id.is_empty(), "the order span is the root");
-    for (service, s) in &spans {
-        if s.name != "order" {
-            assert_eq!(s.parent_span_id, root.span_id, "{} is under the root", s.name);
-        }
-        assert!(s.end_time_unix_nano >= s.start_time_unix_nano, "{}", s.name);
-        assert!(
-            s.start_time_unix_nano >= root.start_time_unix_nano
-                && s.end_time_unix_nano <= root.end_time_unix_nano,
-            "{} lies within the order",
-            s.name
-        );
-        assert!(!service.is_empty(), "{} names its service", s.name);
-    }
-    assert_eq!(by_name["cooking"].0, "kitchen-1");
-    assert_eq!(by_name["trip"].0, "delivery");
-    assert_eq!(by_name["POST /orders"].1.kind, 2, "the POST is a server span");
+    assert_eq!(by_name.keys().copied().collect::<Vec<_>>(), NAMES, "these spans");
+    assert_eq!(spans.len(), NAMES.len(), "one span each: {spans:?}");
 
-    // As long as the events say: cooking is order.cooking -> order.ready.
+    // Who sent what, and under which parent.
+    let services: Vec<(&str, &str)> = NAMES.iter().map(|n| (*n, by_name[n].0.as_str())).collect();
+    assert_eq!(
+        services,
+        [
+            ("POST /orders", "order"),
+            ("POST /pay", "payment"),
+            ("cooking", "kitchen-1"),
+            ("driver wait", "delivery"),
+            ("order", "order"),
+            ("payment", "order"),
+            ("queue wait", "kitchen-1"),
+            ("trip", "delivery"),
+        ]
+    );
+    let span = |n: &str| &by_name[n].1;
+    let root = span("order");
+    assert!(root.parent_span_id.is_empty(), "the order span is the root");
+    let parents = [
+        ("POST /orders", "order"),
+        ("payment", "POST /orders"),
+        ("POST /pay", "payment"),
+        ("queue wait", "order"),
+        ("cooking", "order"),
+        ("driver wait", "order"),
+        ("trip", "order"),
+    ];
+    for (child, parent) in parents {
+        let (c, p) = (span(child), span(parent));
+        assert_eq!(c.parent_span_id, p.span_id, "{child} is under {parent}");
+        assert!(
+            c.start_time_unix_nano >= p.start_time_unix_nano,
+            "{child} starts within {parent}"
+        );
+        assert!(c.end_time_unix_nano >= c.start_time_unix_nano, "{child}");
+    }
+    for (child, parent) in [("payment", "POST /orders"), ("POST /pay", "payment")] {
+        assert!(
+            span(child).end_time_unix_nano <= span(parent).end_time_unix_nano,
+            "the call {child} ends before {parent} answers"
+        );
+    }
+    assert_eq!(span("POST /orders").kind, 2, "the POST is a server span");
+    assert_eq!(span("payment").kind, 3, "the payment call is a client span");
+    assert_eq!(span("POST /pay").kind, 2, "payment serves it");
+
+    // As long as the events say.
     let (_, history) = p.http.get(&format!("{}/{id}/history", p.orders_url()));
-    let at = |kind: &str| -> i128 {
-        let step = history["steps"]
-            .as_array()
-            .and_then(|s| s.iter().find(|x| x["kind"] == kind))
-            .unwrap_or_else(|| panic!("no {kind} in {history}"));
-        let text = step["at"].as_str().expect("an instant");
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-            .expect("RFC 3339")
-            .unix_timestamp_nanos()
+    let ns = |s: &Span| {
+        (
+            i128::from(s.start_time_unix_nano),
+            i128::from(s.end_time_unix_nano),
+        )
     };
-    let cooking = &by_name["cooking"].1;
-    let length = i128::from(cooking.end_time_unix_nano - cooking.start_time_unix_nano);
-    // RFC 3339 in the history keeps what the envelope kept; allow a microsecond.
-    let expected = at("order.ready") - at("order.cooking");
+    // The root is the order's life, from its events (RFC 3339 in the
+    // history keeps what the envelope kept; allow a microsecond).
+    let (start, end) = ns(root);
     assert!(
-        (length - expected).abs() <= 1_000,
-        "cooking {length} ns, events say {expected} ns"
+        (start - at(&history, "order.placed")).abs() <= 1_000,
+        "the root starts when the order was placed"
     );
     assert!(
-        length >= 150_000_000,
-        "cooking took the kitchen's 150 ms: {length} ns"
+        (end - at(&history, "order.delivered")).abs() <= 1_000,
+        "the root ends when it was delivered"
+    );
+    // Live spans hold the events they made.
+    for (name, from, to) in [
+        ("cooking", "order.cooking", "order.ready"),
+        ("trip", "driver.assigned", "order.delivered"),
+    ] {
+        let (start, end) = ns(span(name));
+        assert!(
+            start <= at(&history, from) + 1_000 && end + 1_000 >= at(&history, to),
+            "{name} ({start}..{end}) holds {from}..{to}"
+        );
+    }
+    let (start, end) = ns(span("cooking"));
+    assert!(
+        end - start >= 150_000_000,
+        "cooking took the kitchen's 150 ms: {} ns",
+        end - start
+    );
+    let (start, end) = ns(span("trip"));
+    assert!(
+        end - start >= 100_000_000,
+        "the trip took its 100 ms: {} ns",
+        end - start
+    );
+    // Waits are recorded from the events: the queue wait ends when cooking began.
+    let (_, end) = ns(span("queue wait"));
+    assert!(
+        (end - at(&history, "order.cooking")).abs() <= 1_000,
+        "the queue wait ends as cooking starts"
     );
 }

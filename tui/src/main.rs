@@ -115,7 +115,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
     // The terminal belongs to the UI: logs go to a file, always.
     let log = data_dir.join("logs").join("control-room.log");
-    let _logs = node::logging::init(node::config::LogFormat::Pretty, Some(&log))
+    let _logs = node::logging::init(node::config::LogFormat::Pretty, Some(&log), None)
         .with_context(|| format!("cannot open the log file {}", log.display()))?;
     let scenario = match &args.scenario {
         Some(path) => Some(tui::scenario::Scenario::load(path)?),

@@ -43,7 +43,9 @@ use contracts::token::scope;
 use contracts::trust::role;
 use contracts::Envelope;
 use reqwest::StatusCode;
+use tracing::Instrument;
 
+use crate::otlp;
 use crate::roles::order::Shared;
 use crate::worker::Handled;
 
@@ -394,14 +396,16 @@ impl Run<'_> {
         }
         let mut errors = Vec::new();
         for (id, url) in candidates {
+            let span = self.call_span("recall");
             let request = self.s.http.post(format!("{url}/recall/{}", self.order_id));
             let answer = self
                 .s
                 .tokens
                 .attach(request, role::DELIVERY, scope::RECALL)
-                .header("traceparent", contracts::trace::traceparent(&self.trace_id))
+                .header("traceparent", otlp::traceparent(&span, &self.trace_id))
                 .timeout(ANSWER_WAIT)
                 .send()
+                .instrument(span)
                 .await;
             match answer {
                 Ok(r) if r.status() == StatusCode::OK => {
@@ -417,6 +421,13 @@ impl Run<'_> {
             }
         }
         Err(errors.join("; "))
+    }
+
+    /// The trace span of a call this saga makes, under the order's root.
+    fn call_span(&self, name: &'static str) -> tracing::Span {
+        let span = otlp::span(name, otlp::Kind::Client, &self.order_id);
+        otlp::under_order(&span, &self.trace_id);
+        span
     }
 
     async fn refund(&mut self, p: &Progress, cause: &Envelope, seq: &mut u64) -> Result<(), Handled> {
@@ -435,13 +446,15 @@ impl Run<'_> {
         };
         let s = self.s;
         let result = with_attempts(step::REFUND, &self.order_id, &self.trace_id, || async {
+            let span = self.call_span("refund");
             let request = s.http.post(format!("{}/refund", s.payment_url));
             let answer = s
                 .tokens
                 .attach(request, role::PAYMENT, scope::PAYMENT)
-                .header("traceparent", contracts::trace::traceparent(&self.trace_id))
+                .header("traceparent", otlp::traceparent(&span, &self.trace_id))
                 .json(&req)
                 .send()
+                .instrument(span)
                 .await;
             match answer {
                 Ok(r) if r.status().is_success() => Ok(()),

@@ -27,9 +27,11 @@ use contracts::Envelope;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::config::CommonArgs;
+use crate::otlp;
 use crate::roles::http::ApiError;
 use crate::roles::openapi::{Bearer, TokenRefused};
 use crate::roles::range::MsRange;
@@ -569,7 +571,10 @@ impl Service {
             self.show_figures(&desk);
             a
         };
-        let trip = self.trip(ticket, body, &assignment.driver).await;
+        otlp::record(otlp::wait_span("driver wait", ticket, OffsetDateTime::now_utc()));
+        let span = otlp::span("trip", otlp::Kind::Internal, order_id);
+        otlp::under_order(&span, &ticket.trace_id);
+        let trip = self.trip(ticket, body, &assignment.driver).instrument(span).await;
         let mut desk = self.desk();
         desk.pool.free(&assignment);
         match &trip {

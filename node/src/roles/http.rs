@@ -276,6 +276,14 @@ pub fn incoming_trace(headers: &axum::http::HeaderMap) -> Option<String> {
     contracts::trace::trace_id_of(value).map(str::to_string)
 }
 
+/// The trace span of request `name` served for `order_id`, under the
+/// caller's span its `traceparent` header names.
+pub fn served(name: &'static str, headers: &axum::http::HeaderMap, order_id: &str) -> tracing::Span {
+    let span = crate::otlp::span(name, crate::otlp::Kind::Server, order_id);
+    crate::otlp::under_caller(&span, headers.get("traceparent").and_then(|v| v.to_str().ok()));
+    span
+}
+
 /// Parses JSON, naming the path of whatever is wrong. Anything but
 /// whitespace after the JSON value is malformed too: `{…} xyz` is not one
 /// order.

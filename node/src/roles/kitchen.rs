@@ -11,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use contracts::events::{self, KitchenTicket, OrderCancelling, OrderCooking, OrderReady};
 use contracts::queue::{Delivery, DELIVERY, KITCHEN};
 use contracts::Envelope;
+use tracing::Instrument;
 
 use crate::config::CommonArgs;
+use crate::otlp;
 use crate::roles::assets::{Menu, Stock};
 use crate::roles::range::MsRange;
 use crate::runtime::{Node, Outgoing};
@@ -160,7 +162,11 @@ impl Kitchen {
                     .await
                     .map(|_| ())
             }
-            Plan::Cook(_) => self.bake(&id, &ticket, body).await,
+            Plan::Cook(_) => {
+                let span = otlp::span("cooking", otlp::Kind::Internal, &order);
+                otlp::under_order(&span, &ticket.trace_id);
+                self.bake(&id, &ticket, body).instrument(span).await
+            }
         };
         self.figures();
         match result {
@@ -173,14 +179,16 @@ impl Kitchen {
 
     async fn bake(&self, id: &str, ticket: &Envelope, body: KitchenTicket) -> Result<(), String> {
         let started = std::time::Instant::now();
-        self.emit(
-            &OrderCooking {
-                kitchen: id.to_string(),
-            },
-            ticket,
-            ticket.seq + 1,
-        )
-        .await?;
+        let cooking = self
+            .emit(
+                &OrderCooking {
+                    kitchen: id.to_string(),
+                },
+                ticket,
+                ticket.seq + 1,
+            )
+            .await?;
+        otlp::record(otlp::wait_span("queue wait", ticket, cooking.occurred_at));
         self.figures();
         let extra = std::time::Duration::from_millis(self.node.faults().latency_ms);
         tokio::time::sleep(self.prep.sample() + extra).await;

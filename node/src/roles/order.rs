@@ -30,8 +30,10 @@ use contracts::token::scope;
 use contracts::trust::role;
 use contracts::Envelope;
 use serde::Deserialize;
+use tracing::Instrument;
 
 use crate::config::CommonArgs;
+use crate::otlp;
 use crate::roles::assets::Menu;
 use crate::roles::book::Book;
 use crate::roles::breaker::Breaker;
@@ -245,31 +247,16 @@ impl Service {
             self.figures();
             return Payment::Unavailable("circuit breaker open".into());
         }
+        let span = otlp::span("payment", otlp::Kind::Client, &req.order_id);
         let request = self.http.post(format!("{}/pay", self.payment_url));
-        let outcome = self
+        let call = self
             .tokens
             .attach(request, role::PAYMENT, scope::PAYMENT)
-            .header("traceparent", contracts::trace::traceparent(trace_id))
+            // Names the span of this call: payment's span goes under it.
+            .header("traceparent", otlp::traceparent(&span, trace_id))
             .json(req)
-            .send()
-            .await;
-        let result = match outcome {
-            Ok(r) if r.status() == StatusCode::OK => match r.json::<PayResponse>().await {
-                Ok(p) => Payment::Captured(p.payment_id),
-                Err(e) => Payment::Unavailable(format!("unreadable answer from payment: {e}")),
-            },
-            Ok(r) if r.status() == StatusCode::PAYMENT_REQUIRED => {
-                let reason = r
-                    .json::<PayDeclined>()
-                    .await
-                    .map(|d| d.reason)
-                    .unwrap_or_else(|_| "declined".into());
-                Payment::Declined(reason)
-            }
-            Ok(r) => Payment::Unavailable(format!("payment answered {}", r.status())),
-            Err(e) if e.is_timeout() => Payment::Unavailable("payment timed out".into()),
-            Err(e) => Payment::Unavailable(format!("payment unreachable: {e}")),
-        };
+            .send();
+        let result = answer(call).instrument(span).await;
         {
             let mut b = self.lock_breaker();
             match result {
@@ -312,6 +299,27 @@ impl Service {
 
 /// Events the book may be sent before it acknowledges them.
 const BOOK_CREDIT: u32 = 2_000;
+
+/// What payment's answer to `POST /pay` means for the order.
+async fn answer(call: impl std::future::Future<Output = reqwest::Result<reqwest::Response>>) -> Payment {
+    match call.await {
+        Ok(r) if r.status() == StatusCode::OK => match r.json::<PayResponse>().await {
+            Ok(p) => Payment::Captured(p.payment_id),
+            Err(e) => Payment::Unavailable(format!("unreadable answer from payment: {e}")),
+        },
+        Ok(r) if r.status() == StatusCode::PAYMENT_REQUIRED => {
+            let reason = r
+                .json::<PayDeclined>()
+                .await
+                .map(|d| d.reason)
+                .unwrap_or_else(|_| "declined".into());
+            Payment::Declined(reason)
+        }
+        Ok(r) => Payment::Unavailable(format!("payment answered {}", r.status())),
+        Err(e) if e.is_timeout() => Payment::Unavailable("payment timed out".into()),
+        Err(e) => Payment::Unavailable(format!("payment unreachable: {e}")),
+    }
+}
 
 /// `GET /healthz`: the service answers.
 #[utoipa::path(get, operation_id = "order_health", path = "/healthz", tag = "order",
@@ -371,16 +379,34 @@ async fn place(
         .sum();
     let trace_id =
         crate::roles::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
+    // The order was placed when it arrived, not when payment answered: the
+    // trace timeline's payment stage is placed -> paid.
+    let received = time::OffsetDateTime::now_utc();
+    let span = otlp::span("POST /orders", otlp::Kind::Server, &order_id);
+    otlp::under_order(&span, &trace_id);
+    let answer = take(&s, &order, (order_id, trace_id), amount_cents, received)
+        .instrument(span)
+        .await;
+    // The claim is released here, once the request has its answer.
+    drop(claim);
+    answer
+}
 
+/// Pays for a valid order and, once paid, records and queues it: the part
+/// of `POST /orders` after its checks.
+async fn take(
+    s: &Service,
+    order: &PlaceOrder,
+    (order_id, trace_id): (String, String),
+    amount_cents: u64,
+    received: time::OffsetDateTime,
+) -> Result<Response, ApiError> {
     let req = PayRequest {
         order_id: order_id.clone(),
         amount_cents,
         currency: "CHF".into(),
     };
     let started = Instant::now();
-    // The order was placed when it arrived, not when payment answered: the
-    // trace timeline's payment stage is placed -> paid.
-    let received = time::OffsetDateTime::now_utc();
     let payment = s.pay(&req, &trace_id).await;
     let pay_ms = started.elapsed().as_millis() as u64;
     let payment_id = match payment {
@@ -397,7 +423,7 @@ async fn place(
             ));
         }
         Payment::Declined(reason) => {
-            let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents, received)?;
+            let placed = placed_event(s, order, &order_id, &trace_id, amount_cents, received)?;
             s.publish(&placed).await?;
             s.follow_up(
                 &events::OrderRejected {
@@ -419,7 +445,7 @@ async fn place(
     // under one lock, then in the outbox (flushed) with one disk sync before
     // we answer. From here the order survives a kill -9 of this node, and
     // the keeper and the log get it when they can.
-    let placed = placed_event(&s, &order, &order_id, &trace_id, amount_cents, received)?;
+    let placed = placed_event(s, order, &order_id, &trace_id, amount_cents, received)?;
     let (paid, ticket, queued) = {
         let mut book = s.book.lock().await;
         let node = s.node.id();

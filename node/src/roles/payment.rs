@@ -24,6 +24,7 @@ use contracts::api::{
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
+use tracing::Instrument;
 
 use contracts::token::scope;
 use contracts::trust::role;
@@ -522,7 +523,10 @@ async fn pay(
     // Rejected bodies are answered here rather than by the extractor so that
     // every request gets its log line.
     let (order_id, result) = match body {
-        Ok(JsonBody(req)) => (req.order_id.clone(), charge(&app, req).await),
+        Ok(JsonBody(req)) => {
+            let span = crate::roles::http::served("POST /pay", &headers, &req.order_id);
+            (req.order_id.clone(), charge(&app, req).instrument(span).await)
+        }
         Err(e) => (String::new(), Err(e)),
     };
     let response = app.finish(result);
@@ -633,11 +637,14 @@ async fn refund(
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
     let trace_id = crate::roles::http::incoming_trace(&headers).unwrap_or_default();
     let (order_id, payment_id, result) = match body {
-        Ok(JsonBody(req)) => (
-            req.order_id.clone(),
-            req.payment_id.clone(),
-            refund_payment(&app, req).await,
-        ),
+        Ok(JsonBody(req)) => {
+            let span = crate::roles::http::served("POST /refund", &headers, &req.order_id);
+            (
+                req.order_id.clone(),
+                req.payment_id.clone(),
+                refund_payment(&app, req).instrument(span).await,
+            )
+        }
         Err(e) => (String::new(), String::new(), Err(e)),
     };
     let response = app.finish(result);
