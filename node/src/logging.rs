@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::LogFormat;
 
@@ -42,24 +42,56 @@ pub fn init(format: LogFormat, file: Option<&Path>, traces: Option<Traces<'_>>) 
         }
         None => tracing_appender::non_blocking(std::io::stderr()),
     };
-    let logs = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(file.is_none());
-    let logs = match format {
-        LogFormat::Pretty => logs.compact().with_filter(filter).boxed(),
-        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
-    };
-    let (spans, tracing) = match traces {
-        Some(t) => {
-            let (layer, guard) = crate::otlp::layer(t.endpoint, t.service, t.role)?;
-            (Some(layer), Some(guard))
-        }
-        None => (None, None),
-    };
-    // A second init (tests, the control room re-executing itself) keeps the first.
-    let _ = tracing_subscriber::registry().with(logs).with(spans).try_init();
+    let (layers, tracing) = layers(format, writer, file.is_none(), filter, traces)?;
     Ok(LogGuard {
         _writer: guard,
         _traces: tracing,
     })
+}
+
+/// The log layer (through `filter`, without the trace spans) and, with
+/// `traces`, the layer that sends spans to the collector.
+fn layers<W>(
+    format: LogFormat,
+    writer: W,
+    ansi: bool,
+    filter: EnvFilter,
+    traces: Option<Traces<'_>>,
+) -> anyhow::Result<(Vec<Box<dyn Layer<Registry> + Send + Sync>>, Option<crate::otlp::Tracing>)>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let logs = match format {
+        LogFormat::Pretty => logs.compact().with_filter(filter).boxed(),
+        LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
+    };
+    // A list, not an `Option` layer: a `None` layer counts as interested in
+    // every callsite, which would build the trace spans even with traces off.
+    let mut layers = vec![logs];
+    let mut tracing = None;
+    if let Some(t) = traces {
+        let (spans, guard) = crate::otlp::layer(t.endpoint, t.service, t.role)?;
+        layers.push(spans.boxed());
+        tracing = Some(guard);
+    }
+    Ok((layers, tracing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_traces_off_the_trace_spans_are_not_even_built() {
+        let filter = EnvFilter::new("info").add_directive("pizza::trace=off".parse().unwrap());
+        let (layers, tracing) = layers(LogFormat::Json, std::io::sink, false, filter, None).unwrap();
+        assert!(tracing.is_none());
+        let subscriber = tracing_subscriber::registry().with(layers);
+        tracing::subscriber::with_default(subscriber, || {
+            let span = crate::otlp::span("cooking", crate::otlp::Kind::Internal, "ord_1");
+            assert!(span.is_disabled(), "a trace span with traces off");
+            assert!(!tracing::info_span!("logged").is_disabled(), "log spans still are");
+        });
+    }
 }
