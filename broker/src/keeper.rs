@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use contracts::queue::{
-    AckMessage, Acked, Confirm, Credit, DeadLetter, Outcome, QueueFigures, QueueStats, Requeue, Withdraw,
-    Withdrawn,
+    AckMessage, Acked, Confirm, Credit, DeadLetter, DeadLetterListing, Outcome, QueueFigures, QueueStats,
+    Requeue, Withdraw, Withdrawn,
 };
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
@@ -955,7 +955,12 @@ impl Keeper {
             dropped += 1;
         }
         letters.drain(..dropped);
-        self.publish(self.opts.topics.dlq_items(queue), &letters, true)
+        let listing = DeadLetterListing {
+            queue: queue.to_string(),
+            letters,
+        };
+        // Sealed: the operator re-queues and purges what the listing shows.
+        self.publish_sealed(self.opts.topics.dlq_items(queue), &listing, true)
             .await
     }
 

@@ -201,7 +201,7 @@ pub fn document(topics: &Topics) -> Value {
             id: "queueDeadLetters",
             address: topics.dlq_items("{queue}"),
             summary: "Retained: the queue's dead letters, each with its reason.",
-            messages: one("deadLetters", schema_of::<Vec<crate::queue::DeadLetter>>(&mut g)),
+            messages: one("deadLetters", schema_of::<crate::queue::DeadLetterListing>(&mut g)),
             action: "receive",
             retained: true,
         },

@@ -315,6 +315,17 @@ pub struct DeadLetter {
     pub raw: Option<String>,
 }
 
+/// Keeper -> everyone, retained on [`crate::topics::Topics::dlq_items`]: the
+/// newest dead letters of one queue. An object, not a bare list, so that on
+/// a signed platform it carries the keeper's seal like the stats do.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeadLetterListing {
+    /// The queue whose dead letters these are.
+    pub queue: String,
+    /// Its newest dead letters, oldest first.
+    pub letters: Vec<DeadLetter>,
+}
+
 /// Keeper -> everyone, every 500 ms on [`crate::topics::Topics::queue_stats`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueStats {

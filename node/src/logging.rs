@@ -43,6 +43,8 @@ pub fn init(format: LogFormat, file: Option<&Path>, traces: Option<Traces<'_>>) 
         None => tracing_appender::non_blocking(std::io::stderr()),
     };
     let (layers, tracing) = layers(format, writer, file.is_none(), filter, traces)?;
+    // A second init (tests, the control room re-executing itself) keeps the first.
+    let _ = tracing_subscriber::registry().with(layers).try_init();
     Ok(LogGuard {
         _writer: guard,
         _traces: tracing,
@@ -57,11 +59,16 @@ fn layers<W>(
     ansi: bool,
     filter: EnvFilter,
     traces: Option<Traces<'_>>,
-) -> anyhow::Result<(Vec<Box<dyn Layer<Registry> + Send + Sync>>, Option<crate::otlp::Tracing>)>
+) -> anyhow::Result<(
+    Vec<Box<dyn Layer<Registry> + Send + Sync>>,
+    Option<crate::otlp::Tracing>,
+)>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let logs = tracing_subscriber::fmt::layer().with_writer(writer).with_ansi(ansi);
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(ansi);
     let logs = match format {
         LogFormat::Pretty => logs.compact().with_filter(filter).boxed(),
         LogFormat::Json => logs.json().flatten_event(true).with_filter(filter).boxed(),
@@ -91,7 +98,10 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let span = crate::otlp::span("cooking", crate::otlp::Kind::Internal, "ord_1");
             assert!(span.is_disabled(), "a trace span with traces off");
-            assert!(!tracing::info_span!("logged").is_disabled(), "log spans still are");
+            assert!(
+                !tracing::info_span!("logged").is_disabled(),
+                "log spans still are"
+            );
         });
     }
 }

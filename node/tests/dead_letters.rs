@@ -17,16 +17,16 @@ fn a_malformed_put_goes_to_the_dlq_with_its_reason_and_the_broker_keeps_running(
     mqtt.subscribe("pizza/q/kitchen/dlq/items");
     // The retained (empty) listing arrives first; it shows the subscription is live.
     mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.is_empty())
+        v["letters"].as_array().is_some_and(|a| a.is_empty())
     });
 
     mqtt.publish("pizza/q/kitchen/put", "{this is not json");
     mqtt.publish("pizza/q/kitchen/put", r#"{"event_id":"not-a-uuid"}"#);
 
     let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 2)
+        v["letters"].as_array().is_some_and(|a| a.len() == 2)
     });
-    let letters = listing.as_array().unwrap();
+    let letters = listing["letters"].as_array().unwrap();
     assert!(
         s(&letters[0], "reason").starts_with("malformed envelope:"),
         "{listing}"
@@ -56,9 +56,9 @@ fn rejected_and_exhausted_messages_are_dead_lettered_and_can_be_requeued() {
     assert_eq!(producer.wait_exit(LONG), Some(0));
     let mut failing = w.consumer("c-retry", &["--credit", "2", "--ack", "retry"]);
     let letters = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 2)
+        v["letters"].as_array().is_some_and(|a| a.len() == 2)
     });
-    for l in letters.as_array().unwrap() {
+    for l in letters["letters"].as_array().unwrap() {
         assert_eq!(l["attempts"], 3, "{l}");
         assert!(s(l, "reason").contains("gave up after 3 attempts"), "{l}");
     }
@@ -85,7 +85,7 @@ fn rejected_and_exhausted_messages_are_dead_lettered_and_can_be_requeued() {
     // Re-queue them all; a healthy consumer finishes them.
     mqtt.publish("pizza/q/kitchen/dlq/requeue", r#"{"all":true}"#);
     mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.is_empty())
+        v["letters"].as_array().is_some_and(|a| a.is_empty())
     });
     let healthy = w.consumer("c-ok", &["--credit", "2"]);
     wait_for(LONG, "the re-queued messages done", || {
@@ -121,9 +121,9 @@ fn a_reject_dead_letters_at_once_with_the_consumers_reason() {
     let mut producer = w.producer("p1", &["--count", "1"]);
     assert_eq!(producer.wait_exit(LONG), Some(0));
     let letters = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 1)
+        v["letters"].as_array().is_some_and(|a| a.len() == 1)
     });
-    let l = &letters[0];
+    let l = &letters["letters"][0];
     assert_eq!(l["attempts"], 1);
     assert!(s(l, "reason").contains("rejected by c-reject"), "{l}");
     assert_eq!(l["envelope"]["kind"], "test.message");
@@ -158,9 +158,9 @@ fn an_unreadable_delivery_is_dead_lettered_with_its_reason_and_spoils_nothing_el
     });
     let consumer = w.consumer("c1", &["--queue", "kitchen", "--credit", "10"]);
     let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 1)
+        v["letters"].as_array().is_some_and(|a| a.len() == 1)
     });
-    let letter = &listing.as_array().unwrap()[0];
+    let letter = &listing["letters"].as_array().unwrap()[0];
     assert!(
         s(letter, "raw").contains(r#""order_id":"o-bad""#),
         "kept as text, since it does not read: {letter}"
@@ -188,7 +188,7 @@ fn a_put_too_large_to_deliver_goes_to_the_dlq_and_the_queue_keeps_moving() {
         &["pizza/q/kitchen/dlq/items", "pizza/q/kitchen/confirm/test-poker"],
     );
     mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.is_empty())
+        v["letters"].as_array().is_some_and(|a| a.is_empty())
     });
     // Within the broker's 256 KiB limit, but with no room left for the
     // delivery's own fields.
@@ -203,9 +203,9 @@ fn a_put_too_large_to_deliver_goes_to_the_dlq_and_the_queue_keeps_moving() {
     );
     mqtt.publish("pizza/q/kitchen/put", serde_json::to_vec(&big).unwrap());
     let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 1)
+        v["letters"].as_array().is_some_and(|a| a.len() == 1)
     });
-    let letter = &listing.as_array().unwrap()[0];
+    let letter = &listing["letters"].as_array().unwrap()[0];
     assert!(
         s(letter, "reason").starts_with("envelope too large: "),
         "{letter}"
@@ -239,7 +239,7 @@ fn a_forged_ticket_no_order_could_make_is_dead_lettered_by_the_kitchen_with_the_
     let mqtt = Mqtt::connect(w.port, "test-forger", None).expect("connects");
     mqtt.subscribe("pizza/q/kitchen/dlq/items");
     mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.is_empty())
+        v["letters"].as_array().is_some_and(|a| a.is_empty())
     });
     // Four billion pizzas (the kitchen would fill its memory listing their
     // ingredients), and a 2,000-character name.
@@ -259,9 +259,9 @@ fn a_forged_ticket_no_order_could_make_is_dead_lettered_by_the_kitchen_with_the_
         mqtt.publish("pizza/q/kitchen/put", serde_json::to_string(&env).expect("json"));
     }
     let listing = mqtt.expect("pizza/q/kitchen/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| a.len() == 2)
+        v["letters"].as_array().is_some_and(|a| a.len() == 2)
     });
-    let reasons: Vec<String> = listing
+    let reasons: Vec<String> = listing["letters"]
         .as_array()
         .into_iter()
         .flatten()

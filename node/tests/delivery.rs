@@ -143,12 +143,12 @@ fn tickets_are_delivered_by_free_drivers_and_a_bad_one_is_dead_lettered() {
 
     // The bad ticket is dead-lettered with the decode error.
     let listing = mqtt.expect("pizza/q/delivery/dlq/items", LONG, |v| {
-        v.as_array().is_some_and(|a| {
+        v["letters"].as_array().is_some_and(|a| {
             a.iter()
                 .any(|l| l["envelope"]["event_id"] == bad.event_id.to_string())
         })
     });
-    let letter = listing
+    let letter = listing["letters"]
         .as_array()
         .and_then(|a| {
             a.iter()

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use contracts::queue::{DeadLetter, QueueStats, Requeue};
+use contracts::queue::{DeadLetterListing, QueueStats, Requeue};
 use contracts::status::{Control, NodeStatus};
 use contracts::stream::Start;
 use contracts::topics::Topics;
@@ -69,9 +69,12 @@ impl Keys {
         if let Some(id) = topics.parse_status_topic(topic) {
             return self.0.open_heartbeat(payload, id).err();
         }
-        // The queue stats, which scenarios wait on, from a keeper of this
+        // The queue stats, which scenarios wait on, and the dead-letter
+        // listings, which the operator re-queues from: from a keeper of this
         // platform (one the trust file lists), sealed.
-        if topic == topics.queue_stats() && trust.has_role(contracts::trust::role::BROKER) {
+        let keepers = topic == topics.queue_stats()
+            || matches!(topics.parse_queue_topic(topic), Some((_, "dlq", Some("items"))));
+        if keepers && trust.has_role(contracts::trust::role::BROKER) {
             return self.0.open(payload, &[contracts::trust::role::BROKER]).err();
         }
         None
@@ -310,9 +313,9 @@ pub fn decode(topics: &Topics, topic: &str, payload: &[u8]) -> Option<Msg> {
     } else if topic == topics.queue_stats() {
         serde_json::from_slice::<QueueStats>(payload).map(Msg::Stats)
     } else if let Some((queue, "dlq", Some("items"))) = topics.parse_queue_topic(topic) {
-        serde_json::from_slice::<Vec<DeadLetter>>(payload).map(|items| Msg::DeadLetters {
+        serde_json::from_slice::<DeadLetterListing>(payload).map(|listing| Msg::DeadLetters {
             queue: queue.to_string(),
-            items,
+            items: listing.letters,
         })
     } else if topic.starts_with(&format!("{}/events/", topics.prefix())) {
         serde_json::from_slice::<Envelope>(payload).map(|e| Msg::Event(Box::new(e)))
@@ -325,5 +328,49 @@ pub fn decode(topics: &Topics, topic: &str, payload: &[u8]) -> Option<Msg> {
             tracing::warn!(%topic, error = %e, "skipped a message the control room cannot read");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contracts::trust::role;
+
+    /// The security of node `id` (`role`) on a platform whose trust file
+    /// is in `dir`.
+    fn security(dir: &std::path::Path, id: &str, role: &str) -> Security {
+        let trust = dir.join("trust.json");
+        let key = node::security::make_key(dir, id, role, &trust).expect("a key");
+        Security::load(Some(&key), Some(&trust), id, role).expect("keys load")
+    }
+
+    #[test]
+    fn a_dead_letter_listing_is_shown_only_when_a_keeper_sealed_it() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let keeper = security(dir.path(), "broker", role::BROKER);
+        let kitchen = security(dir.path(), "kitchen-1", role::KITCHEN);
+        let control = Keys(security(dir.path(), "control-room", role::CONTROL));
+        let topics = Topics::new("pizza");
+        let topic = topics.dlq_items("kitchen");
+        let listing = serde_json::to_vec(&DeadLetterListing {
+            queue: "kitchen".into(),
+            letters: Vec::new(),
+        })
+        .expect("JSON");
+
+        assert!(
+            control
+                .refuses(&topics, &topic, &keeper.seal(listing.clone()))
+                .is_none(),
+            "the keeper's listing is shown"
+        );
+        assert!(
+            control.refuses(&topics, &topic, &listing).is_some(),
+            "an unsealed listing (anyone on the broker) is refused"
+        );
+        assert!(
+            control.refuses(&topics, &topic, &kitchen.seal(listing)).is_some(),
+            "a listing sealed by a kitchen is refused"
+        );
     }
 }
