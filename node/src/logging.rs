@@ -51,6 +51,9 @@ pub fn init(format: LogFormat, file: Option<&Path>, traces: Option<Traces<'_>>) 
     })
 }
 
+/// One layer of the subscriber.
+type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
+
 /// The log layer (through `filter`, without the trace spans) and, with
 /// `traces`, the layer that sends spans to the collector.
 fn layers<W>(
@@ -59,10 +62,7 @@ fn layers<W>(
     ansi: bool,
     filter: EnvFilter,
     traces: Option<Traces<'_>>,
-) -> anyhow::Result<(
-    Vec<Box<dyn Layer<Registry> + Send + Sync>>,
-    Option<crate::otlp::Tracing>,
-)>
+) -> anyhow::Result<(Vec<Boxed>, Option<crate::otlp::Tracing>)>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
