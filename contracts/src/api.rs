@@ -483,7 +483,7 @@ impl RefundResponse {
 }
 
 /// `GET /drivers` item: one driver and what they carry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
 pub struct DriverView {
     /// The driver's name.
     pub driver: String,

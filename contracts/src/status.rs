@@ -56,7 +56,140 @@ pub struct NodeStatus {
     pub faults: Faults,
     /// The role's own figures (ovens busy, drivers free, breaker state ...).
     #[serde(default)]
-    pub figures: BTreeMap<String, serde_json::Value>,
+    pub figures: Figures,
+}
+
+/// The figures a node reports beside its counters: those of its role, the
+/// rest absent. On the wire one flat JSON object (`{"http":…,"ovens":4}`);
+/// here one typed field per figure, so a renamed figure is a compile error
+/// on both sides, not an empty column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Figures {
+    /// Nodes with an HTTP API: its base URL (`http://host:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// Its Prometheus `/metrics` URL, when it serves one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
+    /// A keeper: the epoch it serves the prefix under (a standby takes over
+    /// with a higher one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
+    /// The order node's.
+    #[serde(flatten)]
+    pub order: OrderFigures,
+    /// Payment's.
+    #[serde(flatten)]
+    pub payment: PaymentFigures,
+    /// A kitchen's.
+    #[serde(flatten)]
+    pub kitchen: KitchenFigures,
+    /// Delivery's.
+    #[serde(flatten)]
+    pub delivery: DeliveryFigures,
+}
+
+/// Where the order node's circuit breaker around payment is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls fail at once, without trying.
+    Open,
+    /// One trial call goes through; its result decides.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// Every state, in the order the metrics list them.
+    pub const ALL: [BreakerState; 3] = [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen];
+
+    /// Its name on the wire, e.g. `half_open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// The order node's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct OrderFigures {
+    /// The breaker's state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<BreakerState>,
+    /// Payment calls failed in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_failures: Option<u64>,
+    /// Times the breaker opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_opened: Option<u64>,
+    /// Calls the open breaker refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_rejected: Option<u64>,
+    /// When an open breaker lets a trial call through, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breaker_half_open_at: Option<String>,
+    /// Events waiting behind a gap in their order's seqs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back: Option<u64>,
+    /// Events released once their gap filled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_total: Option<u64>,
+    /// Orders in the book by state (`{"queued":3,…}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders: Option<BTreeMap<String, u64>>,
+}
+
+/// Payment's figures: outcomes since it started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PaymentFigures {
+    /// Payments captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<u64>,
+    /// Payments declined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined: Option<u64>,
+    /// Payments refunded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refunded: Option<u64>,
+    /// Calls that failed (injected or configured failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
+}
+
+/// A kitchen's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct KitchenFigures {
+    /// Its ovens (its credit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovens: Option<u64>,
+    /// Ovens cooking now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ovens_busy: Option<u64>,
+    /// Ingredients running low, as `"basil: 3"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stock_low: Option<Vec<String>>,
+}
+
+/// Delivery's figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DeliveryFigures {
+    /// Drivers waiting for an order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drivers_free: Option<u64>,
+    /// Drivers on a trip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drivers_busy: Option<u64>,
+    /// Orders delivered by this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered: Option<u64>,
+    /// Every driver and where they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drivers: Option<Vec<crate::api::DriverView>>,
 }
 
 impl NodeStatus {
@@ -75,7 +208,7 @@ impl NodeStatus {
             in_flight: 0,
             outbox: 0,
             faults: Faults::default(),
-            figures: BTreeMap::new(),
+            figures: Figures::default(),
         }
     }
 }
@@ -193,6 +326,33 @@ pub enum Control {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_one_flat_object_on_the_wire_with_only_the_roles_own() {
+        let mut f = Figures {
+            http: Some("http://127.0.0.1:8080".into()),
+            ..Figures::default()
+        };
+        f.order.breaker = Some(BreakerState::HalfOpen);
+        f.order.held_back = Some(0);
+        f.kitchen.ovens = Some(4);
+        let wire = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            wire,
+            serde_json::json!({"http": "http://127.0.0.1:8080", "breaker": "half_open", "held_back": 0, "ovens": 4})
+        );
+        assert_eq!(serde_json::from_value::<Figures>(wire).unwrap(), f);
+        // A figure this build does not know (a newer node) is left out, not
+        // a reason to drop the whole heartbeat.
+        let newer = serde_json::json!({"ovens": 2, "oven_temperature": 250});
+        let read: Figures = serde_json::from_value(newer).unwrap();
+        assert_eq!(read.kitchen.ovens, Some(2));
+        assert_eq!(
+            serde_json::to_value(Figures::default()).unwrap(),
+            serde_json::json!({})
+        );
+    }
 
     #[test]
     fn faults_a_node_cannot_act_on_are_refused_by_name() {
@@ -231,8 +391,6 @@ mod tests {
         };
         assert_eq!(fine.validate(), Ok(()));
     }
-
-    use super::*;
 
     #[test]
     fn control_is_tagged_by_command() {

@@ -368,7 +368,7 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
 pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
     let stop = crate::roles::until_stopped(node.clone());
     if let Some(url) = telemetry(common, node.id(), node.role(), stop).await? {
-        node.set_figure("metrics", url);
+        node.set_figures(|f| f.metrics = Some(url));
     }
     Ok(())
 }

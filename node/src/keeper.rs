@@ -56,7 +56,7 @@ impl Lease {
             return None;
         }
         Some(Lease {
-            epoch: status.figures.get(EPOCH)?.as_u64()?,
+            epoch: status.figures.epoch?,
             pid: status.pid,
             host: status.host.clone(),
         })
@@ -99,7 +99,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     .with_context(|| format!("cannot start the keeper (data directory {})", data_dir.display()))?;
     crate::cli::serve_metrics(&a.common, &node).await?;
     let epoch = wall_ms();
-    node.set_figure(EPOCH, epoch);
+    node.set_figures(|f| f.epoch = Some(epoch));
     let mine = Lease {
         epoch,
         pid: std::process::id(),
@@ -253,7 +253,7 @@ mod tests {
         s.state = NodeState::Up;
         s.pid = 9;
         assert_eq!(Lease::of(&s), None, "no epoch: not a keeper");
-        s.figures.insert(EPOCH.into(), 5.into());
+        s.figures.epoch = Some(5);
         assert_eq!(Lease::of(&s).map(|l| l.epoch), Some(5));
     }
 }

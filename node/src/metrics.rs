@@ -19,7 +19,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contracts::order::OrderState;
-use contracts::status::{NodeState, NodeStatus};
+use contracts::status::{BreakerState, Figures, NodeState, NodeStatus};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// The exporter of this process, once installed.
@@ -136,71 +136,70 @@ pub struct Sample {
 }
 
 /// The role figures that are numbers: (figure, series, kind, help).
-const FIGURES: [(&str, &str, Kind, &str); 10] = [
+type Figure = fn(&Figures) -> Option<u64>;
+
+const FIGURES: [(Figure, &str, Kind, &str); 10] = [
     (
-        "ovens",
+        |f| f.kitchen.ovens,
         "pizza_kitchen_ovens",
         Kind::Gauge,
         "Ovens of this kitchen.",
     ),
     (
-        "ovens_busy",
+        |f| f.kitchen.ovens_busy,
         "pizza_kitchen_ovens_busy",
         Kind::Gauge,
         "Ovens cooking now.",
     ),
     (
-        "drivers_busy",
+        |f| f.delivery.drivers_busy,
         "pizza_delivery_drivers_busy",
         Kind::Gauge,
         "Drivers on a trip now.",
     ),
     (
-        "drivers_free",
+        |f| f.delivery.drivers_free,
         "pizza_delivery_drivers_free",
         Kind::Gauge,
         "Drivers waiting for an order.",
     ),
     (
-        "delivered",
+        |f| f.delivery.delivered,
         "pizza_delivery_delivered_total",
         Kind::Counter,
         "Orders delivered by this node.",
     ),
     (
-        "breaker_failures",
+        |f| f.order.breaker_failures,
         "pizza_breaker_consecutive_failures",
         Kind::Gauge,
         "Payment calls failed in a row.",
     ),
     (
-        "breaker_opened",
+        |f| f.order.breaker_opened,
         "pizza_breaker_opened_total",
         Kind::Counter,
         "Times the payment breaker opened.",
     ),
     (
-        "breaker_rejected",
+        |f| f.order.breaker_rejected,
         "pizza_breaker_rejected_total",
         Kind::Counter,
         "Payment calls the open breaker refused.",
     ),
     (
-        "held_back",
+        |f| f.order.held_back,
         "pizza_order_events_held_back",
         Kind::Gauge,
         "Events waiting behind a gap in their order's seqs.",
     ),
     (
-        "released_total",
+        |f| f.order.released_total,
         "pizza_order_events_released_total",
         Kind::Counter,
         "Events released once their gap filled.",
     ),
 ];
-
-/// The breaker's states, one series each (1 for the state it is in).
-const BREAKER_STATES: [&str; 3] = ["closed", "open", "half_open"];
 
 /// The series a heartbeat gives: the runtime's counters for every node, and
 /// the figures of its role (ovens, drivers, breaker, orders by state).
@@ -228,37 +227,28 @@ pub fn samples(status: &NodeStatus) -> Vec<Sample> {
         ),
     ];
     for (figure, name, kind, _) in FIGURES {
-        if let Some(v) = status.figures.get(figure).and_then(serde_json::Value::as_f64) {
-            out.push(Sample {
-                name,
-                kind,
-                labels: Vec::new(),
-                value: v,
-            });
+        if let Some(v) = figure(&status.figures) {
+            out.push(plain(name, kind, v));
         }
     }
-    if let Some(state) = status.figures.get("breaker").and_then(serde_json::Value::as_str) {
-        for s in BREAKER_STATES {
+    if let Some(state) = status.figures.order.breaker {
+        for s in BreakerState::ALL {
             out.push(Sample {
                 name: "pizza_breaker_state",
                 kind: Kind::Gauge,
-                labels: vec![("state", s.to_string())],
+                labels: vec![("state", s.as_str().to_string())],
                 value: f64::from(u8::from(s == state)),
             });
         }
     }
-    if let Some(orders) = status
-        .figures
-        .get("orders")
-        .and_then(serde_json::Value::as_object)
-    {
+    if let Some(orders) = &status.figures.order.orders {
         for state in OrderState::ALL {
-            let n = orders.get(state.as_str()).and_then(serde_json::Value::as_f64);
+            let n = orders.get(state.as_str()).copied().unwrap_or(0);
             out.push(Sample {
                 name: "pizza_orders",
                 kind: Kind::Gauge,
                 labels: vec![("state", state.as_str().to_string())],
-                value: n.unwrap_or(0.0),
+                value: n as f64,
             });
         }
     }

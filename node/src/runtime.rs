@@ -1,13 +1,12 @@
 //! The node runtime every role shares: storage, the MQTT link, the heartbeat,
 //! the control topic and the faults it sets.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use contracts::status::{Control, Faults, NodeState, NodeStatus};
+use contracts::status::{Control, Faults, Figures, NodeState, NodeStatus};
 use contracts::topics::Topics;
 use contracts::Envelope;
 use time::format_description::well_known::Rfc3339;
@@ -59,7 +58,7 @@ struct Shared {
     counters: Counters,
     faults: watch::Sender<Faults>,
     state: watch::Sender<NodeState>,
-    figures: Mutex<BTreeMap<String, serde_json::Value>>,
+    figures: Mutex<Figures>,
     /// This host's name, for the heartbeat.
     host: String,
     /// Wakes the heartbeat before its next tick (see [`Node::beat_now`]).
@@ -126,7 +125,7 @@ impl Node {
                 counters: Counters::default(),
                 faults,
                 state,
-                figures: Mutex::new(BTreeMap::new()),
+                figures: Mutex::new(Figures::default()),
             }),
         };
         let control = node.link.subscribe(node.link.topics().control(&cfg.id)).await?;
@@ -175,13 +174,9 @@ impl Node {
         self.shared.faults.subscribe()
     }
 
-    /// Sets one of the role's own figures shown in the heartbeat.
-    pub fn set_figure(&self, key: &str, value: impl Into<serde_json::Value>) {
-        self.shared
-            .figures
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key.to_string(), value.into());
+    /// Updates the role's own figures shown in the heartbeat.
+    pub fn set_figures(&self, update: impl FnOnce(&mut Figures)) {
+        update(&mut self.shared.figures.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Sends the heartbeat now rather than at its next tick: for a figure
@@ -190,14 +185,13 @@ impl Node {
         self.shared.beat.notify_one();
     }
 
-    /// One of the role's figures, as the next heartbeat will show it.
-    pub fn figure(&self, key: &str) -> Option<serde_json::Value> {
+    /// The role's figures, as the next heartbeat will show them.
+    pub fn figures(&self) -> Figures {
         self.shared
             .figures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(key)
-            .cloned()
+            .clone()
     }
 
     /// A producer for work queues.

@@ -309,7 +309,7 @@ async fn pump(
 /// skipped (the control room watches, it never crashes on bad input).
 pub fn decode(topics: &Topics, topic: &str, payload: &[u8]) -> Option<Msg> {
     let parsed = if topics.parse_status_topic(topic).is_some() {
-        serde_json::from_slice::<NodeStatus>(payload).map(Msg::Status)
+        serde_json::from_slice::<NodeStatus>(payload).map(|s| Msg::Status(Box::new(s)))
     } else if topic == topics.queue_stats() {
         serde_json::from_slice::<QueueStats>(payload).map(Msg::Stats)
     } else if let Some((queue, "dlq", Some("items"))) = topics.parse_queue_topic(topic) {

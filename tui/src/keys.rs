@@ -5,6 +5,7 @@
 //! wait for `y` in a [`Popup::Confirm`].
 
 use contracts::status::{Control, Faults};
+use contracts::trust::role;
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -479,7 +480,7 @@ pub fn fault_items(role: &str) -> Vec<FaultItem> {
         FaultItem::Reorder,
         FaultItem::Pause,
     ];
-    if role == "kitchen" {
+    if role == role::KITCHEN {
         items.push(FaultItem::OutOfStock);
     }
     items

@@ -23,7 +23,7 @@ pub enum Msg {
     /// The terminal changed size.
     Resize,
     /// A node heartbeat (or its last will).
-    Status(NodeStatus),
+    Status(Box<NodeStatus>),
     /// The keeper's queue figures.
     Stats(QueueStats),
     /// A domain event.

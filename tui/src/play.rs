@@ -12,7 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use contracts::events::kind;
-use contracts::status::Control;
+use contracts::status::{BreakerState, Control};
+use contracts::trust::role;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -175,7 +176,7 @@ impl Play {
                 }
             }
             Msg::Status(s)
-                if s.role == "order" && s.figures.get("breaker").and_then(|v| v.as_str()) == Some("open") =>
+                if s.role == role::ORDER && s.figures.order.breaker == Some(BreakerState::Open) =>
             {
                 self.seen.breaker_opened = true;
             }
@@ -550,8 +551,8 @@ impl Play {
                 let c = m
                     .nodes
                     .values()
-                    .filter(|n| n.role == "order")
-                    .filter_map(|n| n.figure_u64("released_total"))
+                    .filter(|n| n.role == role::ORDER)
+                    .filter_map(|n| n.figures()?.order.released_total)
                     .sum::<u64>();
                 (c >= *at_least, format!("{c} released by the order node"))
             }
@@ -600,8 +601,8 @@ pub fn platform_up(m: &Model) -> bool {
 fn breaker(m: &Model) -> Option<String> {
     m.nodes
         .values()
-        .filter(|n| n.role == "order")
-        .find_map(|n| n.figure_str("breaker").map(str::to_string))
+        .filter(|n| n.role == role::ORDER)
+        .find_map(|n| n.breaker().map(|b| b.as_str().to_string()))
 }
 
 /// The effects that make `to` nodes of `role` run.

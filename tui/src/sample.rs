@@ -2,12 +2,10 @@
 //! render bench fills it with 100,000 orders. Built only through `update`,
 //! the way the running control room builds its model.
 
-use std::collections::BTreeMap;
-
 use contracts::api::{Customer, DriverView, Item};
 use contracts::events::{self, Event};
 use contracts::queue::{ConsumerFigures, QueueFigures, QueueStats};
-use contracts::status::{Faults, NodeState, NodeStatus};
+use contracts::status::{BreakerState, Faults, NodeState, NodeStatus};
 use contracts::Envelope;
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
@@ -53,7 +51,7 @@ pub fn status(id: &str, role: &str, pid: u32, handled: u64, at: OffsetDateTime) 
         in_flight: 0,
         outbox: 0,
         faults: Faults::default(),
-        figures: BTreeMap::new(),
+        figures: Default::default(),
     }
 }
 
@@ -204,12 +202,10 @@ pub fn model() -> Model {
         let mut first = status(id, role.as_str(), *pid, 100, now - Duration::seconds(1));
         let mut second = status(id, role.as_str(), *pid, 100 + 3 * i as u64, now);
         if *id == "order" {
-            first
-                .figures
-                .insert("http".into(), "http://127.0.0.1:41880".into());
-            first.figures.insert("breaker".into(), "closed".into());
+            first.figures.http = Some("http://127.0.0.1:41880".into());
+            first.figures.order.breaker = Some(BreakerState::Closed);
             second.figures = first.figures.clone();
-            second.figures.insert("breaker".into(), "open".into());
+            second.figures.order.breaker = Some(BreakerState::Open);
         }
         if *id == "kitchen-2" {
             second.faults.latency_ms = 500;
@@ -233,15 +229,12 @@ pub fn model() -> Model {
                     since: Some(rfc3339(now - Duration::seconds(12))),
                 },
             ];
-            second.figures.insert(
-                "drivers".into(),
-                serde_json::to_value(drivers).unwrap_or_default(),
-            );
+            second.figures.delivery.drivers = Some(drivers);
         }
         send(&mut m, Msg::Tick(now - Duration::seconds(1)));
-        send(&mut m, Msg::Status(first));
+        send(&mut m, Msg::Status(Box::new(first)));
         send(&mut m, Msg::Tick(now));
-        send(&mut m, Msg::Status(second));
+        send(&mut m, Msg::Status(Box::new(second)));
     }
     for (n, steps) in [
         (1, 8),

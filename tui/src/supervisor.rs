@@ -281,8 +281,8 @@ impl Supervisor {
             });
         let port = holder
             .figures
-            .get("http")
-            .and_then(|u| u.as_str())
+            .http
+            .as_deref()
             .and_then(|u| u.rsplit(':').next())
             .and_then(|p| p.trim_end_matches('/').parse().ok());
         if let Some(port) = port {

@@ -2,7 +2,7 @@
 //! randomness; what must happen outside comes back as [`Effect`]s.
 
 use contracts::events::{self, kind};
-use contracts::status::{NodeState, NodeStatus};
+use contracts::status::{BreakerState, NodeState, NodeStatus};
 use contracts::Envelope;
 
 use crate::keys;
@@ -53,7 +53,7 @@ fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
             effects
         }
         Msg::Status(status) => {
-            on_status(m, status);
+            on_status(m, *status);
             data_changed(m);
             Vec::new()
         }
@@ -157,7 +157,7 @@ fn on_status(m: &mut Model, status: NodeStatus) {
         .nodes
         .entry(id.clone())
         .or_insert_with(|| NodeRow::new(&status.id, &status.role, false));
-    let breaker_before = row.figure_str("breaker").map(str::to_string);
+    let breaker_before = row.breaker();
     let was_proc = row.proc.clone();
     let before = row.status.take();
     row.heard(status, now);
@@ -165,9 +165,14 @@ fn on_status(m: &mut Model, status: NodeStatus) {
 
     // Collected first: the row is borrowed until the log is written.
     let mut lines = Vec::new();
-    if let (Some(b), Some(a)) = (breaker_before.as_deref(), row.figure_str("breaker")) {
+    if let (Some(b), Some(a)) = (breaker_before, row.breaker()) {
         if a != b {
-            let level = if a == "open" { Level::Alert } else { Level::Warn };
+            let level = if a == BreakerState::Open {
+                Level::Alert
+            } else {
+                Level::Warn
+            };
+            let (b, a) = (b.as_str(), a.as_str());
             lines.push((level, format!("{id}: circuit breaker {b} → {a}")));
         }
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use contracts::api::Customer;
 use contracts::events::{self, envelope, OrderPaid, OrderPlaced, QueueDeadLettered};
 use contracts::queue::{DeadLetter, QueueFigures, QueueStats};
-use contracts::status::{Control, Faults, NodeState, NodeStatus};
+use contracts::status::{BreakerState, Control, Faults, NodeState, NodeStatus};
 use contracts::Envelope;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use time::format_description::well_known::Rfc3339;
@@ -72,7 +72,7 @@ fn beat(id: &str, role: &str, state: NodeState, pid: u32, at: OffsetDateTime) ->
         in_flight: 0,
         outbox: 0,
         faults: Faults::default(),
-        figures: BTreeMap::new(),
+        figures: Default::default(),
     }
 }
 
@@ -94,17 +94,17 @@ fn up_node(m: &mut Model, id: &str, role: Role, owned: bool, pid: u32) {
         spawn(m, id, role, pid);
     }
     let status = beat(id, role.as_str(), NodeState::Up, pid, m.now);
-    assert_eq!(update(m, Msg::Status(status)), vec![]);
+    assert_eq!(update(m, Msg::Status(Box::new(status))), vec![]);
     assert_eq!(m.nodes[id].shown(m.now), Shown::Up, "{id} is up");
 }
 
 /// An order service that is up and announces its address.
 fn order_node(m: &mut Model) {
     let mut status = beat("order-1", "order", NodeState::Up, 3100, m.now);
-    status.figures.insert("http".into(), ORDER_URL.into());
+    status.figures.http = Some(ORDER_URL.into());
     m.nodes
         .insert("order-1".into(), NodeRow::new("order-1", "order", false));
-    update(m, Msg::Status(status));
+    update(m, Msg::Status(Box::new(status)));
     assert_eq!(m.order_url().as_deref(), Some(ORDER_URL));
 }
 
@@ -236,7 +236,7 @@ fn a_heartbeat_from_an_unknown_node_adds_a_row_not_owned() {
     let mut m = model();
     let effects = update(
         &mut m,
-        Msg::Status(beat("kitchen-7", "kitchen", NodeState::Up, 777, T0)),
+        Msg::Status(Box::new(beat("kitchen-7", "kitchen", NodeState::Up, 777, T0))),
     );
     assert_eq!(effects, vec![]);
     assert!(m.dirty);
@@ -267,7 +267,7 @@ fn the_rate_comes_from_two_heartbeats_handled_and_at() {
     let mut m = model();
     let mut first = beat("kitchen-1", "kitchen", NodeState::Up, 42, T0);
     first.handled = 10;
-    update(&mut m, Msg::Status(first));
+    update(&mut m, Msg::Status(Box::new(first)));
     assert_eq!(m.nodes["kitchen-1"].rate, 0.0, "one heartbeat gives no rate");
     let mut second = beat(
         "kitchen-1",
@@ -277,7 +277,7 @@ fn the_rate_comes_from_two_heartbeats_handled_and_at() {
         T0 + Duration::seconds(2),
     );
     second.handled = 40;
-    update(&mut m, Msg::Status(second));
+    update(&mut m, Msg::Status(Box::new(second)));
     assert_eq!(m.nodes["kitchen-1"].rate, 15.0, "30 messages in 2 s");
     // A heartbeat with the same `at` does not divide by zero.
     let mut third = beat(
@@ -288,29 +288,38 @@ fn the_rate_comes_from_two_heartbeats_handled_and_at() {
         T0 + Duration::seconds(2),
     );
     third.handled = 50;
-    update(&mut m, Msg::Status(third));
+    update(&mut m, Msg::Status(Box::new(third)));
     assert_eq!(m.nodes["kitchen-1"].rate, 15.0);
 }
 
 #[test]
 fn a_breaker_opening_logs_an_alert_and_half_open_a_warning() {
     let mut m = model();
-    let with_breaker = |b: &str, at| {
+    let with_breaker = |b: BreakerState, at| {
         let mut s = beat("order-1", "order", NodeState::Up, 31, at);
-        s.figures.insert("breaker".into(), b.into());
-        Msg::Status(s)
+        s.figures.order.breaker = Some(b);
+        Msg::Status(Box::new(s))
     };
-    update(&mut m, with_breaker("closed", T0));
+    update(&mut m, with_breaker(BreakerState::Closed, T0));
     let lines = m.log.len();
-    update(&mut m, with_breaker("closed", T0 + Duration::seconds(1)));
+    update(
+        &mut m,
+        with_breaker(BreakerState::Closed, T0 + Duration::seconds(1)),
+    );
     assert_eq!(m.log.len(), lines, "no change, no line");
-    update(&mut m, with_breaker("open", T0 + Duration::seconds(2)));
+    update(
+        &mut m,
+        with_breaker(BreakerState::Open, T0 + Duration::seconds(2)),
+    );
     let line = last_log(&m);
     assert_eq!(line.level, Level::Alert);
     assert_eq!(line.text, "order-1: circuit breaker closed → open");
     assert_eq!(m.log.alerts(), 1);
     assert_eq!(m.nodes["order-1"].faults_text(m.now), "breaker open");
-    update(&mut m, with_breaker("half_open", T0 + Duration::seconds(3)));
+    update(
+        &mut m,
+        with_breaker(BreakerState::HalfOpen, T0 + Duration::seconds(3)),
+    );
     let line = last_log(&m);
     assert_eq!(line.level, Level::Warn);
     assert_eq!(line.text, "order-1: circuit breaker open → half_open");
@@ -322,11 +331,11 @@ fn a_fault_change_in_a_heartbeat_is_logged() {
     up_node(&mut m, "kitchen-1", Role::Kitchen, false, 42);
     let mut s = beat("kitchen-1", "kitchen", NodeState::Up, 42, T0);
     s.faults.latency_ms = 100;
-    update(&mut m, Msg::Status(s.clone()));
+    update(&mut m, Msg::Status(Box::new(s.clone())));
     assert_eq!(last_log(&m).level, Level::Warn);
     assert_eq!(last_log(&m).text, "kitchen-1: faults now +100ms");
     s.faults = Faults::default();
-    update(&mut m, Msg::Status(s));
+    update(&mut m, Msg::Status(Box::new(s)));
     assert_eq!(last_log(&m).text, "kitchen-1: faults now none");
 }
 
@@ -336,7 +345,7 @@ fn a_paused_heartbeat_shows_paused_and_warns() {
     up_node(&mut m, "kitchen-1", Role::Kitchen, false, 42);
     update(
         &mut m,
-        Msg::Status(beat("kitchen-1", "kitchen", NodeState::Paused, 42, T0)),
+        Msg::Status(Box::new(beat("kitchen-1", "kitchen", NodeState::Paused, 42, T0))),
     );
     assert_eq!(m.nodes["kitchen-1"].shown(m.now), Shown::Paused);
     assert_eq!(
@@ -353,7 +362,10 @@ fn a_last_will_with_pid_0_shows_the_node_crashed() {
     let mut m = model();
     up_node(&mut m, "kitchen-7", Role::Kitchen, false, 777);
     let alerts = m.log.alerts();
-    update(&mut m, Msg::Status(NodeStatus::offline("kitchen-7", "kitchen")));
+    update(
+        &mut m,
+        Msg::Status(Box::new(NodeStatus::offline("kitchen-7", "kitchen"))),
+    );
     let row = &m.nodes["kitchen-7"];
     assert_eq!(row.shown(m.now), Shown::Crashed("connection lost".into()));
     assert!(!row.shown(m.now).is_alive());
@@ -372,7 +384,13 @@ fn a_clean_offline_heartbeat_shows_the_node_down() {
     let alerts = m.log.alerts();
     update(
         &mut m,
-        Msg::Status(beat("kitchen-7", "kitchen", NodeState::Offline, 777, T0)),
+        Msg::Status(Box::new(beat(
+            "kitchen-7",
+            "kitchen",
+            NodeState::Offline,
+            777,
+            T0,
+        ))),
     );
     assert_eq!(m.nodes["kitchen-7"].shown(m.now), Shown::Down);
     assert_eq!(m.log.alerts(), alerts, "a clean exit is no alert");
@@ -653,7 +671,7 @@ fn a_spawned_node_starts_then_runs_on_its_first_heartbeat() {
     assert_eq!(last_log(&m).text, "started kitchen-1 (pid 4242)");
     update(
         &mut m,
-        Msg::Status(beat("kitchen-1", "kitchen", NodeState::Up, 4242, T0)),
+        Msg::Status(Box::new(beat("kitchen-1", "kitchen", NodeState::Up, 4242, T0))),
     );
     assert_eq!(m.nodes["kitchen-1"].proc, Some(Proc::Running));
     assert_eq!(m.nodes["kitchen-1"].shown(m.now), Shown::Up);
@@ -992,14 +1010,12 @@ fn the_order_selection_stays_on_its_id_when_new_orders_arrive() {
 fn the_driver_selection_moves_over_every_delivery_nodes_drivers() {
     let mut m = model();
     let mut s = beat("delivery-1", "delivery", NodeState::Up, 61, T0);
-    s.figures.insert(
-        "drivers".into(),
-        serde_json::json!([
-            {"driver": "dora", "order_id": null, "since": null},
-            {"driver": "ezra", "order_id": "ord-1", "since": rfc(T0)},
-        ]),
-    );
-    update(&mut m, Msg::Status(s));
+    s.figures.delivery.drivers = serde_json::from_value(serde_json::json!([
+        {"driver": "dora", "order_id": null, "since": null},
+        {"driver": "ezra", "order_id": "ord-1", "since": rfc(T0)},
+    ]))
+    .ok();
+    update(&mut m, Msg::Status(Box::new(s)));
     focus(&mut m, Panel::Drivers);
     assert_eq!(m.selectable(Panel::Drivers), ["dora", "ezra"]);
     update(&mut m, key('j'));
@@ -1277,7 +1293,7 @@ fn space_freezes_the_display_but_keys_still_redraw() {
     update(&mut m, Msg::Tick(T0 + Duration::seconds(5)));
     update(
         &mut m,
-        Msg::Status(beat("kitchen-1", "kitchen", NodeState::Up, 1, T0)),
+        Msg::Status(Box::new(beat("kitchen-1", "kitchen", NodeState::Up, 1, T0))),
     );
     update(&mut m, stats("kitchen", 1, 0, 0));
     update(&mut m, placed("ord-1", T0));
@@ -1745,7 +1761,7 @@ fn the_fault_menu_starts_from_the_nodes_faults_and_offers_out_of_stock_to_kitche
     owned_kitchen(&mut m);
     let mut s = beat("kitchen-1", "kitchen", NodeState::Up, 4242, T0);
     s.faults.latency_ms = 2_000;
-    update(&mut m, Msg::Status(s));
+    update(&mut m, Msg::Status(Box::new(s)));
     update(&mut m, key('f'));
     update(&mut m, code(KeyCode::Enter));
     assert_eq!(
@@ -1797,7 +1813,7 @@ fn the_fault_menu_sets_reorder_after_duplicate_and_the_row_shows_it() {
     let mut s = beat("kitchen-1", "kitchen", NodeState::Up, 4242, T0);
     s.faults = faults.clone();
     s.faults.duplicate_rate = 0.5;
-    update(&mut m, Msg::Status(s));
+    update(&mut m, Msg::Status(Box::new(s)));
     assert_eq!(m.nodes["kitchen-1"].faults_text(m.now), "dup 50% reorder 10%");
 }
 
@@ -1805,10 +1821,10 @@ fn the_fault_menu_sets_reorder_after_duplicate_and_the_row_shows_it() {
 fn the_order_rows_faults_show_breaker_refusals_and_held_back_events() {
     let mut m = model();
     let mut s = beat("order-1", "order", NodeState::Up, 31, T0);
-    s.figures.insert("breaker".into(), "open".into());
-    s.figures.insert("breaker_rejected".into(), 5.into());
-    s.figures.insert("held_back".into(), 2.into());
-    update(&mut m, Msg::Status(s));
+    s.figures.order.breaker = Some(BreakerState::Open);
+    s.figures.order.breaker_rejected = Some(5);
+    s.figures.order.held_back = Some(2);
+    update(&mut m, Msg::Status(Box::new(s)));
     assert_eq!(
         m.nodes["order-1"].faults_text(m.now),
         "breaker open (5 refused) 2 held"
@@ -1819,12 +1835,12 @@ fn the_order_rows_faults_show_breaker_refusals_and_held_back_events() {
 fn an_open_breaker_counts_down_to_its_half_open_trial() {
     let mut m = model();
     let mut s = beat("order-1", "order", NodeState::Up, 31, T0);
-    s.figures.insert("breaker".into(), "open".into());
+    s.figures.order.breaker = Some(BreakerState::Open);
     let at = (T0 + Duration::milliseconds(4_500))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    s.figures.insert("breaker_half_open_at".into(), at.into());
-    update(&mut m, Msg::Status(s));
+    s.figures.order.breaker_half_open_at = Some(at);
+    update(&mut m, Msg::Status(Box::new(s)));
     tick(&mut m, T0);
     assert_eq!(m.nodes["order-1"].faults_text(m.now), "breaker open 5s");
     tick(&mut m, T0 + Duration::seconds(4));
@@ -1878,7 +1894,7 @@ fn node_keys_on_a_node_not_started_here() {
     );
     update(
         &mut m,
-        Msg::Status(beat("kitchen-7", "kitchen", NodeState::Paused, 777, T0)),
+        Msg::Status(Box::new(beat("kitchen-7", "kitchen", NodeState::Paused, 777, T0))),
     );
     assert_eq!(
         update(&mut m, key('p')),
@@ -2038,7 +2054,7 @@ fn the_verdict_waits_for_a_heartbeat_sent_after_the_last_step() {
     assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_none()));
     tick(&mut m, T0 + Duration::milliseconds(1500));
     let status = beat("order-1", "order", NodeState::Up, 3100, m.now);
-    update(&mut m, Msg::Status(status));
+    update(&mut m, Msg::Status(Box::new(status)));
     assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_some()));
 }
 

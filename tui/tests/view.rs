@@ -394,7 +394,7 @@ fn a_wide_screen_shows_each_nodes_work_over_the_last_minute() {
     for i in 1..=10u64 {
         let at = t0 + time::Duration::seconds(i as i64);
         let status = tui::sample::status("kitchen-2", "kitchen", 4247, 112 + i * i, at);
-        update(&mut m, Msg::Status(status));
+        update(&mut m, Msg::Status(Box::new(status)));
     }
     assert_eq!(
         m.nodes["kitchen-2"].work.iter().rev().take(3).collect::<Vec<_>>(),

@@ -82,10 +82,10 @@ fn guarded_call(shared: &Mutex<Breaker>, start: Instant) {
 
 async fn breaker_figures(calls: u64, dir: &std::path::Path) -> anyhow::Result<()> {
     // A node whose broker is not there: `start` returns at once and its link
-    // keeps trying in the background, which is all `set_figure` needs.
+    // keeps trying in the background, which is all `set_figures` needs.
     let node = node::Node::start(node::NodeConfig {
         id: "overhead-bench".into(),
-        role: "order".into(),
+        role: contracts::trust::role::ORDER.into(),
         broker: "mqtt://127.0.0.1:9".parse()?,
         data_dir: dir.join("node"),
         prefix: "pizza".into(),
@@ -97,12 +97,10 @@ async fn breaker_figures(calls: u64, dir: &std::path::Path) -> anyhow::Result<()
     let started = Instant::now();
     for _ in 0..calls {
         guarded_call(&shared, start);
-        let Ok(figures) = shared.lock().map(|b| b.figures()) else {
+        let Ok(breaker) = shared.lock().map(|b| b.clone()) else {
             continue;
         };
-        for (name, value) in figures {
-            node.set_figure(name, value);
-        }
+        node.set_figures(|f| breaker.figures(&mut f.order));
     }
     let full = started.elapsed().as_nanos() as f64 / calls as f64;
     println!("breaker allow+success+status figures (the order node's whole bookkeeping): {full:.0} ns ({calls} calls)");

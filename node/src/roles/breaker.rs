@@ -4,19 +4,8 @@
 //! closed --(N failures in a row)--> open --(after open_for)--> half-open
 //! half-open --(trial succeeds)--> closed; --(trial fails)--> open
 
-use serde::Serialize;
-
-/// Where the breaker is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    /// Calls go through.
-    Closed,
-    /// Calls fail at once, without trying.
-    Open,
-    /// One trial call goes through; its result decides.
-    HalfOpen,
-}
+pub use contracts::status::BreakerState;
+use contracts::status::OrderFigures;
 
 /// The breaker.
 #[derive(Debug, Clone)]
@@ -63,14 +52,12 @@ impl Breaker {
         (self.state == BreakerState::Open).then(|| (self.opened_at + self.open_for_ms).saturating_sub(now))
     }
 
-    /// Its state and counts as a node's status figures (name, value).
-    pub fn figures(&self) -> [(&'static str, serde_json::Value); 4] {
-        [
-            ("breaker", serde_json::to_value(self.state).unwrap_or_default()),
-            ("breaker_failures", self.failures.into()),
-            ("breaker_opened", self.opened_total.into()),
-            ("breaker_rejected", self.rejected_total.into()),
-        ]
+    /// Writes its state and counts into the order node's figures.
+    pub fn figures(&self, f: &mut OrderFigures) {
+        f.breaker = Some(self.state);
+        f.breaker_failures = Some(u64::from(self.failures));
+        f.breaker_opened = Some(self.opened_total);
+        f.breaker_rejected = Some(self.rejected_total);
     }
 
     /// Whether a call may go out now (`now` in ms). A `true` in half-open

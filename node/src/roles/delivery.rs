@@ -465,13 +465,14 @@ impl Service {
     }
 
     fn show_figures(&self, desk: &Desk) {
-        self.node.set_figure("drivers_free", desk.pool.free_count());
-        self.node.set_figure("drivers_busy", desk.pool.busy_count());
-        self.node.set_figure("delivered", desk.delivered);
-        // Who carries what: the control room's Drivers panel.
-        if let Ok(drivers) = serde_json::to_value(desk.pool.views()) {
-            self.node.set_figure("drivers", drivers);
-        }
+        self.node.set_figures(|f| {
+            let d = &mut f.delivery;
+            d.drivers_free = Some(desk.pool.free_count() as u64);
+            d.drivers_busy = Some(desk.pool.busy_count() as u64);
+            d.delivered = Some(desk.delivered);
+            // Who carries what: the control room's Drivers panel.
+            d.drivers = Some(desk.pool.views());
+        });
     }
 
     /// One ticket from the queue. The shared worker has already applied the

@@ -51,11 +51,7 @@ impl Directory {
                 };
                 if let Ok(status) = serde_json::from_slice::<NodeStatus>(&body) {
                     let entry = Entry {
-                        http: status
-                            .figures
-                            .get("http")
-                            .and_then(|v| v.as_str())
-                            .map(str::to_string),
+                        http: status.figures.http,
                         online: status.state != NodeState::Offline,
                         role: status.role,
                     };

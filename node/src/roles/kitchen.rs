@@ -111,8 +111,7 @@ impl Kitchen {
             .counters()
             .in_flight
             .load(std::sync::atomic::Ordering::Relaxed);
-        self.node.set_figure("ovens", self.ovens);
-        self.node.set_figure("ovens_busy", busy);
+        let ovens = u64::from(self.ovens);
         let low: Vec<String> = self
             .lock_stock()
             .stock
@@ -120,7 +119,13 @@ impl Kitchen {
             .filter(|(_, n)| **n < 10)
             .map(|(i, n)| format!("{i}: {n}"))
             .collect();
-        self.node.set_figure("stock_low", low);
+        self.node.set_figures(|f| {
+            f.kitchen = contracts::status::KitchenFigures {
+                ovens: Some(ovens),
+                ovens_busy: Some(busy),
+                stock_low: Some(low),
+            }
+        });
     }
 
     async fn emit<E: events::Event>(

@@ -48,10 +48,10 @@ pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, advertise:
         let url = advertised_url(addr, advertise, &crate::claim::host_name());
         // Its API port serves the metrics too, unless --metrics put them
         // on an address of their own.
-        if node.figure("metrics").is_none() {
-            node.set_figure("metrics", format!("{url}/metrics"));
-        }
-        node.set_figure("http", url);
+        node.set_figures(|f| {
+            f.metrics.get_or_insert_with(|| format!("{url}/metrics"));
+            f.http = Some(url);
+        });
         // The first heartbeat went out without it; the control room takes
         // the node for up (and its orders for placeable) on the next one.
         node.beat_now();

@@ -214,31 +214,32 @@ impl Service {
     }
 
     fn figures(&self) {
-        let (figures, remaining) = {
+        let (breaker, remaining) = {
             let b = self.lock_breaker();
-            (b.figures(), b.open_remaining_ms(self.now_ms()))
+            (b.clone(), b.open_remaining_ms(self.now_ms()))
         };
-        for (name, value) in figures {
-            self.node.set_figure(name, value);
-        }
         // A wall-clock time, so a watcher can count down without asking.
         let closes_at = remaining
             .map(|ms| time::OffsetDateTime::now_utc() + Duration::from_millis(ms))
             .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
-        self.node
-            .set_figure("breaker_half_open_at", closes_at.unwrap_or_default());
+        self.node.set_figures(|f| {
+            breaker.figures(&mut f.order);
+            f.order.breaker_half_open_at = closes_at;
+        });
     }
 
     /// The book's figures: orders by state, envelopes waiting behind a gap
     /// in their order's seqs now, and how many a filled gap has released.
     fn book_figures(&self, book: &Book) {
-        self.node.set_figure("held_back", book.held_back() as u64);
-        self.node.set_figure("released_total", book.released_total());
-        let orders: serde_json::Map<String, serde_json::Value> = OrderState::ALL
+        let orders = OrderState::ALL
             .iter()
-            .map(|s| (s.as_str().to_string(), book.count_in(*s).into()))
+            .map(|s| (s.as_str().to_string(), book.count_in(*s)))
             .collect();
-        self.node.set_figure("orders", orders);
+        self.node.set_figures(|f| {
+            f.order.held_back = Some(book.held_back() as u64);
+            f.order.released_total = Some(book.released_total());
+            f.order.orders = Some(orders);
+        });
     }
 
     /// Calls `POST /pay` through the breaker.

@@ -392,21 +392,22 @@ struct App {
 }
 
 impl App {
-    fn bump(&self, figure: &str, counter: &AtomicU64) {
-        let n = counter.fetch_add(1, Ordering::Relaxed) + 1;
-        self.node.set_figure(figure, n);
+    fn bump(&self, counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.publish_figures();
     }
 
     fn publish_figures(&self) {
         let t = &self.tally;
-        for (name, counter) in [
-            ("captured", &t.captured),
-            ("declined", &t.declined),
-            ("refunded", &t.refunded),
-            ("failed", &t.failed),
-        ] {
-            self.node.set_figure(name, counter.load(Ordering::Relaxed));
-        }
+        let n = |c: &AtomicU64| Some(c.load(Ordering::Relaxed));
+        self.node.set_figures(|f| {
+            f.payment = contracts::status::PaymentFigures {
+                captured: n(&t.captured),
+                declined: n(&t.declined),
+                refunded: n(&t.refunded),
+                failed: n(&t.failed),
+            }
+        });
     }
 
     /// What every request goes through before its work: 503 while paused,
@@ -442,7 +443,7 @@ impl App {
                     // Not counted: the node was told not to work.
                 } else if e.status.is_server_error() {
                     c.failed.fetch_add(1, Ordering::Relaxed);
-                    self.bump("failed", &self.tally.failed);
+                    self.bump(&self.tally.failed);
                 } else {
                     c.handled.fetch_add(1, Ordering::Relaxed);
                 }
@@ -584,8 +585,8 @@ async fn charge(app: &App, req: PayRequest) -> Result<Response, ApiError> {
         };
     }
     match &held.outcome {
-        ChargeOutcome::Captured { .. } => app.bump("captured", &app.tally.captured),
-        ChargeOutcome::Declined { .. } => app.bump("declined", &app.tally.declined),
+        ChargeOutcome::Captured { .. } => app.bump(&app.tally.captured),
+        ChargeOutcome::Declined { .. } => app.bump(&app.tally.declined),
     }
     Ok(answer(&held))
 }
@@ -688,7 +689,7 @@ async fn refund_payment(app: &App, req: RefundRequest) -> Result<Response, ApiEr
                 .await
                 .map_err(ApiError::internal)?;
             if held == record {
-                app.bump("refunded", &app.tally.refunded);
+                app.bump(&app.tally.refunded);
             }
             held.refund_id
         }

@@ -8,6 +8,7 @@ pub mod queues;
 
 use contracts::api::DriverView;
 use contracts::status::Faults;
+use contracts::trust::role;
 use time::OffsetDateTime;
 
 pub use events::{EventLog, Level, LogLine};
@@ -393,8 +394,8 @@ impl Model {
     pub fn order_url(&self) -> Option<String> {
         self.nodes
             .values()
-            .filter(|n| n.role == "order" && n.shown(self.now) == Shown::Up)
-            .find_map(|n| n.figure_str("http").map(str::to_string))
+            .filter(|n| n.role == role::ORDER && n.shown(self.now) == Shown::Up)
+            .find_map(|n| n.http().map(str::to_string))
     }
 
     /// The ids the focused panel can select, in display order.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use contracts::api::DriverView;
-use contracts::status::{NodeState, NodeStatus};
+use contracts::status::{BreakerState, Figures, NodeState, NodeStatus};
 use time::OffsetDateTime;
 
 use crate::supervisor::signal_name;
@@ -122,7 +122,9 @@ impl NodeRow {
     /// Where its `/metrics` is: as started here, or as its heartbeat says
     /// (a node another control room or a person started).
     pub fn metrics_url(&self) -> Option<&str> {
-        self.metrics.as_deref().or_else(|| self.figure_str("metrics"))
+        self.metrics
+            .as_deref()
+            .or_else(|| self.figures()?.metrics.as_deref())
     }
 
     /// A row for a node known only by id and role so far.
@@ -247,42 +249,50 @@ impl NodeRow {
         if !f.out_of_stock.is_empty() {
             parts.push(format!("no {}", f.out_of_stock.join(",")));
         }
-        if let Some(b) = self.figure_str("breaker").filter(|b| *b != "closed") {
+        let order = self.figures().map(|f| &f.order);
+        if let Some(b) = order
+            .and_then(|o| o.breaker)
+            .filter(|b| *b != BreakerState::Closed)
+        {
             // Why a burst still gets 503s: the open window's time left.
-            let left = self
-                .figure_str("breaker_half_open_at")
+            let left = order
+                .and_then(|o| o.breaker_half_open_at.as_deref())
                 .and_then(parse_time)
-                .filter(|_| b == "open")
+                .filter(|_| b == BreakerState::Open)
                 .map(|at| format!(" {}s", (at - now).whole_seconds().max(0) + 1))
                 .unwrap_or_default();
-            match self.figure_u64("breaker_rejected").filter(|n| *n > 0) {
+            let b = b.as_str();
+            match order.and_then(|o| o.breaker_rejected).filter(|n| *n > 0) {
                 Some(n) => parts.push(format!("breaker {b}{left} ({n} refused)")),
                 None => parts.push(format!("breaker {b}{left}")),
             }
         }
         // The order book waiting for a gap in some order's seqs to fill.
-        if let Some(n) = self.figure_u64("held_back").filter(|n| *n > 0) {
+        if let Some(n) = order.and_then(|o| o.held_back).filter(|n| *n > 0) {
             parts.push(format!("{n} held"));
         }
         parts.join(" ")
     }
 
-    /// A string figure from the heartbeat.
-    pub fn figure_str(&self, key: &str) -> Option<&str> {
-        self.status.as_ref()?.figures.get(key)?.as_str()
+    /// The figures of its last heartbeat.
+    pub fn figures(&self) -> Option<&Figures> {
+        Some(&self.status.as_ref()?.figures)
     }
 
-    /// A number figure from the heartbeat.
-    pub fn figure_u64(&self, key: &str) -> Option<u64> {
-        self.status.as_ref()?.figures.get(key)?.as_u64()
+    /// Its HTTP API's base URL, as its heartbeat says.
+    pub fn http(&self) -> Option<&str> {
+        self.figures()?.http.as_deref()
+    }
+
+    /// Its order service's breaker state, as its heartbeat says.
+    pub fn breaker(&self) -> Option<BreakerState> {
+        self.figures()?.order.breaker
     }
 
     /// The drivers a delivery node reports.
     pub fn drivers(&self) -> Vec<DriverView> {
-        self.status
-            .as_ref()
-            .and_then(|s| s.figures.get("drivers"))
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
+        self.figures()
+            .and_then(|f| f.delivery.drivers.clone())
             .unwrap_or_default()
     }
 }

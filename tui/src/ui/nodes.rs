@@ -1,5 +1,6 @@
 //! The Nodes panel.
 
+use contracts::trust::role;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Color, Style, Stylize};
 use ratatui::widgets::{Block, Cell, Row};
@@ -63,7 +64,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
             (true, Some(since)) => duration_text(m.now - since),
             _ => "-".into(),
         };
-        let busy = alive && n.role != "broker";
+        let busy = alive && n.role != role::BROKER;
         let rate = if busy {
             format!("{:.1}", n.rate)
         } else {
@@ -81,7 +82,7 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect, block: Block<'stati
         let work = crate::model::queues::sparkline(&n.work, 12);
         // What curl needs: the node's HTTP address, without the scheme.
         let http = n
-            .figure_str("http")
+            .http()
             .map(|u| u.trim_start_matches("http://").to_string())
             .unwrap_or_else(|| "-".into());
         // Where Prometheus scrapes it (assets/prometheus).
