@@ -36,13 +36,13 @@ pub enum Command {
     /// The queue keeper and the event log alone, on any MQTT 3.1.1 broker.
     Keeper(crate::keeper::Args),
     /// The order service (HTTP): takes orders, charges them, tracks them.
-    Order(crate::roles::order::Args),
+    Order(crate::services::order::Args),
     /// The payment service (HTTP).
-    Payment(crate::roles::payment::Args),
+    Payment(crate::services::payment::Args),
     /// A kitchen: cooks tickets from queue `kitchen`.
-    Kitchen(crate::roles::kitchen::Args),
+    Kitchen(crate::services::kitchen::Args),
     /// The delivery service: drivers take orders from queue `delivery`.
-    Delivery(crate::roles::delivery::Args),
+    Delivery(crate::services::delivery::Args),
     /// Put test messages on a work queue and wait for their confirms.
     Put(PutArgs),
     /// Consume a work queue, printing one JSON line per delivery.
@@ -272,10 +272,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
         Command::Keeper(a) => role(&a.common.clone(), "keeper", crate::keeper::run(a)).await,
-        Command::Order(a) => role(&a.common.clone(), "order", crate::roles::order::run(a)).await,
-        Command::Payment(a) => role(&a.common.clone(), "payment", crate::roles::payment::run(a)).await,
-        Command::Kitchen(a) => role(&a.common.clone(), "kitchen", crate::roles::kitchen::run(a)).await,
-        Command::Delivery(a) => role(&a.common.clone(), "delivery", crate::roles::delivery::run(a)).await,
+        Command::Order(a) => role(&a.common.clone(), "order", crate::services::order::run(a)).await,
+        Command::Payment(a) => role(&a.common.clone(), "payment", crate::services::payment::run(a)).await,
+        Command::Kitchen(a) => role(&a.common.clone(), "kitchen", crate::services::kitchen::run(a)).await,
+        Command::Delivery(a) => role(&a.common.clone(), "delivery", crate::services::delivery::run(a)).await,
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
         Command::Replay(a) => crate::inspect::replay(a).await,
@@ -284,7 +284,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(a) => token(a),
         Command::Acl(a) => acl(a),
         Command::Openapi => {
-            let yaml = crate::roles::openapi::merged_yaml().map_err(anyhow::Error::msg)?;
+            let yaml = crate::services::openapi::merged_yaml().map_err(anyhow::Error::msg)?;
             print!("{yaml}");
             Ok(ExitCode::SUCCESS)
         }
@@ -366,7 +366,7 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
 /// on its own address until the node stops (the figure `metrics` says where).
 /// (Traces start with the logs: their layer is part of the subscriber.)
 pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
-    let stop = crate::roles::until_stopped(node.clone());
+    let stop = crate::runtime::stop::until_stopped(node.clone());
     if let Some(url) = telemetry(common, node.id(), node.role(), stop).await? {
         node.set_figures(|f| f.metrics = Some(url));
     }
@@ -387,29 +387,6 @@ async fn telemetry(
             crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?,
         )),
         None => Ok(None),
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
@@ -459,7 +436,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     };
     let id = a.common.id_or("broker");
     let security = a.common.security(&id, "broker")?;
-    if let Some(url) = telemetry(&a.common, &id, "broker", terminated()).await? {
+    if let Some(url) = telemetry(&a.common, &id, "broker", crate::runtime::stop::terminated()).await? {
         tracing::info!(%url, "metrics");
     }
     let opts = broker::BrokerOptions {
@@ -478,7 +455,7 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
     };
     tokio::select! {
         r = broker::serve(opts) => r?,
-        _ = terminated() => tracing::info!("broker stopping"),
+        _ = crate::runtime::stop::terminated() => tracing::info!("broker stopping"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -559,7 +536,7 @@ async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     loop {
         let delivery = tokio::select! {
             d = consumer.next() => d,
-            _ = terminated() => None,
+            _ = crate::runtime::stop::terminated() => None,
             _ = node.stop_requested() => None,
         };
         let Some(d) = delivery else { break };

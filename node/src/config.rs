@@ -73,8 +73,8 @@ impl CommonArgs {
         &self,
         id: &str,
         role: &str,
-    ) -> Result<crate::security::Security, crate::error::NodeError> {
-        crate::security::Security::load(self.key.as_deref(), self.trust.as_deref(), id, role)
+    ) -> Result<crate::runtime::security::Security, crate::error::NodeError> {
+        crate::runtime::security::Security::load(self.key.as_deref(), self.trust.as_deref(), id, role)
     }
 
     /// The data directory for node `id`.

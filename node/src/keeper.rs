@@ -4,7 +4,7 @@
 //!
 //! The keeper is a single writer: two keepers on one prefix would hand out
 //! the same ticket twice. So it runs as a node with id `keeper`, and the id
-//! claim ([`crate::claim`]) is its lease: a second keeper refuses to serve
+//! claim ([`crate::runtime::claim`]) is its lease: a second keeper refuses to serve
 //! while the first lives, stands by, and takes over when the first is gone.
 //! Should two ever serve at once (the first was frozen past its heartbeat,
 //! or cut off, and comes back), the fencing number decides: each heartbeat
@@ -20,8 +20,8 @@ use contracts::topics::Topics;
 use crate::cli::QueuePolicyArgs;
 use crate::config::{BrokerAddr, CommonArgs};
 use crate::error::NodeError;
+use crate::runtime::security::Security;
 use crate::runtime::{Node, NodeConfig};
-use crate::security::Security;
 
 /// The figure that carries a keeper's fencing number.
 pub const EPOCH: &str = "epoch";
@@ -103,14 +103,15 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     let mine = Lease {
         epoch,
         pid: std::process::id(),
-        host: crate::claim::host_name(),
+        host: crate::runtime::claim::host_name(),
     };
     tracing::info!(prefix = %a.common.prefix, epoch, broker = %a.common.broker, "keeper serving: the work queues and the event log");
     let mut heartbeats = node.subscribe(topics.status(&id)).await?;
     let checks = security.clone();
     let fence = async {
         while let Some(m) = heartbeats.recv().await {
-            let Some(status) = crate::claim::heartbeat(&topics, &checks, &m.topic, &m.payload) else {
+            let Some(status) = crate::runtime::claim::heartbeat(&topics, &checks, &m.topic, &m.payload)
+            else {
                 continue;
             };
             if let Some(other) = Lease::of(&status).filter(|o| fenced_by(&mine, o)) {
@@ -140,7 +141,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
                 other.pid, other.host, other.epoch
             ))
         }
-        () = crate::roles::until_stopped(node.clone()) => Ok(()),
+        () = crate::runtime::stop::until_stopped(node.clone()) => Ok(()),
     };
     node.shutdown().await;
     outcome
@@ -157,7 +158,7 @@ async fn stand_by(
 ) -> Result<bool, NodeError> {
     let mut said = None;
     loop {
-        let holders = crate::claim::census(broker, topics, &topics.status(id), security).await?;
+        let holders = crate::runtime::claim::census(broker, topics, &topics.status(id), security).await?;
         let holder = match &holders {
             Some(h) => match h.get(id) {
                 None => match keeper_publishing(broker, topics).await? {
@@ -177,7 +178,7 @@ async fn stand_by(
         }
         tokio::select! {
             () = tokio::time::sleep(STANDBY_POLL) => {}
-            () = crate::cli::terminated() => return Ok(false),
+            () = crate::runtime::stop::terminated() => return Ok(false),
         }
     }
 }
@@ -185,7 +186,7 @@ async fn stand_by(
 /// Whether some keeper serves this prefix now, heartbeat or not: a live
 /// keeper (`pizza-node broker`'s own included) publishes queue stats every
 /// second, so a fresh (not retained) one within
-/// [`crate::claim::PROOF_OF_LIFE`] proves it. `None` when the broker cannot
+/// [`crate::runtime::claim::PROOF_OF_LIFE`] proves it. `None` when the broker cannot
 /// be reached.
 async fn keeper_publishing(broker: &BrokerAddr, topics: &Topics) -> Result<Option<bool>, NodeError> {
     use rumqttc::{AsyncClient, Event, Packet, QoS};
@@ -198,7 +199,7 @@ async fn keeper_publishing(broker: &BrokerAddr, topics: &Topics) -> Result<Optio
     {
         return Ok(None);
     }
-    let deadline = tokio::time::Instant::now() + crate::claim::PROOF_OF_LIFE;
+    let deadline = tokio::time::Instant::now() + crate::runtime::claim::PROOF_OF_LIFE;
     let mut reached = false;
     let seen = loop {
         match tokio::time::timeout_at(deadline, events.poll()).await {

@@ -79,14 +79,14 @@ pub async fn listen(
     advertise: Option<&str>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<String> {
-    let listener = crate::roles::bind(addr, "--metrics").await?;
+    let listener = crate::services::bind(addr, "--metrics").await?;
     let local = listener.local_addr()?;
     let url = format!(
         "{}/metrics",
-        crate::roles::advertised_url(local, advertise, &crate::claim::host_name())
+        crate::services::advertised_url(local, advertise, &crate::runtime::claim::host_name())
     );
     tokio::spawn(async move {
-        if let Err(e) = crate::roles::serve(listener, axum::Router::new(), stop).await {
+        if let Err(e) = crate::services::serve(listener, axum::Router::new(), stop).await {
             tracing::warn!(error = %e, "the metrics endpoint stopped");
         }
     });

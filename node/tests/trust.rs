@@ -172,8 +172,8 @@ fn a_node_whose_key_is_not_in_the_trust_file_refuses_to_start() {
     let _broker = w.broker(&[]);
     // A key made elsewhere, for the same id: not the one the file lists.
     let other = w.path("elsewhere");
-    let key =
-        node::security::make_key(&other, "kitchen-9", "kitchen", &other.join("trust.json")).expect("a key");
+    let key = node::runtime::security::make_key(&other, "kitchen-9", "kitchen", &other.join("trust.json"))
+        .expect("a key");
     w.make_key("kitchen-9", "kitchen");
     let args: Vec<String> = [
         "kitchen",
@@ -426,7 +426,7 @@ fn a_forged_heartbeat_holds_no_id_and_the_real_node_starts_past_it() {
     // the real kitchen-1 would refuse to start.
     let mut forged = NodeStatus::offline("kitchen-1", "kitchen");
     forged.state = NodeState::Up;
-    forged.host = node::claim::host_name();
+    forged.host = node::runtime::claim::host_name();
     forged.pid = std::process::id();
     let status = "pizza/nodes/kitchen-1/status";
     let attacker = p.mqtt("attacker");

@@ -69,7 +69,7 @@ pub struct App {
     feed: Feed,
     http: reqwest::Client,
     /// The control room's bearer tokens (cancelling an order takes one).
-    tokens: node::tokens::Tokens,
+    tokens: node::services::tokens::Tokens,
     tx: UnboundedSender<Msg>,
     rx: UnboundedReceiver<Msg>,
     cast: Option<Recorder>,
@@ -100,7 +100,7 @@ impl App {
         // The control room's key seals its commands: on a signed platform a
         // node obeys only a control room.
         let keys = supervisor.control_security()?;
-        let tokens = node::tokens::Tokens::new(keys.clone());
+        let tokens = node::services::tokens::Tokens::new(keys.clone());
         let feed = Feed::start(&supervisor.broker_url(), &opts.prefix, keys.clone(), tx.clone())?;
         let info = RunInfo {
             broker: supervisor.broker_url(),
@@ -112,7 +112,7 @@ impl App {
             .pool_max_idle_per_host(16)
             // Below the nodes' 15 s idle cut-off: never send on a
             // connection the node is closing.
-            .pool_idle_timeout(node::roles::http::CLIENT_IDLE)
+            .pool_idle_timeout(node::services::http::CLIENT_IDLE)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         let now = OffsetDateTime::now_utc();
@@ -139,7 +139,7 @@ impl App {
             BrokerTarget::Attach { url } => {
                 let addr: node::config::BrokerAddr = url.parse()?;
                 let topics = contracts::topics::Topics::new(&app.opts.prefix);
-                node::claim::live_holders(&addr, &topics, &topics.all_status(), &keys).await?
+                node::runtime::claim::live_holders(&addr, &topics, &topics.all_status(), &keys).await?
             }
         };
         for event in app.supervisor.start_topology_except(&live) {

@@ -19,8 +19,8 @@ use contracts::topics::Topics;
 use contracts::trust::Refusal;
 use contracts::Envelope;
 use node::config::BrokerAddr;
-use node::security::Security;
-use node::stream::Reader;
+use node::runtime::security::Security;
+use node::runtime::stream::Reader;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -187,7 +187,7 @@ impl Stream {
 
 /// Repeats the subscription (the log forgets a silent subscriber).
 async fn announce(client: AsyncClient, topics: Topics, stream: Stream) {
-    let mut tick = tokio::time::interval(node::stream::REPEAT);
+    let mut tick = tokio::time::interval(node::runtime::stream::REPEAT);
     loop {
         tick.tick().await;
         let topic = topics.log_subscribe(&stream.client_id);
@@ -340,7 +340,7 @@ mod tests {
     /// is in `dir`.
     fn security(dir: &std::path::Path, id: &str, role: &str) -> Security {
         let trust = dir.join("trust.json");
-        let key = node::security::make_key(dir, id, role, &trust).expect("a key");
+        let key = node::runtime::security::make_key(dir, id, role, &trust).expect("a key");
         Security::load(Some(&key), Some(&trust), id, role).expect("keys load")
     }
 

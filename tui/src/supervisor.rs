@@ -239,16 +239,16 @@ impl Supervisor {
     }
 
     /// Starts every node of the topology except those `live` already (found
-    /// by [`node::claim::live_holders`] on attach): a local one that no
+    /// by [`node::runtime::claim::live_holders`] on attach): a local one that no
     /// other control room supervises is adopted; the others are left to
     /// their owner (shown from their heartbeats). Never a twin.
     pub fn start_topology_except(&mut self, live: &BTreeMap<String, NodeStatus>) -> Vec<ChildEvent> {
-        let here = node::claim::host_name();
+        let here = node::runtime::claim::host_name();
         let mut events = Vec::new();
         for holder in live.values() {
             if holder.host == here
-                && node::claim::runs_node(holder.pid, &holder.id)
-                && !node::claim::supervised_elsewhere(holder.pid)
+                && node::runtime::claim::runs_node(holder.pid, &holder.id)
+                && !node::runtime::claim::supervised_elsewhere(holder.pid)
             {
                 if let Some(event) = self.adopt(holder) {
                     events.push(event);
@@ -310,9 +310,11 @@ impl Supervisor {
     /// The key of node `id` (made, and listed in the trust file, if new).
     fn make_key(&self, id: &str, role: &str) -> Result<PathBuf, SupervisorError> {
         let keys = self.cfg.data_dir.join("keys");
-        node::security::make_key(&keys, id, role, &self.trust_file()).map_err(|e| SupervisorError::Keys {
-            id: id.to_string(),
-            reason: e.to_string(),
+        node::runtime::security::make_key(&keys, id, role, &self.trust_file()).map_err(|e| {
+            SupervisorError::Keys {
+                id: id.to_string(),
+                reason: e.to_string(),
+            }
         })
     }
 
@@ -323,15 +325,14 @@ impl Supervisor {
     /// The control room's own key (id [`CONTROL_ROOM_ID`], role control),
     /// made if new, which seals its commands, and the platform's trust
     /// file, which checks the heartbeats it shows.
-    pub fn control_security(&self) -> Result<node::security::Security, SupervisorError> {
+    pub fn control_security(&self) -> Result<node::runtime::security::Security, SupervisorError> {
         let role = contracts::trust::role::CONTROL;
         let key = self.make_key(CONTROL_ROOM_ID, role)?;
-        node::security::Security::load(Some(&key), Some(&self.trust_file()), CONTROL_ROOM_ID, role).map_err(
-            |e| SupervisorError::Keys {
+        node::runtime::security::Security::load(Some(&key), Some(&self.trust_file()), CONTROL_ROOM_ID, role)
+            .map_err(|e| SupervisorError::Keys {
                 id: CONTROL_ROOM_ID.to_string(),
                 reason: e.to_string(),
-            },
-        )
+            })
     }
 
     /// Starts a node that was started before (and has exited) by id.
@@ -623,7 +624,7 @@ impl Supervisor {
             let ended = match &mut p.child {
                 Some(child) => child.try_wait().map(|s| s.map(|s| (s.code(), s.signal()))),
                 // Not our child: no exit status, only whether the pid runs.
-                None => Ok((!node::claim::pid_alive(p.pid)).then_some((None, None))),
+                None => Ok((!node::runtime::claim::pid_alive(p.pid)).then_some((None, None))),
             };
             match ended {
                 Ok(Some((code, sig))) => {

@@ -366,7 +366,7 @@ async fn a_second_control_room_adopts_the_running_nodes_and_shows_the_earlier_or
     let running: Vec<u32> = nodes
         .iter()
         .map(|(_, p)| *p)
-        .filter(|p| node::claim::pid_alive(*p))
+        .filter(|p| node::runtime::claim::pid_alive(*p))
         .collect();
     assert!(running.is_empty(), "adopted nodes left running: {running:?}");
 }

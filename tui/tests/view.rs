@@ -294,8 +294,8 @@ fn an_order_detail_scrolls_to_its_last_event_at_every_size() {
 fn with_log(m: &mut Model, id: &str) {
     let lines = (1..=60)
         .map(|i| match i % 10 {
-            0 => format!("2026-11-21T12:00:{:02}.000000Z  WARN node::link: lost the broker; reconnecting error=I/O: Connection refused (os error 111) retry_in_ms=1600 attempt={i}", i % 60),
-            _ => format!("2026-11-21T12:00:{:02}.000000Z  INFO node::roles::kitchen: ticket cooked order_id=ord_{i:04} kitchen={id}", i % 60),
+            0 => format!("2026-11-21T12:00:{:02}.000000Z  WARN node::runtime::link: lost the broker; reconnecting error=I/O: Connection refused (os error 111) retry_in_ms=1600 attempt={i}", i % 60),
+            _ => format!("2026-11-21T12:00:{:02}.000000Z  INFO node::services::kitchen: ticket cooked order_id=ord_{i:04} kitchen={id}", i % 60),
         })
         .collect();
     update(

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use contracts::events::{self, KitchenTicket};
-use node::outbox::{Confirmation, Entry, Outbox};
-use node::roles::breaker::Breaker;
+use node::runtime::outbox::{Confirmation, Entry, Outbox};
+use node::services::order::breaker::Breaker;
 
 #[derive(Debug, Parser)]
 #[command(about = "Measure the per-order cost of the circuit breaker and the outbox")]

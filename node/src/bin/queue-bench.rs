@@ -191,13 +191,13 @@ fn compare_signed(args: &Args, rounds: u32) -> anyhow::Result<()> {
 static KEYS: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// Client `id`'s keys (made on first use), or none without `--signed`.
-fn security(id: &str, role: &str) -> anyhow::Result<node::security::Security> {
+fn security(id: &str, role: &str) -> anyhow::Result<node::runtime::security::Security> {
     let Some(dir) = KEYS.get() else {
         return Ok(Default::default());
     };
     let trust = dir.join("trust.json");
     let key = broker::trust::make_key(dir, id, contracts::trust::role_for(role), &trust)?;
-    Ok(node::security::Security::load(
+    Ok(node::runtime::security::Security::load(
         Some(&key),
         Some(&trust),
         id,

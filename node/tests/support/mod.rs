@@ -197,7 +197,7 @@ impl World {
         }
         let role = match cmd {
             "put" | "consume" => "worker",
-            other => node::security::role_for(other),
+            other => node::runtime::security::role_for(other),
         };
         let trust = self.trust_file();
         let key = self.make_key(id, role);
@@ -211,13 +211,13 @@ impl World {
 
     /// Makes (or keeps) `id`'s key with `role` and lists it in the trust file.
     pub fn make_key(&self, id: &str, role: &str) -> PathBuf {
-        node::security::make_key(&self.path("keys"), id, role, &self.trust_file()).expect("a key")
+        node::runtime::security::make_key(&self.path("keys"), id, role, &self.trust_file()).expect("a key")
     }
 
     /// A bearer token signed by `id` (role `role`, its key made if new) for
     /// `audience` and `scope`.
     pub fn token(&self, id: &str, role: &str, audience: &str, scope: &str) -> String {
-        let signer = node::security::read_key(&self.make_key(id, role), id).expect("the key reads");
+        let signer = node::runtime::security::read_key(&self.make_key(id, role), id).expect("the key reads");
         signer
             .token(audience, scope, contracts::token::now_s())
             .expect("a token")

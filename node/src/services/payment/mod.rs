@@ -30,10 +30,10 @@ use contracts::token::scope;
 use contracts::trust::role;
 
 use crate::config::CommonArgs;
-use crate::roles::http::{ApiError, JsonBody};
-use crate::roles::openapi::{Bearer, BodyRefused, TokenRefused};
-use crate::roles::range::MsRange;
 use crate::runtime::Node;
+use crate::services::http::{ApiError, JsonBody};
+use crate::services::openapi::{Bearer, BodyRefused, TokenRefused};
+use crate::services::range::MsRange;
 
 /// `pizza-node payment`.
 #[derive(Debug, Clone, clap::Args)]
@@ -248,7 +248,7 @@ pub fn validate_refund(req: &RefundRequest) -> Result<(), FieldError> {
 /// a second one in a `payments` directory inside the node's data directory.
 #[derive(Clone)]
 pub struct Store {
-    commit: crate::commit::GroupCommit,
+    commit: crate::runtime::commit::GroupCommit,
     /// order_id -> [`PaymentRecord`] (JSON).
     payments: sled::Tree,
     /// payment_id -> order_id, to find a charge from a refund request.
@@ -270,7 +270,7 @@ impl Store {
             payments: db.open_tree("payments")?,
             payment_ids: db.open_tree("payment_ids")?,
             refunds: db.open_tree("refunds")?,
-            commit: crate::commit::GroupCommit::start(db),
+            commit: crate::runtime::commit::GroupCommit::start(db),
         })
     }
 
@@ -472,14 +472,19 @@ impl Drop for InFlight<'_> {
 /// The routes, on `app`.
 fn router(app: Arc<App>) -> Router {
     // Only the order service may charge and refund (its bearer token).
-    let gate = crate::tokens::Gate::new(app.node.link().security(), role::PAYMENT, scope::PAYMENT);
+    let gate = crate::services::tokens::Gate::new(app.node.link().security(), role::PAYMENT, scope::PAYMENT);
     Router::new()
         .route("/pay", post(pay))
         .route("/refund", post(refund))
-        .route_layer(axum::middleware::from_fn_with_state(gate, crate::tokens::require))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gate,
+            crate::services::tokens::require,
+        ))
         .route("/healthz", get(healthz))
         .with_state(app)
-        .merge(crate::roles::openapi::route(crate::roles::openapi::payment()))
+        .merge(crate::services::openapi::route(
+            crate::services::openapi::payment(),
+        ))
 }
 
 /// The payment service.
@@ -487,7 +492,7 @@ fn router(app: Arc<App>) -> Router {
 #[openapi(
     info(title = "Pizza Platform: payment service", description = "Charges and refunds orders, each once."),
     paths(pay, refund, healthz),
-    components(schemas(PayRequest, PayResponse, PayDeclined, RefundRequest, RefundResponse, ErrorBody, contracts::api::ErrorDetail, crate::roles::openapi::Health)),
+    components(schemas(PayRequest, PayResponse, PayDeclined, RefundRequest, RefundResponse, ErrorBody, contracts::api::ErrorDetail, crate::services::openapi::Health)),
     modifiers(&Bearer),
     tags((name = "payment", description = "Charges and refunds"))
 )]
@@ -495,7 +500,7 @@ pub struct PaymentApi;
 
 /// `GET /healthz`: the service answers.
 #[utoipa::path(get, operation_id = "payment_health", path = "/healthz", tag = "payment",
-    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
+    responses((status = 200, description = "Up", body = crate::services::openapi::Health)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
 }
@@ -520,12 +525,12 @@ async fn pay(
     body: Result<JsonBody<PayRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = crate::roles::http::incoming_trace(&headers).unwrap_or_default();
+    let trace_id = crate::services::http::incoming_trace(&headers).unwrap_or_default();
     // Rejected bodies are answered here rather than by the extractor so that
     // every request gets its log line.
     let (order_id, result) = match body {
         Ok(JsonBody(req)) => {
-            let span = crate::roles::http::served("POST /pay", &headers, &req.order_id);
+            let span = crate::services::http::served("POST /pay", &headers, &req.order_id);
             (req.order_id.clone(), charge(&app, req).instrument(span).await)
         }
         Err(e) => (String::new(), Err(e)),
@@ -636,10 +641,10 @@ async fn refund(
     body: Result<JsonBody<RefundRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = crate::roles::http::incoming_trace(&headers).unwrap_or_default();
+    let trace_id = crate::services::http::incoming_trace(&headers).unwrap_or_default();
     let (order_id, payment_id, result) = match body {
         Ok(JsonBody(req)) => {
-            let span = crate::roles::http::served("POST /refund", &headers, &req.order_id);
+            let span = crate::services::http::served("POST /refund", &headers, &req.order_id);
             (
                 req.order_id.clone(),
                 req.payment_id.clone(),
@@ -710,9 +715,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let id = args.common.id_or("payment");
     let dir = args.common.data_dir_for(&id).join("payments");
-    let listener = crate::roles::listen(args.http).await?;
+    let listener = crate::services::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "payment").await?;
-    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => {
@@ -738,7 +743,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         decline_rate = args.decline_rate,
         "payment ready"
     );
-    let served = crate::roles::serve(listener, router(app), crate::roles::until_stopped(node.clone())).await;
+    let served = crate::services::serve(
+        listener,
+        router(app),
+        crate::runtime::stop::until_stopped(node.clone()),
+    )
+    .await;
     // Records are flushed per request; this only covers a request cut short.
     if let Err(e) = store.flush().await {
         tracing::warn!(error = %e, "could not flush the payment store on stop");

@@ -1,6 +1,20 @@
 //! The node runtime every role shares: storage, the MQTT link, the heartbeat,
 //! the control topic and the faults it sets.
 
+pub mod claim;
+pub mod commit;
+pub mod faults;
+pub mod inbox;
+pub mod link;
+pub mod outbox;
+pub mod queue;
+pub mod request;
+pub mod security;
+pub mod stop;
+pub mod stream;
+pub mod withdraw;
+pub mod worker;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,10 +29,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
-use crate::inbox::Inbox;
-use crate::link::{Incoming, Link, LinkOptions};
-use crate::outbox::{Confirmation, Entry, Outbox};
-use crate::queue::{QueueConsumer, QueueProducer};
+use crate::runtime::inbox::Inbox;
+use crate::runtime::link::{Incoming, Link, LinkOptions};
+use crate::runtime::outbox::{Confirmation, Entry, Outbox};
+use crate::runtime::queue::{QueueConsumer, QueueProducer};
 
 /// How often the retained status is published.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
@@ -37,7 +51,7 @@ pub struct NodeConfig {
     /// Topic prefix.
     pub prefix: String,
     /// The node's key and the trust file (none: unsigned).
-    pub security: crate::security::Security,
+    pub security: crate::runtime::security::Security,
 }
 
 /// Counters shown in the heartbeat.
@@ -89,7 +103,8 @@ impl Node {
     /// Opens the node's storage, connects, and starts the heartbeat and the
     /// control listener.
     pub async fn start(cfg: NodeConfig) -> Result<Node, NodeError> {
-        crate::claim::ensure_free(&cfg.broker, &Topics::new(&cfg.prefix), &cfg.id, &cfg.security).await?;
+        crate::runtime::claim::ensure_free(&cfg.broker, &Topics::new(&cfg.prefix), &cfg.id, &cfg.security)
+            .await?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
         let db = sled::Config::new()
             .path(&cfg.data_dir)
@@ -119,7 +134,7 @@ impl Node {
             shared: Arc::new(Shared {
                 role: cfg.role,
                 started_at: now_rfc3339(),
-                host: crate::claim::host_name(),
+                host: crate::runtime::claim::host_name(),
                 beat: tokio::sync::Notify::new(),
                 inbox,
                 counters: Counters::default(),
@@ -209,13 +224,13 @@ impl Node {
     ///
     /// The duplicate and reorder faults strike here, on the publishing side,
     /// so that every subscriber (the order book, the control room, anyone)
-    /// receives the same disordered stream; see [`crate::faults::roll_send`].
+    /// receives the same disordered stream; see [`crate::runtime::faults::roll_send`].
     pub async fn emit(&self, envelope: &Envelope) -> Result<(), NodeError> {
         let entry = self
             .link
             .security()
             .entry(self.topics().log_put(), envelope, Confirmation::Log)?;
-        let plan = crate::faults::roll_send(&self.faults(), &mut rand::thread_rng());
+        let plan = crate::runtime::faults::roll_send(&self.faults(), &mut rand::thread_rng());
         if plan.delay.is_zero() && !plan.twice {
             return self.link.publish_durable(entry).await;
         }
@@ -299,8 +314,8 @@ impl Node {
         name: &str,
         kinds: Vec<String>,
         credit: u32,
-    ) -> Result<crate::stream::EventStream, NodeError> {
-        crate::stream::EventStream::start(self.link.clone(), name, kinds, credit).await
+    ) -> Result<crate::runtime::stream::EventStream, NodeError> {
+        crate::runtime::stream::EventStream::start(self.link.clone(), name, kinds, credit).await
     }
 
     /// Resolves when the control room asks this node to stop.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use contracts::queue::{Delivery, Outcome};
 
-use crate::faults::{self, Verdict};
-use crate::queue::Acker;
+use crate::runtime::faults::{self, Verdict};
+use crate::runtime::queue::Acker;
 use crate::runtime::Node;
 
 /// How a handler finished with one message.
@@ -44,7 +44,7 @@ where
         consumer.set_credit(0).await?;
     }
     let mut work = tokio::task::JoinSet::new();
-    let stop = crate::roles::until_stopped(node.clone());
+    let stop = crate::runtime::stop::until_stopped(node.clone());
     tokio::pin!(stop);
     loop {
         tokio::select! {

@@ -22,8 +22,8 @@ use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
+use crate::runtime::security::Security;
 use crate::runtime::HEARTBEAT;
-use crate::security::Security;
 
 /// How long a heartbeat from another host is awaited as proof of life: a
 /// live node beats every [`HEARTBEAT`]; two and a half beats allow for one

@@ -6,8 +6,8 @@ use std::time::Duration;
 use contracts::queue::{Withdraw, Withdrawn};
 
 use crate::error::NodeError;
-use crate::link::Link;
-use crate::request::Requests;
+use crate::runtime::link::Link;
+use crate::runtime::request::Requests;
 
 /// Withdrawals in progress, matched to the keeper's answers by request id.
 #[derive(Clone)]

@@ -17,7 +17,7 @@ use contracts::trust::{Refusal, Signer};
 use contracts::Envelope;
 
 use crate::error::NodeError;
-use crate::outbox::{Confirmation, Entry};
+use crate::runtime::outbox::{Confirmation, Entry};
 
 /// What a node signs with and checks against.
 #[derive(Debug, Clone, Default)]

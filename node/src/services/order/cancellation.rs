@@ -46,8 +46,8 @@ use reqwest::StatusCode;
 use tracing::Instrument;
 
 use crate::otlp;
-use crate::roles::order::Shared;
-use crate::worker::Handled;
+use crate::runtime::worker::Handled;
+use crate::services::order::Shared;
 
 /// Attempts per step before the cancellation goes to the DLQ.
 pub const ATTEMPTS: u32 = 3;

@@ -8,7 +8,12 @@
 //!
 //! `DELETE /orders/{id}` puts a cancellation on queue `cancellation`, and so
 //! does a kitchen refusing an order (`order.cancelling`); this node's
-//! cancellation executor ([`crate::roles::cancellation`]) consumes that queue.
+//! cancellation executor ([`crate::services::order::cancellation`]) consumes that queue.
+
+pub mod book;
+pub mod breaker;
+pub mod cancellation;
+pub mod idempotency;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -34,14 +39,14 @@ use tracing::Instrument;
 
 use crate::config::CommonArgs;
 use crate::otlp;
-use crate::roles::assets::Menu;
-use crate::roles::book::Book;
-use crate::roles::breaker::Breaker;
-use crate::roles::directory::Directory;
-use crate::roles::http::{ApiError, JsonBody};
-use crate::roles::idempotency::{self, Keys};
-use crate::roles::openapi::{Bearer, BodyRefused, TokenRefused};
 use crate::runtime::{Node, Outgoing};
+use crate::services::assets::Menu;
+use crate::services::directory::Directory;
+use crate::services::http::{ApiError, JsonBody};
+use crate::services::openapi::{Bearer, BodyRefused, TokenRefused};
+use book::Book;
+use breaker::Breaker;
+use idempotency::Keys;
 
 /// `pizza-node order`.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,7 +86,7 @@ pub(crate) struct Service {
     breaker: Mutex<Breaker>,
     started: Instant,
     /// Asks the keeper to take an order off a queue.
-    pub(crate) withdrawals: crate::withdraw::Withdrawals,
+    pub(crate) withdrawals: crate::runtime::withdraw::Withdrawals,
     /// Where the delivery nodes are, to recall a driver.
     pub(crate) directory: Directory,
     /// `Idempotency-Key`s seen by `POST /orders`.
@@ -89,7 +94,7 @@ pub(crate) struct Service {
     /// The broker's event log, for a keyed order the book does not have.
     log: crate::history::LogClient,
     /// The bearer tokens for payment and delivery.
-    pub(crate) tokens: crate::tokens::Tokens,
+    pub(crate) tokens: crate::services::tokens::Tokens,
 }
 
 pub(crate) type Shared = Arc<Service>;
@@ -117,7 +122,7 @@ enum Payment {
     components(schemas(
         PlaceOrder, api::Customer, api::Item, OrderAccepted, OrderView, OrderState, api::HistoryEntry,
         CancelAccepted, contracts::history::HistoryView, contracts::history::HistoryStep,
-        contracts::history::RejectedStep, ErrorBody, api::ErrorDetail, crate::roles::openapi::Health,
+        contracts::history::RejectedStep, ErrorBody, api::ErrorDetail, crate::services::openapi::Health,
     )),
     modifiers(&Bearer),
     tags((name = "order", description = "Orders: place, read, list, cancel, replay"))
@@ -126,9 +131,9 @@ pub struct OrderApi;
 
 /// Runs the order service.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let listener = crate::roles::listen(args.http).await?;
+    let listener = crate::services::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "order").await?;
-    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))
         .cache_capacity(64 * 1024 * 1024)
@@ -136,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let book = Book::open(&db)?;
     tracing::info!(orders = book.len(), "order book loaded");
     let http = reqwest::Client::builder()
-        .pool_idle_timeout(crate::roles::http::CLIENT_IDLE)
+        .pool_idle_timeout(crate::services::http::CLIENT_IDLE)
         .timeout(Duration::from_millis(args.payment_timeout_ms))
         .connect_timeout(Duration::from_millis(args.payment_timeout_ms))
         .build()?;
@@ -148,11 +153,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         http,
         breaker: Mutex::new(Breaker::new(args.breaker_failures, args.breaker_open_ms)),
         started: Instant::now(),
-        withdrawals: crate::withdraw::Withdrawals::start(node.link().clone()).await?,
+        withdrawals: crate::runtime::withdraw::Withdrawals::start(node.link().clone()).await?,
         directory: Directory::follow(&node).await?,
         keys: Keys::open(&db)?,
         log: crate::history::LogClient::start(&node).await?,
-        tokens: crate::tokens::Tokens::new(node.link().security().clone()),
+        tokens: crate::services::tokens::Tokens::new(node.link().security().clone()),
     });
     service.figures();
     service.book_figures(&*service.book.lock().await);
@@ -165,11 +170,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // queue (or comes back from this node's lost lease) and resumes.
     let executor = {
         let s = service.clone();
-        tokio::spawn(crate::worker::run(
+        tokio::spawn(crate::runtime::worker::run(
             node.clone(),
             CANCELLATION,
             args.cancellations,
-            move |d| crate::roles::cancellation::execute(s.clone(), d),
+            move |d| crate::services::order::cancellation::execute(s.clone(), d),
         ))
     };
 
@@ -181,12 +186,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "/orders/:id",
             // Reading stays open; cancelling takes the operator's token.
             get(show).merge(delete(cancel).route_layer(axum::middleware::from_fn_with_state(
-                crate::tokens::Gate::new(
+                crate::services::tokens::Gate::new(
                     node.link().security(),
                     contracts::trust::role::ORDER,
                     contracts::token::scope::CANCEL,
                 ),
-                crate::tokens::require,
+                crate::services::tokens::require,
             ))),
         )
         .route(
@@ -195,8 +200,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
         .route("/healthz", get(health))
         .with_state(service.clone())
-        .merge(crate::roles::openapi::route(crate::roles::openapi::order()));
-    crate::roles::serve(listener, router, crate::roles::until_stopped(node.clone())).await?;
+        .merge(crate::services::openapi::route(crate::services::openapi::order()));
+    crate::services::serve(
+        listener,
+        router,
+        crate::runtime::stop::until_stopped(node.clone()),
+    )
+    .await?;
     if let Ok(Err(e)) = executor.await {
         tracing::error!(error = %e, "the cancellation executor stopped");
     }
@@ -324,7 +334,7 @@ async fn answer(call: impl std::future::Future<Output = reqwest::Result<reqwest:
 
 /// `GET /healthz`: the service answers.
 #[utoipa::path(get, operation_id = "order_health", path = "/healthz", tag = "order",
-    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
+    responses((status = 200, description = "Up", body = crate::services::openapi::Health)))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
@@ -379,7 +389,7 @@ async fn place(
         .map(|i| s.menu.get(&i.pizza).map_or(0, |p| p.price_cents) * u64::from(i.qty))
         .sum();
     let trace_id =
-        crate::roles::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
+        crate::services::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
     // The order was placed when it arrived, not when payment answered: the
     // trace timeline's payment stage is placed -> paid.
     let received = time::OffsetDateTime::now_utc();
@@ -574,8 +584,8 @@ async fn injected_faults(node: &Node) -> Result<(), ApiError> {
             "the order service is paused by the control room; try again later",
         ));
     }
-    match crate::faults::gate(&faults).await {
-        crate::faults::Verdict::Handle { .. } => Ok(()),
+    match crate::runtime::faults::gate(&faults).await {
+        crate::runtime::faults::Verdict::Handle { .. } => Ok(()),
         _ => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             api::error_code::INJECTED_FAULT,
@@ -673,7 +683,7 @@ async fn list(
 
 /// Folds every event from the broker into the book. A batch is flushed
 /// before its messages are acknowledged, so none is lost to a kill -9.
-async fn follow(s: Shared, mut stream: crate::stream::EventStream) {
+async fn follow(s: Shared, mut stream: crate::runtime::stream::EventStream) {
     while let Some(batch) = stream.next().await {
         let mut cancelling = Vec::new();
         let flusher = {

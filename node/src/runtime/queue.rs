@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::error::NodeError;
-use crate::link::{Beat, Incoming, Link};
-use crate::outbox::Confirmation;
+use crate::runtime::link::{Beat, Incoming, Link};
+use crate::runtime::outbox::Confirmation;
 
 /// How often a consumer repeats its credit.
 pub const CREDIT_REPEAT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -349,7 +349,7 @@ async fn announce(link: &Link, queue: &str, state: &Mutex<CreditState>) -> Resul
 async fn confirm_acks(
     mut acked: mpsc::UnboundedReceiver<Incoming>,
     state: Arc<Mutex<CreditState>>,
-    security: crate::security::Security,
+    security: crate::runtime::security::Security,
 ) {
     while let Some(msg) = acked.recv().await {
         let body = match security.open(&msg.payload, &[contracts::trust::role::BROKER]) {

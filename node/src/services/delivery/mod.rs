@@ -32,11 +32,11 @@ use uuid::Uuid;
 
 use crate::config::CommonArgs;
 use crate::otlp;
-use crate::roles::http::ApiError;
-use crate::roles::openapi::{Bearer, TokenRefused};
-use crate::roles::range::MsRange;
+use crate::runtime::worker::{self, Handled};
 use crate::runtime::{Node, Outgoing};
-use crate::worker::{self, Handled};
+use crate::services::http::ApiError;
+use crate::services::openapi::{Bearer, TokenRefused};
+use crate::services::range::MsRange;
 
 /// `pizza-node delivery`.
 #[derive(Debug, Clone, clap::Args)]
@@ -630,16 +630,18 @@ fn router(svc: Arc<Service>) -> Router {
             "/recall/:order_id",
             // Only the order service's cancellations call drivers back.
             post(recall).route_layer(axum::middleware::from_fn_with_state(
-                crate::tokens::Gate::new(
+                crate::services::tokens::Gate::new(
                     svc.node.link().security(),
                     contracts::trust::role::DELIVERY,
                     contracts::token::scope::RECALL,
                 ),
-                crate::tokens::require,
+                crate::services::tokens::require,
             )),
         )
         .with_state(svc)
-        .merge(crate::roles::openapi::route(crate::roles::openapi::delivery()))
+        .merge(crate::services::openapi::route(
+            crate::services::openapi::delivery(),
+        ))
 }
 
 /// The delivery service.
@@ -647,7 +649,7 @@ fn router(svc: Arc<Service>) -> Router {
 #[openapi(
     info(title = "Pizza Platform: delivery service", description = "Drivers take ready orders from queue `delivery`."),
     paths(drivers, delivery, recall, healthz),
-    components(schemas(DriverView, DeliveryView, Recalled, ErrorBody, api::ErrorDetail, crate::roles::openapi::Health)),
+    components(schemas(DriverView, DeliveryView, Recalled, ErrorBody, api::ErrorDetail, crate::services::openapi::Health)),
     modifiers(&Bearer),
     tags((name = "delivery", description = "Drivers and deliveries"))
 )]
@@ -655,7 +657,7 @@ pub struct DeliveryApi;
 
 /// `GET /healthz`: the service answers, with its id and role.
 #[utoipa::path(get, operation_id = "delivery_health", path = "/healthz", tag = "delivery",
-    responses((status = 200, description = "Up", body = crate::roles::openapi::Health)))]
+    responses((status = 200, description = "Up", body = crate::services::openapi::Health)))]
 async fn healthz(State(svc): State<Arc<Service>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "id": svc.node.id(), "role": svc.node.role() }))
 }
@@ -746,7 +748,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
     let listener = super::listen(args.http).await?;
     let node = crate::cli::start_node(&args.common, "delivery").await?;
-    crate::roles::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let svc = Arc::new(Service {
         node: node.clone(),
         trip: args.trip_ms,

@@ -8,18 +8,15 @@
 //! folds into each order's state.
 
 pub mod assets;
-pub mod book;
-pub mod breaker;
-pub mod cancellation;
 pub mod delivery;
 pub mod directory;
 pub mod http;
-pub mod idempotency;
 pub mod kitchen;
 pub mod openapi;
 pub mod order;
 pub mod payment;
 pub mod range;
+pub mod tokens;
 
 use std::net::SocketAddr;
 
@@ -45,7 +42,7 @@ pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::Tc
 /// (the order node calls delivery's `/recall` there), on this host or not.
 pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, advertise: Option<&str>) {
     if let Ok(addr) = listener.local_addr() {
-        let url = advertised_url(addr, advertise, &crate::claim::host_name());
+        let url = advertised_url(addr, advertise, &crate::runtime::claim::host_name());
         // Its API port serves the metrics too, unless --metrics put them
         // on an address of their own.
         node.set_figures(|f| {
@@ -76,15 +73,6 @@ pub fn advertised_url(local: SocketAddr, advertise: Option<&str>, host: &str) ->
 }
 
 pub use http::serve;
-
-/// Resolves when the node should stop: a signal or the control room's `stop`.
-pub async fn until_stopped(node: Node) {
-    tokio::select! {
-        _ = crate::cli::terminated() => {}
-        _ = node.stop_requested() => {}
-    }
-    node.begin_stop();
-}
 
 #[cfg(test)]
 mod tests {

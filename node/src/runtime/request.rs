@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::NodeError;
-use crate::link::{Incoming, Link};
+use crate::runtime::link::{Incoming, Link};
 
 /// A reply that names the request it answers.
 pub trait Reply: DeserializeOwned + Send + 'static {
@@ -98,7 +98,7 @@ impl<R: Reply> Requests<R> {
 async fn pair<R: Reply>(
     mut rx: mpsc::UnboundedReceiver<Incoming>,
     pending: Pending<R>,
-    security: crate::security::Security,
+    security: crate::runtime::security::Security,
 ) {
     while let Some(msg) = rx.recv().await {
         // Replies come from the broker (the keeper, the log), sealed.

@@ -63,7 +63,7 @@ pub struct Outbox {
     /// The inbox's tree, for [`Outbox::add_finishing`]: a step's last
     /// messages and the record that its message was handled are one write.
     inbox: sled::Tree,
-    commit: crate::commit::GroupCommit,
+    commit: crate::runtime::commit::GroupCommit,
     emptied: Notify,
     /// Entries waiting, kept up to date: sled's `len` is a full scan, and
     /// the heartbeat asks every second.
@@ -77,8 +77,8 @@ impl Outbox {
         Ok(Outbox {
             count: AtomicUsize::new(tree.len()),
             tree,
-            inbox: db.open_tree(crate::inbox::TREE)?,
-            commit: crate::commit::GroupCommit::start(db.clone()),
+            inbox: db.open_tree(crate::runtime::inbox::TREE)?,
+            commit: crate::runtime::commit::GroupCommit::start(db.clone()),
             emptied: Notify::new(),
         })
     }
@@ -228,7 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let outbox = Outbox::open(&db).unwrap();
-        let inbox = crate::inbox::Inbox::open(&db).unwrap();
+        let inbox = crate::runtime::inbox::Inbox::open(&db).unwrap();
         let (handled, effect) = (Uuid::new_v4(), Uuid::new_v4());
         let entry = Entry {
             id: effect,

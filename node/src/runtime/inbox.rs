@@ -6,7 +6,7 @@ use uuid::Uuid;
 use crate::error::NodeError;
 
 /// The sled tree the inbox lives in (the outbox writes it too, see
-/// [`crate::outbox::Outbox::add_finishing`]).
+/// [`crate::runtime::outbox::Outbox::add_finishing`]).
 pub(crate) const TREE: &str = "inbox";
 
 /// Handled message ids, in sled.

@@ -15,10 +15,10 @@ use tracing::Instrument;
 
 use crate::config::CommonArgs;
 use crate::otlp;
-use crate::roles::assets::{Menu, Stock};
-use crate::roles::range::MsRange;
+use crate::runtime::worker::{self, Handled};
 use crate::runtime::{Node, Outgoing};
-use crate::worker::{self, Handled};
+use crate::services::assets::{Menu, Stock};
+use crate::services::range::MsRange;
 
 /// `pizza-node kitchen`.
 #[derive(Debug, Clone, clap::Args)]

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::error::NodeError;
-use crate::link::{Beat, Incoming, Link};
+use crate::runtime::link::{Beat, Incoming, Link};
 
 /// How often a subscription is announced again (a heartbeat: the log
 /// forgets subscriptions it does not hear from, and resends what is not

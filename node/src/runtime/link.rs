@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::error::NodeError;
-use crate::outbox::{Entry, Outbox};
+use crate::runtime::outbox::{Entry, Outbox};
 
 /// Most outbox entries sent and not yet confirmed at once.
 pub const WINDOW: usize = 256;
@@ -62,7 +62,7 @@ pub struct LinkOptions {
     /// MQTT keep-alive; the broker declares us dead after 1.5 times this.
     pub keep_alive: Duration,
     /// What the node signs with and checks against.
-    pub security: crate::security::Security,
+    pub security: crate::runtime::security::Security,
 }
 
 /// Which connection of this process is live.
@@ -106,7 +106,7 @@ struct Shared {
     epoch: watch::Sender<Epoch>,
     /// Set once our DISCONNECT has been written.
     closed: watch::Sender<bool>,
-    security: crate::security::Security,
+    security: crate::runtime::security::Security,
 }
 
 /// A handle on the node's MQTT connection; cheap to clone.
@@ -208,7 +208,7 @@ impl Link {
     }
 
     /// What this node signs with and checks against.
-    pub fn security(&self) -> &crate::security::Security {
+    pub fn security(&self) -> &crate::runtime::security::Security {
         &self.shared.security
     }
 
@@ -274,7 +274,7 @@ impl Link {
 
     /// Like [`Link::publish_json`] for a message only the brokers read
     /// (credit, ack, stream subscribe, query): tagged for them instead of
-    /// signed ([`crate::security::Security::seal_for_brokers`]).
+    /// signed ([`crate::runtime::security::Security::seal_for_brokers`]).
     pub async fn publish_to_brokers<T: serde::Serialize>(
         &self,
         topic: impl Into<String>,
@@ -297,7 +297,7 @@ impl Link {
     }
 
     /// Like [`Link::publish_durable_many`], recording `handled` in the inbox
-    /// in the same write ([`crate::outbox::Outbox::add_finishing`]).
+    /// in the same write ([`crate::runtime::outbox::Outbox::add_finishing`]).
     pub async fn publish_durable_finishing(
         &self,
         entries: Vec<Entry>,
