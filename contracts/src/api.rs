@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::order::OrderState;
+/// The order's parts, from the domain: REST bodies are made of them.
+pub use crate::domain::{Customer, Item};
+
+use crate::order::{OrderFold, OrderState};
 use crate::Envelope;
 
 /// The fewest pizzas of one kind an item may ask for.
@@ -82,35 +85,6 @@ pub mod error_code {
 
 /// What the customer sees when payment cannot be reached (503).
 pub const PAYMENT_UNAVAILABLE_MESSAGE: &str = "Payment system is not responding, please try again later";
-
-/// Who ordered, and where to deliver.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Customer {
-    /// The customer's name.
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S", example = "Ada Lovelace")]
-    pub name: String,
-    /// The delivery address.
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"\S",
-        example = "12 Analytical Row"
-    )]
-    pub address: String,
-}
-
-/// One line of an order: a pizza from the menu and how many.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Item {
-    /// Menu name of the pizza, e.g. `margherita`.
-    #[schema(example = "margherita")]
-    pub pizza: String,
-    /// How many, 1 to 20 (at most 50 pizzas per order).
-    #[schema(minimum = 1, maximum = 20)]
-    pub qty: u32,
-}
 
 /// `POST /orders` request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -375,6 +349,29 @@ pub struct HistoryEntry {
     /// outcome, the driver), when it says anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+impl OrderView {
+    /// The `GET /orders/{id}` view of an order's fold, once `order.placed`
+    /// is folded. (Here, with the REST types, so the state machine knows
+    /// nothing of REST.)
+    pub fn of(fold: &OrderFold) -> Option<OrderView> {
+        let (state, placed) = (fold.state()?, fold.placed()?);
+        Some(OrderView {
+            order_id: fold.order_id().to_string(),
+            state,
+            items: placed.items.clone(),
+            customer: placed.customer.clone(),
+            kitchen: fold.kitchen().map(str::to_string),
+            driver: fold.driver().map(str::to_string),
+            trace_id: fold
+                .applied()
+                .first()
+                .map(|e| e.trace_id.clone())
+                .unwrap_or_default(),
+            history: fold.applied().iter().map(HistoryEntry::from).collect(),
+        })
+    }
 }
 
 impl From<&Envelope> for HistoryEntry {

@@ -26,7 +26,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::{Customer, Item};
+use crate::domain::{Customer, Item};
 use crate::Envelope;
 
 /// The event kinds, as they appear in [`Envelope::kind`] and in the topic

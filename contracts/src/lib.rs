@@ -4,6 +4,7 @@
 //! crate, serialised as JSON (snake_case). The crate does no I/O, so the
 //! broker, the nodes, the control room and any test can share it.
 //!
+//! - [`domain`]: the vocabulary below the rest: customer, item, role.
 //! - [`envelope`]: the [`Envelope`] every domain event and queue item travels in.
 //! - [`queue`]: the durable work-queue protocol spoken with the keeper.
 //! - [`topics`]: the MQTT topic names, built in one place.
@@ -25,6 +26,7 @@
 pub mod acl;
 pub mod api;
 pub mod asyncapi;
+pub mod domain;
 pub mod envelope;
 pub mod events;
 pub mod history;

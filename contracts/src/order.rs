@@ -31,7 +31,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::api::{HistoryEntry, OrderView};
 use crate::events::{self, kind, OrderPlaced};
 use crate::Envelope;
 
@@ -528,31 +527,13 @@ impl OrderFold {
     pub fn driver(&self) -> Option<&str> {
         self.driver.as_deref()
     }
-
-    /// The `GET /orders/{id}` view, once `order.placed` is folded.
-    pub fn view(&self) -> Option<OrderView> {
-        let (state, placed) = (self.state?, self.placed.as_ref()?);
-        Some(OrderView {
-            order_id: self.order_id.clone(),
-            state,
-            items: placed.items.clone(),
-            customer: placed.customer.clone(),
-            kitchen: self.kitchen.clone(),
-            driver: self.driver.clone(),
-            trace_id: self
-                .applied
-                .first()
-                .map(|e| e.trace_id.clone())
-                .unwrap_or_default(),
-            history: self.applied.iter().map(HistoryEntry::from).collect(),
-        })
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Customer, Item};
+    use crate::api::OrderView;
+    use crate::domain::{Customer, Item};
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -741,7 +722,7 @@ mod tests {
     fn fold_applies_in_order_and_records_details() {
         let mut fold = OrderFold::new("o-1");
         assert_eq!(fold.state(), None);
-        assert!(fold.view().is_none());
+        assert!(OrderView::of(&fold).is_none());
         for e in log(&[
             kind::ORDER_PLACED,
             kind::ORDER_PAID,
@@ -762,7 +743,7 @@ mod tests {
         assert_eq!(fold.driver(), Some("Dana"));
         assert_eq!(fold.placed().map(|p| p.amount_cents), Some(2400));
 
-        let view = fold.view().unwrap();
+        let view = OrderView::of(&fold).unwrap();
         assert_eq!(view.state, OutForDelivery);
         assert_eq!(
             view.customer,

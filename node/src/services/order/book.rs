@@ -131,7 +131,7 @@ impl Book {
 
     /// The view `GET /orders/{id}` shows.
     pub fn view(&self, order_id: &str) -> Option<OrderView> {
-        self.folds.get(order_id)?.view()
+        contracts::api::OrderView::of(self.folds.get(order_id)?)
     }
 
     /// The newest orders first, optionally only those in `state`.
@@ -141,7 +141,7 @@ impl Book {
             .rev()
             .filter_map(|id| self.folds.get(id))
             .filter(|f| state.is_none() || f.state() == state)
-            .filter_map(OrderFold::view)
+            .filter_map(contracts::api::OrderView::of)
             .take(limit)
             .collect()
     }

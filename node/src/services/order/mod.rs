@@ -570,7 +570,9 @@ async fn earlier_attempt(s: &Service, order_id: &str) -> Result<Option<OrderView
             ),
         )
     })?;
-    Ok(contracts::order::OrderFold::from_envelopes(order_id, events).view())
+    Ok(OrderView::of(&contracts::order::OrderFold::from_envelopes(
+        order_id, events,
+    )))
 }
 
 /// The control room's faults, applied to a new order: paused answers 503;
