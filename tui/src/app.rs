@@ -15,7 +15,7 @@ use crate::model::{Model, RunInfo};
 use crate::msg::{Effect, Msg};
 use crate::supervisor::{BrokerTarget, ChildEvent, Supervisor, SupervisorConfig, STOP_GRACE};
 use crate::topology::Topology;
-use crate::update::update;
+use crate::update::{step, Watchers};
 
 /// How often the clock ticks (and the supervisor reaps children).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -63,6 +63,8 @@ pub enum Ending {
 pub struct App {
     /// The model `update` changes.
     pub model: Model,
+    /// The scenario player and the recorder, beside the model.
+    pub watchers: Watchers,
     /// What it runs.
     opts: Options,
     supervisor: Supervisor,
@@ -116,15 +118,18 @@ impl App {
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         let now = OffsetDateTime::now_utc();
-        let mut model = Model::new(info, now);
-        model.play = opts
-            .scenario
-            .clone()
-            .map(|s| crate::play::Play::new(s, now).paced(opts.pace));
-        model.recording = opts.record.as_ref().map(|_| crate::record::Recording::new(now));
+        let model = Model::new(info, now);
+        let watchers = Watchers {
+            play: opts
+                .scenario
+                .clone()
+                .map(|s| crate::play::Play::new(s, now).paced(opts.pace)),
+            recording: opts.record.as_ref().map(|_| crate::record::Recording::new(now)),
+        };
         let mut app = App {
             opts,
             model,
+            watchers,
             supervisor,
             feed,
             http,
@@ -206,7 +211,7 @@ impl App {
 
     /// Runs `update` and carries out its effects.
     pub fn handle(&mut self, msg: Msg) {
-        for effect in update(&mut self.model, msg) {
+        for effect in step(&mut self.model, &mut self.watchers, msg) {
             self.carry_out(effect);
         }
     }
@@ -284,7 +289,7 @@ impl App {
     /// Writes the recorded session (`--record`) as a scenario. A failure is
     /// logged: the nodes must still be stopped.
     fn save_recording(&mut self) {
-        let (Some(path), Some(rec)) = (&self.opts.record, &self.model.recording) else {
+        let (Some(path), Some(rec)) = (&self.opts.record, &self.watchers.recording) else {
             return;
         };
         let name = path
@@ -309,7 +314,7 @@ impl App {
 
     /// The scenario's verdict, once it is over.
     fn verdict(&self) -> Option<crate::play::Verdict> {
-        self.model.play.as_ref().and_then(|p| p.verdict.clone())
+        self.watchers.play.as_ref().and_then(|p| p.verdict.clone())
     }
 
     /// [`App::finish`], keeping the scenario's verdict.

@@ -35,7 +35,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
         "broker {}\ndata {}\nlogs {}",
         info.broker, info.data_dir, info.log_dir
     ));
-    let scripted = app.model.play.is_some();
+    let scripted = app.watchers.play.is_some();
     let mut printed = 0u64;
     let mut narrated = 0usize;
     print_new(&app, &mut printed, scripted);
@@ -55,7 +55,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
             }
         }
         print_new(&app, &mut printed, scripted);
-        if let Some(play) = &app.model.play {
+        if let Some(play) = &app.watchers.play {
             for line in &play.lines[narrated..] {
                 say(line);
             }
@@ -122,7 +122,10 @@ impl OffScreen {
         if !self.recorder.is_recording() {
             return;
         }
-        let stopped = match self.terminal.draw(|f| crate::ui::draw(f, &app.model)) {
+        let stopped = match self
+            .terminal
+            .draw(|f| crate::ui::draw(f, &app.model, app.watchers.play.as_ref()))
+        {
             Ok(frame) => self.recorder.record(frame.buffer).map(|e| e.to_string()),
             Err(e) => {
                 self.recorder.stop();

@@ -68,7 +68,7 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         KeyCode::Enter => open_detail(m),
         KeyCode::Esc => {
             // First esc puts a scenario's verdict away; then it clears the filter.
-            if m.play.as_ref().is_some_and(crate::play::Play::finished) && !m.ui.verdict_hidden {
+            if m.ui.scenario_over && !m.ui.verdict_hidden {
                 m.ui.verdict_hidden = true;
             } else {
                 m.ui.filter.clear();

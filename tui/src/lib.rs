@@ -2,7 +2,9 @@
 //!
 //! The Elm architecture: a [`model::Model`] of plain data, a pure
 //! [`update::update`] that takes a [`msg::Msg`] and returns [`msg::Effect`]s,
-//! and a [`ui::draw`] that only reads the model. Around them a thin shell:
+//! and a [`ui::draw`] that only reads the model. Beside the model, the tools
+//! that watch it ([`update::Watchers`]: the scenario player, the recorder),
+//! fed the same messages by [`update::step`]. Around them a thin shell:
 //!
 //! - [`app`]: carries out effects, collects messages (the shell).
 //! - [`supervisor`]: the node processes (start, stop, kill, freeze, scale).

@@ -61,7 +61,7 @@ pub async fn run(mut app: App) -> anyhow::Result<Finished> {
                 return Ok(());
             }
             if app.model.dirty && last_frame.elapsed() >= FRAME {
-                let frame = terminal.draw(|f| crate::ui::draw(f, &app.model))?;
+                let frame = terminal.draw(|f| crate::ui::draw(f, &app.model, app.watchers.play.as_ref()))?;
                 let stopped = recorder.as_mut().and_then(|r| r.record(frame.buffer));
                 app.model.dirty = false;
                 last_frame = Instant::now();

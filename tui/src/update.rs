@@ -9,28 +9,56 @@ use crate::keys;
 use crate::model::orders::short_id;
 use crate::model::{Level, Model, NodeRow, Proc};
 use crate::msg::{Effect, Msg, PlaceOutcome};
+use crate::play::Play;
+use crate::record::Recording;
 use crate::supervisor::ChildEvent;
 
-/// Applies `msg` to the model and says what the shell must do.
-pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
-    // A scenario sees each message before the model changes, then acts on
-    // the changed model.
-    if let Some(play) = &mut m.play {
+/// What watches the model beside it, fed the same messages: the scenario
+/// being played (`--scenario`) and the operator's session being recorded
+/// (`--record`). Their own state, not the model's.
+#[derive(Debug, Default)]
+pub struct Watchers {
+    /// The scenario player.
+    pub play: Option<Play>,
+    /// The recorder.
+    pub recording: Option<Recording>,
+}
+
+/// [`update`] with its watchers: the player sees each message before the
+/// model changes, then acts on the changed model; the recorder notes what
+/// the operator's keys did and which orders were accepted. Pure too.
+pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
+    if let Some(play) = &mut w.play {
         play.observe(&msg);
     }
-    let mut effects = apply(m, msg);
-    if let Some(mut play) = m.play.take() {
+    let key = matches!(msg, Msg::Key(_));
+    let accepted = match &msg {
+        Msg::Placed(o) => Some(o.accepted.clone()),
+        _ => None,
+    };
+    let mut effects = update(m, msg);
+    if let Some(r) = &mut w.recording {
+        if key {
+            r.note(m.now, &effects, &m.nodes);
+        }
+        if let Some(ids) = accepted {
+            r.accepted(&ids);
+        }
+    }
+    if let Some(play) = &mut w.play {
         let before = (play.step, play.lines.len(), play.finished());
         effects.extend(play.advance(m));
         if (play.step, play.lines.len(), play.finished()) != before {
             m.dirty = true;
         }
-        m.play = Some(play);
+        m.ui.playing = true;
+        m.ui.scenario_over = play.finished();
     }
     effects
 }
 
-fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
+/// Applies `msg` to the model and says what the shell must do.
+pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Tick(now) => {
             // Ages and uptimes show whole seconds: redraw once a second.
@@ -46,11 +74,7 @@ fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
         }
         Msg::Key(key) => {
             m.dirty = true;
-            let effects = keys::on_key(m, key);
-            if let Some(r) = &mut m.recording {
-                r.note(m.now, &effects, &m.nodes);
-            }
-            effects
+            keys::on_key(m, key)
         }
         Msg::Status(status) => {
             on_status(m, *status);
@@ -105,9 +129,6 @@ fn apply(m: &mut Model, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Placed(outcome) => {
-            if let Some(r) = &mut m.recording {
-                r.accepted(&outcome.accepted);
-            }
             on_placed(m, outcome);
             data_changed(m);
             Vec::new()

@@ -25,7 +25,9 @@ fn press(m: &mut Model, code: KeyCode) {
 
 /// Draws `m` and records the frame; returns the screen as text.
 fn frame(terminal: &mut Terminal<TestBackend>, recorder: &mut Recorder, m: &Model) -> String {
-    let frame = terminal.draw(|f| tui::ui::draw(f, m)).expect("drawing in memory");
+    let frame = terminal
+        .draw(|f| tui::ui::draw(f, m, None))
+        .expect("drawing in memory");
     assert!(recorder.record(frame.buffer).is_none(), "recording failed");
     let screen = text(frame.buffer);
     // Distinct times, so "increasing" is checked for real.

@@ -16,7 +16,7 @@ use tui::model::{Detail, Level, LogLine, Model, NodeRow, Panel, Popup, Proc, Run
 use tui::msg::{Effect, Msg, PlaceOutcome};
 use tui::supervisor::ChildEvent;
 use tui::topology::Role;
-use tui::update::update;
+use tui::update::{step, update, Watchers};
 
 /// The fixed start of every scenario.
 const T0: OffsetDateTime = datetime!(2026-11-21 12:00 UTC);
@@ -1933,11 +1933,15 @@ fn node_keys_with_no_node_flash() {
 }
 
 /// A scenario with its platform already up (`started`), stepped by ticks.
-fn playing(m: &mut Model, toml: &str) {
+/// The watchers carry it beside the model; [`step`] feeds both.
+fn playing(m: &Model, toml: &str) -> Watchers {
     let scenario = tui::scenario::Scenario::parse(toml, "test").expect("a valid scenario");
     let mut play = tui::play::Play::new(scenario, m.now);
     play.started = Some(m.now);
-    m.play = Some(play);
+    Watchers {
+        play: Some(play),
+        recording: None,
+    }
 }
 
 const PLACE_THEN_WAIT: &str = r#"
@@ -1967,8 +1971,8 @@ that = "none_lost"
 fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_failed_verdict() {
     let mut m = model();
     order_node(&mut m);
-    playing(&mut m, PLACE_THEN_WAIT);
-    let effects = update(&mut m, Msg::Tick(T0 + Duration::milliseconds(250)));
+    let mut w = playing(&m, PLACE_THEN_WAIT);
+    let effects = step(&mut m, &mut w, Msg::Tick(T0 + Duration::milliseconds(250)));
     assert_eq!(
         effects,
         vec![Effect::PlaceOrders {
@@ -1977,19 +1981,20 @@ fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_f
         }]
     );
     // The place step waits for the answer, then the wait step begins.
-    update(
+    step(
         &mut m,
+        &mut w,
         Msg::Placed(PlaceOutcome {
             requested: 2,
             accepted: vec!["ord-1".into(), "ord-2".into()],
             ..PlaceOutcome::default()
         }),
     );
-    update(&mut m, placed("ord-1", T0));
-    let play = m.play.as_ref().expect("playing");
+    step(&mut m, &mut w, placed("ord-1", T0));
+    let play = w.play.as_ref().expect("playing");
     assert_eq!((play.step, play.verdict.is_none()), (1, true));
-    update(&mut m, Msg::Tick(T0 + Duration::seconds(7)));
-    let v = m.play.as_ref().and_then(|p| p.verdict.clone()).expect("over");
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(7)));
+    let v = w.play.as_ref().and_then(|p| p.verdict.clone()).expect("over");
     assert!(!v.passed());
     assert_eq!(
         v.failed_step.as_deref(),
@@ -2003,7 +2008,7 @@ fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_f
         v.judged[1].saw
     );
     // esc puts the verdict away (the panels show), then clears the filter.
-    update(&mut m, code(KeyCode::Esc));
+    step(&mut m, &mut w, code(KeyCode::Esc));
     assert!(m.ui.verdict_hidden);
 }
 
@@ -2011,21 +2016,22 @@ fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_f
 fn a_kill_step_waits_for_the_node_to_exit_before_the_next_step_starts_it() {
     let mut m = model();
     owned_kitchen(&mut m);
-    playing(
-        &mut m,
+    let mut w = playing(
+        &m,
         "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"kill\"\nnode = \"kitchen-1\"\n[[step]]\ndo = \"start\"\nnode = \"kitchen-1\"\n",
     );
-    let effects = update(&mut m, Msg::Tick(T0 + Duration::milliseconds(250)));
+    let effects = step(&mut m, &mut w, Msg::Tick(T0 + Duration::milliseconds(250)));
     assert_eq!(effects, vec![Effect::Kill("kitchen-1".into())]);
-    child(
+    step(
         &mut m,
-        ChildEvent::Stopping {
+        &mut w,
+        Msg::Child(ChildEvent::Stopping {
             id: "kitchen-1".into(),
-        },
+        }),
     );
     // Still running: starting it now would be refused as a twin.
-    let effects = update(&mut m, Msg::Tick(T0 + Duration::seconds(1)));
-    assert_eq!((effects, m.play.as_ref().map(|p| p.step)), (vec![], Some(0)));
+    let effects = step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
+    assert_eq!((effects, w.play.as_ref().map(|p| p.step)), (vec![], Some(0)));
     let exit = ChildEvent::Exited {
         id: "kitchen-1".into(),
         role: Role::Kitchen,
@@ -2035,7 +2041,7 @@ fn a_kill_step_waits_for_the_node_to_exit_before_the_next_step_starts_it() {
         last_words: None,
     };
     assert_eq!(
-        update(&mut m, Msg::Child(exit)),
+        step(&mut m, &mut w, Msg::Child(exit)),
         vec![Effect::Start("kitchen-1".into())]
     );
 }
@@ -2044,18 +2050,18 @@ fn a_kill_step_waits_for_the_node_to_exit_before_the_next_step_starts_it() {
 fn the_verdict_waits_for_a_heartbeat_sent_after_the_last_step() {
     let mut m = model();
     up_node(&mut m, "order-1", Role::Order, false, 3100);
-    playing(
-        &mut m,
+    let mut w = playing(
+        &m,
         "name = \"t\"\nproves = \"p\"\n[[step]]\ndo = \"caption\"\ntext = \"x\"\n",
     );
-    tick(&mut m, T0 + Duration::milliseconds(250));
-    tick(&mut m, T0 + Duration::seconds(1));
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::milliseconds(250)));
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
     // Its counters are from before the steps ended: not judged on yet.
-    assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_none()));
-    tick(&mut m, T0 + Duration::milliseconds(1500));
+    assert!(w.play.as_ref().is_some_and(|p| p.verdict.is_none()));
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::milliseconds(1500)));
     let status = beat("order-1", "order", NodeState::Up, 3100, m.now);
-    update(&mut m, Msg::Status(Box::new(status)));
-    assert!(m.play.as_ref().is_some_and(|p| p.verdict.is_some()));
+    step(&mut m, &mut w, Msg::Status(Box::new(status)));
+    assert!(w.play.as_ref().is_some_and(|p| p.verdict.is_some()));
 }
 
 #[test]
@@ -2069,15 +2075,18 @@ fn a_paced_scenario_holds_a_captioned_step_on_screen() {
     .expect("valid");
     let mut play = tui::play::Play::new(scenario, m.now).paced(2.0);
     play.started = Some(m.now);
-    m.play = Some(play);
-    update(&mut m, Msg::Tick(T0 + Duration::seconds(1)));
-    let p = m.play.as_ref().expect("playing");
+    let mut w = Watchers {
+        play: Some(play),
+        recording: None,
+    };
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
+    let p = w.play.as_ref().expect("playing");
     assert_eq!(
         (p.caption.as_deref(), p.verdict.is_some()),
         (Some("Read me."), false)
     );
-    update(&mut m, Msg::Tick(T0 + Duration::seconds(4)));
-    let p = m.play.as_ref().expect("playing");
+    step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(4)));
+    let p = w.play.as_ref().expect("playing");
     assert!(p.verdict.as_ref().is_some_and(|v| v.passed()), "{:?}", p.verdict);
 }
 

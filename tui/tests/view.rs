@@ -11,7 +11,7 @@ use tui::update::update;
 
 fn draw(m: &Model, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
-    terminal.draw(|f| tui::ui::draw(f, m)).expect("drawing");
+    terminal.draw(|f| tui::ui::draw(f, m, None)).expect("drawing");
     let buffer = terminal.backend().buffer();
     (0..height)
         .map(|y| {

@@ -253,6 +253,11 @@ pub struct Ui {
     pub detail: Option<Detail>,
     /// The scenario's verdict was put away (esc) to see the panels.
     pub verdict_hidden: bool,
+    /// A scenario is being played: its bar takes the screen's bottom rows
+    /// (set by [`crate::update::step`]).
+    pub playing: bool,
+    /// A scenario is over and its verdict is up (set by [`crate::update::step`]).
+    pub scenario_over: bool,
     /// In an order's detail: the history stepped back to this event (an
     /// index into its steps); `None` follows the order live.
     pub history_step: Option<usize>,
@@ -322,10 +327,6 @@ pub struct Model {
     pub dirty: bool,
     /// Set when the control room should exit.
     pub quitting: Option<bool>,
-    /// The scenario being played (`--scenario`).
-    pub play: Option<crate::play::Play>,
-    /// The operator's actions being recorded (`--record`).
-    pub recording: Option<crate::record::Recording>,
     /// The log view's text, read by the shell while the view is open.
     pub log_tail: LogTail,
 }
@@ -345,8 +346,6 @@ impl Model {
             placing: 0,
             dirty: true,
             quitting: None,
-            play: None,
-            recording: None,
             log_tail: LogTail::default(),
         }
     }

@@ -22,6 +22,7 @@ use ratatui::widgets::{Block, BorderType, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::model::{Detail, Model, Panel};
+use crate::play::Play;
 
 /// Lines in the help popup (keys clamp its scroll to this).
 pub const HELP_LINES: usize = popups::HELP.len();
@@ -30,12 +31,12 @@ pub const HELP_LINES: usize = popups::HELP.len();
 pub const FULL_LAYOUT: (u16, u16) = (100, 30);
 
 /// Draws the whole screen.
-pub fn draw(frame: &mut Frame, m: &Model) {
+pub fn draw(frame: &mut Frame, m: &Model, play: Option<&Play>) {
     let area = frame.area();
-    let [header, body, bar, footer] = screen(m, area);
+    let [header, body, bar, footer] = screen(play.is_some(), area);
     draw_header(frame, m, header);
     draw_footer(frame, m, footer);
-    if let Some(play) = &m.play {
+    if let Some(play) = play {
         scenario::draw_bar(frame, play, bar);
     }
     match &m.ui.detail {
@@ -53,19 +54,15 @@ pub fn draw(frame: &mut Frame, m: &Model) {
             }
         }
     }
-    if let Some(play) = m
-        .play
-        .as_ref()
-        .filter(|_| m.ui.popup.is_none() && !m.ui.verdict_hidden)
-    {
+    if let Some(play) = play.filter(|_| m.ui.popup.is_none() && !m.ui.verdict_hidden) {
         scenario::draw_verdict(frame, play, body);
     }
     popups::draw(frame, m, area);
 }
 
 /// Header, body, scenario bar and footer.
-fn screen(m: &Model, area: Rect) -> [Rect; 4] {
-    let bar_h = if m.play.is_some() { scenario::HEIGHT } else { 0 };
+fn screen(playing: bool, area: Rect) -> [Rect; 4] {
+    let bar_h = if playing { scenario::HEIGHT } else { 0 };
     Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(3),
@@ -146,7 +143,7 @@ fn draw_tabs(frame: &mut Frame, m: &Model, tabs: Rect) {
 /// ([`Model::selectable`]), found the way the view scrolled it.
 pub fn panel_at(m: &Model, width: u16, height: u16, x: u16, y: u16) -> Option<(Panel, Option<usize>)> {
     let area = Rect::new(0, 0, width, height);
-    let [_, body, _, _] = screen(m, area);
+    let [_, body, _, _] = screen(m.ui.playing, area);
     if m.ui.detail.is_some() {
         return None;
     }
