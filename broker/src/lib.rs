@@ -18,6 +18,11 @@
 //! [`serve_keeper`] runs the keeper and the log alone, against any MQTT
 //! broker; `pizza-node keeper` is its command line.
 
+// Nothing from outside the process is unwrapped: errors are values here
+// (tests may unwrap what they built themselves).
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod auth;
 pub mod eventlog;
 pub mod journal;

@@ -23,6 +23,11 @@
 //! - [`trust`]: node keys, the trust file, signed envelopes and the
 //!   permission table (which role may publish, put and consume what).
 
+// Nothing from outside the process is unwrapped: errors are values here
+// (tests may unwrap what they built themselves).
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod acl;
 pub mod api;
 pub mod asyncapi;

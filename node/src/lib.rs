@@ -20,6 +20,11 @@
 //! - [`allocator`]: the binaries' allocator (mimalloc) and its one setting.
 //! - [`asyncapi`]: writes `contracts/asyncapi.yaml`.
 
+// Nothing from outside the process is unwrapped: errors are values here
+// (tests may unwrap what they built themselves).
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod allocator;
 pub mod asyncapi;
 pub mod cli;

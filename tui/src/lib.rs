@@ -17,6 +17,11 @@
 //!   and recording an operator's session into a scenario.
 //! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
 
+// Nothing from outside the process is unwrapped: errors are values here
+// (tests may unwrap what they built themselves).
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod app;
 pub mod cast;
 pub mod customer;
