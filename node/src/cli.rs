@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use contracts::domain::Role;
 use contracts::queue::Outcome;
+use contracts::trust::role;
 use contracts::Envelope;
 
 use crate::config::{BrokerAddr, CommonArgs};
@@ -271,11 +273,18 @@ pub fn error_text(e: &anyhow::Error) -> String {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
-        Command::Keeper(a) => role(&a.common.clone(), "keeper", crate::keeper::run(a)).await,
-        Command::Order(a) => role(&a.common.clone(), "order", crate::services::order::run(a)).await,
-        Command::Payment(a) => role(&a.common.clone(), "payment", crate::services::payment::run(a)).await,
-        Command::Kitchen(a) => role(&a.common.clone(), "kitchen", crate::services::kitchen::run(a)).await,
-        Command::Delivery(a) => role(&a.common.clone(), "delivery", crate::services::delivery::run(a)).await,
+        Command::Keeper(a) => role(&a.common.clone(), Role::Keeper.as_str(), crate::keeper::run(a)).await,
+        Command::Order(a) => role(&a.common.clone(), role::ORDER, crate::services::order::run(a)).await,
+        Command::Payment(a) => role(&a.common.clone(), role::PAYMENT, crate::services::payment::run(a)).await,
+        Command::Kitchen(a) => role(&a.common.clone(), role::KITCHEN, crate::services::kitchen::run(a)).await,
+        Command::Delivery(a) => {
+            role(
+                &a.common.clone(),
+                role::DELIVERY,
+                crate::services::delivery::run(a),
+            )
+            .await
+        }
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
         Command::Replay(a) => crate::inspect::replay(a).await,
@@ -391,7 +400,6 @@ async fn telemetry(
 }
 
 fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
-    use contracts::trust::role;
     let roles = [
         role::BROKER,
         role::ORDER,
@@ -422,7 +430,7 @@ fn token(a: TokenArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
-    let _logs = init_logs(&a.common, "broker")?;
+    let _logs = init_logs(&a.common, role::BROKER)?;
     let logins = match &a.users {
         Some(path) => Some(std::sync::Arc::new(broker::auth::Logins::new(
             broker::auth::read_users(path)?,

@@ -14,6 +14,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use contracts::domain::Role;
 use contracts::status::{NodeState, NodeStatus};
 use contracts::topics::Topics;
 
@@ -76,13 +77,13 @@ pub fn fenced_by(mine: &Lease, other: &Lease) -> bool {
 /// Stands by while another keeper serves, then serves until stopped, fenced
 /// or failed.
 pub async fn run(a: Args) -> anyhow::Result<()> {
-    let id = a.common.id_or("keeper");
+    let id = a.common.id_or(Role::Keeper.as_str());
     let broker: BrokerAddr = a.common.broker.parse()?;
     let topics = Topics::new(&a.common.prefix);
     let data_dir = a.common.data_dir_for(&id);
     // Loaded first: a forged heartbeat on the keeper's id must neither keep
     // it standing by nor fence it.
-    let security = a.common.security(&id, "keeper")?;
+    let security = a.common.security(&id, Role::Keeper.as_str())?;
     if !stand_by(&broker, &topics, &id, &security).await? {
         return Ok(());
     }
@@ -91,7 +92,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         data_dir: data_dir.join("node"),
         security: security.clone(),
         id: id.clone(),
-        role: "keeper".into(),
+        role: Role::Keeper.as_str().into(),
         broker: broker.clone(),
         prefix: a.common.prefix.clone(),
     })

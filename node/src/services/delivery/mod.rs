@@ -747,7 +747,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // a busy port fails fast.
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
     let listener = super::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, "delivery").await?;
+    let node = crate::cli::start_node(&args.common, contracts::trust::role::DELIVERY).await?;
     crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let svc = Arc::new(Service {
         node: node.clone(),

@@ -80,7 +80,7 @@ struct Kitchen {
 
 /// Runs the kitchen.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let node = crate::cli::start_node(&args.common, "kitchen").await?;
+    let node = crate::cli::start_node(&args.common, contracts::trust::role::KITCHEN).await?;
     let kitchen = Arc::new(Kitchen {
         node: node.clone(),
         menu: Menu::load(args.menu.as_deref())?,

@@ -389,7 +389,7 @@ impl Run<'_> {
         let dir = &self.s.directory;
         let candidates: Vec<(String, String)> = match &p.delivery_node {
             Some(id) => dir.url(id).map(|u| vec![(id.clone(), u)]).unwrap_or_default(),
-            None => dir.urls_of("delivery"),
+            None => dir.urls_of(role::DELIVERY),
         };
         if candidates.is_empty() {
             return Err("no delivery node with an HTTP address is known".into());

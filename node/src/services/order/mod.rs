@@ -132,7 +132,7 @@ pub struct OrderApi;
 /// Runs the order service.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = crate::services::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, "order").await?;
+    let node = crate::cli::start_node(&args.common, contracts::trust::role::ORDER).await?;
     crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))

@@ -713,10 +713,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             "{flag} must be between 0.0 and 1.0, got {rate}"
         );
     }
-    let id = args.common.id_or("payment");
+    let id = args.common.id_or(contracts::trust::role::PAYMENT);
     let dir = args.common.data_dir_for(&id).join("payments");
     let listener = crate::services::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, "payment").await?;
+    let node = crate::cli::start_node(&args.common, contracts::trust::role::PAYMENT).await?;
     crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
     let store = match Store::open(&dir) {
         Ok(s) => s,
