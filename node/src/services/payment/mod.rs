@@ -7,27 +7,31 @@
 //! timeout, the saga after a crash) never charges or refunds twice, even
 //! across a restart of this node.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use contracts::api::{
-    error_code, ErrorBody, FieldError, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
+    error_code, ErrorBody, PayDeclined, PayRequest, PayResponse, RefundRequest, RefundResponse,
 };
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-use sled::Transactional;
 use tracing::Instrument;
 
 use contracts::token::scope;
 use contracts::trust::role;
+
+pub mod decide;
+pub mod store;
+
+use decide::{
+    decide, decide_refund, validate_pay, validate_refund, ChargeOutcome, Decision, Draws, PaymentRecord,
+    Rates, RefundDecision, RefundRecord, DECLINE_REASON,
+};
+use store::Store;
 
 use crate::config::CommonArgs;
 use crate::runtime::Node;
@@ -52,322 +56,6 @@ pub struct Args {
     /// Share of payments declined with 402 (0.0..1.0).
     #[arg(long, default_value_t = 0.05)]
     pub decline_rate: f64,
-}
-
-/// The reason given for every declined charge.
-pub const DECLINE_REASON: &str = "card declined";
-
-// ---------------------------------------------------------------------------
-// The pure part: records and decisions, no I/O.
-// ---------------------------------------------------------------------------
-
-/// How a charge ended, as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ChargeOutcome {
-    /// The money was taken.
-    Captured {
-        /// The id handed to the client, `pay_<uuid>`.
-        payment_id: String,
-    },
-    /// The card was declined.
-    Declined {
-        /// Why, as told to the client.
-        reason: String,
-    },
-}
-
-/// One charge as kept in sled, keyed by `order_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentRecord {
-    /// The order charged (the idempotency key).
-    pub order_id: String,
-    /// The amount asked for, in cents.
-    pub amount_cents: u64,
-    /// The currency asked for.
-    pub currency: String,
-    /// How it ended.
-    #[serde(flatten)]
-    pub outcome: ChargeOutcome,
-    /// When it was decided, RFC 3339.
-    pub at: String,
-}
-
-impl PaymentRecord {
-    /// Whether `req` asks for the same charge as this record. A retry must;
-    /// the same order id with another amount is a client bug, and answering
-    /// it with the old result would hide that.
-    pub fn matches(&self, req: &PayRequest) -> bool {
-        self.amount_cents == req.amount_cents && self.currency == req.currency
-    }
-}
-
-/// One refund as kept in sled, keyed by `payment_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundRecord {
-    /// The id handed to the client, `ref_<uuid>`.
-    pub refund_id: String,
-    /// The order whose charge was refunded.
-    pub order_id: String,
-    /// When it was refunded, RFC 3339.
-    pub at: String,
-}
-
-/// Probabilities in 0.0..=1.0.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rates {
-    /// Share of new charges that fail (500).
-    pub fail: f64,
-    /// Share of new charges that are declined (402).
-    pub decline: f64,
-}
-
-/// Uniform random numbers in 0.0..1.0, drawn per request. Passed in rather
-/// than drawn inside [`decide`] so the decision can be tested exactly.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Draws {
-    /// Compared with [`Rates::fail`].
-    pub fail: f64,
-    /// Compared with [`Rates::decline`].
-    pub decline: f64,
-}
-
-impl Draws {
-    /// Fresh draws from `rng`.
-    pub fn from_rng(rng: &mut impl Rng) -> Self {
-        Draws {
-            fail: rng.gen(),
-            decline: rng.gen(),
-        }
-    }
-}
-
-/// What to do with one `POST /pay`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision<'a> {
-    /// Already decided: answer as the first time.
-    Replay(&'a PaymentRecord),
-    /// Already decided, but for another amount or currency: 409.
-    Mismatch(&'a PaymentRecord),
-    /// The processor "failed": 500, nothing recorded, so a retry may succeed.
-    Fail,
-    /// Decline the card: record it and answer 402.
-    Decline,
-    /// Take the money: record it and answer 200.
-    Capture,
-}
-
-/// Decides a charge from what is recorded for its order and the dice.
-///
-/// A recorded answer always wins over the dice: an injected failure must not
-/// turn a charge that already went through into a 500, or a client would
-/// believe it unpaid. A draw strikes when it is below its rate, so a rate of
-/// 0.0 never strikes and 1.0 always does.
-pub fn decide<'a>(
-    existing: Option<&'a PaymentRecord>,
-    req: &PayRequest,
-    rates: Rates,
-    draws: Draws,
-) -> Decision<'a> {
-    match existing {
-        Some(r) if r.matches(req) => Decision::Replay(r),
-        Some(r) => Decision::Mismatch(r),
-        None if draws.fail < rates.fail => Decision::Fail,
-        None if draws.decline < rates.decline => Decision::Decline,
-        None => Decision::Capture,
-    }
-}
-
-/// What to do with one `POST /refund`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefundDecision<'a> {
-    /// No captured payment has this id: 404.
-    NotFound,
-    /// The payment belongs to another order: 409.
-    Conflict {
-        /// The order the payment belongs to.
-        owner: &'a str,
-    },
-    /// Refunded before: answer with the same refund id.
-    Replay(&'a RefundRecord),
-    /// Refund it now.
-    Refund,
-}
-
-/// Decides a refund from the order that owns the payment (`None`: unknown
-/// payment) and the refund recorded for it, if any.
-pub fn decide_refund<'a>(
-    owner: Option<&'a str>,
-    existing: Option<&'a RefundRecord>,
-    req: &RefundRequest,
-) -> RefundDecision<'a> {
-    match (owner, existing) {
-        (None, _) => RefundDecision::NotFound,
-        (Some(owner), _) if owner != req.order_id => RefundDecision::Conflict { owner },
-        (Some(_), Some(r)) => RefundDecision::Replay(r),
-        (Some(_), None) => RefundDecision::Refund,
-    }
-}
-
-/// Checks a `POST /pay` body; the first problem in field order names its field.
-pub fn validate_pay(req: &PayRequest) -> Result<(), FieldError> {
-    contracts::api::check_text("order_id", &req.order_id)?;
-    use contracts::api::{CURRENCIES, MAX_AMOUNT_CENTS};
-    if !(1..=MAX_AMOUNT_CENTS).contains(&req.amount_cents) {
-        return Err(FieldError::new(
-            "amount_cents",
-            format!(
-                "amount_cents must be between 1 and {MAX_AMOUNT_CENTS}, got {}",
-                req.amount_cents
-            ),
-        ));
-    }
-    let c = &req.currency;
-    if !CURRENCIES.contains(&c.as_str()) {
-        return Err(FieldError::new(
-            "currency",
-            format!("currency must be one of {}; got '{c}'", CURRENCIES.join(", ")),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks a `POST /refund` body.
-pub fn validate_refund(req: &RefundRequest) -> Result<(), FieldError> {
-    contracts::api::check_text("payment_id", &req.payment_id)?;
-    contracts::api::check_text("order_id", &req.order_id)
-}
-
-// ---------------------------------------------------------------------------
-// Storage.
-// ---------------------------------------------------------------------------
-
-/// Payments and refunds in sled.
-///
-/// The node's runtime keeps its own sled database private, so payment opens
-/// a second one in a `payments` directory inside the node's data directory.
-#[derive(Clone)]
-pub struct Store {
-    commit: crate::runtime::commit::GroupCommit,
-    /// order_id -> [`PaymentRecord`] (JSON).
-    payments: sled::Tree,
-    /// payment_id -> order_id, to find a charge from a refund request.
-    payment_ids: sled::Tree,
-    /// payment_id -> [`RefundRecord`] (JSON).
-    refunds: sled::Tree,
-}
-
-impl Store {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path) -> anyhow::Result<Store> {
-        let db = sled::Config::new()
-            .path(dir)
-            // sled's default cache is 1 GiB; a few records need little.
-            .cache_capacity(8 * 1024 * 1024)
-            .open()
-            .with_context(|| format!("cannot open the payment store in {}", dir.display()))?;
-        Ok(Store {
-            payments: db.open_tree("payments")?,
-            payment_ids: db.open_tree("payment_ids")?,
-            refunds: db.open_tree("refunds")?,
-            commit: crate::runtime::commit::GroupCommit::start(db),
-        })
-    }
-
-    /// The charge recorded for `order_id`.
-    pub fn payment(&self, order_id: &str) -> anyhow::Result<Option<PaymentRecord>> {
-        read_json(&self.payments, order_id.as_bytes())
-    }
-
-    /// Records `record` unless its order already has one; returns the record
-    /// that holds afterwards (the other one if a concurrent request won), and
-    /// makes it durable before returning, since the client is told about it.
-    pub async fn record_payment(&self, record: PaymentRecord) -> anyhow::Result<PaymentRecord> {
-        let value = serde_json::to_vec(&record)?;
-        let key = record.order_id.as_bytes();
-        let payment_id = match &record.outcome {
-            ChargeOutcome::Captured { payment_id } => Some(payment_id.as_bytes()),
-            ChargeOutcome::Declined { .. } => None,
-        };
-        // One transaction for the record and its index, so a refund never
-        // finds a payment id whose charge is missing, and check-and-insert so
-        // two concurrent first attempts cannot both charge.
-        let previous: Option<sled::IVec> = (&self.payments, &self.payment_ids)
-            .transaction(|(payments, ids)| {
-                if let Some(existing) = payments.get(key)? {
-                    return Ok(Some(existing));
-                }
-                payments.insert(key, value.as_slice())?;
-                if let Some(id) = payment_id {
-                    ids.insert(id, key)?;
-                }
-                Ok(None)
-            })
-            .map_err(|e: sled::transaction::TransactionError<()>| {
-                anyhow::anyhow!("cannot record the payment: {e:?}")
-            })?;
-        self.flush().await?;
-        match previous {
-            Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
-            None => Ok(record),
-        }
-    }
-
-    /// The order that owns captured payment `payment_id`.
-    pub fn owner(&self, payment_id: &str) -> anyhow::Result<Option<String>> {
-        Ok(self
-            .payment_ids
-            .get(payment_id.as_bytes())?
-            .map(|v| String::from_utf8_lossy(&v).into_owned()))
-    }
-
-    /// The refund recorded for `payment_id`.
-    pub fn refund(&self, payment_id: &str) -> anyhow::Result<Option<RefundRecord>> {
-        read_json(&self.refunds, payment_id.as_bytes())
-    }
-
-    /// Records a refund unless one exists; returns the one that holds.
-    pub async fn record_refund(
-        &self,
-        payment_id: &str,
-        record: RefundRecord,
-    ) -> anyhow::Result<RefundRecord> {
-        let value = serde_json::to_vec(&record)?;
-        let swapped =
-            self.refunds
-                .compare_and_swap(payment_id.as_bytes(), None as Option<&[u8]>, Some(value))?;
-        self.flush().await?;
-        match swapped {
-            Ok(()) => Ok(record),
-            Err(cas) => match cas.current {
-                Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
-                // A refund is never removed, so a failed swap always sees one.
-                None => anyhow::bail!("refund of {payment_id} vanished while recording it"),
-            },
-        }
-    }
-
-    /// Writes everything to disk.
-    pub async fn flush(&self) -> anyhow::Result<()> {
-        self.commit
-            .durable()
-            .await
-            .context("cannot flush the payment store")?;
-        Ok(())
-    }
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> anyhow::Result<Option<T>> {
-    match tree.get(key)? {
-        Some(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).context("a stored payment record is corrupt")?,
-        )),
-        None => Ok(None),
-    }
-}
-
-fn now() -> String {
-    contracts::api::rfc3339(time::OffsetDateTime::now_utc())
 }
 
 // ---------------------------------------------------------------------------
@@ -597,6 +285,11 @@ async fn charge(app: &App, req: PayRequest) -> Result<Response, ApiError> {
 }
 
 /// The answer a recorded charge gets, the first time and every time after.
+/// Now, as records keep it.
+fn now() -> String {
+    contracts::api::rfc3339(time::OffsetDateTime::now_utc())
+}
+
 fn answer(r: &PaymentRecord) -> Response {
     match &r.outcome {
         ChargeOutcome::Captured { payment_id } => {
