@@ -12,8 +12,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use crate::cast::{CastTarget, Recorder};
 use crate::feed::Feed;
 use crate::model::{Model, RunInfo};
-use crate::msg::{Effect, Msg};
-use crate::supervisor::{BrokerTarget, ChildEvent, Supervisor, SupervisorConfig, STOP_GRACE};
+use crate::msg::{ChildEvent, Effect, Msg};
+use crate::supervisor::{BrokerTarget, Supervisor, SupervisorConfig, STOP_GRACE};
 use crate::topology::Topology;
 use crate::update::{step, Watchers};
 

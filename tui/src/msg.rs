@@ -10,7 +10,6 @@ use contracts::Envelope;
 use ratatui::crossterm::event::KeyEvent;
 use time::OffsetDateTime;
 
-use crate::supervisor::ChildEvent;
 use crate::topology::Role;
 
 /// Something that happened.
@@ -121,5 +120,67 @@ pub enum Effect {
     Quit {
         /// Stop every node started here (`false`: leave them running).
         stop_nodes: bool,
+    },
+}
+
+/// Something that happened to a child; becomes a message for the model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildEvent {
+    /// A node process started.
+    Spawned {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// OS process id.
+        pid: u32,
+        /// Where its Prometheus `/metrics` is served, if anywhere.
+        metrics: Option<String>,
+    },
+    /// A node process ended.
+    Exited {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// Exit code, when it exited.
+        code: Option<i32>,
+        /// The signal that ended it, when one did.
+        signal: Option<i32>,
+        /// Whether the control room asked for it (stop, restart, scale down;
+        /// not kill -9, which stands for a crash).
+        expected: bool,
+        /// On a crash, the last line it wrote (its error, usually), so the
+        /// alert says why without opening the log.
+        last_words: Option<String>,
+    },
+    /// The control room asked a node to end (stop, kill, restart).
+    Stopping {
+        /// Node id.
+        id: String,
+    },
+    /// A node was frozen (SIGSTOP) or thawed (SIGCONT).
+    Frozen {
+        /// Node id.
+        id: String,
+        /// Frozen now.
+        frozen: bool,
+    },
+    /// A node found running on attach was taken under this control room's
+    /// care (stop, kill, freeze by pid), instead of starting a twin.
+    Adopted {
+        /// Node id.
+        id: String,
+        /// Its role.
+        role: Role,
+        /// OS process id.
+        pid: u32,
+    },
+    /// A node could not be started.
+    Failed {
+        /// Node id.
+        id: String,
+        /// Why, for the operator.
+        error: String,
     },
 }

@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::model::{Model, RunInfo};
+use crate::msg::ChildEvent;
 use crate::msg::Msg;
-use crate::supervisor::ChildEvent;
 use crate::topology::Role;
 use crate::update::update;
 

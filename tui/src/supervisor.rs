@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use contracts::status::NodeStatus;
 
+use crate::msg::ChildEvent;
 use crate::topology::{NodeSpec, Role, Topology};
 
 /// How long a stopped node gets to finish before SIGKILL.
@@ -69,68 +70,6 @@ pub struct SupervisorConfig {
     /// Prometheus' `file_sd` format (assets/prometheus/prometheus.yml reads
     /// one).
     pub scrape_targets: Vec<PathBuf>,
-}
-
-/// Something that happened to a child; becomes a message for the model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChildEvent {
-    /// A node process started.
-    Spawned {
-        /// Node id.
-        id: String,
-        /// Its role.
-        role: Role,
-        /// OS process id.
-        pid: u32,
-        /// Where its Prometheus `/metrics` is served, if anywhere.
-        metrics: Option<String>,
-    },
-    /// A node process ended.
-    Exited {
-        /// Node id.
-        id: String,
-        /// Its role.
-        role: Role,
-        /// Exit code, when it exited.
-        code: Option<i32>,
-        /// The signal that ended it, when one did.
-        signal: Option<i32>,
-        /// Whether the control room asked for it (stop, restart, scale down;
-        /// not kill -9, which stands for a crash).
-        expected: bool,
-        /// On a crash, the last line it wrote (its error, usually), so the
-        /// alert says why without opening the log.
-        last_words: Option<String>,
-    },
-    /// The control room asked a node to end (stop, kill, restart).
-    Stopping {
-        /// Node id.
-        id: String,
-    },
-    /// A node was frozen (SIGSTOP) or thawed (SIGCONT).
-    Frozen {
-        /// Node id.
-        id: String,
-        /// Frozen now.
-        frozen: bool,
-    },
-    /// A node found running on attach was taken under this control room's
-    /// care (stop, kill, freeze by pid), instead of starting a twin.
-    Adopted {
-        /// Node id.
-        id: String,
-        /// Its role.
-        role: Role,
-        /// OS process id.
-        pid: u32,
-    },
-    /// A node could not be started.
-    Failed {
-        /// Node id.
-        id: String,
-        /// Why, for the operator.
-        error: String,
-    },
 }
 
 /// Why a supervisor action was refused.
@@ -774,18 +713,6 @@ fn signal(pid: u32, sig: libc::c_int) {
 /// OS uses for outgoing connections (see [`node::ports`]).
 pub fn free_port() -> std::io::Result<u16> {
     node::ports::free_port()
-}
-
-/// A signal number as people know it.
-pub fn signal_name(sig: i32) -> String {
-    match sig {
-        libc::SIGKILL => "SIGKILL".into(),
-        libc::SIGTERM => "SIGTERM".into(),
-        libc::SIGINT => "SIGINT".into(),
-        libc::SIGSEGV => "SIGSEGV".into(),
-        libc::SIGABRT => "SIGABRT".into(),
-        n => format!("signal {n}"),
-    }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use contracts::Envelope;
 use crate::keys;
 use crate::model::orders::short_id;
 use crate::model::{Level, Model, NodeRow, Proc};
+use crate::msg::ChildEvent;
 use crate::msg::{Effect, Msg, PlaceOutcome};
 use crate::play::Play;
 use crate::record::Recording;
-use crate::supervisor::ChildEvent;
 
 /// What watches the model beside it, fed the same messages: the scenario
 /// being played (`--scenario`) and the operator's session being recorded

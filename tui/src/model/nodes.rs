@@ -7,8 +7,6 @@ use contracts::api::DriverView;
 use contracts::status::{BreakerState, Figures, NodeState, NodeStatus};
 use time::OffsetDateTime;
 
-use crate::supervisor::signal_name;
-
 /// Work samples kept: one per heartbeat (every second), so a minute.
 pub const WORK_SAMPLES: usize = 60;
 
@@ -324,4 +322,16 @@ pub fn running<'a>(
     nodes
         .values()
         .filter(move |n| n.role == role && n.shown(now).is_alive() && n.shown(now) != Shown::Stopping)
+}
+
+/// A signal number as people know it.
+pub fn signal_name(sig: i32) -> String {
+    match sig {
+        libc::SIGKILL => "SIGKILL".into(),
+        libc::SIGTERM => "SIGTERM".into(),
+        libc::SIGINT => "SIGINT".into(),
+        libc::SIGSEGV => "SIGSEGV".into(),
+        libc::SIGABRT => "SIGABRT".into(),
+        n => format!("signal {n}"),
+    }
 }

@@ -19,8 +19,8 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use tui::model::{Detail, Level, LogLine, Model, NodeRow, Panel, Popup, Proc, RunInfo, Shown};
+use tui::msg::ChildEvent;
 use tui::msg::{Effect, Msg, PlaceOutcome};
-use tui::supervisor::ChildEvent;
 use tui::topology::Role;
 use tui::update::{step, update, Watchers};
 
