@@ -22,8 +22,8 @@
 //! the trace id ([`root_span_id`]), so every node puts its spans under it.
 //!
 //! When off, nothing is built: the spans' target ([`TARGET`]) is enabled by
-//! no layer, so [`span`] returns a disabled span and [`record`] returns at
-//! its first line.
+//! no layer, so [`span`] returns a disabled span and [`record`] returns
+//! before it builds anything.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
@@ -372,18 +372,13 @@ pub fn span_data(span: &TraceSpan) -> SpanData {
     }
 }
 
-/// Sends `span` with this process's other spans, when traces are on.
-pub fn record(span: Option<TraceSpan>) {
-    let (Some(batch), Some(span)) = (RECORDER.get(), span) else {
-        return;
-    };
-    batch.on_end(span_data(&span));
-}
-
-/// Sends the root span of the order `events` tell, if it has ended.
-pub fn export_order(events: &[Envelope]) {
-    if RECORDER.get().is_some() {
-        record(root_span(events));
+/// Sends the span `make` builds with this process's other spans, when
+/// traces are on; with traces off, `make` is not even called (it runs on
+/// every ticket and every ended order).
+pub fn record(make: impl FnOnce() -> Option<TraceSpan>) {
+    let Some(batch) = RECORDER.get() else { return };
+    if let Some(span) = make() {
+        batch.on_end(span_data(&span));
     }
 }
 
@@ -492,6 +487,6 @@ mod tests {
         under_order(&s, TRACE);
         let header = traceparent(&s, TRACE);
         assert_eq!(contracts::trace::trace_id_of(&header), Some(TRACE));
-        record(root_span(&life()));
+        record(|| panic!("with traces off, no span is built"));
     }
 }

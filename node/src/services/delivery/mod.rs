@@ -216,7 +216,7 @@ impl Service {
             self.show_figures(&desk);
             a
         };
-        otlp::record(otlp::wait_span("driver wait", ticket, OffsetDateTime::now_utc()));
+        otlp::record(|| otlp::wait_span("driver wait", ticket, OffsetDateTime::now_utc()));
         let span = otlp::span("trip", otlp::Kind::Internal, order_id);
         otlp::under_order(&span, &ticket.trace_id);
         let trip = self.trip(ticket, body, &assignment.driver).instrument(span).await;

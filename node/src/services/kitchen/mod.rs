@@ -166,7 +166,7 @@ impl Kitchen {
                 ticket.seq + 1,
             )
             .await?;
-        otlp::record(otlp::wait_span("queue wait", ticket, cooking.occurred_at));
+        otlp::record(|| otlp::wait_span("queue wait", ticket, cooking.occurred_at));
         self.figures();
         let extra = std::time::Duration::from_millis(self.node.faults().latency_ms);
         tokio::time::sleep(self.prep.sample() + extra).await;

@@ -699,7 +699,7 @@ async fn follow(s: Shared, mut stream: crate::runtime::stream::EventStream) {
                         let now = fold.and_then(|f| f.state());
                         // Ended just now: its whole trace is known.
                         if now.is_some_and(OrderState::is_terminal) && was != now {
-                            crate::otlp::export_order(fold.map_or(&[][..], |f| f.applied()));
+                            otlp::record(|| otlp::root_span(fold?.applied()));
                         }
                         // Another node started a compensation (a kitchen
                         // out of stock); our own were queued when we made them.
