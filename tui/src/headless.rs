@@ -21,11 +21,12 @@ use crate::cast::{Recorder, HEADLESS_FRAME};
 use crate::model::Level;
 use crate::msg::Msg;
 use crate::play::Verdict;
+use crate::signals::Signals;
 use crate::ui::clock;
 
 /// Runs until a signal arrives, or until the scenario is over.
-pub async fn run(mut app: App) -> anyhow::Result<Finished> {
-    crate::tty::forward_signals(app.sender());
+pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
+    signals.forward(app.sender());
     let mut screen = match app.take_recorder() {
         Some(recorder) => Some(OffScreen::new(recorder)?),
         None => None,

@@ -34,6 +34,7 @@ pub mod play;
 pub mod record;
 pub mod sample;
 pub mod scenario;
+pub mod signals;
 pub mod supervisor;
 pub mod tail;
 pub mod topology;

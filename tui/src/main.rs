@@ -151,11 +151,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let Finished { ending, verdict } = runtime.block_on(async {
+        // Before any node starts: see signals.rs.
+        let signals = tui::signals::Signals::catch().context("cannot catch SIGINT, SIGTERM and SIGHUP")?;
         let app = App::start(opts.clone()).await?;
         if args.headless {
-            tui::headless::run(app).await
+            tui::headless::run(app, signals).await
         } else {
-            tui::tty::run(app).await
+            tui::tty::run(app, signals).await
         }
     })?;
     // The terminal may be gone (its window closed): write, never panic.

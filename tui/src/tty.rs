@@ -23,6 +23,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::app::{App, Finished, TICK};
 use crate::msg::Msg;
+use crate::signals::Signals;
 
 /// The shortest time between two frames.
 pub const FRAME: Duration = Duration::from_millis(33);
@@ -32,12 +33,12 @@ pub const FRAME: Duration = Duration::from_millis(33);
 const BATCH: usize = 2_000;
 
 /// Runs the control room until the operator quits.
-pub async fn run(mut app: App) -> anyhow::Result<Finished> {
+pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
     let mut recorder = app.take_recorder();
     let mut terminal = enter().map_err(|e| anyhow::anyhow!("cannot set up the terminal: {e}"))?;
     let stop_keys = Arc::new(AtomicBool::new(false));
     spawn_key_reader(app.sender(), stop_keys.clone());
-    forward_signals(app.sender());
+    signals.forward(app.sender());
 
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -148,24 +149,4 @@ fn spawn_key_reader(tx: UnboundedSender<Msg>, stop: Arc<AtomicBool>) {
             }
         }
     });
-}
-
-/// SIGINT, SIGTERM and SIGHUP become [`Msg::Terminate`]: stop the nodes, quit.
-pub fn forward_signals(tx: UnboundedSender<Msg>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    for kind in [
-        SignalKind::interrupt(),
-        SignalKind::terminate(),
-        SignalKind::hangup(),
-    ] {
-        let Ok(mut stream) = signal(kind) else { continue };
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            while stream.recv().await.is_some() {
-                if tx.send(Msg::Terminate).is_err() {
-                    return;
-                }
-            }
-        });
-    }
 }

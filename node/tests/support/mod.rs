@@ -443,10 +443,16 @@ impl Mqtt {
 
     /// Publishes at QoS 1.
     pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.try_publish(topic, payload).expect("publish");
+    }
+
+    /// Publishes at QoS 1; Err when the connection is already gone (a
+    /// broker that closed it after a denied publish, say).
+    pub fn try_publish(&self, topic: &str, payload: impl Into<Vec<u8>>) -> Result<(), String> {
         self.unacked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.client
             .publish(topic, rumqttc::QoS::AtLeastOnce, false, payload.into())
-            .expect("publish");
+            .map_err(|e| e.to_string())
     }
 
     /// Publishes at QoS 1, retained: what the broker hands every later
