@@ -98,6 +98,22 @@ impl Role {
         !matches!(self, Role::Broker | Role::External | Role::Keeper)
     }
 
+    /// The HTTP services a node of this role calls, each with the flag that
+    /// tells it where: the control room passes the URL of the node it
+    /// started for that role.
+    pub fn calls(self) -> &'static [(&'static str, Role)] {
+        match self {
+            Role::Order => &[("--payment-url", Role::Payment)],
+            _ => &[],
+        }
+    }
+
+    /// Whether its nodes keep a stock of ingredients (and so can be made to
+    /// run out of one, a fault of their own).
+    pub fn keeps_stock(self) -> bool {
+        matches!(self, Role::Kitchen)
+    }
+
     /// Whether the others need it to talk at all (a broker): it starts
     /// first and stops last.
     pub fn carries_messages(self) -> bool {

@@ -46,6 +46,12 @@ pub mod role {
     pub const CONTROL: &str = "control";
     /// The generic `pizza-node producer` / `consumer` of the queue demos.
     pub const WORKER: &str = "worker";
+    /// Every role a trust file may name.
+    pub const ALL: [&str; 7] = [BROKER, ORDER, PAYMENT, KITCHEN, DELIVERY, CONTROL, WORKER];
+    /// The node role of `pizza-node put`, a [`WORKER`] in the trust file.
+    pub const PRODUCER: &str = "producer";
+    /// The node role of `pizza-node consume`, a [`WORKER`] in the trust file.
+    pub const CONSUMER: &str = "consumer";
 }
 
 /// The trust-file role of a node that runs as `pizza-node <node_role>`:
@@ -54,7 +60,7 @@ pub mod role {
 pub fn role_for(node_role: &str) -> &str {
     match node_role {
         "keeper" => role::BROKER,
-        "producer" | "consumer" => role::WORKER,
+        role::PRODUCER | role::CONSUMER => role::WORKER,
         other => other,
     }
 }

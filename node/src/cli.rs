@@ -14,8 +14,7 @@ use contracts::queue::Outcome;
 use contracts::trust::role;
 use contracts::Envelope;
 
-use crate::config::{BrokerAddr, CommonArgs};
-use crate::runtime::{Node, NodeConfig};
+use crate::config::CommonArgs;
 
 /// Run one Pizza Platform node headless.
 #[derive(Debug, Parser)]
@@ -37,14 +36,9 @@ pub enum Command {
     Broker(BrokerArgs),
     /// The queue keeper and the event log alone, on any MQTT 3.1.1 broker.
     Keeper(crate::keeper::Args),
-    /// The order service (HTTP): takes orders, charges them, tracks them.
-    Order(crate::services::order::Args),
-    /// The payment service (HTTP).
-    Payment(crate::services::payment::Args),
-    /// A kitchen: cooks tickets from queue `kitchen`.
-    Kitchen(crate::services::kitchen::Args),
-    /// The delivery service: drivers take orders from queue `delivery`.
-    Delivery(crate::services::delivery::Args),
+    /// The services of the business, one subcommand each (services/mod.rs).
+    #[command(flatten)]
+    Service(crate::services::Service),
     /// Put test messages on a work queue and wait for their confirms.
     Put(PutArgs),
     /// Consume a work queue, printing one JSON line per delivery.
@@ -274,16 +268,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Broker(a) => broker(a).await,
         Command::Keeper(a) => role(&a.common.clone(), Role::Keeper.as_str(), crate::keeper::run(a)).await,
-        Command::Order(a) => role(&a.common.clone(), role::ORDER, crate::services::order::run(a)).await,
-        Command::Payment(a) => role(&a.common.clone(), role::PAYMENT, crate::services::payment::run(a)).await,
-        Command::Kitchen(a) => role(&a.common.clone(), role::KITCHEN, crate::services::kitchen::run(a)).await,
-        Command::Delivery(a) => {
-            role(
-                &a.common.clone(),
-                role::DELIVERY,
-                crate::services::delivery::run(a),
-            )
-            .await
+        Command::Service(service) => {
+            let common = service.common().clone();
+            role(&common, service.role(), service.run()).await
         }
         Command::Put(a) => put(a).await,
         Command::Consume(a) => consume(a).await,
@@ -351,64 +338,8 @@ fn init_logs(common: &CommonArgs, role: &str) -> anyhow::Result<crate::logging::
     Ok(guard)
 }
 
-/// Starts the node runtime for a role from the common flags.
-pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node> {
-    let id = common.id_or(role);
-    let broker: BrokerAddr = common.broker.parse()?;
-    let cfg = NodeConfig {
-        data_dir: common.data_dir_for(&id),
-        security: common.security(&id, role)?,
-        id,
-        role: role.to_string(),
-        broker,
-        prefix: common.prefix.clone(),
-    };
-    let dir = cfg.data_dir.display().to_string();
-    let node = Node::start(cfg)
-        .await
-        .with_context(|| format!("cannot start the node (data directory {dir})"))?;
-    serve_metrics(common, &node).await?;
-    Ok(node)
-}
-
-/// Installs the node's Prometheus exporter and, with `--metrics`, serves it
-/// on its own address until the node stops (the figure `metrics` says where).
-/// (Traces start with the logs: their layer is part of the subscriber.)
-pub async fn serve_metrics(common: &CommonArgs, node: &Node) -> anyhow::Result<()> {
-    let stop = crate::runtime::stop::until_stopped(node.clone());
-    if let Some(url) = telemetry(common, node.id(), node.role(), stop).await? {
-        node.set_figures(|f| f.metrics = Some(url));
-    }
-    Ok(())
-}
-
-/// The exporter and the `--metrics` endpoint (served until `stop`)
-/// of process `id` running as `role`; the endpoint's URL, if any.
-async fn telemetry(
-    common: &CommonArgs,
-    id: &str,
-    role: &str,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Option<String>> {
-    crate::metrics::install(id, role);
-    match common.metrics {
-        Some(addr) => Ok(Some(
-            crate::metrics::listen(addr, common.advertise.as_deref(), stop).await?,
-        )),
-        None => Ok(None),
-    }
-}
-
 fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
-    let roles = [
-        role::BROKER,
-        role::ORDER,
-        role::PAYMENT,
-        role::KITCHEN,
-        role::DELIVERY,
-        role::CONTROL,
-        role::WORKER,
-    ];
+    let roles = role::ALL;
     if !roles.contains(&a.role.as_str()) {
         anyhow::bail!("unknown role '{}': one of {}", a.role, roles.join(", "));
     }
@@ -442,9 +373,10 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
             None
         }
     };
-    let id = a.common.id_or("broker");
-    let security = a.common.security(&id, "broker")?;
-    if let Some(url) = telemetry(&a.common, &id, "broker", crate::runtime::stop::terminated()).await? {
+    let id = a.common.id_or(role::BROKER);
+    let security = a.common.security(&id, role::BROKER)?;
+    let stop = crate::runtime::stop::terminated();
+    if let Some(url) = crate::runtime::start::telemetry(&a.common, &id, role::BROKER, stop).await? {
         tracing::info!(%url, "metrics");
     }
     let opts = broker::BrokerOptions {
@@ -485,7 +417,7 @@ fn wall_ns() -> u128 {
 
 async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
     let _logs = init_logs(&a.common, "producer")?;
-    let node = start_node(&a.common, "producer").await?;
+    let node = crate::runtime::start::start_node(&a.common, role::PRODUCER).await?;
     let producer = node.producer();
     let pace = (a.rate > 0).then(|| Duration::from_secs_f64(1.0 / a.rate as f64));
     let mut ids = Vec::with_capacity(a.count as usize);
@@ -531,7 +463,7 @@ async fn put(a: PutArgs) -> anyhow::Result<ExitCode> {
 
 async fn consume(a: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let _logs = init_logs(&a.common, "consumer")?;
-    let node = start_node(&a.common, "consumer").await?;
+    let node = crate::runtime::start::start_node(&a.common, role::CONSUMER).await?;
     let mut consumer = node.consumer(&a.queue, a.credit).await?;
     let outcome = match a.ack {
         AckWith::Done => Outcome::Done,

@@ -25,9 +25,9 @@ use rumqttc::{AsyncClient, Event, Packet, QoS};
 
 use crate::config::BrokerAddr;
 use crate::error::NodeError;
+use crate::runtime::http::ApiError;
 use crate::runtime::request::Requests;
 use crate::runtime::Node;
-use crate::services::http::ApiError;
 
 /// How long the order node waits for the event log before answering 503.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(3);

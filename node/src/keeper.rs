@@ -98,7 +98,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("cannot start the keeper (data directory {})", data_dir.display()))?;
-    crate::cli::serve_metrics(&a.common, &node).await?;
+    crate::runtime::start::serve_metrics(&a.common, &node).await?;
     let epoch = wall_ms();
     node.set_figures(|f| f.epoch = Some(epoch));
     let mine = Lease {

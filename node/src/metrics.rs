@@ -79,14 +79,14 @@ pub async fn listen(
     advertise: Option<&str>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<String> {
-    let listener = crate::services::bind(addr, "--metrics").await?;
+    let listener = crate::runtime::http::bind(addr, "--metrics").await?;
     let local = listener.local_addr()?;
     let url = format!(
         "{}/metrics",
-        crate::services::advertised_url(local, advertise, &crate::runtime::claim::host_name())
+        crate::runtime::http::advertised_url(local, advertise, &crate::runtime::claim::host_name())
     );
     tokio::spawn(async move {
-        if let Err(e) = crate::services::serve(listener, axum::Router::new(), stop).await {
+        if let Err(e) = crate::runtime::http::serve(listener, axum::Router::new(), stop).await {
             tracing::warn!(error = %e, "the metrics endpoint stopped");
         }
     });

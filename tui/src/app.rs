@@ -114,7 +114,7 @@ impl App {
             .pool_max_idle_per_host(16)
             // Below the nodes' 15 s idle cut-off: never send on a
             // connection the node is closing.
-            .pool_idle_timeout(node::services::http::CLIENT_IDLE)
+            .pool_idle_timeout(node::runtime::http::CLIENT_IDLE)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
         let now = OffsetDateTime::now_utc();

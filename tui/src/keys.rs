@@ -5,7 +5,6 @@
 //! wait for `y` in a [`Popup::Confirm`].
 
 use contracts::status::{Control, Faults};
-use contracts::trust::role;
 use ratatui::crossterm::event::{
     KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseButton, MouseEvent, MouseEventKind,
 };
@@ -480,7 +479,7 @@ pub fn fault_items(role: &str) -> Vec<FaultItem> {
         FaultItem::Reorder,
         FaultItem::Pause,
     ];
-    if role == role::KITCHEN {
+    if Role::parse(role).is_some_and(Role::keeps_stock) {
         items.push(FaultItem::OutOfStock);
     }
     items

@@ -8,14 +8,19 @@
 //!
 //! - [`app`]: carries out effects, collects messages (the shell).
 //! - [`supervisor`]: the node processes (start, stop, kill, freeze, scale).
-//! - [`feed`]: the control room's own broker connection.
-//! - [`customer`]: places orders over HTTP like a customer.
-//! - [`tail`]: reads the end of a node's log for the log view.
-//! - [`tty`] / [`headless`]: the two ways to run it.
+//! - `feed`: the control room's own broker connection.
+//! - `customer`: places orders over HTTP like a customer.
+//! - `tail`: reads the end of a node's log for the log view.
+//! - [`tty`] / [`headless`]: the two ways to run it; [`signals`]: how
+//!   either is stopped.
 //! - [`topology`]: which nodes to start.
-//! - [`scenario`] / [`play`] / [`record`]: scripted runs, their player,
+//! - [`scenario`] / [`play`] / `record`: scripted runs, their player,
 //!   and recording an operator's session into a scenario.
 //! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
+
+// Public: what the binaries, tests and benches drive. The shell's private
+// rooms (the feed, the customer, the log tail, the recorder) are reached
+// only through `app`.
 
 // Nothing from outside the process is unwrapped: errors are values here
 // (tests may unwrap what they built themselves).
@@ -24,19 +29,19 @@
 
 pub mod app;
 pub mod cast;
-pub mod customer;
-pub mod feed;
+mod customer;
+mod feed;
 pub mod headless;
 pub mod keys;
 pub mod model;
 pub mod msg;
 pub mod play;
-pub mod record;
+mod record;
 pub mod sample;
 pub mod scenario;
 pub mod signals;
 pub mod supervisor;
-pub mod tail;
+mod tail;
 pub mod topology;
 pub mod tty;
 pub mod ui;

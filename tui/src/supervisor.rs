@@ -447,17 +447,15 @@ impl Supervisor {
             let port = self.port_for(&metrics_key(&spec.id))?;
             args.extend(["--metrics".into(), format!("127.0.0.1:{port}")]);
         }
-        if spec.role == Role::Order && !spec.args.iter().any(|a| a == "--payment-url") {
-            let payment = self
-                .cfg
-                .topology
-                .nodes
-                .iter()
-                .find(|n| n.role == Role::Payment)
-                .map(|n| n.id.clone());
-            if let Some(payment) = payment {
-                let port = self.port_for(&payment)?;
-                args.extend(["--payment-url".into(), format!("http://127.0.0.1:{port}")]);
+        // Where the services it calls are, unless its own flags say so.
+        for &(flag, callee) in spec.role.calls() {
+            if spec.args.iter().any(|a| a == flag) {
+                continue;
+            }
+            let first = self.cfg.topology.nodes.iter().find(|n| n.role == callee);
+            if let Some(id) = first.map(|n| n.id.clone()) {
+                let port = self.port_for(&id)?;
+                args.extend([flag.to_string(), format!("http://127.0.0.1:{port}")]);
             }
         }
         args.extend(spec.args.iter().cloned());

@@ -4,12 +4,14 @@
 pub mod claim;
 pub mod commit;
 pub mod faults;
+pub mod http;
 pub mod inbox;
 pub mod link;
 pub mod outbox;
 pub mod queue;
 pub mod request;
 pub mod security;
+pub mod start;
 pub mod stop;
 pub mod stream;
 pub mod withdraw;

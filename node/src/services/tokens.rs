@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use broker::trust::TrustStore;
 use contracts::token::{now_s, TokenError, LIFETIME_S};
 
+use crate::runtime::http::ApiError;
 use crate::runtime::security::Security;
-use crate::services::http::ApiError;
 
 /// Minted tokens by (audience, scope), with when each was issued.
 type Minted = HashMap<(&'static str, &'static str), (String, u64)>;

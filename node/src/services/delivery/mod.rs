@@ -38,9 +38,9 @@ use decide::{
 
 use crate::config::CommonArgs;
 use crate::otlp;
+use crate::runtime::http::ApiError;
 use crate::runtime::worker::{self, Handled};
 use crate::runtime::{Node, Outgoing};
-use crate::services::http::ApiError;
 use crate::services::openapi::{Bearer, TokenRefused};
 use crate::services::range::MsRange;
 
@@ -390,9 +390,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Read the names and take the port before connecting, so a bad file or
     // a busy port fails fast.
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
-    let listener = super::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, contracts::trust::role::DELIVERY).await?;
-    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
+    let listener = crate::runtime::http::listen(args.http).await?;
+    let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::DELIVERY).await?;
+    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
     let svc = Arc::new(Service {
         node: node.clone(),
         trip: args.trip_ms,
@@ -410,9 +410,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tracing::info!(id = %node.id(), drivers = args.drivers, trip_ms = %args.trip_ms, "delivery service ready");
 
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = tokio::spawn(super::serve(listener, router(svc.clone()), async move {
-        let _ = http_stopped.await;
-    }));
+    let http = tokio::spawn(crate::runtime::http::serve(
+        listener,
+        router(svc.clone()),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     let s = svc.clone();
     worker::run(node.clone(), DELIVERY, args.drivers, move |d| {
         let s = s.clone();

@@ -53,7 +53,7 @@ struct Kitchen {
 
 /// Runs the kitchen.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let node = crate::cli::start_node(&args.common, contracts::trust::role::KITCHEN).await?;
+    let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::KITCHEN).await?;
     let kitchen = Arc::new(Kitchen {
         node: node.clone(),
         menu: Menu::load(args.menu.as_deref())?,

@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode};
 use contracts::api::{error_code, MAX_IDEMPOTENCY_KEY};
 
 use crate::error::NodeError;
-use crate::services::http::ApiError;
+use crate::runtime::http::ApiError;
 
 /// The request header.
 pub const HEADER: &str = "Idempotency-Key";

@@ -39,10 +39,10 @@ use tracing::Instrument;
 
 use crate::config::CommonArgs;
 use crate::otlp;
+use crate::runtime::http::{ApiError, JsonBody};
 use crate::runtime::{Node, Outgoing};
 use crate::services::assets::Menu;
 use crate::services::directory::Directory;
-use crate::services::http::{ApiError, JsonBody};
 use crate::services::openapi::{Bearer, BodyRefused, TokenRefused};
 use book::Book;
 use breaker::Breaker;
@@ -131,9 +131,9 @@ pub struct OrderApi;
 
 /// Runs the order service.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let listener = crate::services::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, contracts::trust::role::ORDER).await?;
-    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
+    let listener = crate::runtime::http::listen(args.http).await?;
+    let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::ORDER).await?;
+    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))
         .cache_capacity(64 * 1024 * 1024)
@@ -141,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let book = Book::open(&db)?;
     tracing::info!(orders = book.len(), "order book loaded");
     let http = reqwest::Client::builder()
-        .pool_idle_timeout(crate::services::http::CLIENT_IDLE)
+        .pool_idle_timeout(crate::runtime::http::CLIENT_IDLE)
         .timeout(Duration::from_millis(args.payment_timeout_ms))
         .connect_timeout(Duration::from_millis(args.payment_timeout_ms))
         .build()?;
@@ -201,7 +201,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .route("/healthz", get(health))
         .with_state(service.clone())
         .merge(crate::services::openapi::route(crate::services::openapi::order()));
-    crate::services::serve(
+    crate::runtime::http::serve(
         listener,
         router,
         crate::runtime::stop::until_stopped(node.clone()),
@@ -389,7 +389,7 @@ async fn place(
         .map(|i| s.menu.get(&i.pizza).map_or(0, |p| p.price_cents) * u64::from(i.qty))
         .sum();
     let trace_id =
-        crate::services::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
+        crate::runtime::http::incoming_trace(&headers).unwrap_or_else(contracts::envelope::new_trace_id);
     // The order was placed when it arrived, not when payment answered: the
     // trace timeline's payment stage is placed -> paid.
     let received = time::OffsetDateTime::now_utc();

@@ -34,8 +34,8 @@ use decide::{
 use store::Store;
 
 use crate::config::CommonArgs;
+use crate::runtime::http::{ApiError, JsonBody};
 use crate::runtime::Node;
-use crate::services::http::{ApiError, JsonBody};
 use crate::services::openapi::{Bearer, BodyRefused, TokenRefused};
 use crate::services::range::MsRange;
 
@@ -213,12 +213,12 @@ async fn pay(
     body: Result<JsonBody<PayRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = crate::services::http::incoming_trace(&headers).unwrap_or_default();
+    let trace_id = crate::runtime::http::incoming_trace(&headers).unwrap_or_default();
     // Rejected bodies are answered here rather than by the extractor so that
     // every request gets its log line.
     let (order_id, result) = match body {
         Ok(JsonBody(req)) => {
-            let span = crate::services::http::served("POST /pay", &headers, &req.order_id);
+            let span = crate::runtime::http::served("POST /pay", &headers, &req.order_id);
             (req.order_id.clone(), charge(&app, req).instrument(span).await)
         }
         Err(e) => (String::new(), Err(e)),
@@ -334,10 +334,10 @@ async fn refund(
     body: Result<JsonBody<RefundRequest>, ApiError>,
 ) -> Response {
     let _in_flight = InFlight::new(&app.node.counters().in_flight);
-    let trace_id = crate::services::http::incoming_trace(&headers).unwrap_or_default();
+    let trace_id = crate::runtime::http::incoming_trace(&headers).unwrap_or_default();
     let (order_id, payment_id, result) = match body {
         Ok(JsonBody(req)) => {
-            let span = crate::services::http::served("POST /refund", &headers, &req.order_id);
+            let span = crate::runtime::http::served("POST /refund", &headers, &req.order_id);
             (
                 req.order_id.clone(),
                 req.payment_id.clone(),
@@ -408,9 +408,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let id = args.common.id_or(contracts::trust::role::PAYMENT);
     let dir = args.common.data_dir_for(&id).join("payments");
-    let listener = crate::services::listen(args.http).await?;
-    let node = crate::cli::start_node(&args.common, contracts::trust::role::PAYMENT).await?;
-    crate::services::announce_http(&node, &listener, args.common.advertise.as_deref());
+    let listener = crate::runtime::http::listen(args.http).await?;
+    let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::PAYMENT).await?;
+    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
     let store = match Store::open(&dir) {
         Ok(s) => s,
         Err(e) => {
@@ -436,7 +436,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         decline_rate = args.decline_rate,
         "payment ready"
     );
-    let served = crate::services::serve(
+    let served = crate::runtime::http::serve(
         listener,
         router(app),
         crate::runtime::stop::until_stopped(node.clone()),
