@@ -259,7 +259,6 @@ pub fn replay(
 mod tests {
     use super::*;
     use crate::events::kind;
-    use serde_json::json;
     use time::Duration;
 
     fn at(ms: i64) -> OffsetDateTime {
@@ -268,25 +267,16 @@ mod tests {
 
     /// A delivered order, one event every 100 ms from `at(0)`, seqs 1..=8.
     fn delivered() -> Vec<Envelope> {
-        [
-            kind::ORDER_PLACED,
-            kind::ORDER_PAID,
-            kind::ORDER_QUEUED,
-            kind::ORDER_COOKING,
-            kind::ORDER_READY,
-            kind::DRIVER_ASSIGNED,
-            kind::CUSTOMER_NOTIFIED,
-            kind::ORDER_DELIVERED,
-        ]
-        .iter()
-        .zip(1..)
-        .map(|(k, seq)| {
-            let mut e = Envelope::new(*k, "o-1", seq, "trace-1", "node", json!(null));
-            e.event_id = Uuid::from_u128(u128::from(seq));
-            e.occurred_at = at(100 * (seq as i64 - 1));
-            e
-        })
-        .collect()
+        let steps: Vec<_> = crate::testkit::DELIVERED
+            .iter()
+            .zip(0..)
+            .map(|((k, _), i)| (*k, 100 * i))
+            .collect();
+        let mut envs = crate::testkit::life("o-1", at(0), &steps, "trace-1", "node");
+        for e in &mut envs {
+            e.event_id = Uuid::from_u128(u128::from(e.seq));
+        }
+        envs
     }
 
     fn kinds_and_states(v: &HistoryView) -> Vec<(u64, String, OrderState)> {

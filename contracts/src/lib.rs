@@ -42,6 +42,7 @@ pub mod queue;
 pub mod seal;
 pub mod status;
 pub mod stream;
+pub mod testkit;
 pub mod timeline;
 pub mod token;
 pub mod topics;

@@ -134,15 +134,7 @@ mod tests {
     }
 
     fn life(steps: &[(&str, i64)]) -> Vec<Envelope> {
-        steps
-            .iter()
-            .zip(1..)
-            .map(|((k, ms), seq)| {
-                let mut e = Envelope::new(*k, "o-1", seq, "t", "test", serde_json::Value::Null);
-                e.occurred_at = at(*ms);
-                e
-            })
-            .collect()
+        crate::testkit::life("o-1", at(0), steps, "t", "test")
     }
 
     fn ms(span: Option<Span>) -> Option<(i128, i128)> {

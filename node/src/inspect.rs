@@ -227,27 +227,10 @@ pub fn trace_json(v: &HistoryView, t: &Timeline) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use contracts::events::kind;
 
     fn delivered() -> Vec<Envelope> {
-        let t0 = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        [
-            (kind::ORDER_PLACED, 0),
-            (kind::ORDER_PAID, 40),
-            (kind::ORDER_QUEUED, 45),
-            (kind::ORDER_COOKING, 300),
-            (kind::ORDER_READY, 5_300),
-            (kind::DRIVER_ASSIGNED, 5_350),
-            (kind::ORDER_DELIVERED, 9_000),
-        ]
-        .iter()
-        .zip(1..)
-        .map(|((k, at), seq)| {
-            let mut e = Envelope::new(*k, "o-1", seq, "t-1", "node", serde_json::Value::Null);
-            e.occurred_at = t0 + time::Duration::milliseconds(*at);
-            e
-        })
-        .collect()
+        use contracts::testkit;
+        testkit::life("o-1", testkit::t0(), &testkit::DELIVERED, "t-1", "node")
     }
 
     #[test]

@@ -41,7 +41,7 @@ fn frames_of_the_sample_model_replay_to_the_final_screen() {
     let path = dir.path().join("sample.cast");
     let mut recorder = Recorder::create(&CastTarget::new(&path)).expect("the file is created");
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("a test terminal");
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
 
     let first = frame(&mut terminal, &mut recorder, &m);
     let mut screen = first.clone();
@@ -86,7 +86,7 @@ fn a_resize_is_a_resize_event_and_a_repaint_at_the_new_size() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let path = dir.path().join("resize.cast");
     let mut recorder = Recorder::create(&CastTarget::new(&path)).expect("the file is created");
-    let m = tui::sample::model();
+    let m = tui::testkit::model();
     let mut terminal = Terminal::new(TestBackend::new(120, 40)).expect("a test terminal");
     frame(&mut terminal, &mut recorder, &m);
     terminal.backend_mut().resize(80, 24);

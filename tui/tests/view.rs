@@ -48,7 +48,7 @@ fn assert_whole(screen: &str) {
 
 #[test]
 fn full_layout_at_120x40() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     m.ui.selected.insert(Panel::Nodes, "kitchen-2".into());
     let screen = draw(&m, 120, 40);
     assert_whole(&screen);
@@ -63,7 +63,7 @@ fn full_layout_at_120x40() {
 #[test]
 fn every_panel_fits_at_80x24() {
     for panel in Panel::ALL {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         focus(&mut m, panel);
         let screen = draw(&m, 80, 24);
         assert_whole(&screen);
@@ -75,9 +75,9 @@ fn every_panel_fits_at_80x24() {
 #[test]
 fn order_detail_shows_the_state_machine_and_the_timeline() {
     for (w, h) in [(120, 40), (80, 24)] {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         focus(&mut m, Panel::Orders);
-        m.ui.selected.insert(Panel::Orders, tui::sample::order_id(2));
+        m.ui.selected.insert(Panel::Orders, tui::testkit::order_id(2));
         press(&mut m, KeyCode::Enter);
         let screen = draw(&m, w, h);
         assert_whole(&screen);
@@ -110,7 +110,7 @@ fn popups_fit_at_80x24() {
         ("quit", &[KeyCode::Char('q')]),
     ];
     for (name, keys) in cases {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         for k in keys {
             press(&mut m, *k);
         }
@@ -123,7 +123,7 @@ fn popups_fit_at_80x24() {
 
 #[test]
 fn dead_letters_list_reason_and_attempts() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     update(
         &mut m,
         Msg::DeadLetters {
@@ -151,7 +151,7 @@ fn dead_letters_list_reason_and_attempts() {
 /// their outcomes, then stepping back to where the order was.
 #[test]
 fn a_cancelled_orders_saga_shows_its_steps_and_its_history_can_be_stepped_back() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     let id = add_cancelled_order(&mut m);
     focus(&mut m, Panel::Orders);
     m.ui.selected.insert(Panel::Orders, id.into());
@@ -275,7 +275,7 @@ const SIZES: [(u16, u16); 3] = [(120, 40), (80, 24), (60, 20)];
 #[test]
 fn an_order_detail_scrolls_to_its_last_event_at_every_size() {
     for (w, h) in SIZES {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         let id = add_cancelled_order(&mut m);
         focus(&mut m, Panel::Orders);
         m.ui.selected.insert(Panel::Orders, id.into());
@@ -312,7 +312,7 @@ fn with_log(m: &mut Model, id: &str) {
 #[test]
 fn the_log_view_follows_searches_and_wraps_at_every_size() {
     for (w, h) in SIZES {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         m.ui.selected.insert(Panel::Nodes, "kitchen-2".into());
         press(&mut m, KeyCode::Char('l'));
         with_log(&mut m, "kitchen-2");
@@ -345,7 +345,7 @@ fn the_log_view_follows_searches_and_wraps_at_every_size() {
 #[test]
 fn the_events_panel_scrolls_and_shows_alerts_only_at_every_size() {
     for (w, h) in SIZES {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         focus(&mut m, Panel::Events);
         for _ in 0..3 {
             press(&mut m, KeyCode::Char('j'));
@@ -366,7 +366,7 @@ fn the_events_panel_scrolls_and_shows_alerts_only_at_every_size() {
 #[test]
 fn sorted_tables_mark_their_column_and_node_ids_are_never_cut() {
     for (w, h) in SIZES {
-        let mut m = tui::sample::model();
+        let mut m = tui::testkit::model();
         focus(&mut m, Panel::Orders);
         press(&mut m, KeyCode::Char('S'));
         let orders = draw(&m, w, h);
@@ -388,12 +388,12 @@ fn sorted_tables_mark_their_column_and_node_ids_are_never_cut() {
 
 #[test]
 fn a_wide_screen_shows_each_nodes_work_over_the_last_minute() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     // Ten more heartbeats of kitchen-2, busier each second.
-    let t0 = tui::sample::t0() + time::Duration::seconds(60);
+    let t0 = tui::testkit::t0() + time::Duration::seconds(60);
     for i in 1..=10u64 {
         let at = t0 + time::Duration::seconds(i as i64);
-        let status = tui::sample::status("kitchen-2", "kitchen", 4247, 112 + i * i, at);
+        let status = tui::testkit::status("kitchen-2", "kitchen", 4247, 112 + i * i, at);
         update(&mut m, Msg::Status(Box::new(status)));
     }
     assert_eq!(

@@ -23,16 +23,7 @@ use contracts::Envelope;
 use time::OffsetDateTime;
 
 /// One delivered order's life: 8 events.
-const LIFE: [(&str, i64); 8] = [
-    (kind::ORDER_PLACED, 0),
-    (kind::ORDER_PAID, 40),
-    (kind::ORDER_QUEUED, 45),
-    (kind::ORDER_COOKING, 300),
-    (kind::ORDER_READY, 5_300),
-    (kind::DRIVER_ASSIGNED, 5_350),
-    (kind::CUSTOMER_NOTIFIED, 5_351),
-    (kind::ORDER_DELIVERED, 9_000),
-];
+const LIFE: [(&str, i64); 8] = contracts::testkit::DELIVERED;
 
 /// Events per append batch (and per flush).
 const BATCH: usize = 1_000;

@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use tui::model::{Model, Panel};
 use tui::msg::Msg;
-use tui::sample;
+use tui::testkit;
 use tui::update::update;
 
 const ORDERS: u64 = 100_000;
@@ -38,11 +38,11 @@ fn frame_time(m: &Model, width: u16, height: u16) -> anyhow::Result<(Duration, D
 
 fn main() -> anyhow::Result<()> {
     let before = rss_mib();
-    let mut m = sample::model();
+    let mut m = testkit::model();
     let start = Instant::now();
     for n in 0..ORDERS {
         let kitchen = if n % 2 == 0 { "kitchen-1" } else { "kitchen-2" };
-        for e in sample::order_events(1_000 + n, n as i64 * 10, 8, kitchen, "Ada") {
+        for e in testkit::order_events(1_000 + n, n as i64 * 10, 8, kitchen, "Ada") {
             update(&mut m, Msg::Event(Box::new(e)));
         }
     }

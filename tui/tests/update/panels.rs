@@ -4,7 +4,7 @@ use super::*;
 
 #[test]
 fn s_cycles_the_sort_of_the_focused_table() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     m.ui.focus = Some(Panel::Orders);
     let by_age = m.selectable(Panel::Orders);
     update(&mut m, key('S'));
@@ -35,7 +35,7 @@ fn s_cycles_the_sort_of_the_focused_table() {
 
 #[test]
 fn l_opens_the_selected_nodes_log_and_its_keys_scroll_search_and_wrap() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     m.ui.selected.insert(Panel::Nodes, "kitchen-2".into());
     update(&mut m, key('l'));
     assert_eq!(m.ui.detail, Some(Detail::Log("kitchen-2".into())));
@@ -75,7 +75,7 @@ fn l_opens_the_selected_nodes_log_and_its_keys_scroll_search_and_wrap() {
 
 #[test]
 fn events_scroll_with_j_and_k_and_a_shows_alerts_only() {
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     m.ui.focus = Some(Panel::Events);
     update(&mut m, key('j'));
     update(&mut m, key('j'));
@@ -108,7 +108,7 @@ fn help_scrolls_with_j_and_k_and_any_other_key_closes_it() {
 #[test]
 fn a_click_focuses_the_panel_and_selects_the_row_and_the_wheel_scrolls() {
     use ratatui::crossterm::event::{MouseButton, MouseEvent, MouseEventKind};
-    let mut m = tui::sample::model();
+    let mut m = tui::testkit::model();
     let mouse = |kind, column, row| Msg::Mouse {
         event: MouseEvent {
             kind,
