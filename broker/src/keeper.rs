@@ -388,8 +388,14 @@ impl Keeper {
         }
         match (verb.as_str(), client) {
             ("put", None) => self.on_put(&queue, &payload, batch),
-            ("credit", Some(consumer)) => self.on_credit(&queue, &consumer, &payload, batch),
-            ("ack", Some(consumer)) => self.on_ack(&queue, &consumer, &payload, batch),
+            ("credit", Some(consumer)) => {
+                let credit = self.consumer_says("credit", Topics::credit, (&queue, &consumer), &payload);
+                credit.map_or(Ok(()), |c| self.on_credit(&queue, &consumer, c, batch))
+            }
+            ("ack", Some(consumer)) => {
+                let acks = self.consumer_says("ack", Topics::ack, (&queue, &consumer), &payload);
+                acks.map_or(Ok(()), |a| self.on_ack(&queue, &consumer, a, batch))
+            }
             ("dlq", Some(cmd)) if cmd == "requeue" => self.on_requeue(&queue, &payload, batch),
             ("withdraw", Some(client)) => self.on_withdraw(&queue, &client, &payload, batch),
             _ => Ok(()),
@@ -501,6 +507,36 @@ impl Keeper {
         self.bury(letter, batch)
     }
 
+    /// [`decode`] of what `consumer` itself sends about its deliveries (a
+    /// credit, an ack on `topic`), refused unless its role may consume
+    /// `queue`.
+    fn consumer_says<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        topic: fn(&Topics, &str, &str) -> String,
+        (queue, consumer): (&str, &str),
+        payload: &[u8],
+    ) -> Option<T> {
+        let topics = &self.opts.topics;
+        let trust = self.opts.trust.as_deref();
+        let value = decode(
+            trust,
+            what,
+            queue,
+            || topic(topics, queue, consumer),
+            Some(consumer),
+            &[],
+            payload,
+        )?;
+        if let Some(trust) = trust {
+            if let Err(why) = trust.check_consumer(consumer, queue) {
+                trust.report(what, consumer, &topic(topics, queue, consumer), &why.to_string());
+                return None;
+            }
+        }
+        Some(value)
+    }
+
     /// Notes that `consumer` is alive (its lease is renewed); returns now.
     fn heard_from(&mut self, consumer: &str) -> u64 {
         let now = self.ms();
@@ -512,31 +548,9 @@ impl Keeper {
         &mut self,
         queue: &str,
         consumer: &str,
-        payload: &[u8],
+        credit: Credit,
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let Some(credit) = decode::<Credit>(
-            self.opts.trust.as_deref(),
-            "credit",
-            queue,
-            || self.opts.topics.credit(queue, consumer),
-            Some(consumer),
-            &[],
-            payload,
-        ) else {
-            return Ok(());
-        };
-        if let Some(trust) = &self.opts.trust {
-            if let Err(why) = trust.check_consumer(consumer, queue) {
-                trust.report(
-                    "credit",
-                    consumer,
-                    &self.opts.topics.credit(queue, consumer),
-                    &why.to_string(),
-                );
-                return Ok(());
-            }
-        }
         let now = self.heard_from(consumer);
         let q = self.queue(queue);
         let before = q.counters.readopted;
@@ -570,20 +584,9 @@ impl Keeper {
         &mut self,
         queue: &str,
         consumer: &str,
-        payload: &[u8],
+        acks: AckMessage,
         batch: &mut Batch,
     ) -> Result<(), KeeperError> {
-        let Some(acks) = decode::<AckMessage>(
-            self.opts.trust.as_deref(),
-            "ack",
-            queue,
-            || self.opts.topics.ack(queue, consumer),
-            Some(consumer),
-            &[],
-            payload,
-        ) else {
-            return Ok(());
-        };
         let acks = acks.into_acks();
         let now = self.heard_from(consumer);
         let mut effects = Vec::with_capacity(acks.len());

@@ -77,6 +77,14 @@ pub enum BrokerError {
 pub struct BrokerOptions {
     /// The MQTT server's listeners and users.
     pub server: ServerOptions,
+    /// What its keeper and event log keep, and how.
+    pub keeping: Keeping,
+}
+
+/// What the keeper and the event log keep, and how: the same for the
+/// broker's own and for `pizza-node keeper` against another broker.
+#[derive(Debug, Clone)]
+pub struct Keeping {
     /// Where the queues and the event log are stored.
     pub data_dir: PathBuf,
     /// Topic prefix.
@@ -85,9 +93,11 @@ pub struct BrokerOptions {
     pub policy: Policy,
     /// Consumer lease.
     pub lease: Duration,
-    /// Signatures and permissions (see [`KeeperRun::trust`]).
+    /// When set, the event log and the keeper take only what the trust file
+    /// says the sender may send, signed by it (`contracts::trust`).
     pub trust: Option<Arc<trust::TrustStore>>,
-    /// The broker's own key (see [`KeeperRun::signer`]).
+    /// Signs the keeper's own events; its id must be in the trust file with
+    /// role `broker`.
     pub signer: Option<Arc<contracts::trust::Signer>>,
 }
 
@@ -133,12 +143,7 @@ pub async fn serve(opts: BrokerOptions) -> Result<(), BrokerError> {
         host,
         port: addr.port(),
         credentials,
-        data_dir: opts.data_dir,
-        prefix: opts.prefix,
-        policy: opts.policy,
-        lease: opts.lease,
-        trust: opts.trust,
-        signer: opts.signer,
+        keeping: opts.keeping,
     })
     .await
 }
@@ -153,20 +158,8 @@ pub struct KeeperRun {
     pub port: u16,
     /// Login, if the broker wants one.
     pub credentials: Option<(String, String)>,
-    /// Where the queues and the event log are stored.
-    pub data_dir: PathBuf,
-    /// Topic prefix.
-    pub prefix: String,
-    /// Retry and DLQ policy.
-    pub policy: Policy,
-    /// Consumer lease.
-    pub lease: Duration,
-    /// When set, the event log and the keeper take only what the trust file
-    /// says the sender may send, signed by it (`contracts::trust`).
-    pub trust: Option<Arc<trust::TrustStore>>,
-    /// Signs the keeper's own events; its id must be in the trust file with
-    /// role `broker`.
-    pub signer: Option<Arc<contracts::trust::Signer>>,
+    /// What they keep, and how.
+    pub keeping: Keeping,
 }
 
 /// Runs the keeper of the work queues and the event log as MQTT clients of
@@ -175,11 +168,11 @@ pub struct KeeperRun {
 /// `pizza-node broker` runs this next to its embedded rumqttd, `pizza-node
 /// keeper` against any broker.
 pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
-    let topics = Topics::new(&run.prefix);
+    let topics = Topics::new(&run.keeping.prefix);
     // Opened before anything connects, so that a storage problem stops the
     // keeper at once instead of after the first event.
-    let mut log = eventlog::EventLog::open(&run.data_dir)?;
-    if let Some(trust) = &run.trust {
+    let mut log = eventlog::EventLog::open(&run.keeping.data_dir)?;
+    if let Some(trust) = &run.keeping.trust {
         log.set_trust(trust.clone());
     }
     let (log_id, keeper_id) = (client_id(&run, "eventlog"), client_id(&run, "keeper"));
@@ -189,7 +182,7 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
         client_id: log_id,
         credentials: run.credentials.clone(),
         topics: topics.clone(),
-        signer: run.signer.clone(),
+        signer: run.keeping.signer.clone(),
     };
     let keeper_opts = KeeperOptions {
         host: run.host,
@@ -197,15 +190,15 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
         client_id: keeper_id,
         credentials: run.credentials,
         topics,
-        data_dir: run.data_dir,
-        policy: run.policy,
-        lease: run.lease,
+        data_dir: run.keeping.data_dir,
+        policy: run.keeping.policy,
+        lease: run.keeping.lease,
         queues: vec![
             contracts::queue::KITCHEN.into(),
             contracts::queue::DELIVERY.into(),
         ],
-        trust: run.trust,
-        signer: run.signer,
+        trust: run.keeping.trust,
+        signer: run.keeping.signer,
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
     // Tasks of their own, so the keeper and the log run on two cores (a
@@ -221,6 +214,9 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
 
 /// `pizza-keeper` (for prefix `pizza`), under the login if there is one.
 fn client_id(run: &KeeperRun, part: &str) -> String {
-    let name = format!("{}-{part}", run.prefix.trim_end_matches('/').replace('/', "-"));
+    let name = format!(
+        "{}-{part}",
+        run.keeping.prefix.trim_end_matches('/').replace('/', "-")
+    );
     contracts::login::client_id(run.credentials.as_ref().map(|(u, _)| u.as_str()), &name)
 }

@@ -773,6 +773,21 @@ impl Queue {
 mod tests {
     use super::*;
 
+    /// `d`'s consumer acks it with `outcome` for `reason` at `now`.
+    fn answer(q: &mut Queue, d: &Dispatch, outcome: Outcome, reason: &str, now: u64) -> Effect {
+        q.ack(&d.consumer, &d.delivery_id, outcome, Some(reason.into()), now)
+    }
+
+    /// A kitchen queue with tickets `a` (seq 1) and `b` (seq 2), as pushed
+    /// or as a restarted keeper reads them back from storage.
+    fn two_tickets() -> (Queue, Item, Item) {
+        let mut q = Queue::new("kitchen", Policy::default(), 0);
+        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
+        q.push(a.clone());
+        q.push(b.clone());
+        (q, a, b)
+    }
+
     fn held(delivery_id: &str, item: &Item) -> Held {
         Held {
             delivery_id: delivery_id.into(),
@@ -783,10 +798,7 @@ mod tests {
     #[test]
     fn after_a_restart_a_consumer_keeps_what_it_holds_and_nothing_goes_out_before() {
         // The restarted keeper: two messages back from storage, no leases.
-        let mut q = Queue::new("kitchen", Policy::default(), 0);
-        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
-        q.push(a.clone());
-        q.push(b.clone());
+        let (mut q, a, _) = two_tickets();
         q.hold(3_000);
         q.credit("k2", 2, "k2-new", &[]);
         assert!(q.dispatch().is_empty(), "held back for the consumers to re-claim");
@@ -808,10 +820,7 @@ mod tests {
     fn a_done_ack_that_never_reached_the_disk_is_settled_not_handed_out_again() {
         // The restarted keeper: `a` was done (its ack lost before the
         // flush), `b` was not; both came back from storage.
-        let mut q = Queue::new("kitchen", Policy::default(), 0);
-        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
-        q.push(a.clone());
-        q.push(b.clone());
+        let (mut q, a, b) = two_tickets();
         q.hold(3_000);
         let effects = q.settle("k1", &[held("kitchen-1-5", &a)], 100);
         assert!(
@@ -841,10 +850,7 @@ mod tests {
 
     #[test]
     fn a_new_incarnation_keeps_the_deliveries_it_still_holds() {
-        let mut q = Queue::new("kitchen", Policy::default(), 0);
-        let (a, b) = (Item::ticket(1, "o1"), Item::ticket(2, "o2"));
-        q.push(a.clone());
-        q.push(b);
+        let (mut q, a, _) = two_tickets();
         q.credit("k1", 2, "i1", &[]);
         let out = q.dispatch();
         assert_eq!(out.len(), 2);
@@ -941,13 +947,7 @@ mod tests {
         q.put(item(1, "a"));
         q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
-        let e = q.ack(
-            "k1",
-            &d.delivery_id,
-            Outcome::Retry,
-            Some("oven jammed".into()),
-            1_000,
-        );
+        let e = answer(&mut q, &d, Outcome::Retry, "oven jammed", 1_000);
         assert!(matches!(e, Effect::Requeued(_)));
         assert!(q.dispatch().is_empty(), "still backing off");
         assert_eq!(q.next_due(), Some(1_000 + Policy::default().backoff_ms(1)));
@@ -976,13 +976,7 @@ mod tests {
         q.ack("k1", &d.delivery_id, Outcome::Retry, None, 0);
         q.tick(0);
         let d = q.dispatch().remove(0);
-        let e = q.ack(
-            "k1",
-            &d.delivery_id,
-            Outcome::Retry,
-            Some("still broken".into()),
-            0,
-        );
+        let e = answer(&mut q, &d, Outcome::Retry, "still broken", 0);
         match e {
             Effect::Dead { item, reason } => {
                 assert_eq!(item.seq, 1);
@@ -1000,13 +994,7 @@ mod tests {
         q.put(item(1, "a"));
         q.credit("k1", 1, "i1", &[]);
         let d = q.dispatch().remove(0);
-        let e = q.ack(
-            "k1",
-            &d.delivery_id,
-            Outcome::Reject,
-            Some("no such pizza".into()),
-            0,
-        );
+        let e = answer(&mut q, &d, Outcome::Reject, "no such pizza", 0);
         assert!(matches!(e, Effect::Dead { ref reason, .. } if reason.contains("no such pizza")));
         assert_eq!(q.ready() + q.in_flight(), 0);
     }

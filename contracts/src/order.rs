@@ -118,18 +118,10 @@ const NO_CHANGE: &[&str] = &[
 
 impl OrderState {
     /// Every state, in the order of a typical life.
+    #[rustfmt::skip]
     pub const ALL: &'static [OrderState] = &[
-        Placed,
-        Paid,
-        Queued,
-        Cooking,
-        Ready,
-        OutForDelivery,
-        Delivered,
-        Rejected,
-        Cancelling,
-        Cancelled,
-        Failed,
+        Placed, Paid, Queued, Cooking, Ready, OutForDelivery, Delivered,
+        Rejected, Cancelling, Cancelled, Failed,
     ];
 
     /// The state's wire name, e.g. `out_for_delivery`.

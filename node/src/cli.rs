@@ -169,6 +169,24 @@ impl QueuePolicyArgs {
     pub fn lease(&self) -> Duration {
         Duration::from_millis(self.lease_ms)
     }
+
+    /// What a keeper and its event log keep in `data_dir` under `prefix`,
+    /// by these flags, checked and signed with `security`.
+    pub fn keeping(
+        &self,
+        data_dir: PathBuf,
+        prefix: &str,
+        security: crate::runtime::security::Security,
+    ) -> broker::Keeping {
+        broker::Keeping {
+            data_dir,
+            prefix: prefix.to_string(),
+            policy: self.policy(),
+            lease: self.lease(),
+            trust: security.trust,
+            signer: security.signer,
+        }
+    }
 }
 
 /// `pizza-node put`.
@@ -386,12 +404,9 @@ async fn broker(a: BrokerArgs) -> anyhow::Result<ExitCode> {
             console: a.console,
             logins,
         },
-        data_dir: a.common.data_dir_for(&id),
-        prefix: a.common.prefix.clone(),
-        policy: a.queues.policy(),
-        lease: a.queues.lease(),
-        trust: security.trust,
-        signer: security.signer,
+        keeping: a
+            .queues
+            .keeping(a.common.data_dir_for(&id), &a.common.prefix, security),
     };
     tokio::select! {
         r = broker::serve(opts) => r?,

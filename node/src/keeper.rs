@@ -126,12 +126,7 @@ pub async fn run(a: Args) -> anyhow::Result<()> {
         host: broker.host.clone(),
         port: broker.port,
         credentials: broker.credentials.clone(),
-        data_dir,
-        prefix: a.common.prefix.clone(),
-        policy: a.queues.policy(),
-        lease: a.queues.lease(),
-        trust: security.trust,
-        signer: security.signer,
+        keeping: a.queues.keeping(data_dir, &a.common.prefix, security),
     });
     let outcome = tokio::select! {
         r = run => r.map_err(anyhow::Error::from),

@@ -135,70 +135,48 @@ pub struct Sample {
     pub value: f64,
 }
 
-/// The role figures that are numbers: (figure, series, kind, help).
-type Figure = fn(&Figures) -> Option<u64>;
+/// A role figure that is a number, as a series.
+struct Series {
+    /// Reads it from the heartbeat's figures.
+    figure: fn(&Figures) -> Option<u64>,
+    name: &'static str,
+    kind: Kind,
+    help: &'static str,
+}
 
-const FIGURES: [(Figure, &str, Kind, &str); 10] = [
-    (
-        |f| f.kitchen.ovens,
-        "pizza_kitchen_ovens",
-        Kind::Gauge,
-        "Ovens of this kitchen.",
-    ),
-    (
-        |f| f.kitchen.ovens_busy,
-        "pizza_kitchen_ovens_busy",
-        Kind::Gauge,
-        "Ovens cooking now.",
-    ),
-    (
-        |f| f.delivery.drivers_busy,
-        "pizza_delivery_drivers_busy",
-        Kind::Gauge,
-        "Drivers on a trip now.",
-    ),
-    (
-        |f| f.delivery.drivers_free,
-        "pizza_delivery_drivers_free",
-        Kind::Gauge,
-        "Drivers waiting for an order.",
-    ),
-    (
-        |f| f.delivery.delivered,
-        "pizza_delivery_delivered_total",
-        Kind::Counter,
-        "Orders delivered by this node.",
-    ),
-    (
-        |f| f.order.breaker_failures,
-        "pizza_breaker_consecutive_failures",
-        Kind::Gauge,
-        "Payment calls failed in a row.",
-    ),
-    (
-        |f| f.order.breaker_opened,
-        "pizza_breaker_opened_total",
-        Kind::Counter,
-        "Times the payment breaker opened.",
-    ),
-    (
-        |f| f.order.breaker_rejected,
-        "pizza_breaker_rejected_total",
-        Kind::Counter,
-        "Payment calls the open breaker refused.",
-    ),
-    (
-        |f| f.order.held_back,
-        "pizza_order_events_held_back",
-        Kind::Gauge,
-        "Events waiting behind a gap in their order's seqs.",
-    ),
-    (
-        |f| f.order.released_total,
-        "pizza_order_events_released_total",
-        Kind::Counter,
-        "Events released once their gap filled.",
-    ),
+impl Series {
+    const fn gauge(name: &'static str, help: &'static str, figure: fn(&Figures) -> Option<u64>) -> Series {
+        Series {
+            figure,
+            name,
+            kind: Kind::Gauge,
+            help,
+        }
+    }
+
+    const fn counter(name: &'static str, help: &'static str, figure: fn(&Figures) -> Option<u64>) -> Series {
+        Series {
+            figure,
+            name,
+            kind: Kind::Counter,
+            help,
+        }
+    }
+}
+
+/// The role figures that are numbers (a table: one series a line).
+#[rustfmt::skip]
+const FIGURES: [Series; 10] = [
+    Series::gauge("pizza_kitchen_ovens", "Ovens of this kitchen.", |f| f.kitchen.ovens),
+    Series::gauge("pizza_kitchen_ovens_busy", "Ovens cooking now.", |f| f.kitchen.ovens_busy),
+    Series::gauge("pizza_delivery_drivers_busy", "Drivers on a trip now.", |f| f.delivery.drivers_busy),
+    Series::gauge("pizza_delivery_drivers_free", "Drivers waiting for an order.", |f| f.delivery.drivers_free),
+    Series::counter("pizza_delivery_delivered_total", "Orders delivered by this node.", |f| f.delivery.delivered),
+    Series::gauge("pizza_breaker_consecutive_failures", "Payment calls failed in a row.", |f| f.order.breaker_failures),
+    Series::counter("pizza_breaker_opened_total", "Times the payment breaker opened.", |f| f.order.breaker_opened),
+    Series::counter("pizza_breaker_rejected_total", "Payment calls the open breaker refused.", |f| f.order.breaker_rejected),
+    Series::gauge("pizza_order_events_held_back", "Events waiting behind a gap in their order's seqs.", |f| f.order.held_back),
+    Series::counter("pizza_order_events_released_total", "Events released once their gap filled.", |f| f.order.released_total),
 ];
 
 /// The series a heartbeat gives: the runtime's counters for every node, and
@@ -226,7 +204,10 @@ pub fn samples(status: &NodeStatus) -> Vec<Sample> {
             u64::from(status.faults.any()),
         ),
     ];
-    for (figure, name, kind, _) in FIGURES {
+    for Series {
+        figure, name, kind, ..
+    } in FIGURES
+    {
         if let Some(v) = figure(&status.figures) {
             out.push(plain(name, kind, v));
         }
@@ -292,7 +273,7 @@ fn describe() {
         "The payment breaker: 1 for the state it is in."
     );
     describe_gauge!("pizza_orders", "Orders in the order node's book, by state.");
-    for (_, name, kind, help) in FIGURES {
+    for Series { name, kind, help, .. } in FIGURES {
         match kind {
             Kind::Gauge => describe_gauge!(name, help),
             Kind::Counter => describe_counter!(name, help),
@@ -358,7 +339,7 @@ mod tests {
 
     #[test]
     fn every_counter_is_named_total_and_every_figure_series_is_described() {
-        for (_, name, kind, help) in FIGURES {
+        for Series { name, kind, help, .. } in FIGURES {
             assert_eq!(kind == Kind::Counter, name.ends_with("_total"), "{name}");
             assert!(name.starts_with("pizza_") && !help.is_empty(), "{name}");
         }

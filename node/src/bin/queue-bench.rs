@@ -270,12 +270,7 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
                 host: at.host.clone(),
                 port: at.port,
                 credentials: at.credentials.clone(),
-                data_dir: dir.join("keeper"),
-                prefix: "pizza".into(),
-                policy: broker::Policy::default(),
-                lease: Duration::from_secs(15),
-                trust: security("broker", "broker")?.trust,
-                signer: security("broker", "broker")?.signer,
+                keeping: keeping(dir.join("keeper"))?,
             };
             tokio::spawn(async move {
                 if let Err(e) = broker::serve_keeper(keeper).await {
@@ -300,6 +295,20 @@ async fn run(args: &Args, port: u16, dir: &std::path::Path) -> anyhow::Result<()
     run_on(args, &at, dir).await
 }
 
+/// What the bench's keeper keeps in `data_dir`: the default policy, a
+/// 15 s lease, signed as the broker when the bench runs signed.
+fn keeping(data_dir: std::path::PathBuf) -> anyhow::Result<broker::Keeping> {
+    let keys = security(contracts::trust::role::BROKER, contracts::trust::role::BROKER)?;
+    Ok(broker::Keeping {
+        data_dir,
+        prefix: "pizza".into(),
+        policy: broker::Policy::default(),
+        lease: Duration::from_secs(15),
+        trust: keys.trust,
+        signer: keys.signer,
+    })
+}
+
 /// Starts `pizza-node broker`'s parts in this process on `port`.
 async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
     let opts = broker::BrokerOptions {
@@ -309,12 +318,7 @@ async fn embedded(port: u16, dir: &std::path::Path) -> anyhow::Result<()> {
             console: None,
             logins: None,
         },
-        data_dir: dir.join("broker"),
-        prefix: "pizza".into(),
-        policy: broker::Policy::default(),
-        lease: Duration::from_secs(15),
-        trust: security("broker", "broker")?.trust,
-        signer: security("broker", "broker")?.signer,
+        keeping: keeping(dir.join("broker"))?,
     };
     tokio::spawn(async move {
         if let Err(e) = broker::serve(opts).await {
