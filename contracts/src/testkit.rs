@@ -21,6 +21,17 @@ pub const DELIVERED: [(&str, i64); 8] = [
     (kind::ORDER_DELIVERED, 9_000),
 ];
 
+/// The kinds of [`DELIVERED`], in seq order.
+pub const DELIVERED_KINDS: [&str; 8] = {
+    let mut kinds = [""; 8];
+    let mut i = 0;
+    while i < DELIVERED.len() {
+        kinds[i] = DELIVERED[i].0;
+        i += 1;
+    }
+    kinds
+};
+
 /// A fixed instant to start lives at (day 20,000 of the Unix epoch), so
 /// that what tests print is the same on every run.
 pub fn t0() -> OffsetDateTime {

@@ -20,11 +20,35 @@ use contracts::Envelope;
 
 use crate::config::{BrokerAddr, CommonArgs};
 
+/// What `replay` and `trace` ask the broker's event log.
+#[derive(Debug, clap::Args)]
+struct Ask {
+    /// The order, e.g. ord_01a1fe2f20e3...
+    order_id: String,
+    /// Give up when the broker's event log has not answered in this long.
+    #[arg(long, default_value_t = 5_000)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+impl Ask {
+    /// The order's events, in log order.
+    async fn events(&self) -> anyhow::Result<Vec<Envelope>> {
+        let broker: BrokerAddr = self.common.broker.parse()?;
+        let topics = Topics::new(&self.common.prefix);
+        let order_id = &self.order_id;
+        crate::history::fetch(&broker, &topics, order_id, Duration::from_millis(self.timeout_ms))
+            .await
+            .with_context(|| format!("cannot read order {order_id} from the event log"))
+    }
+}
+
 /// `pizza-node replay`.
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
-    /// The order, e.g. ord_01a1fe2f20e3...
-    order_id: String,
+    #[command(flatten)]
+    ask: Ask,
     /// Replay only what had happened by this instant (RFC 3339, e.g.
     /// 2026-01-31T12:00:00Z); default: everything.
     #[arg(long)]
@@ -32,34 +56,16 @@ pub struct ReplayArgs {
     /// Print the history as one JSON object (as GET /orders/{id}/history).
     #[arg(long)]
     json: bool,
-    /// Give up when the broker's event log has not answered in this long.
-    #[arg(long, default_value_t = 5_000)]
-    timeout_ms: u64,
-    #[command(flatten)]
-    common: CommonArgs,
 }
 
 /// `pizza-node trace`.
 #[derive(Debug, clap::Args)]
 pub struct TraceArgs {
-    /// The order, e.g. ord_01a1fe2f20e3...
-    order_id: String,
+    #[command(flatten)]
+    ask: Ask,
     /// Print the timeline as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Give up when the broker's event log has not answered in this long.
-    #[arg(long, default_value_t = 5_000)]
-    timeout_ms: u64,
-    #[command(flatten)]
-    common: CommonArgs,
-}
-
-async fn events(common: &CommonArgs, order_id: &str, timeout_ms: u64) -> anyhow::Result<Vec<Envelope>> {
-    let broker: BrokerAddr = common.broker.parse()?;
-    let topics = Topics::new(&common.prefix);
-    crate::history::fetch(&broker, &topics, order_id, Duration::from_millis(timeout_ms))
-        .await
-        .with_context(|| format!("cannot read order {order_id} from the event log"))
 }
 
 /// Runs `pizza-node replay`.
@@ -71,8 +77,8 @@ pub async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         .map(history::parse_as_of)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--as-of: {e}"))?;
-    let events = events(&a.common, &a.order_id, a.timeout_ms).await?;
-    let view = history::replay(&a.order_id, events, as_of)?;
+    let events = a.ask.events().await?;
+    let view = history::replay(&a.ask.order_id, events, as_of)?;
     if a.json {
         println!("{}", serde_json::to_string(&view)?);
     } else {
@@ -83,13 +89,14 @@ pub async fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `pizza-node trace`.
 pub async fn trace(a: TraceArgs) -> anyhow::Result<ExitCode> {
-    let events = events(&a.common, &a.order_id, a.timeout_ms).await?;
+    let events = a.ask.events().await?;
+    let order_id = &a.ask.order_id;
     // Replay first: it says why an order has no timeline (unknown, not
     // started) in the same words as `replay`.
-    let view = history::replay(&a.order_id, events.iter().cloned(), None)?;
-    let fold = OrderFold::from_envelopes(a.order_id.clone(), events);
+    let view = history::replay(order_id, events.iter().cloned(), None)?;
+    let fold = OrderFold::from_envelopes(order_id.clone(), events);
     let Some(timeline) = Timeline::of(fold.applied()) else {
-        anyhow::bail!("order {} has no events to time", a.order_id);
+        anyhow::bail!("order {order_id} has no events to time");
     };
     if a.json {
         println!("{}", trace_json(&view, &timeline));

@@ -52,25 +52,12 @@ fn orders_wait_in_the_queue_until_a_kitchen_starts() {
     let view = p.view(&ids[0]);
     assert_eq!(view["kitchen"], "kitchen-1");
     assert!(view["driver"].is_string(), "{view}");
-    assert_eq!(
-        history_kinds(&view),
-        [
-            "order.placed",
-            "order.paid",
-            "order.queued",
-            "order.cooking",
-            "order.ready",
-            "driver.assigned",
-            "customer.notified",
-            "order.delivered"
-        ]
-    );
+    assert_eq!(history_kinds(&view), contracts::testkit::DELIVERED_KINDS);
 }
 
 #[test]
 fn a_stopped_or_killed_kitchen_bakes_every_queued_order_exactly_once_after_restart() {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "300", "1");
+    let mut p = Platform::with_kitchen("kitchen-1", "300", "1");
     let first = p.place_many(6);
     // Graceful stop while tickets wait.
     wait_for(LONG, "the first ticket cooked", || {
@@ -105,8 +92,7 @@ fn a_stopped_or_killed_kitchen_bakes_every_queued_order_exactly_once_after_resta
 
 #[test]
 fn two_kitchens_share_the_orders() {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "20", "2");
+    let mut p = Platform::with_kitchen("kitchen-1", "20", "2");
     p.kitchen("kitchen-2", "20", "2");
     p.w.wait_consumers("kitchen", &["kitchen-1", "kitchen-2"]);
     let ids = p.place_many(40);
@@ -127,8 +113,7 @@ fn two_kitchens_share_the_orders() {
 
 #[test]
 fn delivery_killed_while_orders_become_ready_still_delivers_every_order() {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "100", "2");
+    let mut p = Platform::with_kitchen("kitchen-1", "100", "2");
     let ids = p.place_many(10);
     wait_for(LONG, "some orders ready or on the road", || {
         ids.iter().any(|id| {

@@ -16,16 +16,7 @@ use support::{pizza_node, wait_for, Mqtt};
 const LONG: Duration = Duration::from_secs(60);
 
 /// Every kind of a delivered order's life, in seq order.
-const DELIVERED: [&str; 8] = [
-    "order.placed",
-    "order.paid",
-    "order.queued",
-    "order.cooking",
-    "order.ready",
-    "driver.assigned",
-    "customer.notified",
-    "order.delivered",
-];
+const DELIVERED: [&str; 8] = contracts::testkit::DELIVERED_KINDS;
 
 fn history_url(p: &Platform, id: &str) -> String {
     format!("{}/{id}/history", p.orders_url())
@@ -102,8 +93,7 @@ fn cli(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
 
 #[test]
 fn history_replays_a_delivered_order_to_any_instant_over_http_and_the_cli() {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "200", "2");
+    let p = Platform::with_kitchen("kitchen-1", "200", "2");
     let ids = p.place_many(2);
     p.wait_state(&ids, "delivered", LONG);
     let id = &ids[0];
@@ -242,8 +232,7 @@ fn history_replays_a_delivered_order_to_any_instant_over_http_and_the_cli() {
 
 #[test]
 fn the_history_survives_a_kill_9_of_the_broker_and_its_absence_is_a_503() {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "0", "1");
+    let mut p = Platform::with_kitchen("kitchen-1", "0", "1");
     let ids = p.place_many(3);
     p.wait_state(&ids, "delivered", LONG);
     let before: Vec<Value> = ids.iter().map(|id| full_history(&p, id)).collect();

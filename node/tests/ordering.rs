@@ -112,8 +112,7 @@ fn book_ending(view: &Value) -> Ending {
 /// until every one is in a terminal state for the order node and for the
 /// subscriber alike.
 fn run(faults: Option<&Value>) -> Run {
-    let mut p = Platform::up(&[]);
-    p.kitchen("kitchen-1", "0", "4");
+    let p = Platform::with_kitchen("kitchen-1", "0", "4");
     let mqtt = p.mqtt("test-watcher");
     mqtt.subscribe("pizza/events/#");
     // Subscriptions are handled in order: once the retained status of the

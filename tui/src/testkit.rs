@@ -304,16 +304,18 @@ pub fn model() -> Model {
             }),
         );
     }
-    send(
-        &mut m,
-        Msg::Child(ChildEvent::Exited {
-            id: "kitchen-1".into(),
-            role: Role::Kitchen,
-            code: None,
-            signal: Some(9),
-            expected: false,
-            last_words: None,
-        }),
-    );
+    send(&mut m, Msg::Child(killed("kitchen-1", Role::Kitchen)));
     m
+}
+
+/// Node `id` died of a kill -9 that nobody here asked for.
+pub fn killed(id: &str, role: Role) -> ChildEvent {
+    ChildEvent::Exited {
+        id: id.into(),
+        role,
+        code: None,
+        signal: Some(9),
+        expected: false,
+        last_words: None,
+    }
 }

@@ -31,6 +31,14 @@ impl Platform {
         p
     }
 
+    /// [`Platform::up`] with one kitchen, `id`, cooking in `prep_ms` on
+    /// `ovens` ovens.
+    pub fn with_kitchen(id: &str, prep_ms: &str, ovens: &str) -> Platform {
+        let mut p = Platform::up(&[]);
+        p.kitchen(id, prep_ms, ovens);
+        p
+    }
+
     pub fn new(broker_extra: &[&str]) -> Platform {
         Platform::in_world(World::new(), broker_extra)
     }

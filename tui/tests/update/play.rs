@@ -102,14 +102,7 @@ fn a_kill_step_waits_for_the_node_to_exit_before_the_next_step_starts_it() {
     // Still running: starting it now would be refused as a twin.
     let effects = step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
     assert_eq!((effects, w.play.as_ref().map(|p| p.step)), (vec![], Some(0)));
-    let exit = ChildEvent::Exited {
-        id: "kitchen-1".into(),
-        role: Role::Kitchen,
-        code: None,
-        signal: Some(9),
-        expected: false,
-        last_words: None,
-    };
+    let exit = tui::testkit::killed("kitchen-1", Role::Kitchen);
     assert_eq!(
         step(&mut m, &mut w, Msg::Child(exit)),
         vec![Effect::Start("kitchen-1".into())]
