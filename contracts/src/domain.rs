@@ -70,7 +70,7 @@ impl Role {
     ];
 
     /// The subcommand name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Role::Broker => role::BROKER,
             Role::External => "external",

@@ -90,7 +90,7 @@ pub struct TokenArgs {
     #[arg(long, default_value = "control-room")]
     id: String,
     /// The service it is for: order, payment or delivery.
-    #[arg(long, default_value = "order")]
+    #[arg(long, default_value = role::ORDER)]
     audience: String,
     /// What it allows: orders:cancel, payment or deliveries:recall.
     #[arg(long, default_value = contracts::token::scope::CANCEL)]
@@ -195,7 +195,7 @@ pub struct PutArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Queue to put on.
-    #[arg(long, default_value = "kitchen")]
+    #[arg(long, default_value = contracts::queue::KITCHEN)]
     queue: String,
     /// How many messages.
     #[arg(long, default_value_t = 10)]
@@ -217,7 +217,7 @@ pub struct ConsumeArgs {
     #[command(flatten)]
     common: CommonArgs,
     /// Queue to consume.
-    #[arg(long, default_value = "kitchen")]
+    #[arg(long, default_value = contracts::queue::KITCHEN)]
     queue: String,
     /// Deliveries held at once.
     #[arg(long, default_value_t = 1)]

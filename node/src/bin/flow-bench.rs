@@ -19,8 +19,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use contracts::trust::role;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// `pizza-node keeper`, a broker in the trust file.
+const KEEPER: &str = contracts::domain::Role::Keeper.as_str();
 
 #[derive(Debug, Parser)]
 #[command(about = "Measure POST /orders -> delivered through real processes")]
@@ -159,15 +163,15 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut keys = std::collections::BTreeMap::new();
     if args.signed {
         let fixed = [
-            ("broker", "broker"),
-            ("keeper", "broker"),
-            ("payment", "payment"),
-            ("order", "order"),
-            ("delivery", "delivery"),
+            (role::BROKER, role::BROKER),
+            (KEEPER, role::BROKER),
+            (role::PAYMENT, role::PAYMENT),
+            (role::ORDER, role::ORDER),
+            (role::DELIVERY, role::DELIVERY),
         ];
         let all = fixed
             .into_iter()
-            .chain(kitchens.iter().map(|k| (k.as_str(), "kitchen")));
+            .chain(kitchens.iter().map(|k| (k.as_str(), role::KITCHEN)));
         for (id, role) in all {
             let key = broker::trust::make_key(&dir.join("keys"), id, role, &trust)?;
             keys.insert(id.to_string(), key.display().to_string());
@@ -196,22 +200,22 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
     };
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut procs = vec![if args.broker.is_some() {
-        spawn(bin, dir, &node("keeper", "keeper", &[]))?
+        spawn(bin, dir, &node(KEEPER, KEEPER, &[]))?
     } else {
         spawn(
             bin,
             dir,
             &[
-                "broker".into(),
+                role::BROKER.into(),
                 "--id".into(),
-                "broker".into(),
+                role::BROKER.into(),
                 "--listen".into(),
                 format!("127.0.0.1:{mqtt}"),
                 "--data-dir".into(),
-                dir.join("broker").display().to_string(),
+                dir.join(role::BROKER).display().to_string(),
             ]
             .into_iter()
-            .chain(key_args("broker"))
+            .chain(key_args(role::BROKER))
             .collect::<Vec<_>>(),
         )?
     }];
@@ -228,8 +232,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         bin,
         dir,
         &node(
-            "payment",
-            "payment",
+            role::PAYMENT,
+            role::PAYMENT,
             &s(&["--http", &pay_http, "--latency-ms", "0", "--decline-rate", "0"]),
         ),
     )?);
@@ -239,8 +243,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         bin,
         dir,
         &node(
-            "order",
-            "order",
+            role::ORDER,
+            role::ORDER,
             &s(&["--http", &order_http, "--payment-url", &pay_url]),
         ),
     )?);
@@ -257,7 +261,7 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
             bin,
             dir,
             &node(
-                "kitchen",
+                role::KITCHEN,
                 k,
                 &s(&[
                     "--prep-ms",
@@ -275,8 +279,8 @@ async fn run(args: &Args, bin: &Path, dir: &Path) -> anyhow::Result<()> {
         bin,
         dir,
         &node(
-            "delivery",
-            "delivery",
+            role::DELIVERY,
+            role::DELIVERY,
             &s(&[
                 "--http",
                 &del_http,
