@@ -60,78 +60,76 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
 /// Applies `msg` to the model and says what the shell must do.
 pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
     match msg {
-        Msg::Tick(now) => {
-            // Ages and uptimes show whole seconds: redraw once a second.
-            if now.unix_timestamp() != m.now.unix_timestamp() {
-                data_changed(m);
-            }
-            m.now = now;
-            Vec::new()
-        }
-        Msg::Resize => {
-            m.dirty = true;
-            Vec::new()
-        }
         Msg::Key(key) => {
             m.dirty = true;
             keys::on_key(m, key)
         }
-        Msg::Status(status) => {
-            on_status(m, *status);
-            data_changed(m);
-            Vec::new()
+        Msg::Mouse { event, width, height } => {
+            m.dirty = true;
+            keys::on_mouse(m, event, width, height)
         }
-        Msg::Stats(stats) => {
-            m.queues.report(stats);
-            data_changed(m);
-            Vec::new()
+        Msg::Terminate => {
+            m.quitting = Some(true);
+            vec![Effect::Quit { stop_nodes: true }]
         }
-        Msg::Event(env) => {
-            on_event(m, *env);
-            data_changed(m);
-            Vec::new()
-        }
-        Msg::DeadLetters { queue, items } => {
-            m.queues.dead.insert(queue, items);
-            data_changed(m);
-            Vec::new()
-        }
-        Msg::Feed { connected, detail } => {
-            if connected != m.feed_up {
-                let (level, text) = if connected {
-                    (Level::Info, "connected to the broker".to_string())
-                } else {
-                    (Level::Alert, format!("lost the broker: {detail}; reconnecting"))
-                };
-                m.log.push(m.now, level, text);
+        news => {
+            if absorb(m, news) {
+                data_changed(m);
             }
-            m.feed_up = connected;
-            if connected {
-                // The broker answers; a broker started here is up.
-                for row in m.nodes.values_mut().filter(|r| r.carries_messages()) {
-                    if row.proc == Some(Proc::Starting) {
-                        row.proc = Some(Proc::Running);
-                    }
-                }
-            }
-            data_changed(m);
             Vec::new()
         }
-        Msg::Child(event) => {
-            on_child(m, event);
-            data_changed(m);
-            Vec::new()
+    }
+}
+
+/// Takes in what happened elsewhere (the platform, the clock, the shell),
+/// which asks nothing of the shell; true when it changed data on screen.
+fn absorb(m: &mut Model, msg: Msg) -> bool {
+    match msg {
+        // Ages and uptimes show whole seconds: redraw once a second.
+        Msg::Tick(now) => {
+            let next_second = now.unix_timestamp() != m.now.unix_timestamp();
+            m.now = now;
+            next_second
+        }
+        // Redrawn even when frozen: the layout changed, or the operator
+        // must read why something was refused.
+        Msg::Resize => {
+            m.dirty = true;
+            false
         }
         Msg::Refused(text) => {
             m.log.push(m.now, Level::Warn, text.clone());
             m.ui.flash = Some(text);
             m.dirty = true;
-            Vec::new()
+            false
+        }
+        Msg::Status(status) => {
+            on_status(m, *status);
+            true
+        }
+        Msg::Stats(stats) => {
+            m.queues.report(stats);
+            true
+        }
+        Msg::Event(env) => {
+            on_event(m, *env);
+            true
+        }
+        Msg::DeadLetters { queue, items } => {
+            m.queues.dead.insert(queue, items);
+            true
+        }
+        Msg::Feed { connected, detail } => {
+            on_feed(m, connected, &detail);
+            true
+        }
+        Msg::Child(event) => {
+            on_child(m, event);
+            true
         }
         Msg::Placed(outcome) => {
             on_placed(m, outcome);
-            data_changed(m);
-            Vec::new()
+            true
         }
         Msg::CancelAnswered { order_id, outcome } => {
             let (level, text) = match outcome {
@@ -143,23 +141,35 @@ pub fn update(m: &mut Model, msg: Msg) -> Vec<Effect> {
             };
             m.ui.flash = Some(text.clone());
             m.log.push(m.now, level, text);
-            data_changed(m);
-            Vec::new()
+            true
         }
         Msg::LogTail(tail) => {
-            if m.log_tail != tail {
-                m.log_tail = tail;
-                data_changed(m);
+            let changed = m.log_tail != tail;
+            m.log_tail = tail;
+            changed
+        }
+        // Handled by `update`.
+        Msg::Key(_) | Msg::Mouse { .. } | Msg::Terminate => false,
+    }
+}
+
+/// The control room's own broker connection came up or went down.
+fn on_feed(m: &mut Model, connected: bool, detail: &str) {
+    if connected != m.feed_up {
+        let (level, text) = if connected {
+            (Level::Info, "connected to the broker".to_string())
+        } else {
+            (Level::Alert, format!("lost the broker: {detail}; reconnecting"))
+        };
+        m.log.push(m.now, level, text);
+    }
+    m.feed_up = connected;
+    if connected {
+        // The broker answers; a broker started here is up.
+        for row in m.nodes.values_mut().filter(|r| r.carries_messages()) {
+            if row.proc == Some(Proc::Starting) {
+                row.proc = Some(Proc::Running);
             }
-            Vec::new()
-        }
-        Msg::Mouse { event, width, height } => {
-            m.dirty = true;
-            keys::on_mouse(m, event, width, height)
-        }
-        Msg::Terminate => {
-            m.quitting = Some(true);
-            vec![Effect::Quit { stop_nodes: true }]
         }
     }
 }

@@ -9,6 +9,7 @@ use ratatui::Frame;
 
 use super::orders::state_color;
 use super::{clock, draw_table};
+use crate::model::orders::{OrderEntry, Step};
 use crate::model::Model;
 
 fn frame_block(title: String) -> Block<'static> {
@@ -41,7 +42,16 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         Constraint::Length(stages_h),
     ])
     .areas(inner);
+    // Stepping through the history shows the order as it was after one
+    // event: the state then, and the later events dimmed.
+    let as_of = m.ui.history_step.filter(|i| *i < steps.len());
+    draw_summary(frame, e, &steps, as_of, summary);
+    draw_steps(frame, m, e, &steps, (as_of, titled), table);
+    draw_waterfall(frame, e, titled, timeline);
+}
 
+/// Its state (now, or as of the step looked at), trace id and customer.
+fn draw_summary(frame: &mut Frame, e: &OrderEntry, steps: &[Step], as_of: Option<usize>, summary: Rect) {
     let state = e.state_label();
     let trace = e
         .fold
@@ -61,9 +71,6 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
             )
         })
         .unwrap_or_default();
-    // Stepping through the history shows the order as it was after one
-    // event: the state then, and the later events dimmed.
-    let as_of = m.ui.history_step.filter(|i| *i < steps.len());
     let mut first = match as_of {
         Some(i) => vec![
             Span::raw(format!("as of seq {} ({}) ", steps[i].seq, clock(steps[i].at))).fg(Color::Yellow),
@@ -94,7 +101,18 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         Paragraph::new(vec![Line::from(first), Line::from(who).dark_gray()]),
         summary,
     );
+}
 
+/// The state machine: one row per event applied, then the rejected ones,
+/// scrolled with J/K when they do not fit.
+fn draw_steps(
+    frame: &mut Frame,
+    m: &Model,
+    e: &OrderEntry,
+    steps: &[Step],
+    (as_of, titled): (Option<usize>, bool),
+    table: Rect,
+) {
     let t0 = e.first_at;
     // Narrow screens drop the SINCE column so the detail keeps some room,
     // and below 80 columns AT and BY too, so the event names stay whole.
@@ -175,9 +193,31 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
     // Scrolled with J/K when the history is longer than the room for it.
     let rows: Vec<Row> = rows.collect();
     heights.extend(std::iter::repeat_n(1, e.fold.rejected().len()));
+    let (offset, scroll_line) = scroll(&heights, fits, m.ui.detail_scroll);
+    let table_block = match scroll_line {
+        Some((above, below)) => table_block.title_bottom(
+            Line::from(format!(" {above} above · {below} below · J/K scroll "))
+                .right_aligned()
+                .dark_gray(),
+        ),
+        None => table_block,
+    };
+    frame.render_stateful_widget(
+        Table::new(rows.into_iter().chain(rejected), widths)
+            .header(Row::new(header).dark_gray().bold())
+            .block(table_block),
+        table,
+        &mut TableState::default().with_offset(offset),
+    );
+}
+
+/// The first row to draw so that row `wanted` is as high as it can be while
+/// the last rows still fill the room, and, for a history taller than
+/// `fits` lines (it gives one up for this), how many rows are above and
+/// below the window.
+fn scroll(heights: &[usize], fits: usize, wanted: usize) -> (usize, Option<(usize, usize)>) {
     let total_rows = heights.len();
     let lines: usize = heights.iter().sum();
-    // A history longer than the room gives up one line for its scroll line.
     let room = if lines > fits {
         fits.saturating_sub(1)
     } else {
@@ -190,34 +230,22 @@ pub(super) fn draw_order(frame: &mut Frame, m: &Model, id: &str, area: Rect) {
         last_start -= 1;
         used += heights[last_start];
     }
-    let offset =
-        m.ui.detail_scroll
-            .min(last_start.min(total_rows.saturating_sub(1)));
-    let table_block = if lines > fits {
-        let mut drawn = 0;
-        let below_from = (offset..total_rows)
-            .find(|i| {
-                drawn += heights[*i];
-                drawn > room
-            })
-            .unwrap_or(total_rows);
-        let more = total_rows - below_from;
-        table_block.title_bottom(
-            Line::from(format!(" {offset} above · {more} below · J/K scroll "))
-                .right_aligned()
-                .dark_gray(),
-        )
-    } else {
-        table_block
-    };
-    frame.render_stateful_widget(
-        Table::new(rows.into_iter().chain(rejected), widths)
-            .header(Row::new(header).dark_gray().bold())
-            .block(table_block),
-        table,
-        &mut TableState::default().with_offset(offset),
-    );
+    let offset = wanted.min(last_start.min(total_rows.saturating_sub(1)));
+    if lines <= fits {
+        return (offset, None);
+    }
+    let mut drawn = 0;
+    let below_from = (offset..total_rows)
+        .find(|i| {
+            drawn += heights[*i];
+            drawn > room
+        })
+        .unwrap_or(total_rows);
+    (offset, Some((offset, total_rows - below_from)))
+}
 
+/// The trace timeline as a waterfall.
+fn draw_waterfall(frame: &mut Frame, e: &OrderEntry, titled: bool, timeline: Rect) {
     // The trace timeline as a waterfall: each bar starts where its stage
     // began, all on one time scale, like a tracing UI.
     let stages = e.timeline();
@@ -355,7 +383,7 @@ pub(super) fn draw_dead_letters(frame: &mut Frame, m: &Model, queue: &str, curso
 
 #[cfg(test)]
 mod tests {
-    use super::wrap;
+    use super::{scroll, wrap};
 
     #[test]
     fn wrap_breaks_between_words_and_cuts_only_a_word_too_long() {
@@ -365,5 +393,17 @@ mod tests {
         );
         assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
         assert_eq!(wrap("", 4), [""]);
+    }
+
+    #[test]
+    fn a_history_scrolls_until_its_last_rows_fill_the_room() {
+        let ten = [1; 10];
+        assert_eq!(scroll(&ten, 20, 3), (0, None), "it fits: no scrolling");
+        // 5 lines: 4 rows and the scroll line.
+        assert_eq!(scroll(&ten, 5, 0), (0, Some((0, 6))));
+        assert_eq!(scroll(&ten, 5, 2), (2, Some((2, 4))));
+        assert_eq!(scroll(&ten, 5, 99), (6, Some((6, 0))), "no further than the end");
+        // A tall last row stops the window earlier.
+        assert_eq!(scroll(&[1, 1, 1, 1, 3], 5, 99), (3, Some((3, 0))));
     }
 }
