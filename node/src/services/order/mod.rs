@@ -420,51 +420,64 @@ async fn take(
     let started = Instant::now();
     let payment = s.pay(&req, &trace_id).await;
     let pay_ms = started.elapsed().as_millis() as u64;
-    let payment_id = match payment {
+    let placed = || placed_event(s, order, &order_id, &trace_id, amount_cents, received);
+    match payment {
         Payment::Unavailable(why) => {
             tracing::warn!(%order_id, %trace_id, %why, pay_ms, "payment unavailable: order not taken");
             s.node
                 .counters()
                 .failed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Err(ApiError::new(
+            Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 api::error_code::PAYMENT_UNAVAILABLE,
                 api::PAYMENT_UNAVAILABLE_MESSAGE,
-            ));
+            ))
         }
         Payment::Declined(reason) => {
-            let placed = placed_event(s, order, &order_id, &trace_id, amount_cents, received)?;
+            let placed = placed()?;
             s.publish(&placed).await?;
-            s.follow_up(
-                &events::OrderRejected {
-                    reason: reason.clone(),
-                },
-                &placed,
-            )
-            .await?;
+            let rejected = events::OrderRejected {
+                reason: reason.clone(),
+            };
+            s.follow_up(&rejected, &placed).await?;
             tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
-            return Err(ApiError::declined(
+            Err(ApiError::declined(
                 order_id,
                 format!("payment declined: {reason}"),
-            ));
+            ))
         }
-        Payment::Captured(id) => id,
-    };
+        Payment::Captured(payment_id) => {
+            accept(
+                s,
+                order,
+                placed()?,
+                OrderPaid {
+                    payment_id,
+                    amount_cents,
+                },
+            )
+            .await?;
+            s.node
+                .counters()
+                .handled
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(%order_id, %trace_id, amount_cents, pay_ms, "order accepted and queued for a kitchen");
+            Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))).into_response())
+        }
+    }
+}
 
-    // Placed, paid, the kitchen ticket and queued: numbered and recorded
-    // under one lock, then in the outbox (flushed) with one disk sync before
-    // we answer. From here the order survives a kill -9 of this node, and
-    // the keeper and the log get it when they can.
-    let placed = placed_event(s, order, &order_id, &trace_id, amount_cents, received)?;
+/// A paid order's placed, paid, kitchen ticket and queued: numbered and
+/// recorded under one lock, then in the outbox (flushed) with one disk sync
+/// before we answer. From here the order survives a kill -9 of this node,
+/// and the keeper and the log get it when they can.
+async fn accept(s: &Service, order: &PlaceOrder, placed: Envelope, paid: OrderPaid) -> Result<(), ApiError> {
     let (paid, ticket, queued) = {
         let mut book = s.book.lock().await;
         let node = s.node.id();
+        let order_id = placed.order_id.clone();
         book.record(placed.clone()).map_err(ApiError::internal)?;
-        let paid = OrderPaid {
-            payment_id,
-            amount_cents,
-        };
         let paid =
             events::follow(&paid, &placed, book.next_seq(&order_id), node).map_err(ApiError::internal)?;
         book.record(paid.clone()).map_err(ApiError::internal)?;
@@ -489,13 +502,7 @@ async fn take(
             Outgoing::Event(&queued),
         ])
         .await
-        .map_err(ApiError::internal)?;
-    s.node
-        .counters()
-        .handled
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    tracing::info!(%order_id, %trace_id, amount_cents, pay_ms, "order accepted and queued for a kitchen");
-    Ok((StatusCode::CREATED, Json(OrderAccepted::new(order_id, trace_id))).into_response())
+        .map_err(ApiError::internal)
 }
 
 /// A repeated `Idempotency-Key` whose order got as far as the book: the
