@@ -41,6 +41,8 @@ pub struct Options {
     pub record: Option<PathBuf>,
     /// Record the screen as an asciicast file (`--cast`).
     pub cast: Option<CastTarget>,
+    /// What chaos mode does (`c`; `--chaos` starts it at once).
+    pub chaos: crate::chaos::ChaosOptions,
 }
 
 impl Options {
@@ -125,6 +127,7 @@ impl App {
                 .clone()
                 .map(|s| crate::play::Play::new(s, now).paced(opts.pace)),
             recording: opts.record.as_ref().map(|_| crate::record::Recording::new(now)),
+            chaos: Some(crate::chaos::Chaos::new(opts.chaos.clone())),
         };
         let mut app = App {
             opts,
@@ -237,11 +240,11 @@ impl App {
                 }
                 Ok(None)
             }
-            Effect::PlaceOrders { url, count } => {
+            Effect::PlaceOrders { url, count, quiet } => {
                 let (http, tx) = (self.http.clone(), self.tx.clone());
                 tokio::spawn(async move {
                     let outcome = crate::customer::place(&http, &url, count).await;
-                    let _ = tx.send(Msg::Placed(outcome));
+                    let _ = tx.send(Msg::Placed(crate::msg::PlaceOutcome { quiet, ..outcome }));
                 });
                 Ok(None)
             }
@@ -314,7 +317,12 @@ impl App {
 
     /// The scenario's verdict, once it is over.
     fn verdict(&self) -> Option<crate::play::Verdict> {
-        self.watchers.play.as_ref().and_then(|p| p.verdict.clone())
+        let chaos = self.watchers.chaos.as_ref().and_then(|c| c.verdict.clone());
+        self.watchers
+            .play
+            .as_ref()
+            .and_then(|p| p.verdict.clone())
+            .or(chaos)
     }
 
     /// [`App::finish`], keeping the scenario's verdict.

@@ -5,6 +5,8 @@
 //! With `--scenario`, it prints the scenario's steps as they run (and the
 //! alerts), then a verdict table, and quits: the exit code says whether every
 //! expectation held.
+//! With `--chaos`, it prints what chaos does and the ledger every 10 s, then
+//! the ledger and a verdict once the run is over and quiet.
 //! With `--cast FILE` the screen is drawn anyway, off-screen (ratatui's
 //! `TestBackend` at `--cast-size`), whenever the model changed and at most
 //! every [`HEADLESS_FRAME`], and recorded: a scripted run in CI leaves a
@@ -39,6 +41,8 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
     let scripted = app.watchers.play.is_some();
     let mut printed = 0u64;
     let mut narrated = 0usize;
+    let mut chaos_narrated = 0usize;
+    let mut last_ledger = Instant::now();
     print_new(&app, &mut printed, scripted);
     let mut tick = tokio::time::interval(TICK);
     let mut last_frame = Instant::now() - HEADLESS_FRAME;
@@ -66,6 +70,25 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
                 app.model.quitting = Some(true);
             }
         }
+        if let Some(chaos) = &app.watchers.chaos {
+            for line in &chaos.lines[chaos_narrated..] {
+                say(line);
+            }
+            chaos_narrated = chaos.lines.len();
+            if chaos.on && last_ledger.elapsed() >= LEDGER_EVERY {
+                say(&format!(
+                    "{} {}",
+                    clock(app.model.now),
+                    ledger_line(&chaos.tally())
+                ));
+                last_ledger = Instant::now();
+            }
+            if let Some(verdict) = &chaos.verdict {
+                say(&crate::chaos::ledger_table(&chaos.tally()));
+                say(&verdict_table(verdict));
+                app.model.quitting = Some(true);
+            }
+        }
     }
     if let Some(mut s) = screen {
         // The last state before quitting (the verdict on screen), then
@@ -76,6 +99,17 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
         s.recorder.finish();
     }
     Ok(app.close().await)
+}
+
+/// How often a chaos run prints its ledger.
+const LEDGER_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The ledger on one line.
+fn ledger_line(t: &crate::ledger::Tally) -> String {
+    format!(
+        "ledger: attempted {} accepted {} refused {} delivered {} open {} delivered twice {} cooked twice {}",
+        t.attempted, t.accepted, t.refused, t.delivered, t.open, t.delivered_twice, t.cooked_twice
+    )
 }
 
 /// The verdict as a table, one expectation per line.
@@ -125,7 +159,7 @@ impl OffScreen {
         }
         let stopped = match self
             .terminal
-            .draw(|f| crate::ui::draw(f, &app.model, app.watchers.play.as_ref()))
+            .draw(|f| crate::ui::draw(f, &app.model, &app.watchers))
         {
             Ok(frame) => self.recorder.record(frame.buffer).map(|e| e.to_string()),
             Err(e) => {

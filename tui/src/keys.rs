@@ -81,6 +81,14 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
                 "display follows the platform again".into()
             });
         }
+        KeyCode::Char('c') => {
+            m.ui.chaos = !m.ui.chaos;
+            m.ui.flash = Some(if m.ui.chaos {
+                "chaos on: nodes break at random while orders stream in; c again to stop".into()
+            } else {
+                "chaos off: everything is repaired; the ledger counts what is still open".into()
+            });
+        }
         KeyCode::Char('o') => return place(m, 1),
         KeyCode::Char('O') => {
             m.ui.popup = Some(Popup::Burst {
@@ -385,7 +393,11 @@ fn place(m: &mut Model, count: u32) -> Vec<Effect> {
     match m.order_url() {
         Some(url) => {
             m.placing += count;
-            vec![Effect::PlaceOrders { url, count }]
+            vec![Effect::PlaceOrders {
+                url,
+                count,
+                quiet: false,
+            }]
         }
         None => {
             let text = "no order service is up: start one (s on the order node) to place orders";

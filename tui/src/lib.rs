@@ -17,6 +17,8 @@
 //! - [`scenario`] / [`play`] / `record`: scripted runs, their player,
 //!   and recording an operator's session into a scenario.
 //! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
+//! - [`chaos`] / [`ledger`]: chaos mode and the ledger that proves it lost
+//!   nothing.
 
 // Public: what the binaries, tests and benches drive. The shell's private
 // rooms (the feed, the customer, the log tail, the recorder) are reached
@@ -29,10 +31,12 @@
 
 pub mod app;
 pub mod cast;
+pub mod chaos;
 mod customer;
 mod feed;
 pub mod headless;
 pub mod keys;
+pub mod ledger;
 pub mod model;
 pub mod msg;
 pub mod play;

@@ -29,7 +29,8 @@ struct Args {
     /// Attach to a running broker (mqtt://HOST:PORT) instead of starting one.
     #[arg(long, env = "PIZZA_BROKER")]
     broker: Option<String>,
-    /// The nodes to start (TOML); defaults to assets/topology.toml.
+    /// The nodes to start (TOML); defaults to assets/topology.toml
+    /// (assets/chaos.toml with --chaos).
     #[arg(long)]
     topology: Option<PathBuf>,
     /// Keep node state here between runs (default: a fresh directory per run).
@@ -59,9 +60,40 @@ struct Args {
     /// drawn off-screen at --cast-size.
     #[arg(long, value_name = "FILE")]
     cast: Option<PathBuf>,
+    /// Chaos mode from the start: a steady stream of orders (--load) while
+    /// random nodes are killed, stopped, paused, the broker too, and
+    /// repaired; a ledger counts what became of every order. With
+    /// --headless it runs --duration seconds, waits for the open orders,
+    /// prints the ledger and exits 1 on a lost or doubled order.
+    #[arg(long)]
+    chaos: bool,
+    /// Chaos mode's seed: the same seed, the same choices.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Orders per second while chaos runs.
+    #[arg(long, default_value_t = 10.0)]
+    load: f64,
+    /// Seconds of chaos before it goes quiet and is judged (default with
+    /// --headless: 120; in the control room: until `c`).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Mean seconds between one repair and the next break.
+    #[arg(long, value_name = "SECONDS", default_value_t = 6.0)]
+    chaos_interval: f64,
+    /// What chaos may do, comma-separated: kill, stop, pause, broker-kill.
+    #[arg(long, value_delimiter = ',', default_value = "kill,stop,pause,broker-kill", value_parser = parse_action)]
+    chaos_actions: Vec<tui::chaos::Action>,
     /// The size a --headless --cast run draws at, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     cast_size: Size,
+}
+
+/// `kill` -> [`tui::chaos::Action::Kill`].
+fn parse_action(text: &str) -> Result<tui::chaos::Action, String> {
+    tui::chaos::Action::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = tui::chaos::Action::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown chaos action {text:?}: one of {}", names.join(", "))
+    })
 }
 
 /// `120x40` -> 120 columns, 40 rows.
@@ -124,6 +156,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A scenario brings its own platform unless --topology says otherwise.
     let mut topology = match (&scenario, &args.topology) {
         (Some(s), None) => s.topology().map_err(anyhow::Error::msg)?,
+        (None, None) if args.chaos => Topology::for_chaos(&data_dir)?,
         _ => Topology::load(args.topology.as_deref())?,
     };
     let broker = match args.broker {
@@ -148,7 +181,32 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             path,
             headless_size: args.cast_size,
         }),
+        chaos: tui::chaos::ChaosOptions {
+            seed: args.seed,
+            load: args.load,
+            mean_interval_s: args.chaos_interval,
+            actions: args.chaos_actions.clone(),
+            autostart: args.chaos,
+            duration_s: args.duration.or((args.chaos && args.headless).then_some(120.0)),
+            ..Default::default()
+        },
     };
+    anyhow::ensure!(
+        args.load.is_finite() && args.load >= 0.0,
+        "--load must be orders per second, 0 or more, got {}",
+        args.load
+    );
+    anyhow::ensure!(
+        args.chaos_interval.is_finite() && args.chaos_interval > 0.0,
+        "--chaos-interval must be seconds above 0, got {}",
+        args.chaos_interval
+    );
+    if let Some(d) = args.duration {
+        anyhow::ensure!(
+            d.is_finite() && d > 0.0,
+            "--duration must be seconds above 0, got {d}"
+        );
+    }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     let Finished { ending, verdict } = runtime.block_on(async {
         // Before any node starts: see signals.rs.

@@ -81,6 +81,8 @@ pub struct PlaceOutcome {
     pub refused: std::collections::BTreeMap<String, u32>,
     /// The first refusal's message, for the log.
     pub first_error: Option<String>,
+    /// Asked for quietly (see `Effect::PlaceOrders`).
+    pub quiet: bool,
 }
 
 /// Something for the shell to do.
@@ -108,6 +110,9 @@ pub enum Effect {
         url: String,
         /// How many.
         count: u32,
+        /// A stream's batch (chaos mode's load): no log line when all
+        /// are accepted.
+        quiet: bool,
     },
     /// `DELETE /orders/{id}` on the order service at `url`.
     CancelOrder {

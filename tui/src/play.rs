@@ -328,7 +328,11 @@ impl Play {
             Step::Place { count, .. } => {
                 let url = m.order_url().ok_or("no order service is up to place orders")?;
                 self.awaiting += count;
-                vec![Effect::PlaceOrders { url, count: *count }]
+                vec![Effect::PlaceOrders {
+                    url,
+                    count: *count,
+                    quiet: false,
+                }]
             }
             Step::Cancel { order, .. } => {
                 let n = self.seen.accepted.len() as i64;

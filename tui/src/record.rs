@@ -170,6 +170,7 @@ mod tests {
             &[Effect::PlaceOrders {
                 url: "u".into(),
                 count: 5,
+                quiet: false,
             }],
             &nodes,
         );

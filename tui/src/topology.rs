@@ -8,6 +8,9 @@ use serde::Deserialize;
 /// The default topology, compiled in so a fresh checkout needs no files.
 pub const DEFAULT: &str = include_str!("../../assets/topology.toml");
 
+/// The platform `--chaos` starts without `--topology` (assets/chaos.toml).
+pub const CHAOS: &str = include_str!("../../assets/chaos.toml");
+
 pub use contracts::domain::Role;
 
 /// One node of the topology.
@@ -109,6 +112,26 @@ impl Topology {
                 Topology::parse(&text)
             }
         }
+    }
+
+    /// The chaos platform ([`CHAOS`]), its kitchens stocked from a file it
+    /// writes into `data_dir`: enough for any run.
+    pub fn for_chaos(data_dir: &Path) -> Result<Topology, TopologyError> {
+        let stock = data_dir.join("chaos-stock.toml");
+        let mut text = String::from("[stock]\n");
+        for ingredient in crate::customer::ingredients() {
+            text.push_str(&format!("{ingredient} = 100000000\n"));
+        }
+        std::fs::write(&stock, text).map_err(|source| TopologyError::Read {
+            path: stock.display().to_string(),
+            source,
+        })?;
+        let mut t = Topology::parse(CHAOS)?;
+        for n in t.nodes.iter_mut().filter(|n| n.role.keeps_stock()) {
+            n.args
+                .extend(["--stock".to_string(), stock.display().to_string()]);
+        }
+        Ok(t)
     }
 
     /// The topology without its broker (when attaching to a running one).

@@ -62,7 +62,7 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
                 return Ok(());
             }
             if app.model.dirty && last_frame.elapsed() >= FRAME {
-                let frame = terminal.draw(|f| crate::ui::draw(f, &app.model, app.watchers.play.as_ref()))?;
+                let frame = terminal.draw(|f| crate::ui::draw(f, &app.model, &app.watchers))?;
                 let stopped = recorder.as_mut().and_then(|r| r.record(frame.buffer));
                 app.model.dirty = false;
                 last_frame = Instant::now();

@@ -5,6 +5,7 @@ use contracts::events::{self, kind};
 use contracts::status::{BreakerState, NodeState, NodeStatus};
 use contracts::Envelope;
 
+use crate::chaos::Chaos;
 use crate::keys;
 use crate::model::orders::short_id;
 use crate::model::{Level, Model, NodeRow, Proc};
@@ -14,14 +15,17 @@ use crate::play::Play;
 use crate::record::Recording;
 
 /// What watches the model beside it, fed the same messages: the scenario
-/// being played (`--scenario`) and the operator's session being recorded
-/// (`--record`). Their own state, not the model's.
+/// being played (`--scenario`), the operator's session being recorded
+/// (`--record`) and chaos mode with its ledger. Their own state, not the
+/// model's.
 #[derive(Debug, Default)]
 pub struct Watchers {
     /// The scenario player.
     pub play: Option<Play>,
     /// The recorder.
     pub recording: Option<Recording>,
+    /// Chaos mode (`c`, `--chaos`).
+    pub chaos: Option<Chaos>,
 }
 
 /// [`update`] with its watchers: the player sees each message before the
@@ -30,6 +34,9 @@ pub struct Watchers {
 pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
     if let Some(play) = &mut w.play {
         play.observe(&msg);
+    }
+    if let Some(chaos) = &mut w.chaos {
+        chaos.observe(&msg);
     }
     let key = matches!(msg, Msg::Key(_));
     let accepted = match &msg {
@@ -53,6 +60,10 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
         }
         m.ui.playing = true;
         m.ui.scenario_over = play.finished();
+    }
+    if let Some(chaos) = &mut w.chaos {
+        effects.extend(chaos.advance(m));
+        m.ui.chaos_bar = chaos.shown();
     }
     effects
 }
@@ -399,6 +410,9 @@ fn on_placed(m: &mut Model, o: PlaceOutcome) {
     m.placing = m.placing.saturating_sub(o.requested);
     let accepted = o.accepted.len();
     if o.refused.is_empty() {
+        if o.quiet {
+            return;
+        }
         let text = match o.accepted.as_slice() {
             [one] => format!("POST /orders → 201, order {}", short_id(one)),
             _ => format!("POST /orders ×{accepted} → all 201"),

@@ -26,7 +26,7 @@ fn press(m: &mut Model, code: KeyCode) {
 /// Draws `m` and records the frame; returns the screen as text.
 fn frame(terminal: &mut Terminal<TestBackend>, recorder: &mut Recorder, m: &Model) -> String {
     let frame = terminal
-        .draw(|f| tui::ui::draw(f, m, None))
+        .draw(|f| tui::ui::draw(f, m, &Default::default()))
         .expect("drawing in memory");
     assert!(recorder.record(frame.buffer).is_none(), "recording failed");
     let screen = text(frame.buffer);

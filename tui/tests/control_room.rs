@@ -62,6 +62,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         pace: 0.0,
         record: None,
         cast: None,
+        chaos: Default::default(),
     }
 }
 

@@ -11,7 +11,9 @@ use tui::update::update;
 
 fn draw(m: &Model, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
-    terminal.draw(|f| tui::ui::draw(f, m, None)).expect("drawing");
+    terminal
+        .draw(|f| tui::ui::draw(f, m, &Default::default()))
+        .expect("drawing");
     let buffer = terminal.backend().buffer();
     (0..height)
         .map(|y| {
@@ -405,4 +407,72 @@ fn a_wide_screen_shows_each_nodes_work_over_the_last_minute() {
     assert!(screen.contains("WORK 1m"), "{screen}");
     assert!(screen.contains('█'), "{screen}");
     insta::assert_snapshot!("nodes_work_160x40", screen);
+}
+
+/// Chaos mode's bar under the panels: its state and the ledger, with a
+/// doubled delivery in red. Drawn at 120×40 and 80×24 (where it must not
+/// push the panels off the screen).
+#[test]
+fn the_chaos_bar_shows_the_ledger() {
+    use tui::chaos::{Chaos, ChaosOptions};
+    use tui::update::{step, Watchers};
+    let mut m = tui::testkit::model();
+    let mut w = Watchers {
+        chaos: Some(Chaos::new(ChaosOptions {
+            mean_interval_s: 1e9,
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let ids: Vec<String> = (0..3).map(|i| format!("ord_chaos_{i}")).collect();
+    step(
+        &mut m,
+        &mut w,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)),
+    );
+    step(
+        &mut m,
+        &mut w,
+        Msg::Placed(tui::msg::PlaceOutcome {
+            requested: 4,
+            accepted: ids.clone(),
+            refused: [("503 payment_unavailable".to_string(), 1)].into(),
+            first_error: None,
+            quiet: true,
+        }),
+    );
+    for (n, id) in [&ids[0], &ids[1], &ids[1]].into_iter().enumerate() {
+        let mut e = contracts::Envelope::new(
+            contracts::events::kind::ORDER_DELIVERED,
+            id,
+            8,
+            "t",
+            "delivery",
+            serde_json::json!({"driver": "Ada"}),
+        );
+        e.event_id = uuid::Uuid::from_u128(n as u128 + 1);
+        e.occurred_at = m.now;
+        step(&mut m, &mut w, Msg::Event(Box::new(e)));
+    }
+    for (width, height) in [(120, 40), (80, 24)] {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("a test terminal");
+        terminal.draw(|f| tui::ui::draw(f, &m, &w)).expect("drawing");
+        let buffer = terminal.backend().buffer();
+        let screen = (0..height)
+            .map(|y| {
+                let line: String = (0..width).map(|x| buffer[(x, y)].symbol().to_string()).collect();
+                line.trim_end().to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_whole(&screen);
+        assert!(screen.contains("CHAOS  on"), "{screen}");
+        let ledger = if width >= 110 {
+            "attempted 4 accepted 3 refused 1 delivered 2 cancelled 0 in flight 1 delivered twice 1 cooked twice 0"
+        } else {
+            "sent 4 ok 3 refused 1 delivered 2 open 1 ×2 delivered 1 ×2 cooked 0"
+        };
+        assert!(screen.contains(ledger), "{screen}");
+        insta::assert_snapshot!(format!("chaos_bar_{width}x{height}"), screen);
+    }
 }

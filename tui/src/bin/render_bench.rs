@@ -29,7 +29,7 @@ fn frame_time(m: &Model, width: u16, height: u16) -> anyhow::Result<(Duration, D
     let mut times = Vec::with_capacity(FRAMES as usize);
     for _ in 0..FRAMES {
         let start = Instant::now();
-        terminal.draw(|f| tui::ui::draw(f, m, None))?;
+        terminal.draw(|f| tui::ui::draw(f, m, &Default::default()))?;
         times.push(start.elapsed());
     }
     times.sort();

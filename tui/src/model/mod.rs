@@ -263,6 +263,10 @@ pub struct Ui {
     pub history_step: Option<usize>,
     /// The display does not follow data while frozen.
     pub frozen: bool,
+    /// Chaos mode wanted (`c`): breaking nodes while orders stream in.
+    pub chaos: bool,
+    /// Chaos mode has run: its bar is on screen.
+    pub chaos_bar: bool,
     /// A one-line answer to the last key ("kitchen-1 is not running").
     pub flash: Option<String>,
     /// The Orders table's order.

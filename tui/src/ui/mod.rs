@@ -5,6 +5,7 @@
 //! focused panel fills the body with a tab bar above it and the latest
 //! events below, so nothing is cut off at 80×24.
 
+mod chaos;
 mod detail;
 mod drivers;
 mod events;
@@ -22,7 +23,7 @@ use ratatui::widgets::{Block, BorderType, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::model::{Detail, Model, Panel};
-use crate::play::Play;
+use crate::update::Watchers;
 
 /// Lines in the help popup (keys clamp its scroll to this).
 pub const HELP_LINES: usize = popups::HELP.len();
@@ -30,14 +31,20 @@ pub const HELP_LINES: usize = popups::HELP.len();
 /// The width and height from which every panel is shown at once.
 pub const FULL_LAYOUT: (u16, u16) = (100, 30);
 
-/// Draws the whole screen.
-pub fn draw(frame: &mut Frame, m: &Model, play: Option<&Play>) {
+/// Draws the whole screen, with the bars of what watches it (the
+/// scenario being played, chaos mode).
+pub fn draw(frame: &mut Frame, m: &Model, w: &Watchers) {
     let area = frame.area();
-    let [header, body, bar, footer] = screen(play.is_some(), area);
+    let play = w.play.as_ref();
+    let chaos = w.chaos.as_ref().filter(|_| m.ui.chaos_bar);
+    let [header, body, bar, chaos_bar, footer] = screen(play.is_some(), chaos.is_some(), area);
     draw_header(frame, m, header);
     draw_footer(frame, m, footer);
     if let Some(play) = play {
         scenario::draw_bar(frame, play, bar);
+    }
+    if let Some(c) = chaos {
+        chaos::draw_bar(frame, c, m.now, chaos_bar);
     }
     match &m.ui.detail {
         Some(Detail::Order(id)) => detail::draw_order(frame, m, id, body),
@@ -60,13 +67,15 @@ pub fn draw(frame: &mut Frame, m: &Model, play: Option<&Play>) {
     popups::draw(frame, m, area);
 }
 
-/// Header, body, scenario bar and footer.
-fn screen(playing: bool, area: Rect) -> [Rect; 4] {
+/// Header, body, scenario bar, chaos bar and footer.
+fn screen(playing: bool, chaos: bool, area: Rect) -> [Rect; 5] {
     let bar_h = if playing { scenario::HEIGHT } else { 0 };
+    let chaos_h = if chaos { chaos::HEIGHT } else { 0 };
     Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(3),
         Constraint::Length(bar_h),
+        Constraint::Length(chaos_h),
         Constraint::Length(2),
     ])
     .areas(area)
@@ -143,7 +152,7 @@ fn draw_tabs(frame: &mut Frame, m: &Model, tabs: Rect) {
 /// ([`Model::selectable`]), found the way the view scrolled it.
 pub fn panel_at(m: &Model, width: u16, height: u16, x: u16, y: u16) -> Option<(Panel, Option<usize>)> {
     let area = Rect::new(0, 0, width, height);
-    let [_, body, _, _] = screen(m.ui.playing, area);
+    let [_, body, _, _, _] = screen(m.ui.playing, m.ui.chaos_bar, area);
     if m.ui.detail.is_some() {
         return None;
     }

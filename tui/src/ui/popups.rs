@@ -29,6 +29,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("+ / -", "one more / one fewer node of its role"),
     ("f", "fault menu: latency, errors, drop, dup, reorder, stock"),
     ("o / O", "place one order / a burst"),
+    (
+        "c",
+        "chaos: break random nodes while orders stream in; the ledger counts them",
+    ),
     ("x on an order", "cancel it (DELETE /orders/{id}): watch the saga"),
     ("[ ] ← →", "in an order: step back / forward through its history"),
     ("r / A", "in dead letters: re-queue one / all"),

@@ -459,6 +459,7 @@ fn a_refused_burst_flashes_even_while_frozen() {
         accepted: vec![],
         refused: BTreeMap::from([("503 payment_unavailable".to_string(), 1)]),
         first_error: None,
+        quiet: false,
     };
     update(&mut m, Msg::Placed(outcome));
     assert!(flash(&m).contains("503 payment_unavailable"));
@@ -510,7 +511,8 @@ fn o_places_one_order_with_an_order_service_up() {
         update(&mut m, key('o')),
         vec![Effect::PlaceOrders {
             url: ORDER_URL.into(),
-            count: 1
+            count: 1,
+            quiet: false,
         }]
     );
     assert_eq!(m.placing, 1);
@@ -534,7 +536,8 @@ fn capital_o_asks_how_many_digits_and_backspace_edit_enter_places() {
         update(&mut m, code(KeyCode::Enter)),
         vec![Effect::PlaceOrders {
             url: ORDER_URL.into(),
-            count: 25
+            count: 25,
+            quiet: false,
         }]
     );
     assert_eq!(m.ui.popup, None);

@@ -582,6 +582,18 @@ fn placed_orders_all_accepted_log_info() {
         }),
     );
     assert_eq!(m.placing, 0, "never below zero");
+    // Chaos mode's stream: only its refusals are news.
+    let logged = m.log.len();
+    update(
+        &mut m,
+        Msg::Placed(PlaceOutcome {
+            requested: 1,
+            accepted: vec!["ord-0000dddd".into()],
+            quiet: true,
+            ..Default::default()
+        }),
+    );
+    assert_eq!(m.log.len(), logged, "a quiet batch all accepted logs nothing");
 }
 
 #[test]
@@ -593,6 +605,7 @@ fn refused_orders_alert_and_flash_the_status() {
         accepted: vec!["ord-0000aaaa".into(), "ord-0000bbbb".into()],
         refused: BTreeMap::from([("503 payment_unavailable".to_string(), 3)]),
         first_error: Some("payment is unavailable".into()),
+        quiet: false,
     };
     assert_eq!(update(&mut m, Msg::Placed(outcome)), vec![]);
     assert_eq!(m.placing, 0);

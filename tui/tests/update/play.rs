@@ -11,6 +11,7 @@ fn playing(m: &Model, toml: &str) -> Watchers {
     Watchers {
         play: Some(play),
         recording: None,
+        chaos: None,
     }
 }
 
@@ -47,7 +48,8 @@ fn a_scenario_places_through_the_order_service_then_waits_and_times_out_into_a_f
         effects,
         vec![Effect::PlaceOrders {
             url: ORDER_URL.into(),
-            count: 2
+            count: 2,
+            quiet: false,
         }]
     );
     // The place step waits for the answer, then the wait step begins.
@@ -141,6 +143,7 @@ fn a_paced_scenario_holds_a_captioned_step_on_screen() {
     let mut w = Watchers {
         play: Some(play),
         recording: None,
+        chaos: None,
     };
     step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
     let p = w.play.as_ref().expect("playing");
