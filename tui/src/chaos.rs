@@ -288,17 +288,23 @@ impl Chaos {
         if self.verdict.is_some() || (t.open > 0 && !self.settled(m.now)) {
             return;
         }
-        let lost = self.ledger.open(5).join(", ");
+        let after = secs(m.now - off);
+        let lost = match t.open {
+            0 => format!(
+                "all {} accepted orders finished {after:.0} s after chaos",
+                t.accepted
+            ),
+            n => format!(
+                "{n} of {} accepted still open {after:.0} s after chaos: {}",
+                t.accepted,
+                self.ledger.open(5).join(", ")
+            ),
+        };
         let judged = vec![
             Judged {
                 expected: "no accepted order lost".into(),
                 held: t.open == 0,
-                saw: format!(
-                    "{} of {} accepted open {:.0} s after chaos: {lost}",
-                    t.open,
-                    t.accepted,
-                    secs(m.now - off)
-                ),
+                saw: lost,
             },
             Judged {
                 expected: "no order delivered twice".into(),
@@ -355,9 +361,9 @@ fn seconds(s: f64) -> Duration {
 }
 
 /// The ledger's figures as lines, for `--headless`.
-pub fn ledger_table(t: &Tally) -> String {
+pub fn ledger_table(breaks: u64, t: &Tally) -> String {
     format!(
-        "ledger\n  attempted {}  accepted {}  refused {}\n  delivered {}  cancelled or rejected {}  open {}\n  delivered twice {}  cooked twice {}",
+        "ledger after {breaks} break(s)\n  attempted {}  accepted {}  refused {}\n  delivered {}  cancelled or rejected {}  open {}\n  delivered twice {}  cooked twice {}",
         t.attempted, t.accepted, t.refused, t.delivered, t.ended, t.open, t.delivered_twice, t.cooked_twice
     )
 }

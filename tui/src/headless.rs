@@ -84,7 +84,7 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
                 last_ledger = Instant::now();
             }
             if let Some(verdict) = &chaos.verdict {
-                say(&crate::chaos::ledger_table(&chaos.tally()));
+                say(&crate::chaos::ledger_table(chaos.breaks, &chaos.tally()));
                 say(&verdict_table(verdict));
                 app.model.quitting = Some(true);
             }

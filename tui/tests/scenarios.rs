@@ -205,3 +205,55 @@ shipped! {
     pause_past_lease,
     on_mosquitto,
 }
+
+/// `--headless --chaos`, as the README shows it (shorter): orders stream in
+/// while random nodes, the broker included, are killed, stopped and paused;
+/// it ends with the ledger and a verdict: nothing lost, nothing doubled.
+#[test]
+fn a_headless_chaos_run_breaks_nodes_and_loses_no_order() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data = dir.path().display().to_string();
+    let mut room = Room::start(&[
+        "--headless",
+        "--chaos",
+        "--seed",
+        "11",
+        "--load",
+        "20",
+        "--duration",
+        "30",
+        "--chaos-interval",
+        "1",
+        "--data-dir",
+        &data,
+    ]);
+    let code = room.wait_exit(240);
+    let out = room.seen.join("\n");
+    let breaks = room
+        .seen
+        .iter()
+        .filter(|l| {
+            ["kill ", "stop ", "pause ", "broker-kill "]
+                .iter()
+                .any(|a| l.contains(&format!("chaos: {a}")))
+        })
+        .count();
+    assert!(breaks >= 3, "only {breaks} breaks in 30 s:\n{out}");
+    let accepted: u64 = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("attempted "))
+        .and_then(|l| l.split("accepted ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        accepted >= 200,
+        "a stream of 20/s for 30 s, {accepted} accepted:\n{out}"
+    );
+    assert!(out.contains("PASSED: every expectation held"), "{out}");
+    assert!(
+        out.contains("open 0") && out.contains("delivered twice 0"),
+        "{out}"
+    );
+    assert_eq!(code, Some(0), "{out}");
+}
