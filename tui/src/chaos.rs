@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng};
 use time::{Duration, OffsetDateTime};
 
 use crate::ledger::{Ledger, Tally};
-use crate::model::{Model, Proc};
+use crate::model::{Level, Model, Proc};
 use crate::msg::{Effect, Msg};
 use crate::play::{Judged, Verdict};
 
@@ -113,8 +113,6 @@ pub struct Chaos {
     /// Orders owed to the load, fractions included.
     owed: f64,
     last_tick: Option<OffsetDateTime>,
-    /// What it did, one line each, for the panel and `--headless`.
-    pub lines: Vec<String>,
     /// Breaks so far.
     pub breaks: u64,
     /// What became of the orders.
@@ -137,7 +135,6 @@ impl Chaos {
             broken: None,
             owed: 0.0,
             last_tick: None,
-            lines: Vec::new(),
             breaks: 0,
             ledger: Ledger::default(),
             verdict: None,
@@ -182,19 +179,19 @@ impl Chaos {
             m.ui.chaos = true;
         }
         if m.ui.chaos != self.on {
-            self.switch(m.ui.chaos, now);
+            self.switch(m.ui.chaos, m);
             m.dirty = true;
         }
         if let (Some(d), Some(since)) = (self.opts.duration_s, self.since) {
             if self.on && secs(now - since) >= d {
                 m.ui.chaos = false;
-                self.switch(false, now);
+                self.switch(false, m);
                 m.dirty = true;
             }
         }
         if let Some(b) = self.broken.clone().filter(|b| !self.on || now >= b.repair_at) {
             effects.push(repair(&b));
-            self.say(now, format!("repaired {} ({})", b.id, b.action.name()));
+            say(m, Level::Info, format!("repaired {} ({})", b.id, b.action.name()));
             self.broken = None;
             self.next_break = Some(now + seconds(self.exponential(self.opts.mean_interval_s)));
             m.dirty = true;
@@ -220,7 +217,7 @@ impl Chaos {
             if let Some(b) = self.choose(m, now) {
                 effects.push(breaking(&b));
                 self.breaks += 1;
-                self.say(now, format!("{} {}", b.action.name(), b.id));
+                say(m, Level::Warn, format!("{} {}", b.action.name(), b.id));
                 self.broken = Some(b);
                 m.dirty = true;
             }
@@ -229,25 +226,19 @@ impl Chaos {
     }
 
     /// Turns chaos on or off.
-    fn switch(&mut self, on: bool, now: OffsetDateTime) {
+    fn switch(&mut self, on: bool, m: &mut Model) {
+        let now = m.now;
         self.on = on;
         if on {
             self.since = Some(now);
             self.off_at = None;
             self.next_break = Some(now + seconds(self.exponential(self.opts.mean_interval_s)));
-            self.say(
-                now,
-                format!(
-                    "chaos on: {:.0} orders/s, seed {}",
-                    self.opts.load, self.opts.seed
-                ),
-            );
+            let text = format!("on: {:.0} orders/s, seed {}", self.opts.load, self.opts.seed);
+            say(m, Level::Info, text);
         } else {
             self.off_at = Some(now);
-            self.say(
-                now,
-                "chaos off: repairing, then waiting for every accepted order".into(),
-            );
+            let text = "off: repairing, then waiting for every accepted order";
+            say(m, Level::Info, text.into());
         }
     }
 
@@ -323,16 +314,16 @@ impl Chaos {
         });
     }
 
-    fn say(&mut self, now: OffsetDateTime, text: String) {
-        self.lines
-            .push(format!("{} chaos: {text}", crate::ui::clock(now)));
-    }
-
     /// A draw from the exponential distribution with this mean.
     fn exponential(&mut self, mean: f64) -> f64 {
         let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
         -mean * u.ln()
     }
+}
+
+/// A line in the Events panel (and on `--headless`'s stdout).
+fn say(m: &mut Model, level: Level, text: String) {
+    m.log.push(m.now, level, format!("chaos: {text}"));
 }
 
 /// The effect that breaks `b`'s node.

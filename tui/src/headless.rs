@@ -5,7 +5,8 @@
 //! With `--scenario`, it prints the scenario's steps as they run (and the
 //! alerts), then a verdict table, and quits: the exit code says whether every
 //! expectation held.
-//! With `--chaos`, it prints what chaos does and the ledger every 10 s, then
+//! With `--chaos`, it prints what chaos does (in the events) and the ledger
+//! every 10 s, then
 //! the ledger and a verdict once the run is over and quiet.
 //! With `--cast FILE` the screen is drawn anyway, off-screen (ratatui's
 //! `TestBackend` at `--cast-size`), whenever the model changed and at most
@@ -41,7 +42,6 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
     let scripted = app.watchers.play.is_some();
     let mut printed = 0u64;
     let mut narrated = 0usize;
-    let mut chaos_narrated = 0usize;
     let mut last_ledger = Instant::now();
     print_new(&app, &mut printed, scripted);
     let mut tick = tokio::time::interval(TICK);
@@ -71,10 +71,6 @@ pub async fn run(mut app: App, signals: Signals) -> anyhow::Result<Finished> {
             }
         }
         if let Some(chaos) = &app.watchers.chaos {
-            for line in &chaos.lines[chaos_narrated..] {
-                say(line);
-            }
-            chaos_narrated = chaos.lines.len();
             if chaos.on && last_ledger.elapsed() >= LEDGER_EVERY {
                 say(&format!(
                     "{} {}",
