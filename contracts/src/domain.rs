@@ -108,6 +108,16 @@ impl Role {
         }
     }
 
+    /// The work queue its nodes take work from, if any.
+    pub fn consumes(self) -> Option<&'static str> {
+        match self {
+            Role::Kitchen => Some(crate::queue::KITCHEN),
+            Role::Delivery => Some(crate::queue::DELIVERY),
+            Role::Order => Some(crate::queue::CANCELLATION),
+            _ => None,
+        }
+    }
+
     /// Whether its nodes keep a stock of ingredients (and so can be made to
     /// run out of one, a fault of their own).
     pub fn keeps_stock(self) -> bool {

@@ -128,6 +128,7 @@ impl App {
                 .map(|s| crate::play::Play::new(s, now).paced(opts.pace)),
             recording: opts.record.as_ref().map(|_| crate::record::Recording::new(now)),
             chaos: Some(crate::chaos::Chaos::new(opts.chaos.clone())),
+            rollout: None,
         };
         let mut app = App {
             opts,
@@ -228,6 +229,8 @@ impl App {
             Effect::Kill(id) => sup.kill(&id).map(Some),
             Effect::Freeze(id, frozen) => sup.freeze(&id, frozen).map(Some),
             Effect::Restart(id) => sup.restart(&id).map(Some),
+            // `update::step` starts the rollout watcher for it.
+            Effect::RollingRestart(_) => Ok(None),
             Effect::Control(id, control) => {
                 if let Err(e) = self.feed.control(&id, &control) {
                     self.handle(Msg::Refused(format!("cannot reach {id}: {e}")));

@@ -103,7 +103,7 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('l') if m.ui.focused() == Panel::Nodes => open_log(m),
         KeyCode::Char('x') if m.ui.focused() == Panel::Orders => return ask_cancel(m),
-        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | '+' | '-' | 'f')) => return on_node_key(m, c),
+        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | 'R' | '+' | '-' | 'f')) => return on_node_key(m, c),
         _ => {}
     }
     Vec::new()
@@ -623,6 +623,19 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
         'r' if !row.owned => flash(m, not_here(&id)),
         'r' if !alive => vec![Effect::Start(id)],
         'r' => confirm(m, format!("Restart {target}?"), Effect::Restart(id)),
+        'R' => match Role::parse(&row.role).filter(|r| r.scales()) {
+            Some(role) => {
+                let n = crate::model::nodes::running(&m.nodes, role.as_str(), m.now)
+                    .filter(|n| n.owned)
+                    .count();
+                confirm(
+                    m,
+                    format!("Rolling restart of {role}: its {n} node(s) one at a time, each back at work before the next?"),
+                    Effect::RollingRestart(role),
+                )
+            }
+            None => flash(m, format!("{} is one of a kind: r restarts it", row.role)),
+        },
         '+' | '-' => scale(m, &row, c == '+'),
         'f' if row.carries_messages() => flash(
             m,

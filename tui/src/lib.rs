@@ -18,7 +18,7 @@
 //!   and recording an operator's session into a scenario.
 //! - [`cast`]: `--cast FILE`, the screen as an asciicast recording.
 //! - [`chaos`] / [`ledger`]: chaos mode and the ledger that proves it lost
-//!   nothing.
+//!   nothing; [`rollout`]: a rolling restart.
 
 // Public: what the binaries, tests and benches drive. The shell's private
 // rooms (the feed, the customer, the log tail, the recorder) are reached
@@ -41,6 +41,7 @@ pub mod model;
 pub mod msg;
 pub mod play;
 mod record;
+pub mod rollout;
 pub mod scenario;
 pub mod signals;
 pub mod supervisor;

@@ -100,6 +100,9 @@ pub enum Effect {
     Freeze(String, bool),
     /// Stop, then start again.
     Restart(String),
+    /// Restart every node of a role one at a time (taken by the rollout
+    /// watcher, `update::step`; the shell never sees it).
+    RollingRestart(Role),
     /// Publish a control command to a node.
     Control(String, Control),
     /// Move dead letters back onto their queue (`None`: all of them).

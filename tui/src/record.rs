@@ -122,7 +122,9 @@ impl Recording {
             },
             // Pause/resume/stop commands to nodes not started here, and quitting,
             // are not part of a replayable timeline.
-            Effect::Control(..) | Effect::Quit { .. } => return None,
+            // A rolling restart is not a scenario step: its restarts are not
+            // the operator's keys.
+            Effect::Control(..) | Effect::Quit { .. } | Effect::RollingRestart(_) => return None,
         })
     }
 

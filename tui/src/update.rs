@@ -13,6 +13,7 @@ use crate::msg::ChildEvent;
 use crate::msg::{Effect, Msg, PlaceOutcome};
 use crate::play::Play;
 use crate::record::Recording;
+use crate::rollout::Rollout;
 
 /// What watches the model beside it, fed the same messages: the scenario
 /// being played (`--scenario`), the operator's session being recorded
@@ -26,6 +27,8 @@ pub struct Watchers {
     pub recording: Option<Recording>,
     /// Chaos mode (`c`, `--chaos`).
     pub chaos: Option<Chaos>,
+    /// A rolling restart in progress (`R`).
+    pub rollout: Option<Rollout>,
 }
 
 /// [`update`] with its watchers: the player sees each message before the
@@ -37,6 +40,9 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
     }
     if let Some(chaos) = &mut w.chaos {
         chaos.observe(&msg);
+    }
+    if let Some(rollout) = &mut w.rollout {
+        rollout.observe(&msg);
     }
     let key = matches!(msg, Msg::Key(_));
     let accepted = match &msg {
@@ -65,7 +71,36 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
         effects.extend(chaos.advance(m));
         m.ui.chaos_bar = chaos.shown();
     }
+    for role in take_rollouts(&mut effects) {
+        match &w.rollout {
+            Some(r) => m.ui.flash = Some(format!("a rolling restart of {} is still running", r.role)),
+            None => {
+                crate::rollout::log(m, role, Level::Warn, "one node at a time".into());
+                w.rollout = Some(Rollout::of(m, role));
+            }
+        }
+    }
+    if let Some(r) = &mut w.rollout {
+        effects.extend(r.advance(m));
+        if r.over {
+            w.rollout = None;
+        }
+    }
     effects
+}
+
+/// The rolling restarts asked for, taken out of `effects` (they are the
+/// rollout watcher's, not the shell's).
+fn take_rollouts(effects: &mut Vec<Effect>) -> Vec<crate::topology::Role> {
+    let mut roles = Vec::new();
+    effects.retain(|e| match e {
+        Effect::RollingRestart(role) => {
+            roles.push(*role);
+            false
+        }
+        _ => true,
+    });
+    roles
 }
 
 /// Applies `msg` to the model and says what the shell must do.

@@ -26,6 +26,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("K", "kill -9 it"),
     ("p", "pause / resume it (SIGSTOP / SIGCONT)"),
     ("r", "restart it"),
+    (
+        "R",
+        "rolling restart of its role: one node at a time, each back at work first",
+    ),
     ("+ / -", "one more / one fewer node of its role"),
     ("f", "fault menu: latency, errors, drop, dup, reorder, stock"),
     ("o / O", "place one order / a burst"),

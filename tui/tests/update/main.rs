@@ -7,6 +7,7 @@ mod keys;
 mod messages;
 mod panels;
 mod play;
+mod rollout;
 
 use std::collections::BTreeMap;
 

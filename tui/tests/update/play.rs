@@ -11,7 +11,7 @@ fn playing(m: &Model, toml: &str) -> Watchers {
     Watchers {
         play: Some(play),
         recording: None,
-        chaos: None,
+        ..Default::default()
     }
 }
 
@@ -143,7 +143,7 @@ fn a_paced_scenario_holds_a_captioned_step_on_screen() {
     let mut w = Watchers {
         play: Some(play),
         recording: None,
-        chaos: None,
+        ..Default::default()
     };
     step(&mut m, &mut w, Msg::Tick(T0 + Duration::seconds(1)));
     let p = w.play.as_ref().expect("playing");
