@@ -534,6 +534,77 @@ async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() 
     .await;
 }
 
+/// `R` on a kitchen: both kitchens restarted one after the other (new
+/// pids), the second only once the first takes work again, while orders
+/// placed before and during the rollout are each delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_replaces_every_kitchen_one_at_a_time_losing_no_order() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut app = App::start(options(
+        dir.path(),
+        fast_platform(&[], &["kitchen-1", "kitchen-2"]),
+    ))
+    .await
+    .expect("the control room starts");
+    wait(&mut app, 60, "the platform up", |m| {
+        m.feed_up && kitchens_online(m) == 2 && m.order_url().is_some()
+    })
+    .await;
+    let pid = |m: &Model, id: &str| m.nodes.get(id).and_then(|n| n.pid);
+    let before = (pid(&app.model, "kitchen-1"), pid(&app.model, "kitchen-2"));
+    keys(&mut app, "O");
+    key(&mut app, KeyCode::Enter);
+    select_node(&mut app, "kitchen-2");
+    keys(&mut app, "Ry");
+    // Never both kitchens away at once: watched on every message.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut tick = tokio::time::interval(tui::app::TICK);
+    let mut fewest_up = 2;
+    while !app
+        .model
+        .log
+        .newest()
+        .any(|l| l.text == "rolling restart of kitchen: done, 2 restarted")
+    {
+        assert!(Instant::now() < deadline, "the rolling restart did not finish");
+        let up = ["kitchen-1", "kitchen-2"]
+            .iter()
+            .filter(|id| shown(&app.model, id) == Some(Shown::Up))
+            .count();
+        fewest_up = fewest_up.min(up);
+        let msg = app.next(&mut tick).await;
+        app.handle(msg);
+    }
+    assert_eq!(fewest_up, 1, "one kitchen at a time was away");
+    let after = (pid(&app.model, "kitchen-1"), pid(&app.model, "kitchen-2"));
+    assert!(
+        after.0 != before.0 && after.1 != before.1,
+        "{before:?} -> {after:?}"
+    );
+    let order = |m: &Model| {
+        m.log
+            .newest()
+            .position(|l| l.text.contains("restarting kitchen-1"))
+    };
+    let second = |m: &Model| {
+        m.log
+            .newest()
+            .position(|l| l.text.contains("restarting kitchen-2"))
+    };
+    let back = |m: &Model| {
+        m.log
+            .newest()
+            .position(|l| l.text.contains("kitchen-1 is back at work"))
+    };
+    // Newest first: kitchen-2's restart after kitchen-1 was back, after its own.
+    assert!(second(&app.model) < back(&app.model) && back(&app.model) < order(&app.model));
+    wait(&mut app, 60, "the 20 orders delivered", |m| {
+        count(m, "delivered") == 20
+    })
+    .await;
+    app.close().await;
+}
+
 /// Pids of the nodes a control room started, from its log file.
 fn pids_in_log(log: &Path) -> Vec<u32> {
     std::fs::read_to_string(log)
