@@ -296,8 +296,11 @@ fn span_id(trace: &[u8; 16], name: &str) -> [u8; 8] {
 /// The span id of the root span of the order whose trace is `trace`: every
 /// node derives the same one, so all put their spans under it unasked.
 pub fn root_span_id(trace: &[u8; 16]) -> [u8; 8] {
-    span_id(trace, "order")
+    span_id(trace, ROOT)
 }
+
+/// The root span's name, and the salt of its id.
+const ROOT: &str = "order";
 
 /// The root span of an order from its applied events (in seq order): from
 /// its first event to the one that ended it. `None` for an order that has
@@ -308,7 +311,7 @@ pub fn root_span(events: &[Envelope]) -> Option<TraceSpan> {
     let timeline = Timeline::of(events)?;
     let total = timeline.total?;
     Some(TraceSpan {
-        name: "order",
+        name: ROOT,
         trace_id,
         span_id: root_span_id(&trace_id),
         parent: None,

@@ -585,8 +585,9 @@ pub fn platform_up(m: &Model) -> bool {
     if owned.is_empty() || !m.feed_up || m.order_url().is_none() {
         return false;
     }
-    let consumers = |queue: &str, role: &str| {
-        let want = owned.iter().filter(|n| n.role == role).count();
+    let consumers = |role: Role| {
+        let want = owned.iter().filter(|n| n.role == role.as_str()).count();
+        let queue = role.consumes().unwrap_or_default();
         let have = m.queues.rows.get(queue).map_or(0, |q| {
             q.figures
                 .consumers
@@ -596,9 +597,7 @@ pub fn platform_up(m: &Model) -> bool {
         });
         have >= want
     };
-    owned.iter().all(|n| n.shown(m.now) == Shown::Up)
-        && consumers(contracts::queue::KITCHEN, "kitchen")
-        && consumers(contracts::queue::DELIVERY, "delivery")
+    owned.iter().all(|n| n.shown(m.now) == Shown::Up) && consumers(Role::Kitchen) && consumers(Role::Delivery)
 }
 
 /// The order node's breaker state.

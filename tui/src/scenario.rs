@@ -303,18 +303,18 @@ impl Until {
                 state: state()?,
                 count: count()?,
             },
-            UntilKind::QueueReady => Until::QueueReady {
-                queue: queue()?,
-                count: count()?,
-            },
-            UntilKind::Dlq => Until::Dlq {
-                queue: queue()?,
-                count: count()?,
-            },
-            UntilKind::Consuming => Until::Consuming {
-                queue: queue()?,
-                count: count()?,
-            },
+            UntilKind::QueueReady => {
+                let (queue, count) = (queue()?, count()?);
+                Until::QueueReady { queue, count }
+            }
+            UntilKind::Dlq => {
+                let (queue, count) = (queue()?, count()?);
+                Until::Dlq { queue, count }
+            }
+            UntilKind::Consuming => {
+                let (queue, count) = (queue()?, count()?);
+                Until::Consuming { queue, count }
+            }
             UntilKind::Node => Until::Node {
                 node: node.map(str::to_string).ok_or_else(|| need("node"))?,
                 state: state()?,
@@ -328,24 +328,30 @@ impl Step {
     /// A `wait` step's condition (`None` for other steps, or a `wait`
     /// missing a field, which [`Scenario::parse`] refuses).
     pub fn until(&self) -> Option<Until> {
-        match self {
-            Step::Wait {
-                until,
-                count,
-                queue,
-                state,
-                node,
-                ..
-            } => Until::of(
-                *until,
-                *count,
-                queue.as_deref(),
-                state.as_deref(),
-                node.as_deref(),
-            )
-            .ok(),
-            _ => None,
-        }
+        self.condition()?.ok()
+    }
+
+    /// A `wait` step's condition, or what field it lacks; `None` for other
+    /// steps.
+    fn condition(&self) -> Option<Result<Until, String>> {
+        let Step::Wait {
+            until,
+            count,
+            queue,
+            state,
+            node,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        Some(Until::of(
+            *until,
+            *count,
+            queue.as_deref(),
+            state.as_deref(),
+            node.as_deref(),
+        ))
     }
 }
 
@@ -523,22 +529,10 @@ impl Scenario {
                         "step {n}: a duration must be a positive number of seconds"
                     ))
                 }
-                Step::Wait {
-                    until,
-                    count,
-                    queue,
-                    state,
-                    node,
-                    ..
-                } => {
-                    Until::of(
-                        *until,
-                        *count,
-                        queue.as_deref(),
-                        state.as_deref(),
-                        node.as_deref(),
-                    )
-                    .map_err(|e| format!("step {n}: {e}"))?;
+                wait @ Step::Wait { .. } => {
+                    if let Some(Err(e)) = wait.condition() {
+                        return Err(format!("step {n}: {e}"));
+                    }
                 }
                 _ => {}
             }

@@ -76,6 +76,20 @@ fn keys(app: &mut App, codes: &str) {
     }
 }
 
+/// A control room started on `topology`, once its platform is up: the
+/// broker connected, the order service placeable, every kitchen consuming.
+async fn up(dir: &Path, topology: Topology) -> App {
+    let kitchens = topology.nodes.iter().filter(|n| n.role == Role::Kitchen).count();
+    let mut app = App::start(options(dir, topology))
+        .await
+        .expect("the control room starts");
+    wait(&mut app, 60, "the platform up", |m| {
+        m.feed_up && kitchens_online(m) == kitchens && m.order_url().is_some()
+    })
+    .await;
+    app
+}
+
 /// Feeds messages into the app until `done` holds; fails after `secs`.
 async fn wait(app: &mut App, secs: u64, what: &str, done: impl Fn(&Model) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -464,17 +478,9 @@ fn error_rate(m: &Model, id: &str) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut app = App::start(options(
-        dir.path(),
-        // A broker that gives up after two attempts.
-        fast_platform(&["--max-attempts", "2", "--retry-base-ms", "50"], &["kitchen-1"]),
-    ))
-    .await
-    .expect("the control room starts");
-    wait(&mut app, 60, "the platform up", |m| {
-        m.feed_up && kitchens_online(m) == 1 && m.order_url().is_some()
-    })
-    .await;
+    // A broker that gives up after two attempts.
+    let platform = fast_platform(&["--max-attempts", "2", "--retry-base-ms", "50"], &["kitchen-1"]);
+    let mut app = up(dir.path(), platform).await;
 
     // Fault menu: error rate up to 100% on kitchen-1.
     select_node(&mut app, "kitchen-1");
@@ -540,16 +546,7 @@ async fn a_failing_kitchen_dead_letters_a_ticket_and_the_dlq_view_requeues_it() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_replaces_every_kitchen_one_at_a_time_losing_no_order() {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let mut app = App::start(options(
-        dir.path(),
-        fast_platform(&[], &["kitchen-1", "kitchen-2"]),
-    ))
-    .await
-    .expect("the control room starts");
-    wait(&mut app, 60, "the platform up", |m| {
-        m.feed_up && kitchens_online(m) == 2 && m.order_url().is_some()
-    })
-    .await;
+    let mut app = up(dir.path(), fast_platform(&[], &["kitchen-1", "kitchen-2"])).await;
     let pid = |m: &Model, id: &str| m.nodes.get(id).and_then(|n| n.pid);
     let before = (pid(&app.model, "kitchen-1"), pid(&app.model, "kitchen-2"));
     keys(&mut app, "O");

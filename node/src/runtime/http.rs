@@ -236,17 +236,6 @@ impl ApiError {
         }
     }
 
-    /// 402: payment declined `order_id`, which exists now as `rejected`.
-    pub fn declined(order_id: impl Into<String>, message: impl Into<String>) -> Self {
-        let mut e = ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            error_code::PAYMENT_DECLINED,
-            message,
-        );
-        e.body.error.order_id = Some(order_id.into());
-        e
-    }
-
     /// 404 for something that does not exist.
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)

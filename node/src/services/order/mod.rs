@@ -258,7 +258,7 @@ impl Service {
             self.figures();
             return Payment::Unavailable("circuit breaker open".into());
         }
-        let span = otlp::span("payment", otlp::Kind::Client, &req.order_id);
+        let span = otlp::span(contracts::trust::role::PAYMENT, otlp::Kind::Client, &req.order_id);
         let request = self.http.post(format!("{}/pay", self.payment_url));
         let call = self
             .tokens
@@ -442,7 +442,7 @@ async fn take(
             };
             s.follow_up(&rejected, &placed).await?;
             tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
-            Err(ApiError::declined(
+            Err(declined(
                 order_id,
                 format!("payment declined: {reason}"),
             ))
@@ -505,6 +505,17 @@ async fn accept(s: &Service, order: &PlaceOrder, placed: Envelope, paid: OrderPa
         .map_err(ApiError::internal)
 }
 
+/// 402: payment declined `order_id`, which exists now as `rejected`.
+fn declined(order_id: impl Into<String>, message: impl Into<String>) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::PAYMENT_REQUIRED,
+        api::error_code::PAYMENT_DECLINED,
+        message,
+    );
+    e.body.error.order_id = Some(order_id.into());
+    e
+}
+
 /// A repeated `Idempotency-Key` whose order got as far as the book: the
 /// first answer again (201, or 402 if payment declined it), marked
 /// `idempotent-replayed: true`; 422 if this is not the same order. `None`
@@ -533,7 +544,7 @@ async fn replay(s: &Service, order_id: &str, order: &PlaceOrder) -> Result<Optio
             "payment declined order {order_id}, placed earlier with this {}",
             idempotency::HEADER
         );
-        return Err(ApiError::declined(order_id, message));
+        return Err(declined(order_id, message));
     }
     let mut answer = (
         StatusCode::CREATED,
