@@ -325,6 +325,11 @@ impl Play {
             )],
             Step::ClearFaults { node, .. } => vec![Effect::Control(node_known(node)?, Control::ClearFaults)],
             Step::Scale { role, to, .. } => scale(m, role, *to)?,
+            // Parsed: a role that scales.
+            Step::RollingRestart { role, .. } => match Role::parse(role) {
+                Some(role) => vec![Effect::RollingRestart(role)],
+                None => return Err(format!("there is no role {role}")),
+            },
             Step::Place { count, .. } => {
                 let url = m.order_url().ok_or("no order service is up to place orders")?;
                 self.awaiting += count;

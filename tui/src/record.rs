@@ -122,9 +122,11 @@ impl Recording {
             },
             // Pause/resume/stop commands to nodes not started here, and quitting,
             // are not part of a replayable timeline.
-            // A rolling restart is not a scenario step: its restarts are not
-            // the operator's keys.
-            Effect::Control(..) | Effect::Quit { .. } | Effect::RollingRestart(_) => return None,
+            Effect::RollingRestart(role) => Step::RollingRestart {
+                role: role.as_str().to_string(),
+                caption: None,
+            },
+            Effect::Control(..) | Effect::Quit { .. } => return None,
         })
     }
 

@@ -112,6 +112,15 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
     },
+    /// Restart every node of a role one at a time, the next once the
+    /// previous takes work again (the control room's `R`).
+    RollingRestart {
+        /// The role.
+        role: String,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
     /// Run `to` nodes of a role (starting or stopping the newest).
     Scale {
         /// The role.
@@ -505,7 +514,7 @@ impl Scenario {
                 {
                     return Err(bad_node(node))
                 }
-                Step::Scale { role, .. } => match Role::parse(role) {
+                Step::Scale { role, .. } | Step::RollingRestart { role, .. } => match Role::parse(role) {
                     Some(r) if r.scales() => {}
                     _ => {
                         return Err(format!(
@@ -563,6 +572,7 @@ impl Step {
             | Step::Pause { caption, .. }
             | Step::Resume { caption, .. }
             | Step::Restart { caption, .. }
+            | Step::RollingRestart { caption, .. }
             | Step::Scale { caption, .. }
             | Step::Fault { caption, .. }
             | Step::ClearFaults { caption, .. }
@@ -584,6 +594,7 @@ impl Step {
             Step::Pause { node, .. } => format!("pause {node}"),
             Step::Resume { node, .. } => format!("resume {node}"),
             Step::Restart { node, .. } => format!("restart {node}"),
+            Step::RollingRestart { role, .. } => format!("rolling restart of {role}"),
             Step::Scale { role, to, .. } => format!("scale {role} to {to}"),
             Step::Fault { node, faults, .. } => format!("faults on {node}: {}", faults_text(faults)),
             Step::ClearFaults { node, .. } => format!("clear faults on {node}"),

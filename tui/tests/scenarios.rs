@@ -21,6 +21,7 @@ const SHIPPED: &[&str] = &[
     "cancellation_dlq",
     "disorder",
     "pause_past_lease",
+    "rolling_restart",
     "on_mosquitto",
 ];
 
@@ -203,6 +204,7 @@ shipped! {
     cancellation_dlq,
     disorder,
     pause_past_lease,
+    rolling_restart,
     on_mosquitto,
 }
 

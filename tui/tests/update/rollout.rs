@@ -129,3 +129,29 @@ fn a_one_of_a_kind_role_is_not_rolled() {
     assert_eq!(step(&mut m, &mut w, key('R')), vec![]);
     assert_eq!(flash(&m), "broker is one of a kind: r restarts it");
 }
+
+#[test]
+fn a_scenario_step_rolls_a_role_the_same_way() {
+    let (mut m, mut w) = two_kitchens();
+    let toml = r#"
+name = "t"
+proves = "a rolling restart from a scenario"
+[[step]]
+do = "rolling_restart"
+role = "kitchen"
+[[expect]]
+that = "none_lost"
+"#;
+    let scenario = tui::scenario::Scenario::parse(toml, "test").expect("a valid scenario");
+    assert_eq!(scenario.steps[0].describe(), "rolling restart of kitchen");
+    let mut play = tui::play::Play::new(scenario, m.now);
+    play.started = Some(m.now);
+    w.play = Some(play);
+    let later = m.now + Duration::milliseconds(250);
+    let effects = step(&mut m, &mut w, Msg::Tick(later));
+    assert_eq!(effects, vec![Effect::Restart("kitchen-1".into())]);
+    assert!(w.rollout.is_some());
+    let bad = toml.replace("role = \"kitchen\"", "role = \"broker\"");
+    let refused = tui::scenario::Scenario::parse(&bad, "test").expect_err("the broker does not roll");
+    assert!(refused.to_string().contains("does not scale"), "{refused}");
+}

@@ -442,10 +442,7 @@ async fn take(
             };
             s.follow_up(&rejected, &placed).await?;
             tracing::info!(%order_id, %trace_id, %reason, "payment declined: order rejected");
-            Err(declined(
-                order_id,
-                format!("payment declined: {reason}"),
-            ))
+            Err(declined(order_id, format!("payment declined: {reason}")))
         }
         Payment::Captured(payment_id) => {
             accept(
