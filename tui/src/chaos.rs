@@ -165,17 +165,21 @@ impl Chaos {
 
     /// Whether it is quiet long enough for open orders to count as lost.
     pub fn settled(&self, now: OffsetDateTime) -> bool {
-        !self.on && self.broken.is_none() && self.off_at.is_some_and(|t| secs(now - t) >= QUIET_S)
+        !self.on
+            && self.broken.is_none()
+            && self.off_at.is_some_and(|t| (now - t).as_seconds_f64() >= QUIET_S)
     }
 
     /// What to do now, on the model as it is after the message.
     pub fn advance(&mut self, m: &mut Model) -> Vec<Effect> {
         let now = m.now;
-        let dt = self.last_tick.map_or(0.0, |t| secs(now - t).max(0.0));
+        let dt = self
+            .last_tick
+            .map_or(0.0, |t| (now - t).as_seconds_f64().max(0.0));
         self.last_tick = Some(now);
         let mut effects = Vec::new();
+        // Once: `since` is set from the first start on.
         if self.opts.autostart && self.since.is_none() && crate::play::platform_up(m) {
-            self.opts.autostart = false;
             m.ui.chaos = true;
         }
         if m.ui.chaos != self.on {
@@ -183,7 +187,7 @@ impl Chaos {
             m.dirty = true;
         }
         if let (Some(d), Some(since)) = (self.opts.duration_s, self.since) {
-            if self.on && secs(now - since) >= d {
+            if self.on && (now - since).as_seconds_f64() >= d {
                 m.ui.chaos = false;
                 self.switch(false, m);
                 m.dirty = true;
@@ -193,7 +197,7 @@ impl Chaos {
             effects.push(repair(&b));
             say(m, Level::Info, format!("repaired {} ({})", b.id, b.action.name()));
             self.broken = None;
-            self.next_break = Some(now + seconds(self.exponential(self.opts.mean_interval_s)));
+            self.schedule_break(now);
             m.dirty = true;
         }
         if !self.on {
@@ -232,7 +236,7 @@ impl Chaos {
         if on {
             self.since = Some(now);
             self.off_at = None;
-            self.next_break = Some(now + seconds(self.exponential(self.opts.mean_interval_s)));
+            self.schedule_break(now);
             let text = format!("on: {:.0} orders/s, seed {}", self.opts.load, self.opts.seed);
             say(m, Level::Info, text);
         } else {
@@ -265,7 +269,7 @@ impl Chaos {
         Some(Break {
             id,
             action,
-            repair_at: now + seconds(outage),
+            repair_at: now + Duration::seconds_f64(outage),
         })
     }
 
@@ -279,7 +283,7 @@ impl Chaos {
         if self.verdict.is_some() || (t.open > 0 && !self.settled(m.now)) {
             return;
         }
-        let after = secs(m.now - off);
+        let after = (m.now - off).as_seconds_f64();
         let lost = match t.open {
             0 => format!(
                 "all {} accepted orders finished {after:.0} s after chaos",
@@ -314,6 +318,12 @@ impl Chaos {
         });
     }
 
+    /// The next break, an exponential draw of the mean interval from `now`.
+    fn schedule_break(&mut self, now: OffsetDateTime) {
+        let wait = self.exponential(self.opts.mean_interval_s);
+        self.next_break = Some(now + Duration::seconds_f64(wait));
+    }
+
     /// A draw from the exponential distribution with this mean.
     fn exponential(&mut self, mean: f64) -> f64 {
         let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
@@ -341,14 +351,6 @@ fn repair(b: &Break) -> Effect {
         Action::Pause => Effect::Freeze(b.id.clone(), false),
         _ => Effect::Start(b.id.clone()),
     }
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_seconds_f64()
-}
-
-fn seconds(s: f64) -> Duration {
-    Duration::seconds_f64(s)
 }
 
 /// The ledger's figures as lines, for `--headless`.

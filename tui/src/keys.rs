@@ -625,9 +625,7 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
         'r' => confirm(m, format!("Restart {target}?"), Effect::Restart(id)),
         'R' => match Role::parse(&row.role).filter(|r| r.scales()) {
             Some(role) => {
-                let n = crate::model::nodes::running(&m.nodes, role.as_str(), m.now)
-                    .filter(|n| n.owned)
-                    .count();
+                let n = crate::rollout::Rollout::of(m, role).total;
                 confirm(
                     m,
                     format!("Rolling restart of {role}: its {n} node(s) one at a time, each back at work before the next?"),

@@ -48,10 +48,8 @@ pub struct Rollout {
 impl Rollout {
     /// Every running node of `role` started here, in id order.
     pub fn of(m: &Model, role: Role) -> Rollout {
-        let left: Vec<String> = m
-            .nodes
-            .values()
-            .filter(|n| n.owned && n.role == role.as_str() && n.shown(m.now).is_alive())
+        let left: Vec<String> = crate::model::nodes::running(&m.nodes, role.as_str(), m.now)
+            .filter(|n| n.owned)
             .map(|n| n.id.clone())
             .collect();
         Rollout {
