@@ -43,6 +43,9 @@ pub struct Options {
     pub cast: Option<CastTarget>,
     /// What chaos mode does (`c`; `--chaos` starts it at once).
     pub chaos: crate::chaos::ChaosOptions,
+    /// Nodes connect straight to each other, not through the fault proxy
+    /// (`--direct`: no network faults).
+    pub direct: bool,
 }
 
 impl Options {
@@ -89,7 +92,7 @@ impl App {
         // any node is started.
         let cast = opts.cast.as_ref().map(Recorder::create).transpose()?;
         let (tx, rx) = unbounded_channel();
-        let supervisor = Supervisor::new(SupervisorConfig {
+        let mut supervisor = Supervisor::new(SupervisorConfig {
             exe: opts.exe.clone(),
             data_dir: opts.data_dir.clone(),
             log_dir: opts.log_dir(),
@@ -101,6 +104,10 @@ impl App {
                 std::env::temp_dir().join("pizza-platform").join(SCRAPE_TARGETS),
             ],
         });
+        if !opts.direct {
+            let proxies = crate::proxy::Proxies::new(tokio::runtime::Handle::current());
+            supervisor = supervisor.with_proxies(proxies);
+        }
         // The control room's key seals its commands: on a signed platform a
         // node obeys only a control room.
         let keys = supervisor.control_security()?;
@@ -234,6 +241,13 @@ impl App {
             Effect::Control(id, control) => {
                 if let Err(e) = self.feed.control(&id, &control) {
                     self.handle(Msg::Refused(format!("cannot reach {id}: {e}")));
+                }
+                Ok(None)
+            }
+            Effect::Network { node, link, toxics } => {
+                match sup.network(&node, &link, toxics.clone()) {
+                    Ok(()) => self.handle(Msg::Network { node, link, toxics }),
+                    Err(e) => self.handle(Msg::Refused(e.to_string())),
                 }
                 Ok(None)
             }

@@ -12,6 +12,7 @@ use rand::{Rng, SeedableRng};
 use time::{Duration, OffsetDateTime};
 
 use crate::ledger::{Ledger, Tally};
+use crate::model::network::{Toxic, ToxicKind, BROKER_LINK};
 use crate::model::{Level, Model, Proc};
 use crate::msg::{Effect, Msg};
 use crate::play::{Judged, Verdict};
@@ -25,13 +26,22 @@ pub enum Action {
     Stop,
     /// SIGSTOP, then SIGCONT: alive but silent, its leases expire.
     Pause,
+    /// Cut off from the broker both ways (the fault proxy), then healed:
+    /// running, but unheard.
+    Partition,
     /// kill -9 of the broker itself, then started again.
     BrokerKill,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Action; 4] = [Action::Kill, Action::Stop, Action::Pause, Action::BrokerKill];
+    pub const ALL: [Action; 5] = [
+        Action::Kill,
+        Action::Stop,
+        Action::Pause,
+        Action::Partition,
+        Action::BrokerKill,
+    ];
 
     /// Its name on the command line and in the narration.
     pub fn name(self) -> &'static str {
@@ -39,6 +49,7 @@ impl Action {
             Action::Kill => "kill",
             Action::Stop => "stop",
             Action::Pause => "pause",
+            Action::Partition => "partition",
             Action::BrokerKill => "broker-kill",
         }
     }
@@ -254,6 +265,7 @@ impl Chaos {
             .values()
             .filter(|n| n.owned && n.proc == Some(Proc::Running))
             .filter(|n| n.carries_messages() == (action == Action::BrokerKill))
+            .filter(|n| action != Action::Partition || n.links.iter().any(|l| l == BROKER_LINK))
             .map(|n| n.id.as_str())
             .collect();
         if candidates.is_empty() {
@@ -342,6 +354,7 @@ fn breaking(b: &Break) -> Effect {
         Action::Kill | Action::BrokerKill => Effect::Kill(b.id.clone()),
         Action::Stop => Effect::Stop(b.id.clone()),
         Action::Pause => Effect::Freeze(b.id.clone(), true),
+        Action::Partition => network(b, vec![Toxic::new(ToxicKind::Partition)]),
     }
 }
 
@@ -349,7 +362,17 @@ fn breaking(b: &Break) -> Effect {
 fn repair(b: &Break) -> Effect {
     match b.action {
         Action::Pause => Effect::Freeze(b.id.clone(), false),
+        Action::Partition => network(b, Vec::new()),
         _ => Effect::Start(b.id.clone()),
+    }
+}
+
+/// New toxics on `b`'s broker link.
+fn network(b: &Break, toxics: Vec<Toxic>) -> Effect {
+    Effect::Network {
+        node: b.id.clone(),
+        link: BROKER_LINK.into(),
+        toxics,
     }
 }
 

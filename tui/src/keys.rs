@@ -482,7 +482,7 @@ fn on_popup_key(m: &mut Model, popup: Popup, key: KeyEvent) -> Vec<Effect> {
 }
 
 /// The fault menu's lines for a node of `role`.
-pub fn fault_items(role: &str) -> Vec<FaultItem> {
+pub fn fault_items(role: &str, links: usize) -> Vec<FaultItem> {
     let mut items = vec![
         FaultItem::Latency,
         FaultItem::ErrorRate,
@@ -494,14 +494,37 @@ pub fn fault_items(role: &str) -> Vec<FaultItem> {
     if Role::parse(role).is_some_and(Role::keeps_stock) {
         items.push(FaultItem::OutOfStock);
     }
+    items.extend((0..links).map(FaultItem::Network));
     items
 }
 
 fn on_fault_key(m: &mut Model, id: String, cursor: usize, mut faults: Faults, key: KeyEvent) -> Vec<Effect> {
-    let role = m.nodes.get(&id).map(|n| n.role.clone()).unwrap_or_default();
-    let items = fault_items(&role);
+    let (role, links, network) = m
+        .nodes
+        .get(&id)
+        .map(|n| (n.role.clone(), n.links.clone(), n.network.clone()))
+        .unwrap_or_default();
+    let items = fault_items(&role, links.len());
     let mut cursor = cursor.min(items.len().saturating_sub(1));
     let mut effects = Vec::new();
+    let forward = match key.code {
+        KeyCode::Enter | KeyCode::Char(' ') | KeyCode::Char('l') | KeyCode::Right => Some(true),
+        KeyCode::Char('h') | KeyCode::Left => Some(false),
+        _ => None,
+    };
+    // A link's line cycles its presets; the proxy, not the node, obeys.
+    if let (Some(forward), Some(FaultItem::Network(i))) = (forward, items.get(cursor).copied()) {
+        if let Some(link) = links.get(i) {
+            let now = network.get(link).map(Vec::as_slice).unwrap_or_default();
+            effects.push(Effect::Network {
+                node: id.clone(),
+                link: link.clone(),
+                toxics: crate::model::network::next_preset(now, forward),
+            });
+        }
+        m.ui.popup = Some(Popup::Faults { id, cursor, faults });
+        return effects;
+    }
     match key.code {
         KeyCode::Esc | KeyCode::Char('f') | KeyCode::Char('q') => return Vec::new(),
         KeyCode::Char('j') | KeyCode::Down => cursor = step(cursor, 1, items.len()),
@@ -527,6 +550,11 @@ fn on_fault_key(m: &mut Model, id: String, cursor: usize, mut faults: Faults, ke
         KeyCode::Char('c') => {
             faults = Faults::default();
             effects.push(Effect::Control(id.clone(), Control::ClearFaults));
+            effects.extend(network.into_keys().map(|link| Effect::Network {
+                node: id.clone(),
+                link,
+                toxics: Vec::new(),
+            }));
         }
         _ => {}
     }
@@ -561,6 +589,8 @@ pub fn cycle_fault(f: &mut Faults, item: FaultItem, forward: bool, ingredients: 
             let pick = options[if forward { (i + 1) % n } else { (i + n - 1) % n }];
             f.out_of_stock = pick.map(|s| vec![s.clone()]).unwrap_or_default();
         }
+        // A link's faults live in the proxy: on_fault_key sends them.
+        FaultItem::Network(_) => {}
     }
 }
 

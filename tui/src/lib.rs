@@ -40,6 +40,7 @@ pub mod ledger;
 pub mod model;
 pub mod msg;
 pub mod play;
+pub mod proxy;
 mod record;
 pub mod rollout;
 pub mod scenario;

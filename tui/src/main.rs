@@ -61,7 +61,8 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     cast: Option<PathBuf>,
     /// Chaos mode from the start: a steady stream of orders (--load) while
-    /// random nodes are killed, stopped, paused, the broker too, and
+    /// random nodes are killed, stopped, paused, cut off from the broker,
+    /// the broker itself killed, and
     /// repaired; a ledger counts what became of every order. With
     /// --headless it runs --duration seconds, waits for the open orders,
     /// prints the ledger and exits 1 on a lost or doubled order.
@@ -80,9 +81,14 @@ struct Args {
     /// Mean seconds between one repair and the next break.
     #[arg(long, value_name = "SECONDS", default_value_t = 6.0)]
     chaos_interval: f64,
-    /// What chaos may do, comma-separated: kill, stop, pause, broker-kill.
-    #[arg(long, value_delimiter = ',', default_value = "kill,stop,pause,broker-kill", value_parser = parse_action)]
+    /// What chaos may do, comma-separated: kill, stop, pause, partition,
+    /// broker-kill.
+    #[arg(long, value_delimiter = ',', default_value = "kill,stop,pause,partition,broker-kill", value_parser = parse_action)]
     chaos_actions: Vec<tui::chaos::Action>,
+    /// Nodes connect straight to the broker and to each other, not through
+    /// the control room's fault proxy (then there are no network faults).
+    #[arg(long)]
+    direct: bool,
     /// The size a --headless --cast run draws at, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     cast_size: Size,
@@ -190,6 +196,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             duration_s: args.duration.or((args.chaos && args.headless).then_some(120.0)),
             ..Default::default()
         },
+        direct: args.direct,
     };
     anyhow::ensure!(
         args.load.is_finite() && args.load >= 0.0,

@@ -66,6 +66,15 @@ pub enum Msg {
         /// Accepted (202), or why not.
         outcome: Result<(), String>,
     },
+    /// The fault proxy now applies these toxics to a node's link.
+    Network {
+        /// Node id.
+        node: String,
+        /// The link.
+        link: String,
+        /// The toxics (empty: healed).
+        toxics: Vec<crate::model::network::Toxic>,
+    },
     /// SIGINT, SIGTERM or SIGHUP reached the control room.
     Terminate,
 }
@@ -105,6 +114,15 @@ pub enum Effect {
     RollingRestart(Role),
     /// Publish a control command to a node.
     Control(String, Control),
+    /// Replace the network faults on one of a node's links (empty: heal).
+    Network {
+        /// Node id.
+        node: String,
+        /// The link (`broker`, or a service it calls).
+        link: String,
+        /// The toxics.
+        toxics: Vec<crate::model::network::Toxic>,
+    },
     /// Move dead letters back onto their queue (`None`: all of them).
     Requeue(String, Option<u64>),
     /// POST this many orders to the order service at `url`.
@@ -144,6 +162,8 @@ pub enum ChildEvent {
         pid: u32,
         /// Where its Prometheus `/metrics` is served, if anywhere.
         metrics: Option<String>,
+        /// Its links that go through the fault proxy (`broker`, `payment`).
+        links: Vec<String>,
     },
     /// A node process ended.
     Exited {

@@ -324,6 +324,11 @@ impl Play {
                 },
             )],
             Step::ClearFaults { node, .. } => vec![Effect::Control(node_known(node)?, Control::ClearFaults)],
+            Step::Network { node, link, toxics, .. } => vec![Effect::Network {
+                node: node_known(node)?,
+                link: link.clone(),
+                toxics: toxics.clone(),
+            }],
             Step::Scale { role, to, .. } => scale(m, role, *to)?,
             // Parsed: a role that scales.
             Step::RollingRestart { role, .. } => match Role::parse(role) {

@@ -105,6 +105,12 @@ impl Recording {
                 node: node(id),
                 caption: None,
             },
+            Effect::Network { node: id, link, toxics } => Step::Network {
+                node: node(id),
+                link: link.clone(),
+                toxics: toxics.clone(),
+                caption: None,
+            },
             Effect::PlaceOrders { count, .. } => Step::Place {
                 count: *count,
                 caption: None,

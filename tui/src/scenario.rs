@@ -141,6 +141,22 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
     },
+    /// Replace the network faults on one of a node's links (the fault
+    /// proxy's toxics: latency, bandwidth, timeout, reset_peer, slicer,
+    /// down, partition); `toxics = []` heals the link.
+    Network {
+        /// Node id.
+        node: String,
+        /// The link: `broker` (the default), or a service it calls.
+        #[serde(default = "broker_link")]
+        link: String,
+        /// The toxics, e.g. `[{ type = "partition" }]`.
+        #[serde(default)]
+        toxics: Vec<crate::model::network::Toxic>,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
     /// Clear a node's faults.
     ClearFaults {
         /// Node id.
@@ -204,6 +220,10 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
     },
+}
+
+fn broker_link() -> String {
+    crate::model::network::BROKER_LINK.into()
 }
 
 fn default_timeout() -> f64 {
@@ -510,6 +530,7 @@ impl Scenario {
                 | Step::Restart { node, .. }
                 | Step::Fault { node, .. }
                 | Step::ClearFaults { node, .. }
+                | Step::Network { node, .. }
                     if !known(node) =>
                 {
                     return Err(bad_node(node))
@@ -524,6 +545,16 @@ impl Scenario {
                 },
                 Step::Fault { faults, .. } => {
                     faults.validate().map_err(|why| format!("step {n}: {why}"))?;
+                }
+                Step::Network { link, toxics, .. } => {
+                    if link != crate::model::network::BROKER_LINK && Role::parse(link).is_none() {
+                        return Err(format!(
+                            "step {n}: link '{link}' is neither `broker` nor a service a node calls (e.g. `payment`)"
+                        ));
+                    }
+                    for t in toxics {
+                        t.validate().map_err(|why| format!("step {n}: {why}"))?;
+                    }
                 }
                 Step::Cancel { order: 0, .. } => {
                     return Err(format!(
@@ -576,6 +607,7 @@ impl Step {
             | Step::Scale { caption, .. }
             | Step::Fault { caption, .. }
             | Step::ClearFaults { caption, .. }
+            | Step::Network { caption, .. }
             | Step::Place { caption, .. }
             | Step::Cancel { caption, .. }
             | Step::Requeue { caption, .. }
@@ -598,6 +630,12 @@ impl Step {
             Step::Scale { role, to, .. } => format!("scale {role} to {to}"),
             Step::Fault { node, faults, .. } => format!("faults on {node}: {}", faults_text(faults)),
             Step::ClearFaults { node, .. } => format!("clear faults on {node}"),
+            Step::Network { node, link, toxics, .. } => {
+                match crate::model::network::describe(link, toxics) {
+                    Some(what) => format!("network of {node}: {what}"),
+                    None => format!("heal {node} → {link}"),
+                }
+            }
             Step::Place { count, .. } => format!("place {count} order(s)"),
             Step::Cancel { order, .. } => format!("cancel order #{order}"),
             Step::Requeue { queue, .. } => format!("re-queue the dead letters of {queue}"),
@@ -756,6 +794,25 @@ that = "none_lost"
         let missing = SAMPLE.replace("queue = \"kitchen\"\n", "");
         let e = Scenario::parse(&missing, "t").unwrap_err().to_string();
         assert!(e.contains("step 3: wait until queue_ready needs `queue`"), "{e}");
+    }
+
+    #[test]
+    fn a_network_step_names_its_link_and_checks_its_toxics() {
+        let step = |body: &str| format!("name = \"n\"\nproves = \"p\"\n\n[[step]]\ndo = \"network\"\nnode = \"kitchen-1\"\n{body}\n\n[[expect]]\nthat = \"none_lost\"\n");
+        let s = Scenario::parse(&step(r#"toxics = [{ type = "partition" }]"#), "t").unwrap();
+        assert_eq!(s.steps[0].describe(), "network of kitchen-1: broker: partition");
+        let s = Scenario::parse(&step("link = \"payment\""), "t").unwrap();
+        assert_eq!(s.steps[0].describe(), "heal kitchen-1 → payment");
+        let e = Scenario::parse(&step("link = \"oven\""), "t").unwrap_err().to_string();
+        assert!(e.contains("step 1: link 'oven'"), "{e}");
+        let bad = step(r#"toxics = [{ type = "latency", ms = 10, toxicity = 3.0 }]"#);
+        let e = Scenario::parse(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("step 1: toxicity"), "{e}");
+        let text = toml::to_string(&Scenario::parse(&step(r#"toxics = [{ type = "timeout", ms = 5 }]"#), "t").unwrap()).unwrap();
+        assert_eq!(
+            Scenario::parse(&text, "t").unwrap().steps[0].describe(),
+            "network of kitchen-1: broker: black hole"
+        );
     }
 
     #[test]

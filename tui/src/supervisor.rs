@@ -142,6 +142,9 @@ pub struct Supervisor {
     /// Ports are chosen once per id so a restarted node keeps its address.
     ports: HashMap<String, u16>,
     detached: bool,
+    /// The fault proxy every node's links go through (`None`: nodes
+    /// connect directly, `--direct`).
+    proxies: Option<crate::proxy::Proxies>,
 }
 
 impl Supervisor {
@@ -159,7 +162,63 @@ impl Supervisor {
             running: BTreeMap::new(),
             ports,
             detached: false,
+            proxies: None,
         }
+    }
+
+    /// Routes every link of the nodes it starts from now on through a
+    /// fault proxy (see [`crate::proxy`]).
+    pub fn with_proxies(mut self, proxies: crate::proxy::Proxies) -> Supervisor {
+        self.proxies = Some(proxies);
+        self
+    }
+
+    /// Replaces the network faults on `id`'s `link`.
+    pub fn network(
+        &mut self,
+        id: &str,
+        link: &str,
+        toxics: Vec<crate::model::network::Toxic>,
+    ) -> Result<(), crate::proxy::ProxyError> {
+        match &self.proxies {
+            Some(p) => p.set(id, link, toxics),
+            None => Err(crate::proxy::ProxyError::NoLink {
+                node: id.into(),
+                link: link.into(),
+            }),
+        }
+    }
+
+    /// The address `id` reaches `upstream` at for `link`: through its proxy
+    /// when there is one.
+    fn reach(&mut self, id: &str, link: &str, upstream: (&str, u16)) -> Result<(String, u16), SupervisorError> {
+        let Some(proxies) = &mut self.proxies else {
+            return Ok((upstream.0.to_string(), upstream.1));
+        };
+        let spawn_err = |e: String| SupervisorError::Spawn {
+            id: id.to_string(),
+            source: std::io::Error::other(e),
+        };
+        let far = std::net::ToSocketAddrs::to_socket_addrs(&upstream)
+            .map_err(|e| spawn_err(format!("cannot resolve {}:{}: {e}", upstream.0, upstream.1)))?
+            .next()
+            .ok_or_else(|| spawn_err(format!("{}:{} resolves to nothing", upstream.0, upstream.1)))?;
+        let near = proxies.route(id, link, far).map_err(|e| spawn_err(e.to_string()))?;
+        Ok((near.ip().to_string(), near.port()))
+    }
+
+    /// The broker's address as node `id` reaches it.
+    fn broker_for(&mut self, id: &str) -> Result<node::config::BrokerAddr, SupervisorError> {
+        let mut url: node::config::BrokerAddr =
+            self.broker_url()
+                .parse()
+                .map_err(|e: node::NodeError| SupervisorError::Spawn {
+                    id: id.to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        let (host, port) = self.reach(id, crate::model::network::BROKER_LINK, (&url.host, url.port))?;
+        (url.host, url.port) = (host, port);
+        Ok(url)
     }
 
     /// The broker URL every node gets.
@@ -322,6 +381,7 @@ impl Supervisor {
                 self.write_scrape_targets();
                 ChildEvent::Spawned {
                     metrics: self.metrics_url(&id),
+                    links: self.proxies.as_ref().map(|p| p.links_of(&id)).unwrap_or_default(),
                     id,
                     role: spec.role,
                     pid,
@@ -395,13 +455,7 @@ impl Supervisor {
         if spec.role != Role::External {
             return Ok((self.cfg.exe.clone(), self.args_for(spec)?));
         }
-        let url: node::config::BrokerAddr =
-            self.broker_url()
-                .parse()
-                .map_err(|e: node::NodeError| SupervisorError::Spawn {
-                    id: spec.id.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+        let url = self.broker_for(&spec.id)?;
         let fill = |part: &String| {
             part.replace("{broker_port}", &url.port.to_string())
                 .replace("{broker_host}", &url.host)
@@ -437,7 +491,13 @@ impl Supervisor {
             let port = self.port_for(&spec.id)?;
             args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
         } else {
-            args.extend(["--broker".into(), self.broker_url()]);
+            let url = self.broker_for(&spec.id)?;
+            let login = url.credentials.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+            let host = match url.host.contains(':') {
+                true => format!("[{}]", url.host),
+                false => url.host,
+            };
+            args.extend(["--broker".into(), format!("mqtt://{login}{host}:{}", url.port)]);
         }
         if spec.role.serves_http() {
             let port = self.port_for(&spec.id)?;
@@ -455,7 +515,8 @@ impl Supervisor {
             let first = self.cfg.topology.nodes.iter().find(|n| n.role == callee);
             if let Some(id) = first.map(|n| n.id.clone()) {
                 let port = self.port_for(&id)?;
-                args.extend([flag.to_string(), format!("http://127.0.0.1:{port}")]);
+                let (host, port) = self.reach(&spec.id, callee.as_str(), ("127.0.0.1", port))?;
+                args.extend([flag.to_string(), format!("http://{host}:{port}")]);
             }
         }
         args.extend(spec.args.iter().cloned());

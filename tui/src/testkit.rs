@@ -187,6 +187,12 @@ pub fn model() -> Model {
                 role,
                 pid,
                 metrics: Some(format!("http://127.0.0.1:{metrics_port}/metrics")),
+                // As the supervisor routes them through the fault proxy.
+                links: match role {
+                    Role::Broker => vec![],
+                    Role::Order => vec!["broker".into(), "payment".into()],
+                    _ => vec!["broker".into()],
+                },
             }),
         );
     }

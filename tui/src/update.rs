@@ -189,6 +189,20 @@ fn absorb(m: &mut Model, msg: Msg) -> bool {
             m.log.push(m.now, level, text);
             true
         }
+        Msg::Network { node, link, toxics } => {
+            let text = match crate::model::network::describe(&link, &toxics) {
+                Some(what) => format!("network: {node} → {what}"),
+                None => format!("network: {node} → {link} healed"),
+            };
+            m.log.push(m.now, Level::Warn, text);
+            if let Some(row) = m.nodes.get_mut(&node) {
+                match toxics.is_empty() {
+                    true => row.network.remove(&link),
+                    false => row.network.insert(link, toxics),
+                };
+            }
+            true
+        }
         Msg::LogTail(tail) => {
             let changed = m.log_tail != tail;
             m.log_tail = tail;
@@ -350,14 +364,19 @@ fn on_child(m: &mut Model, event: ChildEvent) {
             role,
             pid,
             metrics,
+            links,
         } => {
             let row = m
                 .nodes
                 .entry(id.clone())
                 .or_insert_with(|| NodeRow::new(&id, role.as_str(), true));
+            // A link's faults outlive the process: the proxy keeps them.
+            let network = std::mem::take(&mut row.network);
             *row = NodeRow::new(&id, role.as_str(), true);
             row.pid = Some(pid);
             row.metrics = metrics;
+            row.links = links;
+            row.network = network;
             row.proc = Some(if m.feed_up && role.carries_messages() {
                 Proc::Running
             } else {

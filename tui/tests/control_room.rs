@@ -63,6 +63,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         record: None,
         cast: None,
         chaos: Default::default(),
+        direct: false,
     }
 }
 

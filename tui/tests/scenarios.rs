@@ -21,6 +21,7 @@ const SHIPPED: &[&str] = &[
     "cancellation_dlq",
     "disorder",
     "pause_past_lease",
+    "partition",
     "rolling_restart",
     "on_mosquitto",
 ];
@@ -204,12 +205,14 @@ shipped! {
     cancellation_dlq,
     disorder,
     pause_past_lease,
+    partition,
     rolling_restart,
     on_mosquitto,
 }
 
 /// `--headless --chaos`, as the README shows it (shorter): orders stream in
-/// while random nodes, the broker included, are killed, stopped and paused;
+/// while random nodes, the broker included, are killed, stopped, paused and
+/// partitioned;
 /// it ends with the ledger and a verdict: nothing lost, nothing doubled.
 #[test]
 fn a_headless_chaos_run_breaks_nodes_and_loses_no_order() {
@@ -235,7 +238,7 @@ fn a_headless_chaos_run_breaks_nodes_and_loses_no_order() {
         .seen
         .iter()
         .filter(|l| {
-            ["kill ", "stop ", "pause ", "broker-kill "]
+            ["kill ", "stop ", "pause ", "partition ", "broker-kill "]
                 .iter()
                 .any(|a| l.contains(&format!("chaos: {a}")))
         })

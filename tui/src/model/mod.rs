@@ -2,6 +2,7 @@
 //! changes it; the view only reads it.
 
 pub mod events;
+pub mod network;
 pub mod nodes;
 pub mod orders;
 pub mod queues;
@@ -80,6 +81,9 @@ pub enum FaultItem {
     Pause,
     /// An ingredient the kitchen has run out of.
     OutOfStock,
+    /// The network faults on one of the node's proxied links (its index
+    /// in [`NodeRow::links`]).
+    Network(usize),
 }
 
 /// A popup over the panels; it takes the keys while open.

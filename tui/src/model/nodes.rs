@@ -106,6 +106,11 @@ pub struct NodeRow {
     /// Messages handled between heartbeats over the last minute, oldest
     /// first: the Nodes panel's work sparkline.
     pub work: std::collections::VecDeque<u64>,
+    /// Its links through the control room's fault proxy (`broker`, the
+    /// services it calls); none with `--direct`, or for a node not ours.
+    pub links: Vec<String>,
+    /// The network faults on those links now, by link.
+    pub network: std::collections::BTreeMap<String, Vec<super::network::Toxic>>,
     rated: bool,
     last_count: Option<(OffsetDateTime, u64)>,
 }
@@ -139,6 +144,8 @@ impl NodeRow {
             metrics: None,
             rate: 0.0,
             work: std::collections::VecDeque::new(),
+            links: Vec::new(),
+            network: Default::default(),
             rated: false,
             last_count: None,
         }
@@ -221,11 +228,17 @@ impl NodeRow {
     /// Active faults as a short text ("" when none); an open breaker counts
     /// down to its half-open trial at `now`.
     pub fn faults_text(&self, now: OffsetDateTime) -> String {
+        // The network first: it is the control room's own doing, known
+        // even while the node cannot be heard.
+        let mut parts: Vec<String> = self
+            .network
+            .iter()
+            .filter_map(|(link, toxics)| super::network::describe(link, toxics))
+            .collect();
         let Some(s) = &self.status else {
-            return String::new();
+            return parts.join(" ");
         };
         let f = &s.faults;
-        let mut parts = Vec::new();
         if f.latency_ms > 0 {
             parts.push(format!("+{}ms", f.latency_ms));
         }

@@ -111,9 +111,12 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
             show(frame, area, " Burst ", lines, 44);
         }
         Popup::Faults { id, cursor, faults } => {
-            let role = m.nodes.get(id).map(|n| n.role.as_str()).unwrap_or("");
+            let row = m.nodes.get(id);
+            let role = row.map(|n| n.role.as_str()).unwrap_or("");
+            let links = row.map(|n| n.links.as_slice()).unwrap_or_default();
             let mut lines = Vec::new();
-            for (i, item) in fault_items(role).into_iter().enumerate() {
+            for (i, item) in fault_items(role, links.len()).into_iter().enumerate() {
+                let net_name;
                 let (name, value) = match item {
                     FaultItem::Latency => ("latency", format!("{} ms", faults.latency_ms)),
                     FaultItem::ErrorRate => ("error rate", percent(faults.error_rate)),
@@ -129,6 +132,18 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
                             .cloned()
                             .unwrap_or_else(|| "nothing".into()),
                     ),
+                    FaultItem::Network(i) => {
+                        let link = links.get(i).map(String::as_str).unwrap_or("?");
+                        net_name = format!("net → {link}");
+                        let toxics = row.and_then(|n| n.network.get(link));
+                        let labels: Vec<String> = toxics.into_iter().flatten().map(|t| t.label()).collect();
+                        let value = if labels.is_empty() {
+                            "clean".to_string()
+                        } else {
+                            labels.join(" ")
+                        };
+                        (net_name.as_str(), value)
+                    }
                 };
                 let style = if i == *cursor {
                     Style::new().bold().fg(Color::Black).bg(Color::Cyan)

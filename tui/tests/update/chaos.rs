@@ -143,3 +143,34 @@ fn the_broker_kill_targets_only_the_broker() {
         );
     }
 }
+
+#[test]
+fn a_partition_cuts_a_proxied_node_off_the_broker_and_heals_it() {
+    use tui::model::network::{Toxic, ToxicKind};
+    let mut w = chaos(5);
+    if let Some(c) = &mut w.chaos {
+        c.opts.actions = vec![Action::Partition];
+    }
+    let mut m = platform();
+    // Only kitchen-1's link runs through the proxy.
+    m.nodes.get_mut("kitchen-1").expect("row").links = vec!["broker".into()];
+    step(&mut m, &mut w, key('c'));
+    let broken = breaks(&run(&mut m, &mut w, 0.0, 10.0));
+    assert!(broken.len() >= 2, "{broken:?}");
+    for (i, (_, e)) in broken.iter().enumerate() {
+        let toxics = if i % 2 == 0 {
+            vec![Toxic::new(ToxicKind::Partition)]
+        } else {
+            vec![]
+        };
+        assert_eq!(
+            e,
+            &Effect::Network {
+                node: "kitchen-1".into(),
+                link: "broker".into(),
+                toxics
+            },
+            "break {i}: partitioned, then healed, only the proxied node"
+        );
+    }
+}

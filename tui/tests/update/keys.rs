@@ -1054,3 +1054,95 @@ fn node_keys_with_no_node_flash() {
     assert_eq!(update(&mut m, key('x')), vec![]);
     assert_eq!(flash(&m), "no node selected");
 }
+
+#[test]
+fn a_links_menu_line_cycles_its_network_faults_and_c_heals_it() {
+    use tui::model::network::{Toxic, ToxicKind};
+    let mut m = model();
+    owned_kitchen(&mut m);
+    m.nodes.get_mut("kitchen-1").expect("row").links = vec!["broker".into()];
+    update(&mut m, key('f'));
+    // The kitchen's lines: 6 faults, out of stock, then its broker link.
+    for _ in 0..7 {
+        update(&mut m, key('j'));
+    }
+    let effects = update(&mut m, code(KeyCode::Enter));
+    let latency = vec![Toxic::new(ToxicKind::Latency { ms: 200, jitter_ms: 0 })];
+    assert_eq!(
+        effects,
+        vec![Effect::Network {
+            node: "kitchen-1".into(),
+            link: "broker".into(),
+            toxics: latency.clone(),
+        }]
+    );
+    // The shell reports what the proxy applies; the row and its FAULTS show it.
+    let applied = Msg::Network {
+        node: "kitchen-1".into(),
+        link: "broker".into(),
+        toxics: latency,
+    };
+    update(&mut m, applied);
+    assert_eq!(m.nodes["kitchen-1"].faults_text(m.now), "broker: +200ms");
+    assert!(m.log.newest().any(|l| l.text == "network: kitchen-1 → broker: +200ms"));
+    let back = update(&mut m, key('h'));
+    assert_eq!(
+        back,
+        vec![Effect::Network {
+            node: "kitchen-1".into(),
+            link: "broker".into(),
+            toxics: vec![],
+        }],
+        "h goes back to a clean link"
+    );
+    let cleared = update(&mut m, key('c'));
+    assert_eq!(
+        cleared,
+        vec![
+            Effect::Control("kitchen-1".into(), Control::ClearFaults),
+            Effect::Network {
+                node: "kitchen-1".into(),
+                link: "broker".into(),
+                toxics: vec![],
+            }
+        ]
+    );
+    update(
+        &mut m,
+        Msg::Network {
+            node: "kitchen-1".into(),
+            link: "broker".into(),
+            toxics: vec![],
+        },
+    );
+    assert_eq!(m.nodes["kitchen-1"].faults_text(m.now), "");
+}
+
+#[test]
+fn a_nodes_network_faults_survive_its_restart() {
+    use tui::model::network::{Toxic, ToxicKind};
+    let mut m = model();
+    owned_kitchen(&mut m);
+    let partition = vec![Toxic::new(ToxicKind::Partition)];
+    update(
+        &mut m,
+        Msg::Network {
+            node: "kitchen-1".into(),
+            link: "broker".into(),
+            toxics: partition,
+        },
+    );
+    let again = Msg::Child(ChildEvent::Spawned {
+        id: "kitchen-1".into(),
+        role: Role::Kitchen,
+        pid: 4343,
+        metrics: None,
+        links: vec!["broker".into()],
+    });
+    update(&mut m, again);
+    assert_eq!(
+        m.nodes["kitchen-1"].faults_text(m.now),
+        "broker: partition",
+        "the proxy keeps a link's toxics across the node's restart"
+    );
+}

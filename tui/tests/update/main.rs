@@ -91,6 +91,7 @@ fn spawn(m: &mut Model, id: &str, role: Role, pid: u32) {
         role,
         pid,
         metrics: None,
+        links: vec![],
     });
     assert_eq!(update(m, msg), vec![]);
 }

@@ -40,6 +40,7 @@ fn came_back(m: &mut Model, w: &mut Watchers, id: &str, pid: u32) -> Vec<Effect>
             role: Role::Kitchen,
             pid,
             metrics: None,
+            links: vec![],
         }),
     ));
     let status = beat(id, "kitchen", NodeState::Up, pid, m.now);
