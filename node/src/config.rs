@@ -59,6 +59,10 @@ pub struct CommonArgs {
     /// e.g. http://127.0.0.1:4318 (Jaeger's). Off when absent.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+    /// Start with this share (0..1) of the work it handles failing, as the
+    /// fault menu's error rate would: a bad build, for trying canaries.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub error_rate: f64,
 }
 
 impl CommonArgs {

@@ -136,6 +136,7 @@ impl App {
             recording: opts.record.as_ref().map(|_| crate::record::Recording::new(now)),
             chaos: Some(crate::chaos::Chaos::new(opts.chaos.clone())),
             rollout: None,
+            canary: None,
         };
         let mut app = App {
             opts,
@@ -236,8 +237,13 @@ impl App {
             Effect::Kill(id) => sup.kill(&id).map(Some),
             Effect::Freeze(id, frozen) => sup.freeze(&id, frozen).map(Some),
             Effect::Restart(id) => sup.restart(&id).map(Some),
-            // `update::step` starts the rollout watcher for it.
-            Effect::RollingRestart(_) => Ok(None),
+            // `update::step` starts the rollout and canary watchers for them.
+            Effect::RollingRestart(_) | Effect::Canary(_) => Ok(None),
+            Effect::Launch { role, id, args } => sup.launch(role, &id, &args).map(Some),
+            Effect::Respec { role, args } => {
+                sup.respec(role, &args);
+                Ok(None)
+            }
             Effect::Control(id, control) => {
                 if let Err(e) = self.feed.control(&id, &control) {
                     self.handle(Msg::Refused(format!("cannot reach {id}: {e}")));

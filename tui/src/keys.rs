@@ -13,6 +13,9 @@ use crate::model::{Detail, FaultItem, Level, Model, NodeRow, Panel, Popup, Proc,
 use crate::msg::Effect;
 use crate::topology::Role;
 
+/// What the canary popup offers: a build that fails 30 % of its work.
+pub const DEFAULT_CANARY: &str = "--error-rate 0.3";
+
 /// The default size of a burst (`O`).
 pub const DEFAULT_BURST: u32 = 20;
 /// The largest burst accepted.
@@ -103,7 +106,9 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('l') if m.ui.focused() == Panel::Nodes => open_log(m),
         KeyCode::Char('x') if m.ui.focused() == Panel::Orders => return ask_cancel(m),
-        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | 'R' | '+' | '-' | 'f')) => return on_node_key(m, c),
+        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | 'R' | 'C' | '+' | '-' | 'f')) => {
+            return on_node_key(m, c)
+        }
         _ => {}
     }
     Vec::new()
@@ -477,6 +482,29 @@ fn on_popup_key(m: &mut Model, popup: Popup, key: KeyEvent) -> Vec<Effect> {
                 Vec::new()
             }
         },
+        Popup::Canary { role, mut input } => match key.code {
+            KeyCode::Enter => {
+                let args = input.split_whitespace().map(String::from).collect();
+                vec![Effect::Canary(crate::canary::CanaryPlan::new(role, args))]
+            }
+            KeyCode::Esc => Vec::new(),
+            KeyCode::Backspace => {
+                input.pop();
+                m.ui.popup = Some(Popup::Canary { role, input });
+                Vec::new()
+            }
+            KeyCode::Char(c) => {
+                if input.len() < 200 {
+                    input.push(c);
+                }
+                m.ui.popup = Some(Popup::Canary { role, input });
+                Vec::new()
+            }
+            _ => {
+                m.ui.popup = Some(Popup::Canary { role, input });
+                Vec::new()
+            }
+        },
         Popup::Faults { id, cursor, faults } => on_fault_key(m, id, cursor, faults, key),
     }
 }
@@ -663,6 +691,19 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
                 )
             }
             None => flash(m, format!("{} is one of a kind: r restarts it", row.role)),
+        },
+        'C' => match Role::parse(&row.role).filter(|r| r.scales()) {
+            Some(role) => {
+                m.ui.popup = Some(Popup::Canary {
+                    role,
+                    input: DEFAULT_CANARY.into(),
+                });
+                Vec::new()
+            }
+            None => flash(
+                m,
+                format!("{} is one of a kind: a canary needs a role that scales", row.role),
+            ),
         },
         '+' | '-' => scale(m, &row, c == '+'),
         'f' if row.carries_messages() => flash(

@@ -30,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod app;
+pub mod canary;
 pub mod cast;
 pub mod chaos;
 mod customer;

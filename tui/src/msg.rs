@@ -112,6 +112,26 @@ pub enum Effect {
     /// Restart every node of a role one at a time (taken by the rollout
     /// watcher, `update::step`; the shell never sees it).
     RollingRestart(Role),
+    /// Try a canary of a role (taken by the canary watcher,
+    /// `update::step`; the shell never sees it).
+    Canary(crate::canary::CanaryPlan),
+    /// Start node `id` of `role` with `args` on top of the role's.
+    Launch {
+        /// The role.
+        role: Role,
+        /// The new node's id.
+        id: String,
+        /// Its arguments beyond the role's (the same flag replaces).
+        args: Vec<String>,
+    },
+    /// From now on, start every node of `role` with `args` on top of its own
+    /// (a promoted canary's); a restart picks them up.
+    Respec {
+        /// The role.
+        role: Role,
+        /// The arguments.
+        args: Vec<String>,
+    },
     /// Publish a control command to a node.
     Control(String, Control),
     /// Replace the network faults on one of a node's links (empty: heal).

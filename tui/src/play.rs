@@ -324,7 +324,9 @@ impl Play {
                 },
             )],
             Step::ClearFaults { node, .. } => vec![Effect::Control(node_known(node)?, Control::ClearFaults)],
-            Step::Network { node, link, toxics, .. } => vec![Effect::Network {
+            Step::Network {
+                node, link, toxics, ..
+            } => vec![Effect::Network {
                 node: node_known(node)?,
                 link: link.clone(),
                 toxics: toxics.clone(),
@@ -333,6 +335,22 @@ impl Play {
             // Parsed: a role that scales.
             Step::RollingRestart { role, .. } => match Role::parse(role) {
                 Some(role) => vec![Effect::RollingRestart(role)],
+                None => return Err(format!("there is no role {role}")),
+            },
+            // Parsed: a role that scales.
+            Step::Canary {
+                role,
+                args,
+                window_s,
+                max_error_rate,
+                ..
+            } => match Role::parse(role) {
+                Some(role) => vec![Effect::Canary(crate::canary::CanaryPlan {
+                    role,
+                    args: args.clone(),
+                    window_s: *window_s,
+                    max_error_rate: *max_error_rate,
+                })],
                 None => return Err(format!("there is no role {role}")),
             },
             Step::Place { count, .. } => {
@@ -458,6 +476,10 @@ impl Play {
             Until::Breaker { state } => {
                 let now = breaker(m).unwrap_or_else(|| "unknown".into());
                 (now == *state, format!("breaker {now}"))
+            }
+            Until::Canary { state } => {
+                let now = m.ui.canary.map_or("none", |s| s.name());
+                (now == state, format!("canary {now}"))
             }
         }
     }

@@ -172,7 +172,12 @@ enum Cut {
 }
 
 /// One proxied connection, from admission to its end.
-async fn connection(client: TcpStream, upstream: SocketAddr, mut toxics: watch::Receiver<Vec<Toxic>>, roll: f64) {
+async fn connection(
+    client: TcpStream,
+    upstream: SocketAddr,
+    mut toxics: watch::Receiver<Vec<Toxic>>,
+    roll: f64,
+) {
     let _ = client.set_nodelay(true);
     // Admission: a partition makes it hang, down refuses it.
     loop {

@@ -105,7 +105,11 @@ impl Recording {
                 node: node(id),
                 caption: None,
             },
-            Effect::Network { node: id, link, toxics } => Step::Network {
+            Effect::Network {
+                node: id,
+                link,
+                toxics,
+            } => Step::Network {
                 node: node(id),
                 link: link.clone(),
                 toxics: toxics.clone(),
@@ -132,6 +136,15 @@ impl Recording {
                 role: role.as_str().to_string(),
                 caption: None,
             },
+            Effect::Canary(plan) => Step::Canary {
+                role: plan.role.as_str().to_string(),
+                args: plan.args.clone(),
+                window_s: plan.window_s,
+                max_error_rate: plan.max_error_rate,
+                caption: None,
+            },
+            // The canary step starts and promotes it again.
+            Effect::Launch { .. } | Effect::Respec { .. } => return None,
             Effect::Control(..) | Effect::Quit { .. } => return None,
         })
     }

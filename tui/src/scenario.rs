@@ -121,6 +121,25 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
     },
+    /// Start a canary of a role: one more node with `args` on top of the
+    /// role's, rolled back (stopped) when more than `max_error_rate` of its
+    /// work fails, promoted after `window_s` (the control room's `C`).
+    Canary {
+        /// The role.
+        role: String,
+        /// Its arguments beyond the role's, e.g. `["--error-rate", "0.3"]`.
+        #[serde(default)]
+        args: Vec<String>,
+        /// Seconds it is watched before it is promoted.
+        #[serde(default = "default_window")]
+        window_s: f64,
+        /// The share of failed work above which it is rolled back.
+        #[serde(default = "default_max_error_rate")]
+        max_error_rate: f64,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
     /// Run `to` nodes of a role (starting or stopping the newest).
     Scale {
         /// The role.
@@ -222,6 +241,14 @@ pub enum Step {
     },
 }
 
+fn default_window() -> f64 {
+    30.0
+}
+
+fn default_max_error_rate() -> f64 {
+    0.05
+}
+
 fn broker_link() -> String {
     crate::model::network::BROKER_LINK.into()
 }
@@ -250,6 +277,8 @@ pub enum UntilKind {
     Node,
     /// See [`Until::Breaker`].
     Breaker,
+    /// See [`Until::Canary`].
+    Canary,
 }
 
 /// What a `wait` step waits for, with its fields checked.
@@ -305,6 +334,12 @@ pub enum Until {
         /// The breaker state.
         state: String,
     },
+    /// The latest canary is in `state`: `watching`, `rolled_back` or
+    /// `promoted`.
+    Canary {
+        /// The canary's stage.
+        state: String,
+    },
 }
 
 impl Until {
@@ -349,6 +384,7 @@ impl Until {
                 state: state()?,
             },
             UntilKind::Breaker => Until::Breaker { state: state()? },
+            UntilKind::Canary => Until::Canary { state: state()? },
         })
     }
 }
@@ -535,14 +571,25 @@ impl Scenario {
                 {
                     return Err(bad_node(node))
                 }
-                Step::Scale { role, .. } | Step::RollingRestart { role, .. } => match Role::parse(role) {
-                    Some(r) if r.scales() => {}
-                    _ => {
-                        return Err(format!(
-                            "step {n}: role '{role}' does not scale (kitchen, delivery, payment do)"
-                        ))
+                Step::Canary {
+                    window_s,
+                    max_error_rate,
+                    ..
+                } if !(window_s.is_finite() && *window_s > 0.0 && (0.0..=1.0).contains(max_error_rate)) => {
+                    return Err(format!(
+                        "step {n}: a canary needs window_s above 0 and max_error_rate within 0..=1"
+                    ))
+                }
+                Step::Scale { role, .. } | Step::RollingRestart { role, .. } | Step::Canary { role, .. } => {
+                    match Role::parse(role) {
+                        Some(r) if r.scales() => {}
+                        _ => {
+                            return Err(format!(
+                                "step {n}: role '{role}' does not scale (kitchen, delivery, payment do)"
+                            ))
+                        }
                     }
-                },
+                }
                 Step::Fault { faults, .. } => {
                     faults.validate().map_err(|why| format!("step {n}: {why}"))?;
                 }
@@ -608,6 +655,7 @@ impl Step {
             | Step::Fault { caption, .. }
             | Step::ClearFaults { caption, .. }
             | Step::Network { caption, .. }
+            | Step::Canary { caption, .. }
             | Step::Place { caption, .. }
             | Step::Cancel { caption, .. }
             | Step::Requeue { caption, .. }
@@ -630,12 +678,13 @@ impl Step {
             Step::Scale { role, to, .. } => format!("scale {role} to {to}"),
             Step::Fault { node, faults, .. } => format!("faults on {node}: {}", faults_text(faults)),
             Step::ClearFaults { node, .. } => format!("clear faults on {node}"),
-            Step::Network { node, link, toxics, .. } => {
-                match crate::model::network::describe(link, toxics) {
-                    Some(what) => format!("network of {node}: {what}"),
-                    None => format!("heal {node} → {link}"),
-                }
-            }
+            Step::Canary { role, args, .. } => format!("a canary of {role} with {}", args.join(" ")),
+            Step::Network {
+                node, link, toxics, ..
+            } => match crate::model::network::describe(link, toxics) {
+                Some(what) => format!("network of {node}: {what}"),
+                None => format!("heal {node} → {link}"),
+            },
             Step::Place { count, .. } => format!("place {count} order(s)"),
             Step::Cancel { order, .. } => format!("cancel order #{order}"),
             Step::Requeue { queue, .. } => format!("re-queue the dead letters of {queue}"),
@@ -692,6 +741,7 @@ impl Until {
             Until::Consuming { queue, count } => format!("{count} consumers on {queue}"),
             Until::Node { node, state } => format!("{node} is {state}"),
             Until::Breaker { state } => format!("the breaker is {state}"),
+            Until::Canary { state } => format!("the canary is {state}"),
         }
     }
 }
@@ -798,17 +848,24 @@ that = "none_lost"
 
     #[test]
     fn a_network_step_names_its_link_and_checks_its_toxics() {
-        let step = |body: &str| format!("name = \"n\"\nproves = \"p\"\n\n[[step]]\ndo = \"network\"\nnode = \"kitchen-1\"\n{body}\n\n[[expect]]\nthat = \"none_lost\"\n");
+        let step = |body: &str| {
+            format!("name = \"n\"\nproves = \"p\"\n\n[[step]]\ndo = \"network\"\nnode = \"kitchen-1\"\n{body}\n\n[[expect]]\nthat = \"none_lost\"\n")
+        };
         let s = Scenario::parse(&step(r#"toxics = [{ type = "partition" }]"#), "t").unwrap();
         assert_eq!(s.steps[0].describe(), "network of kitchen-1: broker: partition");
         let s = Scenario::parse(&step("link = \"payment\""), "t").unwrap();
         assert_eq!(s.steps[0].describe(), "heal kitchen-1 → payment");
-        let e = Scenario::parse(&step("link = \"oven\""), "t").unwrap_err().to_string();
+        let e = Scenario::parse(&step("link = \"oven\""), "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("step 1: link 'oven'"), "{e}");
         let bad = step(r#"toxics = [{ type = "latency", ms = 10, toxicity = 3.0 }]"#);
         let e = Scenario::parse(&bad, "t").unwrap_err().to_string();
         assert!(e.contains("step 1: toxicity"), "{e}");
-        let text = toml::to_string(&Scenario::parse(&step(r#"toxics = [{ type = "timeout", ms = 5 }]"#), "t").unwrap()).unwrap();
+        let text = toml::to_string(
+            &Scenario::parse(&step(r#"toxics = [{ type = "timeout", ms = 5 }]"#), "t").unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             Scenario::parse(&text, "t").unwrap().steps[0].describe(),
             "network of kitchen-1: broker: black hole"

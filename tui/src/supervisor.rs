@@ -191,7 +191,12 @@ impl Supervisor {
 
     /// The address `id` reaches `upstream` at for `link`: through its proxy
     /// when there is one.
-    fn reach(&mut self, id: &str, link: &str, upstream: (&str, u16)) -> Result<(String, u16), SupervisorError> {
+    fn reach(
+        &mut self,
+        id: &str,
+        link: &str,
+        upstream: (&str, u16),
+    ) -> Result<(String, u16), SupervisorError> {
         let Some(proxies) = &mut self.proxies else {
             return Ok((upstream.0.to_string(), upstream.1));
         };
@@ -203,7 +208,9 @@ impl Supervisor {
             .map_err(|e| spawn_err(format!("cannot resolve {}:{}: {e}", upstream.0, upstream.1)))?
             .next()
             .ok_or_else(|| spawn_err(format!("{}:{} resolves to nothing", upstream.0, upstream.1)))?;
-        let near = proxies.route(id, link, far).map_err(|e| spawn_err(e.to_string()))?;
+        let near = proxies
+            .route(id, link, far)
+            .map_err(|e| spawn_err(e.to_string()))?;
         Ok((near.ip().to_string(), near.port()))
     }
 
@@ -350,15 +357,7 @@ impl Supervisor {
     /// Starts one more node of `role`, named `<role>-<n>` with the first free
     /// n, with the flags the topology gives that role.
     pub fn scale_up(&mut self, role: Role) -> ChildEvent {
-        let args = self
-            .cfg
-            .topology
-            .nodes
-            .iter()
-            .chain(self.specs.values())
-            .find(|n| n.role == role)
-            .map(|n| n.args.clone())
-            .unwrap_or_default();
+        let args = self.role_args(role);
         let id = (1..)
             .map(|n| format!("{role}-{n}"))
             .find(|id| !self.running.contains_key(id) && !self.specs.contains_key(id))
@@ -369,6 +368,42 @@ impl Supervisor {
             args,
             command: Vec::new(),
         })
+    }
+
+    /// Starts node `id` of `role` with `extra` on top of the role's flags (a
+    /// canary).
+    pub fn launch(&mut self, role: Role, id: &str, extra: &[String]) -> Result<ChildEvent, SupervisorError> {
+        if self.running.contains_key(id) {
+            return Err(SupervisorError::Running(id.to_string()));
+        }
+        let args = crate::canary::merge_args(&self.role_args(role), extra);
+        Ok(self.start_spec(NodeSpec {
+            role,
+            id: id.to_string(),
+            args,
+            command: Vec::new(),
+        }))
+    }
+
+    /// Every node of `role` starts with `extra` on top of its flags from
+    /// now on (a promoted canary's); running ones pick them up on restart.
+    pub fn respec(&mut self, role: Role, extra: &[String]) {
+        let topology = self.cfg.topology.nodes.iter_mut();
+        for spec in topology.chain(self.specs.values_mut()).filter(|s| s.role == role) {
+            spec.args = crate::canary::merge_args(&spec.args, extra);
+        }
+    }
+
+    /// The flags the topology (or the first node started) gives `role`.
+    fn role_args(&self, role: Role) -> Vec<String> {
+        self.cfg
+            .topology
+            .nodes
+            .iter()
+            .chain(self.specs.values())
+            .find(|n| n.role == role)
+            .map(|n| n.args.clone())
+            .unwrap_or_default()
     }
 
     fn start_spec(&mut self, spec: NodeSpec) -> ChildEvent {
@@ -492,7 +527,10 @@ impl Supervisor {
             args.extend(["--listen".into(), format!("127.0.0.1:{port}")]);
         } else {
             let url = self.broker_for(&spec.id)?;
-            let login = url.credentials.map(|(u, p)| format!("{u}:{p}@")).unwrap_or_default();
+            let login = url
+                .credentials
+                .map(|(u, p)| format!("{u}:{p}@"))
+                .unwrap_or_default();
             let host = match url.host.contains(':') {
                 true => format!("[{}]", url.host),
                 false => url.host,

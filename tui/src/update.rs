@@ -29,6 +29,8 @@ pub struct Watchers {
     pub chaos: Option<Chaos>,
     /// A rolling restart in progress (`R`).
     pub rollout: Option<Rollout>,
+    /// A canary being watched, or the last one judged (`C`).
+    pub canary: Option<crate::canary::Canary>,
 }
 
 /// [`update`] with its watchers: the player sees each message before the
@@ -43,6 +45,9 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
     }
     if let Some(rollout) = &mut w.rollout {
         rollout.observe(&msg);
+    }
+    if let Some(canary) = &mut w.canary {
+        canary.observe(&msg);
     }
     let key = matches!(msg, Msg::Key(_));
     let accepted = match &msg {
@@ -71,6 +76,16 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
         effects.extend(chaos.advance(m));
         m.ui.chaos_bar = chaos.shown();
     }
+    for plan in take_canaries(&mut effects) {
+        match &w.canary {
+            Some(c) if !c.over() => m.ui.flash = Some(format!("canary {} is still being watched", c.id)),
+            _ => w.canary = Some(crate::canary::Canary::new(plan)),
+        }
+    }
+    if let Some(c) = &mut w.canary {
+        effects.extend(c.advance(m));
+        m.ui.canary = Some(c.stage);
+    }
     for role in take_rollouts(&mut effects) {
         match &w.rollout {
             Some(r) => m.ui.flash = Some(format!("a rolling restart of {} is still running", r.role)),
@@ -87,6 +102,20 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
         }
     }
     effects
+}
+
+/// The canaries asked for, taken out of `effects` (they are the canary
+/// watcher's, not the shell's).
+fn take_canaries(effects: &mut Vec<Effect>) -> Vec<crate::canary::CanaryPlan> {
+    let mut plans = Vec::new();
+    effects.retain(|e| match e {
+        Effect::Canary(plan) => {
+            plans.push(plan.clone());
+            false
+        }
+        _ => true,
+    });
+    plans
 }
 
 /// The rolling restarts asked for, taken out of `effects` (they are the

@@ -82,7 +82,11 @@ async fn a_partition_holds_every_byte_and_new_connections_until_it_heals() {
     assert!(timeout(QUIET, new.read_exact(&mut buf)).await.is_err());
 
     proxies.set("kitchen-1", "broker", vec![]).expect("heal");
-    assert_eq!(read_exactly(&mut old, 3).await, b"two", "held bytes flow after the heal");
+    assert_eq!(
+        read_exactly(&mut old, 3).await,
+        b"two",
+        "held bytes flow after the heal"
+    );
     assert_eq!(read_exactly(&mut new, 3).await, b"new");
 }
 
@@ -98,11 +102,16 @@ async fn down_cuts_existing_connections_and_refuses_new_ones() {
     let mut buf = [0u8; 8];
     let cut = timeout(DEADLINE, old.read(&mut buf)).await.expect("cut in time");
     assert!(
-        matches!(&cut, Ok(0)) || cut.as_ref().is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
+        matches!(&cut, Ok(0))
+            || cut
+                .as_ref()
+                .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset),
         "the existing connection is cut: {cut:?}"
     );
     let mut new = TcpStream::connect(near).await.expect("the kernel accepts");
-    let refused = timeout(DEADLINE, new.read(&mut buf)).await.expect("refused in time");
+    let refused = timeout(DEADLINE, new.read(&mut buf))
+        .await
+        .expect("refused in time");
     assert!(
         matches!(&refused, Ok(0)) || refused.is_err(),
         "a new connection is refused: {refused:?}"
@@ -119,10 +128,15 @@ async fn reset_peer_resets_after_its_delay() {
     let mut buf = [0u8; 8];
     let read = timeout(DEADLINE, s.read(&mut buf)).await.expect("reset in time");
     assert!(
-        read.as_ref().is_err_and(|e| e.kind() == ErrorKind::ConnectionReset) || matches!(read, Ok(0)),
+        read.as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::ConnectionReset)
+            || matches!(read, Ok(0)),
         "reset: {read:?}"
     );
-    assert!(set_at.elapsed() >= Duration::from_millis(300), "not before its delay");
+    assert!(
+        set_at.elapsed() >= Duration::from_millis(300),
+        "not before its delay"
+    );
 }
 
 #[tokio::test]
@@ -130,7 +144,10 @@ async fn latency_delays_one_direction_and_a_slicer_keeps_every_byte_in_order() {
     let (proxies, near) = proxied().await;
     let toxics = vec![
         Toxic {
-            kind: ToxicKind::Latency { ms: 250, jitter_ms: 0 },
+            kind: ToxicKind::Latency {
+                ms: 250,
+                jitter_ms: 0,
+            },
             direction: Direction::Downstream,
             toxicity: 1.0,
         },

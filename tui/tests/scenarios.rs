@@ -23,6 +23,7 @@ const SHIPPED: &[&str] = &[
     "pause_past_lease",
     "partition",
     "rolling_restart",
+    "canary_rollback",
     "on_mosquitto",
 ];
 
@@ -207,6 +208,7 @@ shipped! {
     pause_past_lease,
     partition,
     rolling_restart,
+    canary_rollback,
     on_mosquitto,
 }
 

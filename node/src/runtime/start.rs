@@ -21,9 +21,19 @@ pub async fn start_node(common: &CommonArgs, role: &str) -> anyhow::Result<Node>
         prefix: common.prefix.clone(),
     };
     let dir = cfg.data_dir.display().to_string();
+    let faults = contracts::status::Faults {
+        error_rate: common.error_rate,
+        ..Default::default()
+    };
+    faults
+        .validate()
+        .map_err(|why| anyhow::anyhow!("--error-rate {}: {why}", common.error_rate))?;
     let node = Node::start(cfg)
         .await
         .with_context(|| format!("cannot start the node (data directory {dir})"))?;
+    if common.error_rate > 0.0 {
+        node.obey(contracts::status::Control::SetFaults { faults });
+    }
     serve_metrics(common, &node).await?;
     Ok(node)
 }

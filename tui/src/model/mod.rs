@@ -112,6 +112,13 @@ pub enum Popup {
         /// What has been typed.
         input: String,
     },
+    /// The arguments of a canary of `role` (a "new build").
+    Canary {
+        /// The role.
+        role: crate::topology::Role,
+        /// What has been typed.
+        input: String,
+    },
     /// Stop the nodes or leave them running?
     Quit,
 }
@@ -271,6 +278,8 @@ pub struct Ui {
     pub chaos: bool,
     /// Chaos mode has run: its bar is on screen.
     pub chaos_bar: bool,
+    /// The latest canary's stage (`C`), for scenarios' waits.
+    pub canary: Option<crate::canary::Stage>,
     /// A one-line answer to the last key ("kitchen-1 is not running").
     pub flash: Option<String>,
     /// The Orders table's order.

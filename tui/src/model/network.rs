@@ -149,14 +149,12 @@ impl Toxic {
             return Err(format!("toxicity must be within 0..=1, not {}", self.toxicity));
         }
         const MAX_MS: u64 = 600_000;
-        let too_long = |field: &str, v: u64| {
-            (v > MAX_MS).then(|| format!("{field} must be at most {MAX_MS}, not {v}"))
-        };
+        let too_long =
+            |field: &str, v: u64| (v > MAX_MS).then(|| format!("{field} must be at most {MAX_MS}, not {v}"));
         let problem = match &self.kind {
             ToxicKind::Latency { ms, jitter_ms } => too_long("ms", *ms).or(too_long("jitter_ms", *jitter_ms)),
-            ToxicKind::Bandwidth { kb_per_s } => {
-                (*kb_per_s == 0).then(|| "kb_per_s must be at least 1 (use `timeout` to stop data)".to_string())
-            }
+            ToxicKind::Bandwidth { kb_per_s } => (*kb_per_s == 0)
+                .then(|| "kb_per_s must be at least 1 (use `timeout` to stop data)".to_string()),
             ToxicKind::Timeout { ms } | ToxicKind::ResetPeer { ms } => too_long("ms", *ms),
             ToxicKind::Slicer {
                 average_bytes,
@@ -329,7 +327,10 @@ pub fn presets() -> Vec<Vec<Toxic>> {
     let one = |kind| vec![Toxic::new(kind)];
     vec![
         Vec::new(),
-        one(ToxicKind::Latency { ms: 200, jitter_ms: 0 }),
+        one(ToxicKind::Latency {
+            ms: 200,
+            jitter_ms: 0,
+        }),
         one(ToxicKind::Latency {
             ms: 1_000,
             jitter_ms: 500,
@@ -375,7 +376,10 @@ mod tests {
     #[test]
     fn latencies_add_up_and_the_tightest_bandwidth_wins() {
         let toxics = [
-            Toxic::new(ToxicKind::Latency { ms: 100, jitter_ms: 20 }),
+            Toxic::new(ToxicKind::Latency {
+                ms: 100,
+                jitter_ms: 20,
+            }),
             Toxic::new(ToxicKind::Latency { ms: 50, jitter_ms: 0 }),
             Toxic::new(ToxicKind::Bandwidth { kb_per_s: 10 }),
             Toxic::new(ToxicKind::Bandwidth { kb_per_s: 2 }),

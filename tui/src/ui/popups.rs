@@ -30,8 +30,15 @@ pub const HELP: &[(&str, &str)] = &[
         "R",
         "rolling restart of its role: one node at a time, each back at work first",
     ),
+    (
+        "C",
+        "canary: one more node of its role with other arguments, rolled back or promoted",
+    ),
     ("+ / -", "one more / one fewer node of its role"),
-    ("f", "fault menu: latency, errors, drop, dup, reorder, stock"),
+    (
+        "f",
+        "fault menu: latency, errors, drop, dup, reorder, stock, network",
+    ),
     ("o / O", "place one order / a burst"),
     (
         "c",
@@ -109,6 +116,22 @@ pub(super) fn draw(frame: &mut Frame, m: &Model, area: Rect) {
                 answer_line(&[("enter", "place them"), ("esc", "cancel")]),
             ];
             show(frame, area, " Burst ", lines, 44);
+        }
+        Popup::Canary { role, input } => {
+            let lines = vec![
+                Line::from(format!("A canary: one more {role}, with these arguments")),
+                Line::from("on top of its role's; rolled back above 5 % failed,"),
+                Line::from("promoted after 30 s (a rolling restart)."),
+                Line::default(),
+                Line::from(vec![
+                    Span::raw("args "),
+                    Span::styled(input.clone(), Style::new().bold().fg(Color::Cyan)),
+                    Span::raw("▏").fg(Color::Cyan),
+                ]),
+                Line::default(),
+                answer_line(&[("enter", "start it"), ("esc", "cancel")]),
+            ];
+            show(frame, area, " Canary ", lines, 56);
         }
         Popup::Faults { id, cursor, faults } => {
             let row = m.nodes.get(id);

@@ -1067,7 +1067,10 @@ fn a_links_menu_line_cycles_its_network_faults_and_c_heals_it() {
         update(&mut m, key('j'));
     }
     let effects = update(&mut m, code(KeyCode::Enter));
-    let latency = vec![Toxic::new(ToxicKind::Latency { ms: 200, jitter_ms: 0 })];
+    let latency = vec![Toxic::new(ToxicKind::Latency {
+        ms: 200,
+        jitter_ms: 0,
+    })];
     assert_eq!(
         effects,
         vec![Effect::Network {
@@ -1084,7 +1087,10 @@ fn a_links_menu_line_cycles_its_network_faults_and_c_heals_it() {
     };
     update(&mut m, applied);
     assert_eq!(m.nodes["kitchen-1"].faults_text(m.now), "broker: +200ms");
-    assert!(m.log.newest().any(|l| l.text == "network: kitchen-1 → broker: +200ms"));
+    assert!(m
+        .log
+        .newest()
+        .any(|l| l.text == "network: kitchen-1 → broker: +200ms"));
     let back = update(&mut m, key('h'));
     assert_eq!(
         back,

@@ -2,6 +2,7 @@
 //! scenarios on a plain model. No sockets, no processes. One module per
 //! part of the control room they test; the fixtures are here.
 
+mod canary;
 mod chaos;
 mod keys;
 mod messages;
