@@ -199,6 +199,11 @@ fn read_pos(v: &[u8]) -> u64 {
 }
 
 impl EventLog {
+    /// The database, for backups (`crate::backup::Shelf`).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Opens (or creates) the log in `<dir>/events`.
     pub fn open(dir: &Path) -> Result<EventLog, EventLogError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::from)?;
@@ -374,6 +379,7 @@ impl EventLog {
             out.push((Appended::Stored(pos), Some(checked)));
         }
         if next != self.next {
+            let _w = crate::backup::writing();
             self.db.apply_batch(batch)?;
             self.next = next;
         }
@@ -442,6 +448,7 @@ impl EventLog {
     /// a cursor lost to a crash only means events are sent again, and the
     /// subscriber's inbox drops them).
     pub fn set_cursor(&self, client: &str, name: &str, cursor: u64) -> Result<(), EventLogError> {
+        let _w = crate::backup::writing();
         self.db.insert(cursor_key(client, name), &cursor.to_be_bytes())?;
         Ok(())
     }

@@ -177,6 +177,11 @@ fn valid_queue_name(name: &str) -> bool {
 pub const READOPT_GRACE_MS: u64 = 3_000;
 
 impl Keeper {
+    /// The queues' database, for backups (`crate::backup::Shelf`).
+    pub fn db(&self) -> &sled::Db {
+        self.store.db()
+    }
+
     /// Opens storage, rebuilds every queue from it, and connects.
     pub fn open(opts: KeeperOptions) -> Result<(Keeper, EventLoop), KeeperError> {
         let mut store = Store::open(&opts.data_dir)?;

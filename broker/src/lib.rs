@@ -24,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod auth;
+pub mod backup;
 pub mod eventlog;
 pub mod journal;
 pub mod keeper;
@@ -70,6 +71,9 @@ pub enum BrokerError {
     /// The keeper's or the log's task panicked or was cancelled.
     #[error("a broker task ended unexpectedly: {0}; this is a bug, please report it with the broker's log")]
     Task(String),
+    /// The backup socket could not be served.
+    #[error(transparent)]
+    Backup(#[from] backup::BackupError),
 }
 
 /// Everything `pizza-node broker` is told.
@@ -169,6 +173,7 @@ pub struct KeeperRun {
 /// keeper` against any broker.
 pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
     let topics = Topics::new(&run.keeping.prefix);
+    let data_dir = run.keeping.data_dir.clone();
     // Opened before anything connects, so that a storage problem stops the
     // keeper at once instead of after the first event.
     let mut log = eventlog::EventLog::open(&run.keeping.data_dir)?;
@@ -190,7 +195,7 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
         client_id: keeper_id,
         credentials: run.credentials,
         topics,
-        data_dir: run.keeping.data_dir,
+        data_dir: data_dir.clone(),
         policy: run.keeping.policy,
         lease: run.keeping.lease,
         queues: vec![
@@ -201,6 +206,11 @@ pub async fn serve_keeper(run: KeeperRun) -> Result<(), BrokerError> {
         signer: run.keeping.signer,
     };
     let (keeper, eventloop) = Keeper::open(keeper_opts)?;
+    // `pizza-node backup --data-dir` asks here while the keeper runs.
+    let shelf = backup::Shelf::default();
+    shelf.add("queues", keeper.db());
+    shelf.add("events", log.db());
+    let _backups = backup::serve(&data_dir, shelf)?;
     // Tasks of their own, so the keeper and the log run on two cores (a
     // join in one task polls them on one thread).
     let keeper = tokio::spawn(async move { keeper.run(eventloop).await.map_err(BrokerError::from) });

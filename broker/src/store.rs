@@ -94,6 +94,11 @@ fn unkey(k: &[u8]) -> u64 {
 }
 
 impl Store {
+    /// The database, for backups (`crate::backup::Shelf`).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Opens (or creates) the store under `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(sled::Error::from)?;
@@ -170,6 +175,7 @@ impl Store {
     /// Records that `order_id` was withdrawn from `queue`, with the highest
     /// envelope seq seen of it (not flushed).
     pub fn set_withdrawn(&mut self, queue: &str, order_id: &str, last_seq: u64) -> Result<(), StoreError> {
+        let _w = crate::backup::writing();
         self.withdrawn(queue)?
             .insert(order_id.as_bytes(), &key(last_seq))?;
         self.dirty = true;
@@ -213,6 +219,7 @@ impl Store {
 
     /// Remembers the next free seq (written with the batch it belongs to).
     pub fn set_next_seq(&mut self, seq: u64) -> Result<(), StoreError> {
+        let _w = crate::backup::writing();
         if seq != self.next_seq {
             self.db.insert("next_seq", &key(seq))?;
             self.next_seq = seq;
@@ -335,6 +342,7 @@ impl Store {
 
     /// Adds a dead letter; returns it with its id.
     pub fn bury(&mut self, mut letter: DeadLetter) -> Result<DeadLetter, StoreError> {
+        let _w = crate::backup::writing();
         self.dirty = true;
         let tree = self.dlq(&letter.queue)?;
         letter.id = self.db.generate_id()?;
@@ -394,6 +402,7 @@ impl Store {
     /// first: sled keeps write order, so a crash in between leaves a letter
     /// both re-queued and in the DLQ (a duplicate), never in neither.
     pub fn remove_dead(&mut self, queue: &str, ids: &[u64]) -> Result<(), StoreError> {
+        let _w = crate::backup::writing();
         self.write()?;
         self.dirty = true;
         let tree = self.dlq(queue)?;
@@ -421,6 +430,8 @@ impl Store {
     /// Writes the batch's records and deletes the ones no longer needed,
     /// without waiting for the disk (sled's background flush follows).
     fn write(&mut self) -> Result<(), StoreError> {
+        // One batch's records, all or none in a backup.
+        let _w = crate::backup::writing();
         let touched: Vec<String> = self
             .journals
             .iter()

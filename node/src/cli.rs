@@ -62,6 +62,36 @@ pub enum Command {
     /// Print the AsyncAPI 3 document of every MQTT topic (YAML), as
     /// committed at contracts/asyncapi.yaml.
     Asyncapi,
+    /// Back up a node's sled state (keeper queues, event log, outbox,
+    /// inbox, order book) into one file: online and consistent from the
+    /// process running there, or from the files when none runs.
+    Backup(BackupArgs),
+    /// Restore a backup into a node's data directory (the node stopped).
+    Restore(RestoreArgs),
+}
+
+/// `pizza-node backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The node's data directory (the broker's holds `queues` and `events`).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The backup file to write (whole, or not at all).
+    #[arg(long)]
+    to: PathBuf,
+}
+
+/// `pizza-node restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file (`pizza-node backup --to`).
+    file: PathBuf,
+    /// The data directory to restore into.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Replace the databases already there.
+    #[arg(long)]
+    force: bool,
 }
 
 /// `pizza-node acl`.
@@ -297,6 +327,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(a) => keygen(a),
         Command::Token(a) => token(a),
         Command::Acl(a) => acl(a),
+        Command::Backup(a) => {
+            let s = broker::backup::backup(&a.data_dir, &a.to)?;
+            let how = if s.online {
+                "online, from the running process"
+            } else {
+                "from the files"
+            };
+            println!(
+                "backed up {} ({}): {} key(s), {} byte(s) to {}",
+                a.data_dir.display(),
+                how,
+                s.keys,
+                s.bytes,
+                a.to.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore(a) => {
+            let s = broker::backup::restore(&a.file, &a.data_dir, a.force)?;
+            println!(
+                "restored {} into {}: {} ({} key(s))",
+                a.file.display(),
+                a.data_dir.display(),
+                s.dbs.join(", "),
+                s.keys
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Openapi => {
             let yaml = crate::services::openapi::merged_yaml().map_err(anyhow::Error::msg)?;
             print!("{yaml}");

@@ -40,6 +40,9 @@ pub mod ports;
 pub mod runtime;
 pub mod services;
 
+/// Online backups and restores of a node's sled state (the broker's, with
+/// its queues and event log, too): `pizza-node backup` / `restore`.
+pub use broker::backup;
 pub use error::NodeError;
 pub use runtime::queue::{Acker, QueueConsumer, QueueProducer};
 pub use runtime::{Node, NodeConfig};

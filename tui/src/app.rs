@@ -46,6 +46,8 @@ pub struct Options {
     /// Nodes connect straight to each other, not through the fault proxy
     /// (`--direct`: no network faults).
     pub direct: bool,
+    /// Back up every node this often, in seconds (`--backup-every`).
+    pub backup_every: Option<f64>,
 }
 
 impl Options {
@@ -137,6 +139,7 @@ impl App {
             chaos: Some(crate::chaos::Chaos::new(opts.chaos.clone())),
             rollout: None,
             canary: None,
+            backups: opts.backup_every.map(crate::storage::Schedule::every),
         };
         let mut app = App {
             opts,
@@ -255,6 +258,19 @@ impl App {
                     Ok(()) => self.handle(Msg::Network { node, link, toxics }),
                     Err(e) => self.handle(Msg::Refused(e.to_string())),
                 }
+                Ok(None)
+            }
+            Effect::Storage { node, op } => {
+                if op != crate::msg::StorageOp::Backup && sup.is_running(&node) {
+                    let outcome = Err(format!("stop {node} first: its data is in use"));
+                    self.handle(Msg::Storage { node, op, outcome });
+                    return;
+                }
+                let (data, tx) = (self.opts.data_dir.clone(), self.tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let outcome = crate::storage::carry_out(&data, &node, op);
+                    let _ = tx.send(Msg::Storage { node, op, outcome });
+                });
                 Ok(None)
             }
             Effect::Requeue(queue, id) => {

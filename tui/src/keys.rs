@@ -106,7 +106,7 @@ pub fn on_key(m: &mut Model, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('l') if m.ui.focused() == Panel::Nodes => open_log(m),
         KeyCode::Char('x') if m.ui.focused() == Panel::Orders => return ask_cancel(m),
-        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | 'R' | 'C' | '+' | '-' | 'f')) => {
+        KeyCode::Char(c @ ('s' | 'x' | 'K' | 'p' | 'r' | 'R' | 'C' | 'B' | '+' | '-' | 'f')) => {
             return on_node_key(m, c)
         }
         _ => {}
@@ -705,6 +705,13 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
                 format!("{} is one of a kind: a canary needs a role that scales", row.role),
             ),
         },
+        'B' if !row.owned || row.role == "external" => {
+            flash(m, format!("{id}'s data is not this control room's to back up"))
+        }
+        'B' => vec![Effect::Storage {
+            node: id,
+            op: crate::msg::StorageOp::Backup,
+        }],
         '+' | '-' => scale(m, &row, c == '+'),
         'f' if row.carries_messages() => flash(
             m,

@@ -46,6 +46,7 @@ mod record;
 pub mod rollout;
 pub mod scenario;
 pub mod signals;
+pub mod storage;
 pub mod supervisor;
 mod tail;
 pub mod testkit;

@@ -85,6 +85,11 @@ struct Args {
     /// broker-kill.
     #[arg(long, value_delimiter = ',', default_value = "kill,stop,pause,partition,broker-kill", value_parser = parse_action)]
     chaos_actions: Vec<tui::chaos::Action>,
+    /// Back up every node's data this often (seconds) into
+    /// <data-dir>/backups/<id>/, the newest 5 kept (`pizza-node restore`
+    /// reads them).
+    #[arg(long, value_name = "SECONDS")]
+    backup_every: Option<f64>,
     /// Nodes connect straight to the broker and to each other, not through
     /// the control room's fault proxy (then there are no network faults).
     #[arg(long)]
@@ -197,7 +202,12 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..Default::default()
         },
         direct: args.direct,
+        backup_every: args.backup_every,
     };
+    anyhow::ensure!(
+        args.backup_every.is_none_or(|s| s.is_finite() && s >= 1.0),
+        "--backup-every must be seconds, at least 1"
+    );
     anyhow::ensure!(
         args.load.is_finite() && args.load >= 0.0,
         "--load must be orders per second, 0 or more, got {}",

@@ -66,6 +66,15 @@ pub enum Msg {
         /// Accepted (202), or why not.
         outcome: Result<(), String>,
     },
+    /// A backup, destruction or restore of a node's data is over.
+    Storage {
+        /// Node id.
+        node: String,
+        /// What was done.
+        op: StorageOp,
+        /// What came of it, for the log, or why it failed.
+        outcome: Result<String, String>,
+    },
     /// The fault proxy now applies these toxics to a node's link.
     Network {
         /// Node id.
@@ -92,6 +101,29 @@ pub struct PlaceOutcome {
     pub first_error: Option<String>,
     /// Asked for quietly (see `Effect::PlaceOrders`).
     pub quiet: bool,
+}
+
+/// What is done to a node's data directory (`<data-dir>/<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageOp {
+    /// `pizza-node backup` into `<data-dir>/backups/<id>/`.
+    Backup,
+    /// Delete it (the node stopped): a lost disk.
+    Destroy,
+    /// Restore the newest backup into it (the node stopped).
+    Restore,
+}
+
+impl StorageOp {
+    /// A verb for the log.
+    pub fn verb(self) -> &'static str {
+        match self {
+            StorageOp::Backup => "backup",
+            StorageOp::Destroy => "destroy",
+            StorageOp::Restore => "restore",
+        }
+    }
 }
 
 /// Something for the shell to do.
@@ -131,6 +163,13 @@ pub enum Effect {
         role: Role,
         /// The arguments.
         args: Vec<String>,
+    },
+    /// Back up, destroy or restore a node's data directory.
+    Storage {
+        /// Node id.
+        node: String,
+        /// What to do.
+        op: StorageOp,
     },
     /// Publish a control command to a node.
     Control(String, Control),

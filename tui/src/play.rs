@@ -101,6 +101,8 @@ pub struct Play {
     pub seen: Observed,
     /// Orders asked for and not answered yet.
     awaiting: u32,
+    /// The current storage step's outcome, once the shell reports it.
+    stored: Option<Result<String, String>>,
     /// The current step's action was carried out (for steps that then wait).
     acted: bool,
     /// Narration: one line per step started or finished, for `--headless`.
@@ -129,6 +131,7 @@ impl Play {
             progress: String::new(),
             seen: Observed::default(),
             awaiting: 0,
+            stored: None,
             acted: false,
             lines,
             settling: None,
@@ -146,6 +149,7 @@ impl Play {
     /// Notes what a message says, before `update` applies it.
     pub fn observe(&mut self, msg: &Msg) {
         match msg {
+            Msg::Storage { outcome, .. } => self.stored = Some(outcome.clone()),
             Msg::Placed(o) => {
                 self.awaiting = self.awaiting.saturating_sub(o.requested);
                 self.seen.accepted.extend(o.accepted.iter().cloned());
@@ -311,6 +315,14 @@ impl Play {
         };
         Ok(match step {
             Step::Caption { .. } | Step::Wait { .. } | Step::Sleep { .. } => Vec::new(),
+            Step::Backup { node, .. } | Step::Destroy { node, .. } | Step::Restore { node, .. } => {
+                self.stored = None;
+                let op = step.storage().map(|(op, _)| op).ok_or("not a storage step")?;
+                vec![Effect::Storage {
+                    node: node_known(node)?,
+                    op,
+                }]
+            }
             Step::Start { node, .. } => vec![Effect::Start(node_known(node)?)],
             Step::Stop { node, .. } => vec![Effect::Stop(node_known(node)?)],
             Step::Kill { node, .. } => vec![Effect::Kill(node_known(node)?)],
@@ -429,6 +441,12 @@ impl Play {
                     Done::No
                 }
             }
+            Step::Backup { .. } | Step::Destroy { .. } | Step::Restore { .. } => match &self.stored {
+                Some(Ok(_)) => Done::Yes,
+                Some(Err(why)) => Done::TimedOut(why.clone()),
+                None if elapsed > 60.0 => Done::TimedOut("not done within 60 s".into()),
+                None => Done::No,
+            },
             _ => Done::Yes,
         }
     }

@@ -136,6 +136,7 @@ impl Recording {
                 role: role.as_str().to_string(),
                 caption: None,
             },
+            Effect::Storage { node: id, op } => Step::of_storage(*op, node(id)),
             Effect::Canary(plan) => Step::Canary {
                 role: plan.role.as_str().to_string(),
                 args: plan.args.clone(),

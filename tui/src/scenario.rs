@@ -176,6 +176,31 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         caption: Option<String>,
     },
+    /// Back up a node's data (`pizza-node backup`, online) into
+    /// `<data-dir>/backups/<id>/`; the step waits until it is written.
+    Backup {
+        /// Node id.
+        node: String,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
+    /// Delete a stopped node's data directory: a lost disk.
+    Destroy {
+        /// Node id.
+        node: String,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
+    /// Restore a stopped node's data from its newest backup.
+    Restore {
+        /// Node id.
+        node: String,
+        /// Shown while the step runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        caption: Option<String>,
+    },
     /// Clear a node's faults.
     ClearFaults {
         /// Node id.
@@ -390,6 +415,27 @@ impl Until {
 }
 
 impl Step {
+    /// The step for a storage operation on `node`.
+    pub fn of_storage(op: crate::msg::StorageOp, node: String) -> Step {
+        use crate::msg::StorageOp;
+        match op {
+            StorageOp::Backup => Step::Backup { node, caption: None },
+            StorageOp::Destroy => Step::Destroy { node, caption: None },
+            StorageOp::Restore => Step::Restore { node, caption: None },
+        }
+    }
+
+    /// What a storage step does, and to which node.
+    pub fn storage(&self) -> Option<(crate::msg::StorageOp, &str)> {
+        use crate::msg::StorageOp;
+        match self {
+            Step::Backup { node, .. } => Some((StorageOp::Backup, node)),
+            Step::Destroy { node, .. } => Some((StorageOp::Destroy, node)),
+            Step::Restore { node, .. } => Some((StorageOp::Restore, node)),
+            _ => None,
+        }
+    }
+
     /// A `wait` step's condition (`None` for other steps, or a `wait`
     /// missing a field, which [`Scenario::parse`] refuses).
     pub fn until(&self) -> Option<Until> {
@@ -567,6 +613,9 @@ impl Scenario {
                 | Step::Fault { node, .. }
                 | Step::ClearFaults { node, .. }
                 | Step::Network { node, .. }
+                | Step::Backup { node, .. }
+                | Step::Destroy { node, .. }
+                | Step::Restore { node, .. }
                     if !known(node) =>
                 {
                     return Err(bad_node(node))
@@ -656,6 +705,9 @@ impl Step {
             | Step::ClearFaults { caption, .. }
             | Step::Network { caption, .. }
             | Step::Canary { caption, .. }
+            | Step::Backup { caption, .. }
+            | Step::Destroy { caption, .. }
+            | Step::Restore { caption, .. }
             | Step::Place { caption, .. }
             | Step::Cancel { caption, .. }
             | Step::Requeue { caption, .. }
@@ -678,6 +730,9 @@ impl Step {
             Step::Scale { role, to, .. } => format!("scale {role} to {to}"),
             Step::Fault { node, faults, .. } => format!("faults on {node}: {}", faults_text(faults)),
             Step::ClearFaults { node, .. } => format!("clear faults on {node}"),
+            Step::Backup { node, .. } => format!("back up {node}"),
+            Step::Destroy { node, .. } => format!("destroy {node}'s data directory"),
+            Step::Restore { node, .. } => format!("restore {node} from its newest backup"),
             Step::Canary { role, args, .. } => format!("a canary of {role} with {}", args.join(" ")),
             Step::Network {
                 node, link, toxics, ..

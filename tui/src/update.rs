@@ -31,6 +31,8 @@ pub struct Watchers {
     pub rollout: Option<Rollout>,
     /// A canary being watched, or the last one judged (`C`).
     pub canary: Option<crate::canary::Canary>,
+    /// Backups of every node on a period (`--backup-every`).
+    pub backups: Option<crate::storage::Schedule>,
 }
 
 /// [`update`] with its watchers: the player sees each message before the
@@ -75,6 +77,9 @@ pub fn step(m: &mut Model, w: &mut Watchers, msg: Msg) -> Vec<Effect> {
     if let Some(chaos) = &mut w.chaos {
         effects.extend(chaos.advance(m));
         m.ui.chaos_bar = chaos.shown();
+    }
+    if let Some(schedule) = &mut w.backups {
+        effects.extend(schedule.advance(m));
     }
     for plan in take_canaries(&mut effects) {
         match &w.canary {
@@ -215,6 +220,14 @@ fn absorb(m: &mut Model, msg: Msg) -> bool {
                 Err(why) => (Level::Warn, format!("cancellation of {order_id} refused: {why}")),
             };
             m.ui.flash = Some(text.clone());
+            m.log.push(m.now, level, text);
+            true
+        }
+        Msg::Storage { node, op, outcome } => {
+            let (level, text) = match outcome {
+                Ok(text) => (Level::Info, text),
+                Err(why) => (Level::Alert, format!("{} of {node} failed: {why}", op.verb())),
+            };
             m.log.push(m.now, level, text);
             true
         }

@@ -64,6 +64,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         cast: None,
         chaos: Default::default(),
         direct: false,
+        backup_every: None,
     }
 }
 

@@ -29,6 +29,7 @@ impl Inbox {
 
     /// Records `id` as handled. Returns false if it already was.
     pub fn mark(&self, id: &Uuid) -> Result<bool, NodeError> {
+        let _w = broker::backup::writing();
         Ok(self.tree.insert(id.as_bytes(), &[])?.is_none())
     }
 

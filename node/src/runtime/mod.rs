@@ -79,6 +79,9 @@ struct Shared {
     host: String,
     /// Wakes the heartbeat before its next tick (see [`Node::beat_now`]).
     beat: tokio::sync::Notify,
+    /// Its databases, and the server that backs them up online.
+    shelf: broker::backup::Shelf,
+    _backups: Option<broker::backup::Server>,
 }
 
 /// One message of a step, for [`Node::send`].
@@ -131,6 +134,11 @@ impl Node {
         )?;
         let (faults, _) = watch::channel(Faults::default());
         let (state, _) = watch::channel(NodeState::Up);
+        let shelf = broker::backup::Shelf::default();
+        shelf.add(".", &db);
+        let backups = broker::backup::serve(&cfg.data_dir, shelf.clone())
+            .inspect_err(|e| tracing::warn!(error = %e, "no online backups of this node"))
+            .ok();
         let node = Node {
             link,
             shared: Arc::new(Shared {
@@ -143,12 +151,19 @@ impl Node {
                 faults,
                 state,
                 figures: Mutex::new(Figures::default()),
+                shelf,
+                _backups: backups,
             }),
         };
         let control = node.link.subscribe(node.link.topics().control(&cfg.id)).await?;
         tokio::spawn(node.clone().control_loop(control));
         tokio::spawn(node.clone().heartbeat_loop());
         Ok(node)
+    }
+
+    /// Its databases: a service adds its own (the order book) for backups.
+    pub fn shelf(&self) -> &broker::backup::Shelf {
+        &self.shared.shelf
     }
 
     /// The node id.

@@ -34,6 +34,7 @@ pub const HELP: &[(&str, &str)] = &[
         "C",
         "canary: one more node of its role with other arguments, rolled back or promoted",
     ),
+    ("B", "back up its data now (online) into <data-dir>/backups/<id>/"),
     ("+ / -", "one more / one fewer node of its role"),
     (
         "f",

@@ -107,6 +107,7 @@ impl Book {
         let bytes = serde_json::to_vec(&env)?;
         let offer = self.fold(env);
         if matches!(offer, Offer::Applied { .. } | Offer::HeldBack) {
+            let _w = broker::backup::writing();
             self.tree.insert(k, bytes)?;
         }
         Ok(offer)

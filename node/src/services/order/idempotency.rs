@@ -73,9 +73,12 @@ impl Keys {
             None => {
                 claim.order_id = new_id();
                 claim.fresh = true;
-                self.tree
-                    .insert(key, claim.order_id.as_bytes())
-                    .map_err(ApiError::internal)?;
+                {
+                    let _w = broker::backup::writing();
+                    self.tree
+                        .insert(key, claim.order_id.as_bytes())
+                        .map_err(ApiError::internal)?;
+                }
                 self.tree.flush_async().await.map_err(ApiError::internal)?;
             }
         }

@@ -138,6 +138,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .path(args.common.data_dir_for(node.id()).join("book"))
         .cache_capacity(64 * 1024 * 1024)
         .open()?;
+    node.shelf().add("book", &db);
     let book = Book::open(&db)?;
     tracing::info!(orders = book.len(), "order book loaded");
     let http = reqwest::Client::builder()

@@ -412,7 +412,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::PAYMENT).await?;
     crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
     let store = match Store::open(&dir) {
-        Ok(s) => s,
+        Ok(s) => {
+            node.shelf().add("payments", s.db());
+            s
+        }
         Err(e) => {
             node.shutdown().await;
             return Err(e);

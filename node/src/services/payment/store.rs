@@ -15,6 +15,8 @@ use super::decide::{ChargeOutcome, PaymentRecord, RefundRecord};
 pub struct Store {
     commit: crate::runtime::commit::GroupCommit,
     /// order_id -> [`PaymentRecord`] (JSON).
+    /// The database, for backups.
+    db: sled::Db,
     payments: sled::Tree,
     /// payment_id -> order_id, to find a charge from a refund request.
     payment_ids: sled::Tree,
@@ -23,6 +25,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The database, for backups (`broker::backup::Shelf`).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> anyhow::Result<Store> {
         let db = sled::Config::new()
@@ -32,6 +39,7 @@ impl Store {
             .open()
             .with_context(|| format!("cannot open the payment store in {}", dir.display()))?;
         Ok(Store {
+            db: db.clone(),
             payments: db.open_tree("payments")?,
             payment_ids: db.open_tree("payment_ids")?,
             refunds: db.open_tree("refunds")?,
@@ -57,6 +65,7 @@ impl Store {
         // One transaction for the record and its index, so a refund never
         // finds a payment id whose charge is missing, and check-and-insert so
         // two concurrent first attempts cannot both charge.
+        let written = broker::backup::writing();
         let previous: Option<sled::IVec> = (&self.payments, &self.payment_ids)
             .transaction(|(payments, ids)| {
                 if let Some(existing) = payments.get(key)? {
@@ -71,6 +80,7 @@ impl Store {
             .map_err(|e: sled::transaction::TransactionError<()>| {
                 anyhow::anyhow!("cannot record the payment: {e:?}")
             })?;
+        drop(written);
         self.flush().await?;
         match previous {
             Some(bytes) => Ok(serde_json::from_slice(&bytes)?),
@@ -98,9 +108,11 @@ impl Store {
         record: RefundRecord,
     ) -> anyhow::Result<RefundRecord> {
         let value = serde_json::to_vec(&record)?;
-        let swapped =
+        let swapped = {
+            let _w = broker::backup::writing();
             self.refunds
-                .compare_and_swap(payment_id.as_bytes(), None as Option<&[u8]>, Some(value))?;
+                .compare_and_swap(payment_id.as_bytes(), None as Option<&[u8]>, Some(value))?
+        };
         self.flush().await?;
         match swapped {
             Ok(()) => Ok(record),
