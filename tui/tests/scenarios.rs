@@ -24,6 +24,7 @@ const SHIPPED: &[&str] = &[
     "partition",
     "rolling_restart",
     "canary_rollback",
+    "disaster",
     "on_mosquitto",
 ];
 
@@ -209,6 +210,7 @@ shipped! {
     partition,
     rolling_restart,
     canary_rollback,
+    disaster,
     on_mosquitto,
 }
 

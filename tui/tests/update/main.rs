@@ -9,6 +9,7 @@ mod messages;
 mod panels;
 mod play;
 mod rollout;
+mod storage;
 
 use std::collections::BTreeMap;
 
