@@ -98,7 +98,7 @@ fn order_detail_shows_the_state_machine_and_the_timeline() {
 
 #[test]
 fn popups_fit_at_80x24() {
-    let cases: [(&str, &[KeyCode]); 5] = [
+    let cases: [(&str, &[KeyCode]); 6] = [
         ("help", &[KeyCode::Char('?')]),
         (
             "faults",
@@ -109,6 +109,10 @@ fn popups_fit_at_80x24() {
             &[KeyCode::Char('G'), KeyCode::Char('k'), KeyCode::Char('K')],
         ),
         ("burst", &[KeyCode::Char('O')]),
+        (
+            "canary",
+            &[KeyCode::Char('G'), KeyCode::Char('k'), KeyCode::Char('C')],
+        ),
         ("quit", &[KeyCode::Char('q')]),
     ];
     for (name, keys) in cases {
