@@ -22,6 +22,7 @@ bench:
     cargo run --release -p node --bin queue-bench
     cargo run --release -p node --bin overhead-bench
     cargo run --release -p tui --bin render-bench
+    cargo run --release -p tui --bin proxy-bench
     cargo run --release -p node --bin replay-bench
 
 # Play a scenario in the control room, e.g. `just demo buffering` (`just demo` lists them).

@@ -43,9 +43,10 @@ pub struct Options {
     pub cast: Option<CastTarget>,
     /// What chaos mode does (`c`; `--chaos` starts it at once).
     pub chaos: crate::chaos::ChaosOptions,
-    /// Nodes connect straight to each other, not through the fault proxy
-    /// (`--direct`: no network faults).
-    pub direct: bool,
+    /// Route every node's links through the fault proxy
+    /// (`--network-faults`; on by itself for a scenario with a `network`
+    /// step and for chaos with its `partition` action).
+    pub network_faults: bool,
     /// Back up every node this often, in seconds (`--backup-every`).
     pub backup_every: Option<f64>,
 }
@@ -106,7 +107,7 @@ impl App {
                 std::env::temp_dir().join("pizza-platform").join(SCRAPE_TARGETS),
             ],
         });
-        if !opts.direct {
+        if opts.network_faults {
             let proxies = crate::proxy::Proxies::new(tokio::runtime::Handle::current());
             supervisor = supervisor.with_proxies(proxies);
         }
@@ -120,6 +121,7 @@ impl App {
             data_dir: opts.data_dir.display().to_string(),
             log_dir: opts.log_dir().display().to_string(),
             ingredients: crate::customer::ingredients(),
+            network_faults: opts.network_faults,
         };
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(16)

@@ -445,6 +445,14 @@ fn on_popup_key(m: &mut Model, popup: Popup, key: KeyEvent) -> Vec<Effect> {
                 m.quitting = Some(true);
                 vec![Effect::Quit { stop_nodes: true }]
             }
+            KeyCode::Char('d') | KeyCode::Char('l') if m.info.network_faults => {
+                m.ui.flash = Some(
+                    "the nodes' links run through this control room (--network-faults): they stop with it"
+                        .into(),
+                );
+                m.ui.popup = Some(Popup::Quit);
+                Vec::new()
+            }
             KeyCode::Char('d') | KeyCode::Char('l') => {
                 m.quitting = Some(false);
                 vec![Effect::Quit { stop_nodes: false }]

@@ -90,10 +90,13 @@ struct Args {
     /// reads them).
     #[arg(long, value_name = "SECONDS")]
     backup_every: Option<f64>,
-    /// Nodes connect straight to the broker and to each other, not through
-    /// the control room's fault proxy (then there are no network faults).
+    /// Route every node's broker link and the order node's payment calls
+    /// through the control room's fault proxy, for network faults (the
+    /// fault menu's `net` lines). Nodes then cannot be left running when it
+    /// quits. On by itself for a scenario with a `network` step and for
+    /// chaos with its `partition` action.
     #[arg(long)]
-    direct: bool,
+    network_faults: bool,
     /// The size a --headless --cast run draws at, COLSxROWS.
     #[arg(long, value_name = "COLSxROWS", default_value = "120x40", value_parser = parse_size)]
     cast_size: Size,
@@ -179,6 +182,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             port: free_port().context("cannot find a free port for the broker")?,
         },
     };
+    let scenario_network = scenario.as_ref().is_some_and(|s| {
+        s.steps
+            .iter()
+            .any(|step| matches!(step, tui::scenario::Step::Network { .. }))
+    });
     let opts = Options {
         exe: std::env::current_exe().context("cannot find this executable to start nodes from")?,
         data_dir,
@@ -201,7 +209,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             duration_s: args.duration.or((args.chaos && args.headless).then_some(120.0)),
             ..Default::default()
         },
-        direct: args.direct,
+        network_faults: args.network_faults
+            || scenario_network
+            || (args.chaos && args.chaos_actions.contains(&tui::chaos::Action::Partition)),
         backup_every: args.backup_every,
     };
     anyhow::ensure!(

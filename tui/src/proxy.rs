@@ -35,7 +35,7 @@ pub enum ProxyError {
         source: std::io::Error,
     },
     /// The node has no such link.
-    #[error("{node} has no proxied link `{link}` (links go through the proxy unless the control room runs with --direct)")]
+    #[error("{node} has no proxied link `{link}` (links go through the proxy when the control room runs with --network-faults)")]
     NoLink {
         /// The node.
         node: String,

@@ -33,6 +33,7 @@ pub fn info() -> RunInfo {
         data_dir: "/tmp/pizza-platform/run-20261121-120000-4242".into(),
         log_dir: "/tmp/pizza-platform/run-20261121-120000-4242/logs".into(),
         ingredients: vec!["dough".into(), "tomato".into(), "mozzarella".into()],
+        network_faults: false,
     }
 }
 

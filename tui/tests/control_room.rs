@@ -63,7 +63,7 @@ fn options(dir: &Path, topology: Topology) -> Options {
         record: None,
         cast: None,
         chaos: Default::default(),
-        direct: false,
+        network_faults: false,
         backup_every: None,
     }
 }

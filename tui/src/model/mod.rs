@@ -317,6 +317,9 @@ pub struct RunInfo {
     pub log_dir: String,
     /// Ingredients a kitchen can run out of (for the fault menu).
     pub ingredients: Vec<String>,
+    /// The nodes' links run through this control room's fault proxy
+    /// (`--network-faults`): they cannot outlive it.
+    pub network_faults: bool,
 }
 
 /// Everything the control room knows.

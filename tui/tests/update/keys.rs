@@ -1152,3 +1152,15 @@ fn a_nodes_network_faults_survive_its_restart() {
         "the proxy keeps a link's toxics across the node's restart"
     );
 }
+
+#[test]
+fn with_network_faults_the_nodes_cannot_be_left_running() {
+    let mut m = model();
+    m.info.network_faults = true;
+    update(&mut m, key('q'));
+    assert_eq!(update(&mut m, key('d')), vec![]);
+    assert_eq!(m.quitting, None);
+    assert!(flash(&m).contains("--network-faults"), "{}", flash(&m));
+    assert_eq!(m.ui.popup, Some(Popup::Quit), "still asking");
+    assert_eq!(update(&mut m, key('s')), vec![Effect::Quit { stop_nodes: true }]);
+}
