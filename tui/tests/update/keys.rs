@@ -1156,8 +1156,10 @@ fn a_nodes_network_faults_survive_its_restart() {
 #[test]
 fn with_network_faults_the_nodes_cannot_be_left_running() {
     let mut m = model();
+    owned_kitchen(&mut m);
     m.info.network_faults = true;
     update(&mut m, key('q'));
+    assert_eq!(m.ui.popup, Some(Popup::Quit));
     assert_eq!(update(&mut m, key('d')), vec![]);
     assert_eq!(m.quitting, None);
     assert!(flash(&m).contains("--network-faults"), "{}", flash(&m));
