@@ -108,6 +108,12 @@ impl Role {
         }
     }
 
+    /// Whether other nodes find its HTTP API at the URL its heartbeat
+    /// announces (delivery: the order node's recalls), rather than by a flag.
+    pub fn reached_by_heartbeat(self) -> bool {
+        matches!(self, Role::Delivery)
+    }
+
     /// The work queue its nodes take work from, if any.
     pub fn consumes(self) -> Option<&'static str> {
         match self {

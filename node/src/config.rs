@@ -42,6 +42,11 @@ pub struct CommonArgs {
     /// listen address, or this host's name when listening on 0.0.0.0 or ::.
     #[arg(long, env = "PIZZA_ADVERTISE")]
     pub advertise: Option<String>,
+    /// The whole URL its heartbeat announces for its HTTP API, over
+    /// --advertise (e.g. a proxy in front of it: the control room's fault
+    /// proxy with --network-faults).
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// This node's private key (`pizza-node keygen` makes it). With
     /// `--trust`, the node signs everything it sends.
     #[arg(long, env = "PIZZA_KEY", requires = "trust")]

@@ -166,7 +166,8 @@ pub enum Step {
     Network {
         /// Node id.
         node: String,
-        /// The link: `broker` (the default), or a service it calls.
+        /// The link: `broker` (the default), a service it calls (`payment`),
+        /// or `api`, the calls others make to it (delivery's recalls).
         #[serde(default = "broker_link")]
         link: String,
         /// The toxics, e.g. `[{ type = "partition" }]`.
@@ -643,9 +644,10 @@ impl Scenario {
                     faults.validate().map_err(|why| format!("step {n}: {why}"))?;
                 }
                 Step::Network { link, toxics, .. } => {
-                    if link != crate::model::network::BROKER_LINK && Role::parse(link).is_none() {
+                    let named = [crate::model::network::BROKER_LINK, crate::supervisor::API_LINK];
+                    if !named.contains(&link.as_str()) && Role::parse(link).is_none() {
                         return Err(format!(
-                            "step {n}: link '{link}' is neither `broker` nor a service a node calls (e.g. `payment`)"
+                            "step {n}: link '{link}' is neither `broker`, `api` nor a service a node calls (e.g. `payment`)"
                         ));
                     }
                     for t in toxics {

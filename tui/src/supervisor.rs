@@ -25,6 +25,11 @@ use crate::topology::{NodeSpec, Role, Topology};
 /// How long a stopped node gets to finish before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The link in front of a node's own HTTP API, for the nodes that find it
+/// by its heartbeat (delivery, whose recalls the order node sends):
+/// upstream is the callers' requests.
+pub const API_LINK: &str = "api";
+
 /// The id the control room signs as in its platform's trust file.
 pub const CONTROL_ROOM_ID: &str = "control-room";
 
@@ -540,6 +545,12 @@ impl Supervisor {
         if spec.role.serves_http() {
             let port = self.port_for(&spec.id)?;
             args.extend(["--http".into(), format!("127.0.0.1:{port}")]);
+            // Found by its heartbeat's URL: announce the proxy in front of
+            // it, so the callers' link can be faulted too.
+            if spec.role.reached_by_heartbeat() && self.proxies.is_some() {
+                let (host, near) = self.reach(&spec.id, API_LINK, ("127.0.0.1", port))?;
+                args.extend(["--advertise-url".into(), format!("http://{host}:{near}")]);
+            }
         } else {
             // Its /metrics needs an address of its own.
             let port = self.port_for(&metrics_key(&spec.id))?;

@@ -35,14 +35,19 @@ pub async fn bind(addr: SocketAddr, flag: &str) -> anyhow::Result<tokio::net::Tc
 /// `metrics` for its `/metrics`), so the
 /// control room can reach a node it did not start and other nodes find it
 /// (the order node calls delivery's `/recall` there), on this host or not.
-pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, advertise: Option<&str>) {
+pub fn announce_http(node: &Node, listener: &tokio::net::TcpListener, common: &crate::config::CommonArgs) {
     if let Ok(addr) = listener.local_addr() {
-        let url = advertised_url(addr, advertise, &crate::runtime::claim::host_name());
+        let url = advertised_url(
+            addr,
+            common.advertise.as_deref(),
+            &crate::runtime::claim::host_name(),
+        );
         // Its API port serves the metrics too, unless --metrics put them
-        // on an address of their own.
+        // on an address of their own (and on its own address, not a proxy's).
+        let api = common.advertise_url.clone().unwrap_or_else(|| url.clone());
         node.set_figures(|f| {
             f.metrics.get_or_insert_with(|| format!("{url}/metrics"));
-            f.http = Some(url);
+            f.http = Some(api.trim_end_matches('/').to_string());
         });
         // The first heartbeat went out without it; the control room takes
         // the node for up (and its orders for placeable) on the next one.

@@ -385,10 +385,12 @@ impl Beats {
 /// channel is unbounded): the owner's own publishes go through this loop.
 async fn poll(mut eventloop: EventLoop, to_owner: mpsc::UnboundedSender<Arrived>, shared: Arc<Shared>) {
     let mut backoff = Duration::from_millis(50);
+    let mut ever_connected = false;
     loop {
         let arrived = match eventloop.poll().await {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = Duration::from_millis(50);
+                ever_connected = true;
                 tracing::info!(session_present = ack.session_present, "connected to the broker");
                 Arrived::ConnAck(ack.session_present)
             }
@@ -403,7 +405,13 @@ async fn poll(mut eventloop: EventLoop, to_owner: mpsc::UnboundedSender<Arrived>
             // the end of the link, not a lost broker to reconnect to.
             Err(_) if *shared.closed.borrow() => return,
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "lost the broker; reconnecting");
+                let retry_in_ms = backoff.as_millis() as u64;
+                // A node started beside its broker may try before it listens.
+                if ever_connected {
+                    tracing::warn!(error = %e, retry_in_ms, "lost the broker; reconnecting");
+                } else {
+                    tracing::info!(error = %e, retry_in_ms, "the broker does not answer yet; retrying");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;

@@ -392,7 +392,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let names = super::assets::drivers(args.drivers_file.as_deref(), args.drivers as usize)?;
     let listener = crate::runtime::http::listen(args.http).await?;
     let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::DELIVERY).await?;
-    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::runtime::http::announce_http(&node, &listener, &args.common);
     let svc = Arc::new(Service {
         node: node.clone(),
         trip: args.trip_ms,

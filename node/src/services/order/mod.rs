@@ -133,7 +133,7 @@ pub struct OrderApi;
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let listener = crate::runtime::http::listen(args.http).await?;
     let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::ORDER).await?;
-    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::runtime::http::announce_http(&node, &listener, &args.common);
     let db = sled::Config::new()
         .path(args.common.data_dir_for(node.id()).join("book"))
         .cache_capacity(64 * 1024 * 1024)

@@ -410,7 +410,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = args.common.data_dir_for(&id).join("payments");
     let listener = crate::runtime::http::listen(args.http).await?;
     let node = crate::runtime::start::start_node(&args.common, contracts::trust::role::PAYMENT).await?;
-    crate::runtime::http::announce_http(&node, &listener, args.common.advertise.as_deref());
+    crate::runtime::http::announce_http(&node, &listener, &args.common);
     let store = match Store::open(&dir) {
         Ok(s) => {
             node.shelf().add("payments", s.db());
