@@ -179,3 +179,23 @@ async fn a_bad_toxic_or_an_unknown_link_is_refused_by_name() {
     let e = proxies.set("kitchen-1", "payment", vec![]).expect_err("refused");
     assert!(e.to_string().contains("payment"), "{e}");
 }
+
+#[tokio::test]
+async fn a_client_that_shuts_its_side_still_gets_the_whole_answer() {
+    let (_proxies, near) = proxied().await;
+    let mut s = TcpStream::connect(near).await.expect("connect");
+    let message: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    s.write_all(&message).await.expect("write");
+    s.shutdown().await.expect("half-close");
+    let mut back = Vec::new();
+    timeout(DEADLINE, s.read_to_end(&mut back))
+        .await
+        .expect("the answer ends before the deadline")
+        .expect("read");
+    assert_eq!(
+        back.len(),
+        message.len(),
+        "every byte echoed after the half-close"
+    );
+    assert_eq!(back, message);
+}
