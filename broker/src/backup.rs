@@ -241,7 +241,7 @@ pub fn restore(from: &Path, dir: &Path, force: bool) -> Result<Summary, BackupEr
                 return Err(BackupError::Occupied(path.display().to_string()));
             }
             // sled's own files only: a node's directory also holds others'.
-            for name in ["conf", "db", "blobs", "snap"] {
+            for name in ["conf", "db", "blobs"] {
                 let p = path.join(name);
                 let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
             }

@@ -713,9 +713,7 @@ fn on_node_key(m: &mut Model, c: char) -> Vec<Effect> {
                 format!("{} is one of a kind: a canary needs a role that scales", row.role),
             ),
         },
-        'B' if !row.owned || row.role == "external" => {
-            flash(m, format!("{id}'s data is not this control room's to back up"))
-        }
+        'B' if !row.data_here() => flash(m, format!("{id}'s data is not this control room's to back up")),
         'B' => vec![Effect::Storage {
             node: id,
             op: crate::msg::StorageOp::Backup,

@@ -144,9 +144,11 @@ impl Recording {
                 max_error_rate: plan.max_error_rate,
                 caption: None,
             },
-            // The canary step starts and promotes it again.
-            Effect::Launch { .. } | Effect::Respec { .. } => return None,
-            Effect::Control(..) | Effect::Quit { .. } => return None,
+            // The canary step starts and promotes it again; the rest is
+            // not part of a replayable timeline.
+            Effect::Launch { .. } | Effect::Respec { .. } | Effect::Control(..) | Effect::Quit { .. } => {
+                return None
+            }
         })
     }
 

@@ -106,7 +106,7 @@ impl Schedule {
         self.next = Some(m.now + self.every);
         m.nodes
             .values()
-            .filter(|n| n.owned && n.proc == Some(Proc::Running) && n.role != "external")
+            .filter(|n| n.data_here() && n.proc == Some(Proc::Running))
             .map(|n| Effect::Storage {
                 node: n.id.clone(),
                 op: StorageOp::Backup,

@@ -116,6 +116,12 @@ pub struct NodeRow {
 }
 
 impl NodeRow {
+    /// Whether its data directory is this control room's to back up: a
+    /// node it started, not an external program with data of its own.
+    pub fn data_here(&self) -> bool {
+        self.owned && crate::topology::Role::parse(&self.role) != Some(crate::topology::Role::External)
+    }
+
     /// Whether this is a broker (ours or an external one): no heartbeat,
     /// no injected faults; it starts first and stops last.
     pub fn carries_messages(&self) -> bool {
